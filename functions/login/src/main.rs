@@ -1,0 +1,18 @@
+use jwt_auth_core::login::LoginService;
+use jwt_auth_core::password::PasswordHasher;
+use jwt_auth_core::runtime::ColdStart;
+use jwt_auth_core::store::dynamodb::DynamoUserStore;
+use jwt_auth_core::token::{TokenIssuer, TokenKeys};
+use lambda_http::{Error, run, service_fn};
+use std::sync::Arc;
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    let cold = ColdStart::load().await?;
+    let service = LoginService {
+        store: Arc::new(DynamoUserStore::new(cold.dynamodb_client(), cold.config.users_table.clone())),
+        hasher: Arc::new(PasswordHasher::new()),
+        issuer: TokenIssuer::new(Arc::new(TokenKeys::hs256(&cold.secret)), cold.config.tokens.clone()),
+    };
+    run(service_fn(|request| login::handle(request, &service))).await
+}

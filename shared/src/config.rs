@@ -1,0 +1,235 @@
+//! Typed configuration, read once at cold start.
+//!
+//! Every function calls [`Config::from_env`] in `main` and fails to start, naming the
+//! variable, when something is missing or malformed. Handlers never read the environment.
+
+use crate::secret::{SecretError, SigningSecret};
+
+/// Default access-token lifetime: 15 minutes (SECURITY.md row 40).
+pub const DEFAULT_TOKEN_TTL_SECS: u64 = 900;
+/// Longest access-token lifetime accepted from configuration.
+pub const MAX_TOKEN_TTL_SECS: u64 = 3600;
+
+/// Where the HS256 signing secret comes from.
+#[derive(Debug)]
+pub enum SecretSource {
+    /// `JWT_SECRET_ARN`: AWS Secrets Manager, read once at cold start (production).
+    SecretsManager { secret_id: String },
+    /// `JWT_SECRET`: the value itself (local runs and tests only).
+    Inline(SigningSecret),
+}
+
+/// The settings every function shares.
+#[derive(Debug)]
+pub struct Config {
+    /// `USERS_TABLE`: the DynamoDB table holding users.
+    pub users_table: String,
+    /// `DYNAMODB_ENDPOINT`: overrides the DynamoDB endpoint (DynamoDB Local); unset on AWS.
+    pub dynamodb_endpoint: Option<String>,
+    /// `JWT_SECRET_ARN` or `JWT_SECRET`.
+    pub secret_source: SecretSource,
+    pub tokens: TokenSettings,
+}
+
+/// What goes into and is demanded of every access token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenSettings {
+    /// `JWT_ISSUER` (default `lambda-jwt-auth`): the `iss` claim issued and required.
+    pub issuer: String,
+    /// `JWT_AUDIENCE` (default `lambda-jwt-auth-api`): the `aud` claim issued and required.
+    pub audience: String,
+    /// `TOKEN_TTL_SECONDS` (default 900, at most 3600): access-token lifetime.
+    pub ttl_secs: u64,
+}
+
+impl Default for TokenSettings {
+    fn default() -> Self {
+        Self {
+            issuer: "lambda-jwt-auth".into(),
+            audience: "lambda-jwt-auth-api".into(),
+            ttl_secs: DEFAULT_TOKEN_TTL_SECS,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("environment variable {0} is required")]
+    Missing(&'static str),
+    #[error("environment variable {name} is invalid: {reason}")]
+    Invalid { name: &'static str, reason: String },
+    #[error(transparent)]
+    Secret(#[from] SecretError),
+}
+
+impl Config {
+    /// Reads the process environment.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Reads settings through `lookup`, so tests need not touch the process environment.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let non_empty = |name: &str| lookup(name).filter(|value| !value.trim().is_empty());
+        let users_table = non_empty("USERS_TABLE").ok_or(ConfigError::Missing("USERS_TABLE"))?;
+        let secret_source = match (non_empty("JWT_SECRET_ARN"), non_empty("JWT_SECRET")) {
+            (Some(secret_id), _) => SecretSource::SecretsManager { secret_id },
+            (None, Some(inline)) => {
+                SecretSource::Inline(SigningSecret::new(inline.into_bytes()).map_err(|err| {
+                    ConfigError::Invalid {
+                        name: "JWT_SECRET",
+                        reason: err.to_string(),
+                    }
+                })?)
+            }
+            (None, None) => return Err(ConfigError::Missing("JWT_SECRET_ARN")),
+        };
+        let defaults = TokenSettings::default();
+        let ttl_secs = match non_empty("TOKEN_TTL_SECONDS") {
+            None => defaults.ttl_secs,
+            Some(raw) => match raw.trim().parse::<u64>() {
+                Ok(secs) if (60..=MAX_TOKEN_TTL_SECS).contains(&secs) => secs,
+                _ => {
+                    return Err(ConfigError::Invalid {
+                        name: "TOKEN_TTL_SECONDS",
+                        reason: format!("expected whole seconds in 60..={MAX_TOKEN_TTL_SECS}"),
+                    });
+                }
+            },
+        };
+        Ok(Self {
+            users_table,
+            dynamodb_endpoint: non_empty("DYNAMODB_ENDPOINT"),
+            secret_source,
+            tokens: TokenSettings {
+                issuer: non_empty("JWT_ISSUER").unwrap_or(defaults.issuer),
+                audience: non_empty("JWT_AUDIENCE").unwrap_or(defaults.audience),
+                ttl_secs,
+            },
+        })
+    }
+
+    /// Loads the AWS SDK configuration once; `DYNAMODB_ENDPOINT` points it at DynamoDB Local.
+    pub async fn aws_sdk_config(&self) -> aws_config::SdkConfig {
+        aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .load()
+            .await
+    }
+
+    /// A DynamoDB client honouring `DYNAMODB_ENDPOINT`.
+    pub fn dynamodb_client(&self, sdk_config: &aws_config::SdkConfig) -> aws_sdk_dynamodb::Client {
+        let mut builder = aws_sdk_dynamodb::config::Builder::from(sdk_config);
+        if let Some(endpoint) = &self.dynamodb_endpoint {
+            builder = builder.endpoint_url(endpoint);
+        }
+        aws_sdk_dynamodb::Client::from_conf(builder.build())
+    }
+}
+
+impl SecretSource {
+    /// Resolves the signing secret: from Secrets Manager (one call, at cold start) or inline.
+    pub async fn resolve(
+        &self,
+        sdk_config: &aws_config::SdkConfig,
+    ) -> Result<SigningSecret, ConfigError> {
+        match self {
+            SecretSource::Inline(secret) => Ok(secret.duplicate()),
+            SecretSource::SecretsManager { secret_id } => {
+                Ok(crate::secret::load_from_secrets_manager(sdk_config, secret_id).await?)
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn lookup(vars: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let map: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        move |name| map.get(name).cloned()
+    }
+
+    const GOOD_SECRET: &str = "0123456789abcdef0123456789abcdef";
+
+    #[test]
+    fn defaults_apply_when_only_the_required_variables_are_set() {
+        let config = Config::from_lookup(lookup(&[
+            ("USERS_TABLE", "users"),
+            ("JWT_SECRET", GOOD_SECRET),
+        ]))
+        .unwrap();
+        assert_eq!(config.users_table, "users");
+        assert_eq!(config.tokens, TokenSettings::default());
+        assert!(config.dynamodb_endpoint.is_none());
+    }
+
+    #[test]
+    fn a_missing_table_is_named_in_the_error() {
+        let err = Config::from_lookup(lookup(&[("JWT_SECRET", GOOD_SECRET)])).unwrap_err();
+        assert!(err.to_string().contains("USERS_TABLE"));
+    }
+
+    #[test]
+    fn startup_fails_closed_without_a_secret() {
+        let err = Config::from_lookup(lookup(&[("USERS_TABLE", "users")])).unwrap_err();
+        assert!(err.to_string().contains("JWT_SECRET_ARN"));
+    }
+
+    #[test]
+    fn startup_fails_closed_with_a_short_secret() {
+        let err = Config::from_lookup(lookup(&[
+            ("USERS_TABLE", "users"),
+            ("JWT_SECRET", "secret"),
+        ]))
+        .unwrap_err();
+        assert!(err.to_string().contains("JWT_SECRET"));
+        assert!(
+            !err.to_string().contains("secret\""),
+            "the value is not echoed"
+        );
+    }
+
+    #[test]
+    fn the_secrets_manager_arn_wins_over_an_inline_secret() {
+        let config = Config::from_lookup(lookup(&[
+            ("USERS_TABLE", "users"),
+            ("JWT_SECRET", GOOD_SECRET),
+            (
+                "JWT_SECRET_ARN",
+                "arn:aws:secretsmanager:us-east-1:1:secret:x",
+            ),
+        ]))
+        .unwrap();
+        assert!(matches!(
+            config.secret_source,
+            SecretSource::SecretsManager { .. }
+        ));
+    }
+
+    #[test]
+    fn token_lifetime_outside_bounds_is_refused() {
+        for bad in ["0", "59", "3601", "abc", "-5"] {
+            let result = Config::from_lookup(lookup(&[
+                ("USERS_TABLE", "users"),
+                ("JWT_SECRET", GOOD_SECRET),
+                ("TOKEN_TTL_SECONDS", bad),
+            ]));
+            assert!(result.is_err(), "{bad} accepted");
+        }
+    }
+
+    #[test]
+    fn debug_output_of_the_config_never_shows_the_secret() {
+        let config = Config::from_lookup(lookup(&[
+            ("USERS_TABLE", "users"),
+            ("JWT_SECRET", GOOD_SECRET),
+        ]))
+        .unwrap();
+        assert!(!format!("{config:?}").contains(GOOD_SECRET));
+    }
+}

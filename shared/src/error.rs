@@ -1,0 +1,221 @@
+//! The one error type of the HTTP functions and the one place it becomes a response.
+//!
+//! Answers are RFC 9457 `application/problem+json`. Client mistakes are 4xx with a short,
+//! fixed explanation (never library or SDK text); internal errors are logged with their
+//! cause chain and answered with an opaque 500.
+
+use http::{HeaderValue, StatusCode, header};
+use lambda_http::{Body, Response};
+use serde::Serialize;
+
+/// Everything an HTTP handler can answer other than success.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// The request is malformed; the text says what to fix and never echoes input.
+    #[error("bad request: {0}")]
+    BadRequest(String),
+    #[error("unsupported media type")]
+    UnsupportedMediaType,
+    #[error("payload too large")]
+    PayloadTooLarge,
+    /// Unknown user, wrong password and disabled user all become this one answer.
+    #[error("invalid credentials")]
+    InvalidCredentials,
+    /// No usable caller identity reached the function (the authorizer did not run).
+    #[error("unauthorized")]
+    Unauthorized,
+    #[error("forbidden")]
+    Forbidden,
+    #[error("not found")]
+    NotFound,
+    #[error("method not allowed")]
+    MethodNotAllowed,
+    #[error("conflict: {0}")]
+    Conflict(String),
+    /// A fault on our side; the source is logged, never answered.
+    #[error("internal error")]
+    Internal(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+impl ApiError {
+    pub fn internal(err: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
+        ApiError::Internal(err.into())
+    }
+
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::InvalidCredentials | ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden => StatusCode::FORBIDDEN,
+            ApiError::NotFound => StatusCode::NOT_FOUND,
+            ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::Conflict(_) => StatusCode::CONFLICT,
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn title_and_detail(&self) -> (&'static str, String) {
+        match self {
+            ApiError::BadRequest(detail) => ("Bad Request", detail.clone()),
+            ApiError::UnsupportedMediaType => (
+                "Unsupported Media Type",
+                "the body must be JSON sent with Content-Type: application/json".into(),
+            ),
+            ApiError::PayloadTooLarge => (
+                "Payload Too Large",
+                format!(
+                    "the body must be at most {} bytes",
+                    crate::http::MAX_BODY_BYTES
+                ),
+            ),
+            ApiError::InvalidCredentials => ("Unauthorized", "Invalid username or password".into()),
+            ApiError::Unauthorized => ("Unauthorized", "a valid access token is required".into()),
+            ApiError::Forbidden => (
+                "Forbidden",
+                "you are not allowed to access this resource".into(),
+            ),
+            ApiError::NotFound => ("Not Found", "no such resource".into()),
+            ApiError::MethodNotAllowed => (
+                "Method Not Allowed",
+                "this method is not supported on this resource".into(),
+            ),
+            ApiError::Conflict(detail) => ("Conflict", detail.clone()),
+            ApiError::Internal(_) => (
+                "Internal Server Error",
+                "the request could not be completed".into(),
+            ),
+        }
+    }
+
+    /// The HTTP answer. Internal errors are logged here, with their cause chain, once.
+    pub fn into_response(self) -> Response<Body> {
+        if let ApiError::Internal(source) = &self {
+            tracing::error!(error = %error_chain(source.as_ref()), "internal error");
+        }
+        let status = self.status();
+        let (title, detail) = self.title_and_detail();
+        let problem = Problem {
+            type_: "about:blank",
+            title,
+            status: status.as_u16(),
+            detail,
+        };
+        let mut response = json_response(status, &problem);
+        response.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/problem+json"),
+        );
+        if status == StatusCode::UNAUTHORIZED {
+            // RFC 6750 §3: tell the client which scheme to use.
+            let challenge = match self {
+                ApiError::Unauthorized => "Bearer error=\"invalid_token\"",
+                _ => "Bearer",
+            };
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static(challenge),
+            );
+        }
+        response
+    }
+}
+
+/// RFC 9457 problem details.
+#[derive(Debug, Serialize)]
+struct Problem {
+    #[serde(rename = "type")]
+    type_: &'static str,
+    title: &'static str,
+    status: u16,
+    detail: String,
+}
+
+/// A JSON response with the headers every answer carries: no MIME sniffing, no caching of
+/// anything that may hold a token or personal data.
+pub fn json_response(status: StatusCode, body: &impl Serialize) -> Response<Body> {
+    // Serialising our own response types cannot fail; fall back to an empty object if it did.
+    let body = serde_json::to_string(body).unwrap_or_else(|_| "{}".into());
+    let mut response = Response::new(Body::Text(body));
+    *response.status_mut() = status;
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
+/// "outer: inner: root" for logs.
+pub fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn body_json(response: &Response<Body>) -> serde_json::Value {
+        match response.body() {
+            Body::Text(text) => serde_json::from_str(text).unwrap(),
+            other => panic!("unexpected body {other:?}"),
+        }
+    }
+
+    #[test]
+    fn every_error_is_problem_json_with_its_status() {
+        let cases = [
+            (ApiError::BadRequest("limit must be 1..=100".into()), 400),
+            (ApiError::UnsupportedMediaType, 415),
+            (ApiError::PayloadTooLarge, 413),
+            (ApiError::InvalidCredentials, 401),
+            (ApiError::Unauthorized, 401),
+            (ApiError::Forbidden, 403),
+            (ApiError::NotFound, 404),
+            (ApiError::MethodNotAllowed, 405),
+            (ApiError::Conflict("username taken".into()), 409),
+            (ApiError::internal("boom"), 500),
+        ];
+        for (error, status) in cases {
+            let response = error.into_response();
+            assert_eq!(response.status().as_u16(), status);
+            assert_eq!(
+                response.headers()[header::CONTENT_TYPE],
+                "application/problem+json"
+            );
+            assert_eq!(
+                response.headers()[header::X_CONTENT_TYPE_OPTIONS],
+                "nosniff"
+            );
+            let body = body_json(&response);
+            assert_eq!(body["status"], status);
+            assert!(body["title"].is_string() && body["detail"].is_string());
+        }
+    }
+
+    #[test]
+    fn internal_errors_answer_without_their_cause() {
+        let response = ApiError::internal("dynamodb exploded at table users").into_response();
+        let body = body_json(&response).to_string();
+        assert!(!body.contains("dynamodb"));
+    }
+
+    #[test]
+    fn unauthorized_answers_carry_a_bearer_challenge() {
+        let response = ApiError::InvalidCredentials.into_response();
+        assert_eq!(response.headers()[header::WWW_AUTHENTICATE], "Bearer");
+    }
+}

@@ -1,0 +1,140 @@
+//! What the HTTP functions share: reading a request the same way everywhere.
+//!
+//! Functions run behind a REST API (payload v1). The route is taken from
+//! `requestContext.resourcePath` (e.g. `/users/{id}`), which API Gateway fills from
+//! template.yaml, so the stage prefix in the path never matters; when that is missing
+//! (a hand-written event), the path itself is matched against [`crate::policy::ROUTES`].
+
+use crate::ApiError;
+use crate::policy::{AuthorizerContext, ROUTES, Route};
+use crate::user::Role;
+use lambda_http::request::RequestContext;
+use lambda_http::{Body, Request, RequestExt};
+use serde::de::DeserializeOwned;
+
+/// Largest request body accepted (bigger is 413). Our bodies are a few hundred bytes.
+pub const MAX_BODY_BYTES: usize = 8 * 1024;
+
+/// Parses a JSON body: `Content-Type: application/json` (415 otherwise), at most
+/// [`MAX_BODY_BYTES`] (413), UTF-8 JSON that fits `T` exactly (400, saying `expected`,
+/// never the parser's text).
+pub fn json_body<T: DeserializeOwned>(request: &Request, expected: &str) -> Result<T, ApiError> {
+    let is_json = request
+        .headers()
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.split(';').next())
+        .is_some_and(|media| media.trim().eq_ignore_ascii_case("application/json"));
+    if !is_json {
+        return Err(ApiError::UnsupportedMediaType);
+    }
+    let bytes: &[u8] = match request.body() {
+        Body::Empty => &[],
+        Body::Text(text) => text.as_bytes(),
+        Body::Binary(bytes) => bytes,
+        _ => &[],
+    };
+    if bytes.len() > MAX_BODY_BYTES {
+        return Err(ApiError::PayloadTooLarge);
+    }
+    if bytes.is_empty() {
+        return Err(ApiError::BadRequest(format!("the body must be {expected}")));
+    }
+    if std::str::from_utf8(bytes).is_err() {
+        return Err(ApiError::BadRequest("the body must be UTF-8".into()));
+    }
+    serde_json::from_slice(bytes)
+        .map_err(|_| ApiError::BadRequest(format!("the body must be {expected}")))
+}
+
+/// The route this request was sent to, and its `{id}` path parameter if it has one.
+pub fn route_of(request: &Request) -> Option<(&'static Route, Option<String>)> {
+    let method = request.method().as_str();
+    let resource_path = match request.request_context_ref() {
+        Some(RequestContext::ApiGatewayV1(context)) => context.resource_path.clone(),
+        _ => None,
+    };
+    match resource_path {
+        Some(resource_path) => {
+            let route = ROUTES
+                .iter()
+                .find(|route| route.method == method && route.path == resource_path)?;
+            let id = request
+                .path_parameters_ref()
+                .and_then(|params| params.first("id"))
+                .map(str::to_owned);
+            Some((route, id))
+        }
+        None => {
+            let (route, params) = crate::policy::match_route(method, request.raw_http_path())?;
+            Some((
+                route,
+                params
+                    .into_iter()
+                    .find(|(name, _)| *name == "id")
+                    .map(|(_, v)| v),
+            ))
+        }
+    }
+}
+
+/// Whether some route has this path with another method (405 rather than 404).
+pub fn path_exists_with_other_method(request: &Request) -> bool {
+    ROUTES
+        .iter()
+        .any(|route| crate::policy::match_path(route.path, request.raw_http_path()).is_some())
+}
+
+/// A query-string parameter; an empty value counts as given (and is then invalid).
+pub fn query_param<'a>(request: &'a Request, name: &str) -> Option<&'a str> {
+    request
+        .query_string_parameters_ref()
+        .and_then(|params| params.first(name))
+}
+
+/// The authenticated caller, as the authorizer described it in `requestContext.authorizer`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Caller {
+    pub sub: String,
+    pub role: Role,
+    pub username: String,
+    pub jti: String,
+}
+
+impl Caller {
+    /// Reads the authorizer context. Only `requestContext.authorizer` is trusted, never a
+    /// client header; a missing or unreadable context is 401.
+    pub fn from_request(request: &Request) -> Result<Caller, ApiError> {
+        let Some(RequestContext::ApiGatewayV1(context)) = request.request_context_ref() else {
+            return Err(ApiError::Unauthorized);
+        };
+        let fields = &context.authorizer.fields;
+        let field = |name: &str| {
+            fields
+                .get(name)
+                .and_then(|value| value.as_str())
+                .map(str::to_owned)
+        };
+        let (Some(sub), Some(role), Some(username), Some(jti)) =
+            (field("sub"), field("role"), field("username"), field("jti"))
+        else {
+            return Err(ApiError::Unauthorized);
+        };
+        let role = Role::parse(&role).ok_or(ApiError::Unauthorized)?;
+        Ok(Caller {
+            sub,
+            role,
+            username,
+            jti,
+        })
+    }
+
+    pub fn from_context(context: &AuthorizerContext) -> Option<Caller> {
+        Some(Caller {
+            sub: context.sub.clone(),
+            role: Role::parse(&context.role)?,
+            username: context.username.clone(),
+            jti: context.jti.clone(),
+        })
+    }
+}

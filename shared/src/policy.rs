@@ -1,0 +1,388 @@
+//! Who may call what: the role -> routes table, and the IAM policy the authorizer returns.
+//!
+//! API Gateway caches the authorizer's answer per token and reuses it for **every** method
+//! of the API, so the policy must list every route the caller may use, not just the one in
+//! the incoming `methodArn` (otherwise the second route called within the cache TTL gets a
+//! wrong 403). Resources are built from the API/stage prefix of the incoming `methodArn`,
+//! never from token claims, except the caller's own id, which is checked to be an id.
+
+use crate::user::{Role, is_valid_user_id};
+use aws_lambda_events::apigw::ApiGatewayCustomAuthorizerPolicy;
+use aws_lambda_events::iam::{IamPolicyEffect, IamPolicyStatement};
+use serde::Serialize;
+
+/// Who may call a route.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// No token needed; the authorizer does not run (`Auth: {Authorizer: NONE}`).
+    Public,
+    /// Admins only.
+    Admin,
+    /// Admins, or the user whose id is the `{id}` path parameter.
+    AdminOrSelf,
+}
+
+/// One API route.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Route {
+    pub method: &'static str,
+    /// The resource path as in template.yaml, e.g. `/users/{id}`.
+    pub path: &'static str,
+    pub access: Access,
+}
+
+/// Every route of the API. A test checks this against the events in template.yaml.
+pub const ROUTES: &[Route] = &[
+    Route {
+        method: "POST",
+        path: "/login",
+        access: Access::Public,
+    },
+    Route {
+        method: "GET",
+        path: "/users",
+        access: Access::Admin,
+    },
+    Route {
+        method: "GET",
+        path: "/users/{id}",
+        access: Access::AdminOrSelf,
+    },
+];
+
+/// Whether `role` (as user `sub`) may call `route` with the given `{id}` path parameter.
+/// The backends re-check with this after the authorizer (defence in depth).
+pub fn is_allowed(route: &Route, role: Role, sub: &str, path_id: Option<&str>) -> bool {
+    match route.access {
+        Access::Public => true,
+        Access::Admin => role == Role::Admin,
+        Access::AdminOrSelf => role == Role::Admin || path_id == Some(sub),
+    }
+}
+
+/// The resource patterns (relative to `METHOD/`) that `role` may call, e.g. `GET/users/*`.
+pub fn allowed_resources(role: Role, sub: &str) -> Vec<String> {
+    ROUTES
+        .iter()
+        .filter(|route| route.access != Access::Public)
+        .filter_map(|route| {
+            let path = route.path.trim_start_matches('/');
+            match (route.access, role) {
+                (Access::Admin | Access::AdminOrSelf, Role::Admin) => {
+                    Some(format!("{}/{}", route.method, replace_params(path, "*")))
+                }
+                (Access::AdminOrSelf, Role::Customer) if is_valid_user_id(sub) => {
+                    Some(format!("{}/{}", route.method, replace_params(path, sub)))
+                }
+                _ => None,
+            }
+        })
+        .collect()
+}
+
+fn replace_params(path: &str, value: &str) -> String {
+    path.split('/')
+        .map(|segment| {
+            if segment.starts_with('{') && segment.ends_with('}') {
+                value
+            } else {
+                segment
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+/// Matches a concrete path (`/users/abc`) against a route template (`/users/{id}`) and
+/// returns the path parameters. Segments are compared exactly: `/users/` is not `/users`,
+/// and a parameter never matches an empty segment, as on API Gateway.
+pub fn match_path(template: &'static str, path: &str) -> Option<Vec<(&'static str, String)>> {
+    let mut params = Vec::new();
+    let mut template_segments = template.split('/');
+    let mut path_segments = path.split('/');
+    loop {
+        match (template_segments.next(), path_segments.next()) {
+            (None, None) => return Some(params),
+            (Some(expected), Some(actual)) => {
+                if let Some(name) = expected.strip_prefix('{').and_then(|s| s.strip_suffix('}')) {
+                    if actual.is_empty() {
+                        return None;
+                    }
+                    params.push((name, actual.to_string()));
+                } else if expected != actual {
+                    return None;
+                }
+            }
+            _ => return None,
+        }
+    }
+}
+
+/// The route for a method and path, with its path parameters.
+pub fn match_route(
+    method: &str,
+    path: &str,
+) -> Option<(&'static Route, Vec<(&'static str, String)>)> {
+    ROUTES.iter().find_map(|route| {
+        if route.method != method {
+            return None;
+        }
+        match_path(route.path, path).map(|params| (route, params))
+    })
+}
+
+/// The parts of a method ARN:
+/// `arn:{partition}:execute-api:{region}:{account}:{api_id}/{stage}/{VERB}/{path...}`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MethodArn<'a> {
+    /// `arn:{partition}:execute-api:{region}:{account}:{api_id}/{stage}`
+    pub prefix: String,
+    pub method: &'a str,
+    /// The request path without its leading `/` (empty for the root resource).
+    pub path: &'a str,
+}
+
+/// Longest method ARN API Gateway sends (longer is answered 414 before the authorizer).
+pub const MAX_METHOD_ARN_BYTES: usize = 1600;
+
+impl<'a> MethodArn<'a> {
+    pub fn parse(arn: &'a str) -> Option<Self> {
+        if arn.len() > MAX_METHOD_ARN_BYTES {
+            return None;
+        }
+        let mut parts = arn.splitn(6, ':');
+        let (arn_tag, partition, service, region, account, resource) = (
+            parts.next()?,
+            parts.next()?,
+            parts.next()?,
+            parts.next()?,
+            parts.next()?,
+            parts.next()?,
+        );
+        if arn_tag != "arn" || service != "execute-api" || partition.is_empty() {
+            return None;
+        }
+        let mut resource_parts = resource.splitn(4, '/');
+        let api_id = resource_parts.next()?;
+        let stage = resource_parts.next()?;
+        let method = resource_parts.next()?;
+        let path = resource_parts.next().unwrap_or("");
+        let plain = |s: &str| {
+            !s.is_empty()
+                && s.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'$'))
+        };
+        if ![region, account, api_id, stage, method]
+            .into_iter()
+            .all(plain)
+        {
+            return None;
+        }
+        Some(Self {
+            prefix: format!("arn:{partition}:execute-api:{region}:{account}:{api_id}/{stage}"),
+            method,
+            path,
+        })
+    }
+}
+
+/// The authorizer's answer. Our own type rather than aws_lambda_events'
+/// `ApiGatewayCustomAuthorizerResponse` so that the context is typed as strings (a nested
+/// value makes API Gateway answer 500) and `usageIdentifierKey` is omitted, not `null`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AuthorizerResponse {
+    pub principal_id: String,
+    pub policy_document: ApiGatewayCustomAuthorizerPolicy,
+    pub context: AuthorizerContext,
+}
+
+/// What the backends receive under `requestContext.authorizer`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct AuthorizerContext {
+    pub sub: String,
+    pub role: String,
+    pub username: String,
+    pub jti: String,
+}
+
+/// The IAM policy allowing every route `role` may call on the API and stage of `method_arn`.
+pub fn policy_for(
+    role: Role,
+    sub: &str,
+    method_arn: &MethodArn<'_>,
+) -> ApiGatewayCustomAuthorizerPolicy {
+    let resources: Vec<String> = allowed_resources(role, sub)
+        .into_iter()
+        .map(|resource| format!("{}/{resource}", method_arn.prefix))
+        .collect();
+    let mut statement = IamPolicyStatement::default();
+    statement.action = vec!["execute-api:Invoke".into()];
+    if resources.is_empty() {
+        // A role with no routes: an explicit Deny on everything (403 on every route).
+        statement.effect = IamPolicyEffect::Deny;
+        statement.resource = vec![format!("{}/*", method_arn.prefix)];
+    } else {
+        statement.effect = IamPolicyEffect::Allow;
+        statement.resource = resources;
+    }
+    let mut policy = ApiGatewayCustomAuthorizerPolicy::default();
+    policy.version = Some("2012-10-17".into());
+    policy.statement = vec![statement];
+    policy
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ARN: &str = "arn:aws:execute-api:us-west-2:123456789012:ymy8tbxw7b/prod/GET/users";
+    const SELF_ID: &str = "0123456789abcdef0123456789abcdef";
+    const OTHER_ID: &str = "fedcba9876543210fedcba9876543210";
+
+    #[test]
+    fn a_method_arn_splits_into_prefix_method_and_path() {
+        let arn = MethodArn::parse(
+            "arn:aws:execute-api:us-west-2:123456789012:ymy8tbxw7b/prod/GET/users/abc",
+        )
+        .unwrap();
+        assert_eq!(
+            arn.prefix,
+            "arn:aws:execute-api:us-west-2:123456789012:ymy8tbxw7b/prod"
+        );
+        assert_eq!(arn.method, "GET");
+        assert_eq!(arn.path, "users/abc");
+    }
+
+    #[test]
+    fn the_root_resource_arn_has_an_empty_path() {
+        let arn = MethodArn::parse("arn:aws:execute-api:us-east-1:1:abc/dev/GET/").unwrap();
+        assert_eq!(arn.path, "");
+    }
+
+    #[test]
+    fn malformed_method_arns_are_refused() {
+        for bad in [
+            "",
+            "arn:aws:lambda:us-east-1:1:function:x",
+            "arn:aws:execute-api:us-east-1:1:abc",
+            "arn:aws:execute-api:us-east-1:1:abc/prod",
+            "arn:aws:execute-api:us-east-1:1:a*c/prod/GET/users",
+            "not an arn at all",
+        ] {
+            assert!(MethodArn::parse(bad).is_none(), "{bad}");
+        }
+        let long = format!("{ARN}/{}", "x".repeat(MAX_METHOD_ARN_BYTES));
+        assert!(MethodArn::parse(&long).is_none());
+    }
+
+    #[test]
+    fn admin_policy_allows_the_list_and_every_user() {
+        let policy = policy_for(Role::Admin, SELF_ID, &MethodArn::parse(ARN).unwrap());
+        let statement = &policy.statement[0];
+        assert_eq!(statement.effect, IamPolicyEffect::Allow);
+        assert_eq!(
+            statement.resource,
+            vec![
+                "arn:aws:execute-api:us-west-2:123456789012:ymy8tbxw7b/prod/GET/users",
+                "arn:aws:execute-api:us-west-2:123456789012:ymy8tbxw7b/prod/GET/users/*",
+            ]
+        );
+        assert_eq!(policy.version.as_deref(), Some("2012-10-17"));
+    }
+
+    #[test]
+    fn customer_policy_allows_only_its_own_user() {
+        let policy = policy_for(Role::Customer, SELF_ID, &MethodArn::parse(ARN).unwrap());
+        assert_eq!(
+            policy.statement[0].resource,
+            vec![format!(
+                "arn:aws:execute-api:us-west-2:123456789012:ymy8tbxw7b/prod/GET/users/{SELF_ID}"
+            )]
+        );
+    }
+
+    #[test]
+    fn a_customer_whose_sub_is_not_an_id_gets_an_explicit_deny() {
+        let policy = policy_for(Role::Customer, "*", &MethodArn::parse(ARN).unwrap());
+        assert_eq!(policy.statement[0].effect, IamPolicyEffect::Deny);
+    }
+
+    #[test]
+    fn the_policy_is_the_same_whichever_route_triggered_it() {
+        // API Gateway reuses the cached policy for every route: it must not depend on the
+        // method or path of the first request.
+        for role in Role::ALL {
+            let from_list = policy_for(role, SELF_ID, &MethodArn::parse(ARN).unwrap());
+            let other_arn = format!(
+                "arn:aws:execute-api:us-west-2:123456789012:ymy8tbxw7b/prod/GET/users/{OTHER_ID}"
+            );
+            let from_item = policy_for(role, SELF_ID, &MethodArn::parse(&other_arn).unwrap());
+            assert_eq!(from_list, from_item, "{role}");
+        }
+    }
+
+    #[test]
+    fn every_role_and_route_is_allowed_or_not_as_the_table_says() {
+        let expectations = [
+            (Role::Admin, "/users", None, true),
+            (Role::Admin, "/users/{id}", Some(OTHER_ID), true),
+            (Role::Admin, "/users/{id}", Some(SELF_ID), true),
+            (Role::Customer, "/users", None, false),
+            (Role::Customer, "/users/{id}", Some(SELF_ID), true),
+            (Role::Customer, "/users/{id}", Some(OTHER_ID), false),
+            (Role::Admin, "/login", None, true),
+            (Role::Customer, "/login", None, true),
+        ];
+        for (role, path, id, allowed) in expectations {
+            let route = ROUTES.iter().find(|r| r.path == path).unwrap();
+            assert_eq!(
+                is_allowed(route, role, SELF_ID, id),
+                allowed,
+                "{role} {path} {id:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_policy_json_has_the_shape_api_gateway_expects() {
+        let response = AuthorizerResponse {
+            principal_id: SELF_ID.into(),
+            policy_document: policy_for(Role::Admin, SELF_ID, &MethodArn::parse(ARN).unwrap()),
+            context: AuthorizerContext {
+                sub: SELF_ID.into(),
+                role: "admin".into(),
+                username: "alice".into(),
+                jti: "j".into(),
+            },
+        };
+        let json = serde_json::to_value(&response).unwrap();
+        assert_eq!(json["principalId"], SELF_ID);
+        assert_eq!(json["policyDocument"]["Version"], "2012-10-17");
+        assert_eq!(
+            json["policyDocument"]["Statement"][0]["Action"][0],
+            "execute-api:Invoke"
+        );
+        assert_eq!(json["policyDocument"]["Statement"][0]["Effect"], "Allow");
+        assert!(json.get("usageIdentifierKey").is_none());
+        assert!(
+            json["context"]
+                .as_object()
+                .unwrap()
+                .values()
+                .all(|v| v.is_string())
+        );
+    }
+
+    #[test]
+    fn paths_match_route_templates_segment_by_segment() {
+        let (route, params) = match_route("GET", &format!("/users/{SELF_ID}")).unwrap();
+        assert_eq!(route.path, "/users/{id}");
+        assert_eq!(params, vec![("id", SELF_ID.to_string())]);
+        assert_eq!(match_route("GET", "/users").unwrap().0.path, "/users");
+        assert!(match_route("GET", "/users/").is_none());
+        assert!(match_route("GET", "/users/a/b").is_none());
+        assert!(match_route("DELETE", "/users").is_none());
+        assert!(match_route("GET", "/nope").is_none());
+    }
+}

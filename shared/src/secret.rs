@@ -1,0 +1,121 @@
+//! The signing secret: where it comes from and the rules it must meet.
+
+use secrecy::{ExposeSecret, SecretBox};
+
+/// Shortest signing secret accepted: 32 bytes, the HS256 output size (RFC 7518 §3.2).
+/// A shorter secret makes startup fail instead of issuing crackable tokens (RFC 8725 §3.5).
+pub const MIN_SECRET_BYTES: usize = 32;
+
+/// The HMAC key that signs tokens and pagination cursors. `Debug` never prints it.
+pub struct SigningSecret(SecretBox<[u8]>);
+
+impl SigningSecret {
+    /// Accepts the secret only if it is at least [`MIN_SECRET_BYTES`] long.
+    pub fn new(bytes: Vec<u8>) -> Result<Self, SecretError> {
+        if bytes.len() < MIN_SECRET_BYTES {
+            return Err(SecretError::TooShort { len: bytes.len() });
+        }
+        Ok(Self(SecretBox::new(bytes.into_boxed_slice())))
+    }
+
+    /// A fresh random secret, for local runs and tests; never used by a deployed stack.
+    pub fn generate() -> Self {
+        let mut bytes = vec![0u8; 48];
+        fill_random(&mut bytes);
+        Self(SecretBox::new(bytes.into_boxed_slice()))
+    }
+
+    /// A second handle on the same secret (kept out of `Clone` so copies are deliberate).
+    pub fn duplicate(&self) -> Self {
+        Self(SecretBox::new(self.expose().to_vec().into_boxed_slice()))
+    }
+
+    pub fn expose(&self) -> &[u8] {
+        self.0.expose_secret()
+    }
+
+    /// A key for another purpose derived from this one (HMAC-SHA256 of a label), so that a
+    /// cursor MAC can never be replayed as a token signature or the other way round.
+    pub fn derive(&self, label: &str) -> SigningSecret {
+        use aws_lc_rs::hmac;
+        let key = hmac::Key::new(hmac::HMAC_SHA256, self.expose());
+        let tag = hmac::sign(&key, label.as_bytes());
+        Self(SecretBox::new(tag.as_ref().to_vec().into_boxed_slice()))
+    }
+}
+
+impl std::fmt::Debug for SigningSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SigningSecret([REDACTED])")
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SecretError {
+    #[error("the signing secret is {len} bytes; at least {MIN_SECRET_BYTES} are required")]
+    TooShort { len: usize },
+    #[error("could not read the signing secret from Secrets Manager")]
+    SecretsManager(#[source] Box<dyn std::error::Error + Send + Sync>),
+    #[error("the Secrets Manager secret has no SecretString")]
+    NoSecretString,
+}
+
+/// Fills `bytes` from the operating system's CSPRNG.
+pub fn fill_random(bytes: &mut [u8]) {
+    use aws_lc_rs::rand::{SecureRandom, SystemRandom};
+    // SystemRandom only fails when the OS has no entropy source at all; nothing is safe then.
+    SystemRandom::new()
+        .fill(bytes)
+        .expect("the operating system's random number generator failed");
+}
+
+/// Reads the secret once at cold start from AWS Secrets Manager.
+pub async fn load_from_secrets_manager(
+    sdk_config: &aws_config::SdkConfig,
+    secret_id: &str,
+) -> Result<SigningSecret, SecretError> {
+    let client = aws_sdk_secretsmanager::Client::new(sdk_config);
+    let output = client
+        .get_secret_value()
+        .secret_id(secret_id)
+        .send()
+        .await
+        .map_err(|err| SecretError::SecretsManager(Box::new(err)))?;
+    let value = output.secret_string().ok_or(SecretError::NoSecretString)?;
+    SigningSecret::new(value.as_bytes().to_vec())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_secret_shorter_than_32_bytes_is_refused() {
+        assert!(matches!(
+            SigningSecret::new(vec![7; 31]),
+            Err(SecretError::TooShort { len: 31 })
+        ));
+        assert!(SigningSecret::new(vec![7; 32]).is_ok());
+    }
+
+    #[test]
+    fn an_empty_secret_is_refused() {
+        assert!(SigningSecret::new(Vec::new()).is_err());
+    }
+
+    #[test]
+    fn debug_output_never_shows_the_secret() {
+        let secret =
+            SigningSecret::new(b"super-secret-value-that-is-long-enough".to_vec()).unwrap();
+        assert_eq!(format!("{secret:?}"), "SigningSecret([REDACTED])");
+    }
+
+    #[test]
+    fn derived_keys_differ_by_label_and_from_the_parent() {
+        let secret = SigningSecret::generate();
+        let a = secret.derive("cursor");
+        let b = secret.derive("other");
+        assert_ne!(a.expose(), b.expose());
+        assert_ne!(a.expose(), secret.expose());
+    }
+}

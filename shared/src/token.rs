@@ -1,0 +1,268 @@
+//! Access tokens: issuing and verifying JWS compact tokens (HS256).
+//!
+//! Verification is hardened beyond what `jsonwebtoken` does by default (RFC 8725,
+//! SECURITY.md rows 2-23):
+//! - the `Authorization` value must be exactly `Bearer <one token>`;
+//! - tokens longer than [`MAX_TOKEN_BYTES`] are refused before any decoding;
+//! - the shape is checked first: three base64url segments without padding;
+//! - the algorithm is pinned to the key's (HS256); `none` and every other `alg` fail;
+//! - `typ` must be `JWT`; any `crit` header fails (RFC 7515 §4.1.11: we understand none);
+//!   `jku`/`x5u`/`jwk` are never fetched or used, and a token carrying them fails;
+//! - `sub`, `role`, `iss`, `aud`, `iat`, `nbf`, `exp`, `jti` are all required; `iss` and `aud`
+//!   must equal ours; times must be JSON integers (a string `exp` fails, CVE-2026-25537);
+//! - `exp` and `nbf` are checked against the `now` passed in, with [`CLOCK_LEEWAY_SECS`].
+//!
+//! Keys are built once ([`TokenKeys`]) and shared by the issuer and the verifier; adding an
+//! asymmetric algorithm means a new [`TokenKeys`] constructor, not new handler code.
+
+use crate::config::TokenSettings;
+use crate::secret::SigningSecret;
+use crate::user::{Role, User, is_valid_user_id};
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use serde::{Deserialize, Serialize};
+
+/// Longest token accepted, in bytes. Ours are ~350 bytes; 4 KiB leaves room for growth and
+/// stops a 1 MB token from being base64-decoded and parsed.
+pub const MAX_TOKEN_BYTES: usize = 4096;
+/// Clock skew tolerated on `exp`, `nbf` and `iat`. Lambda hosts keep NTP time, so skew is
+/// small; 30 s is the low end of RFC 7519's "a few minutes" and well inside ASVS's ≤ 60 s.
+pub const CLOCK_LEEWAY_SECS: u64 = 30;
+/// The `typ` header we issue and demand (RFC 8725 §3.11).
+pub const TOKEN_TYPE: &str = "JWT";
+
+/// The claims of an access token.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Claims {
+    /// The user id.
+    pub sub: String,
+    pub role: Role,
+    /// The username at issue time (forwarded to the backends in the authorizer context).
+    pub username: String,
+    pub iss: String,
+    pub aud: String,
+    pub iat: u64,
+    pub nbf: u64,
+    pub exp: u64,
+    /// 128 random bits, base64url: names this token in logs and (later) revocation lists.
+    pub jti: String,
+}
+
+/// Why a token was refused. Every variant is answered the same (401 `Unauthorized`); the
+/// variant is for logs and metrics only.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum TokenError {
+    #[error("no token")]
+    Missing,
+    #[error("not a single Bearer token")]
+    NotBearer,
+    #[error("token too long")]
+    TooLong,
+    #[error("malformed token")]
+    Malformed,
+    #[error("header not accepted")]
+    Header,
+    #[error("invalid signature or claims")]
+    Invalid,
+    #[error("token expired")]
+    Expired,
+    #[error("token not yet valid")]
+    NotYetValid,
+}
+
+/// Signing and verification keys for one algorithm, built once at cold start.
+pub struct TokenKeys {
+    algorithm: Algorithm,
+    encoding: EncodingKey,
+    decoding: DecodingKey,
+}
+
+impl TokenKeys {
+    /// HS256 with the deployment's signing secret (at least 32 bytes, checked on load).
+    pub fn hs256(secret: &SigningSecret) -> Self {
+        Self {
+            algorithm: Algorithm::HS256,
+            encoding: EncodingKey::from_secret(secret.expose()),
+            decoding: DecodingKey::from_secret(secret.expose()),
+        }
+    }
+}
+
+/// A freshly issued access token.
+#[derive(Clone)]
+pub struct IssuedToken {
+    pub token: String,
+    pub claims: Claims,
+}
+
+impl std::fmt::Debug for IssuedToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IssuedToken")
+            .field("token", &"[REDACTED]")
+            .field("claims", &self.claims)
+            .finish()
+    }
+}
+
+/// Issues access tokens.
+pub struct TokenIssuer {
+    keys: std::sync::Arc<TokenKeys>,
+    header: Header,
+    settings: TokenSettings,
+}
+
+impl TokenIssuer {
+    pub fn new(keys: std::sync::Arc<TokenKeys>, settings: TokenSettings) -> Self {
+        let mut header = Header::new(keys.algorithm);
+        header.typ = Some(TOKEN_TYPE.into());
+        Self {
+            keys,
+            header,
+            settings,
+        }
+    }
+
+    pub fn ttl_secs(&self) -> u64 {
+        self.settings.ttl_secs
+    }
+
+    /// Signs a token for `user`, valid from `now` for the configured lifetime.
+    pub fn issue(&self, user: &User, now: u64) -> Result<IssuedToken, jsonwebtoken::errors::Error> {
+        self.issue_with_lifetime(user, now, self.settings.ttl_secs)
+    }
+
+    /// Signs a token with an explicit lifetime (tests and the local event generator).
+    pub fn issue_with_lifetime(
+        &self,
+        user: &User,
+        now: u64,
+        ttl_secs: u64,
+    ) -> Result<IssuedToken, jsonwebtoken::errors::Error> {
+        let claims = Claims {
+            sub: user.id.clone(),
+            role: user.role,
+            username: user.username.clone(),
+            iss: self.settings.issuer.clone(),
+            aud: self.settings.audience.clone(),
+            iat: now,
+            nbf: now,
+            exp: now + ttl_secs,
+            jti: new_jti(),
+        };
+        let token = self.sign(&claims)?;
+        Ok(IssuedToken { token, claims })
+    }
+
+    /// Signs arbitrary claims with our header and key (tests craft edge cases with it).
+    pub fn sign(&self, claims: &impl Serialize) -> Result<String, jsonwebtoken::errors::Error> {
+        jsonwebtoken::encode(&self.header, claims, &self.keys.encoding)
+    }
+}
+
+/// 128 random bits, base64url without padding.
+fn new_jti() -> String {
+    use base64::Engine as _;
+    let mut bytes = [0u8; 16];
+    crate::secret::fill_random(&mut bytes);
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
+/// Verifies access tokens. Build once at cold start; `verify` is ~2 µs.
+pub struct TokenVerifier {
+    keys: std::sync::Arc<TokenKeys>,
+    validation: Validation,
+}
+
+impl TokenVerifier {
+    pub fn new(keys: std::sync::Arc<TokenKeys>, settings: &TokenSettings) -> Self {
+        let mut validation = Validation::new(keys.algorithm);
+        validation.algorithms = vec![keys.algorithm];
+        validation.set_required_spec_claims(&["sub", "iss", "aud", "exp", "nbf", "iat"]);
+        validation.set_issuer(&[&settings.issuer]);
+        validation.set_audience(&[&settings.audience]);
+        validation.validate_aud = true;
+        // Time is checked by `verify` against the caller's `now`, with our own leeway.
+        validation.validate_exp = false;
+        validation.validate_nbf = false;
+        validation.leeway = CLOCK_LEEWAY_SECS;
+        Self { keys, validation }
+    }
+
+    /// Verifies the raw `Authorization` value (`Bearer <jwt>`).
+    pub fn verify_authorization(
+        &self,
+        authorization: Option<&str>,
+        now: u64,
+    ) -> Result<Claims, TokenError> {
+        let token = bearer_token(authorization.ok_or(TokenError::Missing)?)?;
+        self.verify(token, now)
+    }
+
+    /// Verifies a compact JWS and returns its claims.
+    pub fn verify(&self, token: &str, now: u64) -> Result<Claims, TokenError> {
+        check_shape(token)?;
+        let data = jsonwebtoken::decode::<Claims>(token, &self.keys.decoding, &self.validation)
+            .map_err(|err| match err.kind() {
+                jsonwebtoken::errors::ErrorKind::InvalidAlgorithm
+                | jsonwebtoken::errors::ErrorKind::InvalidAlgorithmName => TokenError::Header,
+                _ => TokenError::Invalid,
+            })?;
+        let header = &data.header;
+        if header.typ.as_deref() != Some(TOKEN_TYPE)
+            || header.crit.is_some()
+            || header.jku.is_some()
+            || header.x5u.is_some()
+            || header.jwk.is_some()
+            || header.x5c.is_some()
+        {
+            return Err(TokenError::Header);
+        }
+        let claims = data.claims;
+        if claims.exp.saturating_add(CLOCK_LEEWAY_SECS) <= now {
+            return Err(TokenError::Expired);
+        }
+        if claims.nbf > now.saturating_add(CLOCK_LEEWAY_SECS)
+            || claims.iat > now.saturating_add(CLOCK_LEEWAY_SECS)
+        {
+            return Err(TokenError::NotYetValid);
+        }
+        if !is_valid_user_id(&claims.sub) || claims.jti.is_empty() || claims.jti.len() > 64 {
+            return Err(TokenError::Invalid);
+        }
+        Ok(claims)
+    }
+}
+
+/// Extracts the token from `Bearer <token>`: one scheme (case-insensitive, RFC 7235), one
+/// space, one token; anything else (two tokens, a comma list, other schemes) fails.
+pub fn bearer_token(authorization: &str) -> Result<&str, TokenError> {
+    if authorization.len() > MAX_TOKEN_BYTES + 7 {
+        return Err(TokenError::TooLong);
+    }
+    let (scheme, token) = authorization.split_once(' ').ok_or(TokenError::NotBearer)?;
+    if !scheme.eq_ignore_ascii_case("bearer") || token.is_empty() {
+        return Err(TokenError::NotBearer);
+    }
+    Ok(token)
+}
+
+/// Three non-empty base64url segments (no padding), within [`MAX_TOKEN_BYTES`].
+fn check_shape(token: &str) -> Result<(), TokenError> {
+    if token.len() > MAX_TOKEN_BYTES {
+        return Err(TokenError::TooLong);
+    }
+    let mut segments = 0;
+    for segment in token.split('.') {
+        segments += 1;
+        if segment.is_empty()
+            || !segment
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        {
+            return Err(TokenError::Malformed);
+        }
+    }
+    if segments != 3 {
+        return Err(TokenError::Malformed);
+    }
+    Ok(())
+}
