@@ -37,14 +37,20 @@ pub fn json_body<T: DeserializeOwned>(request: &Request, expected: &str) -> Resu
     if bytes.len() > MAX_BODY_BYTES {
         return Err(ApiError::PayloadTooLarge);
     }
-    if bytes.is_empty() {
-        return Err(ApiError::BadRequest(format!("the body must be {expected}")));
-    }
+    let shape_error = || ApiError::BadRequest(format!("the body must be {expected}"));
     if std::str::from_utf8(bytes).is_err() {
         return Err(ApiError::BadRequest("the body must be UTF-8".into()));
     }
-    serde_json::from_slice(bytes)
-        .map_err(|_| ApiError::BadRequest(format!("the body must be {expected}")))
+    // serde's derived structs also accept a JSON array of the fields in order; only an
+    // object is a valid body. (Checked on the text so duplicate keys still fail in serde.)
+    let is_object = bytes
+        .iter()
+        .find(|b| !b.is_ascii_whitespace())
+        .is_some_and(|first| *first == b'{');
+    if !is_object {
+        return Err(shape_error());
+    }
+    serde_json::from_slice(bytes).map_err(|_| shape_error())
 }
 
 /// The route this request was sent to, and its `{id}` path parameter if it has one.

@@ -1,0 +1,121 @@
+//! Shared test harness: one place that builds the product the way the functions' `main`s do
+//! (same services, same handlers), with an in-memory or DynamoDB Local store.
+
+pub mod dynamo_local;
+
+use aws_lambda_events::apigw::ApiGatewayCustomAuthorizerRequest;
+use jwt_auth_core::cursor::CursorCodec;
+use jwt_auth_core::login::LoginService;
+use jwt_auth_core::password::PasswordHasher;
+use jwt_auth_core::secret::SigningSecret;
+use jwt_auth_core::store::memory::MemoryUserStore;
+use jwt_auth_core::store::{NewUser, UserStore};
+use jwt_auth_core::token::{TokenIssuer, TokenKeys, TokenVerifier};
+use jwt_auth_core::user::{Role, User, normalize_username};
+use lambda_http::{Body, Request, Response};
+use secrecy::SecretString;
+use std::path::PathBuf;
+use std::sync::{Arc, OnceLock};
+use users::UsersService;
+
+/// The key that signs the tokens in `events/` (an expired one). Test-only: a deployed stack
+/// signs with a random secret from Secrets Manager and accepts none of these tokens.
+pub const EVENTS_SIGNING_SECRET: &[u8] = b"events-only-signing-key-never-deployed-0123456789";
+/// The password that `events/login-ok.json` sends for `alice`.
+pub const EVENTS_PASSWORD: &str = "correct-horse-battery-staple";
+
+/// One hasher for the whole test binary: building one computes a dummy hash (~20 ms).
+pub fn hasher() -> Arc<PasswordHasher> {
+    static HASHER: OnceLock<Arc<PasswordHasher>> = OnceLock::new();
+    Arc::clone(HASHER.get_or_init(|| Arc::new(PasswordHasher::new())))
+}
+
+/// The three functions' services over one store, wired as their `main`s wire them.
+pub struct TestApp {
+    pub store: Arc<dyn UserStore>,
+    pub login: LoginService,
+    pub users: UsersService,
+    pub verifier: TokenVerifier,
+    pub issuer: TokenIssuer,
+}
+
+impl TestApp {
+    pub fn new(store: Arc<dyn UserStore>) -> Self {
+        let secret = SigningSecret::new(EVENTS_SIGNING_SECRET.to_vec()).expect("long enough");
+        let keys = Arc::new(TokenKeys::hs256(&secret));
+        let settings = jwt_auth_core::config::TokenSettings::default();
+        Self {
+            login: LoginService {
+                store: Arc::clone(&store),
+                hasher: hasher(),
+                issuer: TokenIssuer::new(Arc::clone(&keys), settings.clone()),
+            },
+            users: UsersService {
+                store: Arc::clone(&store),
+                cursors: CursorCodec::new(&secret),
+            },
+            verifier: TokenVerifier::new(Arc::clone(&keys), &settings),
+            issuer: TokenIssuer::new(keys, settings),
+            store,
+        }
+    }
+
+    pub fn in_memory() -> Self {
+        Self::new(Arc::new(MemoryUserStore::new()))
+    }
+
+    /// Creates a user with a real argon2id hash of `password`.
+    pub async fn create_user(&self, username: &str, role: Role, password: &str) -> User {
+        let password_hash = hasher()
+            .hash(&SecretString::from(password.to_string()))
+            .expect("hashing works");
+        self.store
+            .create_user(
+                NewUser {
+                    username: normalize_username(username).expect("valid test username"),
+                    name: format!("{username} (test)"),
+                    role,
+                    password_hash,
+                },
+                jwt_auth_core::unix_now(),
+            )
+            .await
+            .expect("test user created")
+    }
+
+    /// A fresh access token for `user`, as login would issue it.
+    pub fn token_for(&self, user: &User) -> String {
+        self.issuer.issue(user, jwt_auth_core::unix_now()).expect("signing works").token
+    }
+}
+
+/// The workspace root (where `events/` and `template.yaml` are).
+pub fn workspace_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// The text of `events/<name>`.
+pub fn event_text(name: &str) -> String {
+    let path = workspace_root().join("events").join(name);
+    std::fs::read_to_string(&path).unwrap_or_else(|err| panic!("{}: {err}", path.display()))
+}
+
+/// `events/<name>` as lambda_http hands it to a handler (REST proxy, payload v1).
+pub fn http_event(name: &str) -> Request {
+    lambda_http::request::from_str(&event_text(name)).unwrap_or_else(|err| panic!("{name}: {err}"))
+}
+
+/// `events/<name>` as the authorizer receives it.
+pub fn authorizer_event(name: &str) -> ApiGatewayCustomAuthorizerRequest {
+    serde_json::from_str(&event_text(name)).unwrap_or_else(|err| panic!("{name}: {err}"))
+}
+
+/// A response body as JSON (every answer of ours is JSON).
+pub fn body_json(response: &Response<Body>) -> serde_json::Value {
+    let bytes: &[u8] = match response.body() {
+        Body::Text(text) => text.as_bytes(),
+        Body::Binary(bytes) => bytes,
+        _ => b"null",
+    };
+    serde_json::from_slice(bytes).unwrap_or_else(|err| panic!("body is not JSON ({err}): {bytes:?}"))
+}

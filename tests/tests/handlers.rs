@@ -1,0 +1,204 @@
+//! Each function's handler, driven by the same `events/*.json` that `cargo lambda invoke`
+//! and `sam local invoke` replay.
+
+use authorizer::{AuthorizerError, authorize};
+use integration_tests::{EVENTS_PASSWORD, TestApp, authorizer_event, body_json, http_event};
+use jwt_auth_core::user::{Role, User};
+use lambda_http::aws_lambda_events::apigw::ApiGatewayProxyRequestContext;
+use lambda_http::request::RequestContext;
+use lambda_http::{Request, RequestExt};
+use serde_json::json;
+use std::collections::HashMap;
+
+/// Points a `users-*.json` event at real ids: the event's own ids are placeholders that no
+/// store contains.
+fn retarget(mut request: Request, caller: &User, path_id: Option<&str>) -> Request {
+    if let Some(RequestContext::ApiGatewayV1(context)) = request.request_context_ref() {
+        let mut context: ApiGatewayProxyRequestContext = context.clone();
+        let fields = &mut context.authorizer.fields;
+        fields.insert("principalId".into(), json!(caller.id));
+        fields.insert("sub".into(), json!(caller.id));
+        fields.insert("role".into(), json!(caller.role.as_str()));
+        fields.insert("username".into(), json!(caller.username));
+        request = request.with_request_context(RequestContext::ApiGatewayV1(context));
+    }
+    if let Some(id) = path_id {
+        request = request.with_path_parameters(HashMap::from([("id".to_string(), id.to_string())]));
+    }
+    request
+}
+
+async fn app_with_alice() -> (TestApp, User) {
+    let app = TestApp::in_memory();
+    let alice = app.create_user("alice", Role::Admin, EVENTS_PASSWORD).await;
+    (app, alice)
+}
+
+#[tokio::test]
+async fn login_ok_event_answers_a_token_that_the_authorizer_accepts() {
+    let (app, alice) = app_with_alice().await;
+    let response = login::handle(http_event("login-ok.json"), &app.login).await.unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["content-type"], "application/json");
+    let body = body_json(&response);
+    assert_eq!(body["token_type"], "Bearer");
+    assert_eq!(body["expires_in"], 900);
+    assert_eq!(body["user"]["id"], alice.id.as_str());
+    assert_eq!(body["user"]["role"], "admin");
+    assert!(body["user"].get("password_hash").is_none());
+    assert!(!body.to_string().contains("argon2"));
+    let token = body["access_token"].as_str().unwrap();
+    let claims = app.verifier.verify(token, jwt_auth_core::unix_now()).unwrap();
+    assert_eq!(claims.sub, alice.id);
+}
+
+#[tokio::test]
+async fn login_wrong_password_event_is_401_invalid_credentials() {
+    let (app, _) = app_with_alice().await;
+    let response = login::handle(http_event("login-wrong-password.json"), &app.login).await.unwrap();
+    assert_eq!(response.status(), 401);
+    assert_eq!(response.headers()["content-type"], "application/problem+json");
+    assert_eq!(body_json(&response)["detail"], "Invalid username or password");
+}
+
+#[tokio::test]
+async fn login_malformed_body_event_is_400() {
+    let (app, _) = app_with_alice().await;
+    let response = login::handle(http_event("login-malformed-body.json"), &app.login).await.unwrap();
+    assert_eq!(response.status(), 400);
+    assert_eq!(body_json(&response)["status"], 400);
+}
+
+#[tokio::test]
+async fn users_list_event_pages_through_every_user() {
+    let (app, alice) = app_with_alice().await;
+    for name in ["bob", "carol", "dave"] {
+        app.create_user(name, Role::Customer, "password-123").await;
+    }
+    let first = users::handle(retarget(http_event("users-list.json"), &alice, None), &app.users)
+        .await
+        .unwrap();
+    assert_eq!(first.status(), 200);
+    let first = body_json(&first);
+    let names: Vec<&str> = first["users"].as_array().unwrap().iter().map(|u| u["username"].as_str().unwrap()).collect();
+    assert_eq!(names, ["alice", "bob"], "the event asks for limit=2");
+    let cursor = first["next_cursor"].as_str().unwrap();
+
+    let next = retarget(http_event("users-list.json"), &alice, None).with_query_string_parameters(HashMap::from([
+        ("limit".to_string(), "2".to_string()),
+        ("cursor".to_string(), cursor.to_string()),
+    ]));
+    let second = body_json(&users::handle(next, &app.users).await.unwrap());
+    let names: Vec<&str> = second["users"].as_array().unwrap().iter().map(|u| u["username"].as_str().unwrap()).collect();
+    assert_eq!(names, ["carol", "dave"]);
+    assert!(second["next_cursor"].is_null());
+}
+
+#[tokio::test]
+async fn users_get_event_lets_a_customer_read_itself() {
+    let (app, _) = app_with_alice().await;
+    let carol = app.create_user("carol", Role::Customer, "password-123").await;
+    let request = retarget(http_event("users-get.json"), &carol, Some(&carol.id));
+    let response = users::handle(request, &app.users).await.unwrap();
+    assert_eq!(response.status(), 200);
+    let body = body_json(&response);
+    assert_eq!(body["user"]["id"], carol.id.as_str());
+    assert!(body["user"].get("password_hash").is_none());
+}
+
+#[tokio::test]
+async fn users_get_event_as_is_is_forbidden_to_another_customer() {
+    let (app, _) = app_with_alice().await;
+    let dave = app.create_user("dave", Role::Customer, "password-123").await;
+    // The event asks for c1c1…, which is not dave.
+    let request = retarget(http_event("users-get.json"), &dave, None);
+    assert_eq!(users::handle(request, &app.users).await.unwrap().status(), 403);
+}
+
+#[tokio::test]
+async fn users_forbidden_event_refuses_the_list_to_a_customer() {
+    let (app, _) = app_with_alice().await;
+    let response = users::handle(http_event("users-forbidden.json"), &app.users).await.unwrap();
+    assert_eq!(response.status(), 403);
+    assert_eq!(response.headers()["content-type"], "application/problem+json");
+}
+
+#[tokio::test]
+async fn authorizer_valid_event_with_a_fresh_token_allows_every_admin_route() {
+    let (app, alice) = app_with_alice().await;
+    let mut event = authorizer_event("authorizer-valid.json");
+    event.authorization_token = Some(format!("Bearer {}", app.token_for(&alice)));
+    let response = authorize(&event, &app.verifier, jwt_auth_core::unix_now()).unwrap();
+    let json = serde_json::to_value(&response).unwrap();
+    assert_eq!(json["principalId"], alice.id.as_str());
+    assert_eq!(json["policyDocument"]["Statement"][0]["Effect"], "Allow");
+    assert_eq!(
+        json["policyDocument"]["Statement"][0]["Resource"],
+        json!([
+            "arn:aws:execute-api:us-east-1:123456789012:abc123/prod/GET/users",
+            "arn:aws:execute-api:us-east-1:123456789012:abc123/prod/GET/users/*"
+        ])
+    );
+    assert_eq!(
+        json["context"],
+        json!({"sub": alice.id, "role": "admin", "username": "alice", "jti": response.context.jti})
+    );
+}
+
+#[test]
+fn authorizer_valid_event_as_committed_holds_no_usable_token() {
+    let app = TestApp::in_memory();
+    let event = authorizer_event("authorizer-valid.json");
+    assert_eq!(
+        authorize(&event, &app.verifier, jwt_auth_core::unix_now()),
+        Err(AuthorizerError::Unauthorized)
+    );
+}
+
+#[test]
+fn authorizer_expired_event_is_unauthorized() {
+    let app = TestApp::in_memory();
+    let event = authorizer_event("authorizer-expired.json");
+    // Signed with the events key, so only its age makes it fail: at its own time it passes.
+    assert!(authorize(&event, &app.verifier, 1_700_000_100).is_ok());
+    let error = authorize(&event, &app.verifier, jwt_auth_core::unix_now()).unwrap_err();
+    assert_eq!(error, AuthorizerError::Unauthorized);
+    let diagnostic: lambda_runtime::Diagnostic = error.into();
+    assert_eq!(diagnostic.error_message, "Unauthorized", "API Gateway needs exactly this for 401");
+}
+
+#[test]
+fn authorizer_malformed_and_missing_events_are_unauthorized() {
+    let app = TestApp::in_memory();
+    for name in ["authorizer-malformed.json", "authorizer-missing.json"] {
+        let event = authorizer_event(name);
+        assert_eq!(
+            authorize(&event, &app.verifier, jwt_auth_core::unix_now()),
+            Err(AuthorizerError::Unauthorized),
+            "{name}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_valid_token_with_an_unusable_method_arn_fails_without_allowing() {
+    let (app, alice) = app_with_alice().await;
+    let mut event = authorizer_event("authorizer-valid.json");
+    event.authorization_token = Some(format!("Bearer {}", app.token_for(&alice)));
+    event.method_arn = Some("arn:aws:lambda:us-east-1:1:function:x".into());
+    let error = authorize(&event, &app.verifier, jwt_auth_core::unix_now()).unwrap_err();
+    assert!(matches!(error, AuthorizerError::BadEvent(_)));
+    let diagnostic: lambda_runtime::Diagnostic = error.into();
+    assert_ne!(diagnostic.error_message, "Unauthorized", "a 500, not a 401");
+}
+
+#[tokio::test]
+async fn every_users_event_is_json_with_nosniff() {
+    let (app, _) = app_with_alice().await;
+    for name in ["users-list.json", "users-get.json", "users-forbidden.json"] {
+        let response = users::handle(http_event(name), &app.users).await.unwrap();
+        assert!(response.headers()["content-type"].to_str().unwrap().ends_with("json"), "{name}");
+        assert_eq!(response.headers()["x-content-type-options"], "nosniff", "{name}");
+        assert!(response.status().as_u16() < 500, "{name}");
+    }
+}
