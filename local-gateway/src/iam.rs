@@ -22,10 +22,12 @@ pub enum Decision {
 pub fn evaluate(policy: &ApiGatewayCustomAuthorizerPolicy, method_arn: &str) -> Decision {
     let mut allowed = false;
     for statement in &policy.statement {
-        let action_matches = statement
-            .action
-            .iter()
-            .any(|pattern| wildcard_match(&pattern.to_ascii_lowercase(), &INVOKE_ACTION.to_ascii_lowercase()));
+        let action_matches = statement.action.iter().any(|pattern| {
+            wildcard_match(
+                &pattern.to_ascii_lowercase(),
+                &INVOKE_ACTION.to_ascii_lowercase(),
+            )
+        });
         let resource_matches = statement
             .resource
             .iter()
@@ -95,54 +97,128 @@ mod tests {
 
     #[test]
     fn an_exact_resource_allows_only_itself() {
-        let p = policy(vec![statement(IamPolicyEffect::Allow, INVOKE_ACTION, &[&format!("{PREFIX}/GET/users")])]);
-        assert_eq!(evaluate(&p, &format!("{PREFIX}/GET/users")), Decision::Allow);
-        assert_eq!(evaluate(&p, &format!("{PREFIX}/GET/users/x")), Decision::ImplicitDeny);
-        assert_eq!(evaluate(&p, &format!("{PREFIX}/POST/users")), Decision::ImplicitDeny);
+        let p = policy(vec![statement(
+            IamPolicyEffect::Allow,
+            INVOKE_ACTION,
+            &[&format!("{PREFIX}/GET/users")],
+        )]);
         assert_eq!(
-            evaluate(&p, "arn:aws:execute-api:us-east-1:123456789012:other/prod/GET/users"),
+            evaluate(&p, &format!("{PREFIX}/GET/users")),
+            Decision::Allow
+        );
+        assert_eq!(
+            evaluate(&p, &format!("{PREFIX}/GET/users/x")),
+            Decision::ImplicitDeny
+        );
+        assert_eq!(
+            evaluate(&p, &format!("{PREFIX}/POST/users")),
+            Decision::ImplicitDeny
+        );
+        assert_eq!(
+            evaluate(
+                &p,
+                "arn:aws:execute-api:us-east-1:123456789012:other/prod/GET/users"
+            ),
             Decision::ImplicitDeny
         );
     }
 
     #[test]
     fn a_star_crosses_slashes() {
-        let p = policy(vec![statement(IamPolicyEffect::Allow, INVOKE_ACTION, &[&format!("{PREFIX}/*")])]);
-        assert_eq!(evaluate(&p, &format!("{PREFIX}/GET/users/a/b")), Decision::Allow);
+        let p = policy(vec![statement(
+            IamPolicyEffect::Allow,
+            INVOKE_ACTION,
+            &[&format!("{PREFIX}/*")],
+        )]);
+        assert_eq!(
+            evaluate(&p, &format!("{PREFIX}/GET/users/a/b")),
+            Decision::Allow
+        );
         assert_eq!(evaluate(&p, &format!("{PREFIX}/")), Decision::Allow);
     }
 
     #[test]
     fn a_question_mark_matches_exactly_one_character() {
-        let p = policy(vec![statement(IamPolicyEffect::Allow, INVOKE_ACTION, &[&format!("{PREFIX}/GET/users/?")])]);
-        assert_eq!(evaluate(&p, &format!("{PREFIX}/GET/users/a")), Decision::Allow);
-        assert_eq!(evaluate(&p, &format!("{PREFIX}/GET/users/ab")), Decision::ImplicitDeny);
-        assert_eq!(evaluate(&p, &format!("{PREFIX}/GET/users/")), Decision::ImplicitDeny);
+        let p = policy(vec![statement(
+            IamPolicyEffect::Allow,
+            INVOKE_ACTION,
+            &[&format!("{PREFIX}/GET/users/?")],
+        )]);
+        assert_eq!(
+            evaluate(&p, &format!("{PREFIX}/GET/users/a")),
+            Decision::Allow
+        );
+        assert_eq!(
+            evaluate(&p, &format!("{PREFIX}/GET/users/ab")),
+            Decision::ImplicitDeny
+        );
+        assert_eq!(
+            evaluate(&p, &format!("{PREFIX}/GET/users/")),
+            Decision::ImplicitDeny
+        );
     }
 
     #[test]
     fn an_explicit_deny_wins_over_an_allow() {
         let p = policy(vec![
-            statement(IamPolicyEffect::Allow, INVOKE_ACTION, &[&format!("{PREFIX}/*")]),
-            statement(IamPolicyEffect::Deny, INVOKE_ACTION, &[&format!("{PREFIX}/GET/users")]),
+            statement(
+                IamPolicyEffect::Allow,
+                INVOKE_ACTION,
+                &[&format!("{PREFIX}/*")],
+            ),
+            statement(
+                IamPolicyEffect::Deny,
+                INVOKE_ACTION,
+                &[&format!("{PREFIX}/GET/users")],
+            ),
         ]);
-        assert_eq!(evaluate(&p, &format!("{PREFIX}/GET/users")), Decision::ExplicitDeny);
-        assert_eq!(evaluate(&p, &format!("{PREFIX}/GET/users/x")), Decision::Allow);
+        assert_eq!(
+            evaluate(&p, &format!("{PREFIX}/GET/users")),
+            Decision::ExplicitDeny
+        );
+        assert_eq!(
+            evaluate(&p, &format!("{PREFIX}/GET/users/x")),
+            Decision::Allow
+        );
     }
 
     #[test]
     fn another_action_does_not_allow_invoke() {
-        let p = policy(vec![statement(IamPolicyEffect::Allow, "execute-api:ManageConnections", &["*"])]);
-        assert_eq!(evaluate(&p, &format!("{PREFIX}/GET/users")), Decision::ImplicitDeny);
-        let p = policy(vec![statement(IamPolicyEffect::Allow, "execute-api:*", &["*"])]);
-        assert_eq!(evaluate(&p, &format!("{PREFIX}/GET/users")), Decision::Allow);
-        let p = policy(vec![statement(IamPolicyEffect::Allow, "EXECUTE-API:invoke", &["*"])]);
-        assert_eq!(evaluate(&p, &format!("{PREFIX}/GET/users")), Decision::Allow);
+        let p = policy(vec![statement(
+            IamPolicyEffect::Allow,
+            "execute-api:ManageConnections",
+            &["*"],
+        )]);
+        assert_eq!(
+            evaluate(&p, &format!("{PREFIX}/GET/users")),
+            Decision::ImplicitDeny
+        );
+        let p = policy(vec![statement(
+            IamPolicyEffect::Allow,
+            "execute-api:*",
+            &["*"],
+        )]);
+        assert_eq!(
+            evaluate(&p, &format!("{PREFIX}/GET/users")),
+            Decision::Allow
+        );
+        let p = policy(vec![statement(
+            IamPolicyEffect::Allow,
+            "EXECUTE-API:invoke",
+            &["*"],
+        )]);
+        assert_eq!(
+            evaluate(&p, &format!("{PREFIX}/GET/users")),
+            Decision::Allow
+        );
     }
 
     #[test]
     fn an_empty_policy_denies() {
-        assert_eq!(evaluate(&policy(vec![]), &format!("{PREFIX}/GET/users")), Decision::ImplicitDeny);
+        assert_eq!(
+            evaluate(&policy(vec![]), &format!("{PREFIX}/GET/users")),
+            Decision::ImplicitDeny
+        );
     }
 
     #[test]

@@ -116,13 +116,13 @@ impl Config {
             .await
     }
 
-    /// A DynamoDB client honouring `DYNAMODB_ENDPOINT`.
+    /// The DynamoDB client: the SDK's default chain on AWS; with `DYNAMODB_ENDPOINT` set,
+    /// a client for DynamoDB Local (fixed region, dummy credentials, no AWS account needed).
     pub fn dynamodb_client(&self, sdk_config: &aws_config::SdkConfig) -> aws_sdk_dynamodb::Client {
-        let mut builder = aws_sdk_dynamodb::config::Builder::from(sdk_config);
-        if let Some(endpoint) = &self.dynamodb_endpoint {
-            builder = builder.endpoint_url(endpoint);
+        match &self.dynamodb_endpoint {
+            Some(endpoint) => crate::store::dynamodb::local_client(endpoint),
+            None => aws_sdk_dynamodb::Client::new(sdk_config),
         }
-        aws_sdk_dynamodb::Client::from_conf(builder.build())
     }
 }
 

@@ -85,7 +85,10 @@ impl TestApp {
 
     /// A fresh access token for `user`, as login would issue it.
     pub fn token_for(&self, user: &User) -> String {
-        self.issuer.issue(user, jwt_auth_core::unix_now()).expect("signing works").token
+        self.issuer
+            .issue(user, jwt_auth_core::unix_now())
+            .expect("signing works")
+            .token
     }
 }
 
@@ -117,5 +120,6 @@ pub fn body_json(response: &Response<Body>) -> serde_json::Value {
         Body::Binary(bytes) => bytes,
         _ => b"null",
     };
-    serde_json::from_slice(bytes).unwrap_or_else(|err| panic!("body is not JSON ({err}): {bytes:?}"))
+    serde_json::from_slice(bytes)
+        .unwrap_or_else(|err| panic!("body is not JSON ({err}): {bytes:?}"))
 }

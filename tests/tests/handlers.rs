@@ -37,7 +37,9 @@ async fn app_with_alice() -> (TestApp, User) {
 #[tokio::test]
 async fn login_ok_event_answers_a_token_that_the_authorizer_accepts() {
     let (app, alice) = app_with_alice().await;
-    let response = login::handle(http_event("login-ok.json"), &app.login).await.unwrap();
+    let response = login::handle(http_event("login-ok.json"), &app.login)
+        .await
+        .unwrap();
     assert_eq!(response.status(), 200);
     assert_eq!(response.headers()["content-type"], "application/json");
     let body = body_json(&response);
@@ -48,23 +50,36 @@ async fn login_ok_event_answers_a_token_that_the_authorizer_accepts() {
     assert!(body["user"].get("password_hash").is_none());
     assert!(!body.to_string().contains("argon2"));
     let token = body["access_token"].as_str().unwrap();
-    let claims = app.verifier.verify(token, jwt_auth_core::unix_now()).unwrap();
+    let claims = app
+        .verifier
+        .verify(token, jwt_auth_core::unix_now())
+        .unwrap();
     assert_eq!(claims.sub, alice.id);
 }
 
 #[tokio::test]
 async fn login_wrong_password_event_is_401_invalid_credentials() {
     let (app, _) = app_with_alice().await;
-    let response = login::handle(http_event("login-wrong-password.json"), &app.login).await.unwrap();
+    let response = login::handle(http_event("login-wrong-password.json"), &app.login)
+        .await
+        .unwrap();
     assert_eq!(response.status(), 401);
-    assert_eq!(response.headers()["content-type"], "application/problem+json");
-    assert_eq!(body_json(&response)["detail"], "Invalid username or password");
+    assert_eq!(
+        response.headers()["content-type"],
+        "application/problem+json"
+    );
+    assert_eq!(
+        body_json(&response)["detail"],
+        "Invalid username or password"
+    );
 }
 
 #[tokio::test]
 async fn login_malformed_body_event_is_400() {
     let (app, _) = app_with_alice().await;
-    let response = login::handle(http_event("login-malformed-body.json"), &app.login).await.unwrap();
+    let response = login::handle(http_event("login-malformed-body.json"), &app.login)
+        .await
+        .unwrap();
     assert_eq!(response.status(), 400);
     assert_eq!(body_json(&response)["status"], 400);
 }
@@ -75,21 +90,36 @@ async fn users_list_event_pages_through_every_user() {
     for name in ["bob", "carol", "dave"] {
         app.create_user(name, Role::Customer, "password-123").await;
     }
-    let first = users::handle(retarget(http_event("users-list.json"), &alice, None), &app.users)
-        .await
-        .unwrap();
+    let first = users::handle(
+        retarget(http_event("users-list.json"), &alice, None),
+        &app.users,
+    )
+    .await
+    .unwrap();
     assert_eq!(first.status(), 200);
     let first = body_json(&first);
-    let names: Vec<&str> = first["users"].as_array().unwrap().iter().map(|u| u["username"].as_str().unwrap()).collect();
+    let names: Vec<&str> = first["users"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u["username"].as_str().unwrap())
+        .collect();
     assert_eq!(names, ["alice", "bob"], "the event asks for limit=2");
     let cursor = first["next_cursor"].as_str().unwrap();
 
-    let next = retarget(http_event("users-list.json"), &alice, None).with_query_string_parameters(HashMap::from([
-        ("limit".to_string(), "2".to_string()),
-        ("cursor".to_string(), cursor.to_string()),
-    ]));
+    let next = retarget(http_event("users-list.json"), &alice, None).with_query_string_parameters(
+        HashMap::from([
+            ("limit".to_string(), "2".to_string()),
+            ("cursor".to_string(), cursor.to_string()),
+        ]),
+    );
     let second = body_json(&users::handle(next, &app.users).await.unwrap());
-    let names: Vec<&str> = second["users"].as_array().unwrap().iter().map(|u| u["username"].as_str().unwrap()).collect();
+    let names: Vec<&str> = second["users"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u["username"].as_str().unwrap())
+        .collect();
     assert_eq!(names, ["carol", "dave"]);
     assert!(second["next_cursor"].is_null());
 }
@@ -97,7 +127,9 @@ async fn users_list_event_pages_through_every_user() {
 #[tokio::test]
 async fn users_get_event_lets_a_customer_read_itself() {
     let (app, _) = app_with_alice().await;
-    let carol = app.create_user("carol", Role::Customer, "password-123").await;
+    let carol = app
+        .create_user("carol", Role::Customer, "password-123")
+        .await;
     let request = retarget(http_event("users-get.json"), &carol, Some(&carol.id));
     let response = users::handle(request, &app.users).await.unwrap();
     assert_eq!(response.status(), 200);
@@ -109,18 +141,28 @@ async fn users_get_event_lets_a_customer_read_itself() {
 #[tokio::test]
 async fn users_get_event_as_is_is_forbidden_to_another_customer() {
     let (app, _) = app_with_alice().await;
-    let dave = app.create_user("dave", Role::Customer, "password-123").await;
+    let dave = app
+        .create_user("dave", Role::Customer, "password-123")
+        .await;
     // The event asks for c1c1…, which is not dave.
     let request = retarget(http_event("users-get.json"), &dave, None);
-    assert_eq!(users::handle(request, &app.users).await.unwrap().status(), 403);
+    assert_eq!(
+        users::handle(request, &app.users).await.unwrap().status(),
+        403
+    );
 }
 
 #[tokio::test]
 async fn users_forbidden_event_refuses_the_list_to_a_customer() {
     let (app, _) = app_with_alice().await;
-    let response = users::handle(http_event("users-forbidden.json"), &app.users).await.unwrap();
+    let response = users::handle(http_event("users-forbidden.json"), &app.users)
+        .await
+        .unwrap();
     assert_eq!(response.status(), 403);
-    assert_eq!(response.headers()["content-type"], "application/problem+json");
+    assert_eq!(
+        response.headers()["content-type"],
+        "application/problem+json"
+    );
 }
 
 #[tokio::test]
@@ -164,7 +206,10 @@ fn authorizer_expired_event_is_unauthorized() {
     let error = authorize(&event, &app.verifier, jwt_auth_core::unix_now()).unwrap_err();
     assert_eq!(error, AuthorizerError::Unauthorized);
     let diagnostic: lambda_runtime::Diagnostic = error.into();
-    assert_eq!(diagnostic.error_message, "Unauthorized", "API Gateway needs exactly this for 401");
+    assert_eq!(
+        diagnostic.error_message, "Unauthorized",
+        "API Gateway needs exactly this for 401"
+    );
 }
 
 #[test]
@@ -197,8 +242,18 @@ async fn every_users_event_is_json_with_nosniff() {
     let (app, _) = app_with_alice().await;
     for name in ["users-list.json", "users-get.json", "users-forbidden.json"] {
         let response = users::handle(http_event(name), &app.users).await.unwrap();
-        assert!(response.headers()["content-type"].to_str().unwrap().ends_with("json"), "{name}");
-        assert_eq!(response.headers()["x-content-type-options"], "nosniff", "{name}");
+        assert!(
+            response.headers()["content-type"]
+                .to_str()
+                .unwrap()
+                .ends_with("json"),
+            "{name}"
+        );
+        assert_eq!(
+            response.headers()["x-content-type-options"],
+            "nosniff",
+            "{name}"
+        );
         assert!(response.status().as_u16() < 500, "{name}");
     }
 }

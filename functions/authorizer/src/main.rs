@@ -7,6 +7,9 @@ use std::sync::Arc;
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     let cold = ColdStart::load().await?;
-    let verifier = TokenVerifier::new(Arc::new(TokenKeys::hs256(&cold.secret)), &cold.config.tokens);
+    let verifier = TokenVerifier::new(
+        Arc::new(TokenKeys::hs256(&cold.secret)),
+        &cold.config.tokens,
+    );
     run(service_fn(|event| handle(event, &verifier))).await
 }

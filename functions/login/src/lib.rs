@@ -9,7 +9,10 @@ use lambda_http::{Body, Request, Response};
 
 /// Answers every request; failures are problem+json responses, never `Err` (which API
 /// Gateway would turn into a 502).
-pub async fn handle(request: Request, service: &LoginService) -> Result<Response<Body>, std::convert::Infallible> {
+pub async fn handle(
+    request: Request,
+    service: &LoginService,
+) -> Result<Response<Body>, std::convert::Infallible> {
     Ok(match login(request, service).await {
         Ok(response) => response,
         Err(error) => error.into_response(),

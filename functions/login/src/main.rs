@@ -10,9 +10,15 @@ use std::sync::Arc;
 async fn main() -> Result<(), Error> {
     let cold = ColdStart::load().await?;
     let service = LoginService {
-        store: Arc::new(DynamoUserStore::new(cold.dynamodb_client(), cold.config.users_table.clone())),
+        store: Arc::new(DynamoUserStore::new(
+            cold.dynamodb_client(),
+            cold.config.users_table.clone(),
+        )),
         hasher: Arc::new(PasswordHasher::new()),
-        issuer: TokenIssuer::new(Arc::new(TokenKeys::hs256(&cold.secret)), cold.config.tokens.clone()),
+        issuer: TokenIssuer::new(
+            Arc::new(TokenKeys::hs256(&cold.secret)),
+            cold.config.tokens.clone(),
+        ),
     };
     run(service_fn(|request| login::handle(request, &service))).await
 }

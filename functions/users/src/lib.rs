@@ -17,7 +17,10 @@ pub struct UsersService {
 }
 
 /// Answers every request; failures are problem+json responses, never `Err`.
-pub async fn handle(request: Request, service: &UsersService) -> Result<Response<Body>, std::convert::Infallible> {
+pub async fn handle(
+    request: Request,
+    service: &UsersService,
+) -> Result<Response<Body>, std::convert::Infallible> {
     Ok(match route(request, service).await {
         Ok(response) => response,
         Err(error) => error.into_response(),

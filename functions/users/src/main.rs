@@ -9,7 +9,10 @@ use users::UsersService;
 async fn main() -> Result<(), Error> {
     let cold = ColdStart::load().await?;
     let service = UsersService {
-        store: Arc::new(DynamoUserStore::new(cold.dynamodb_client(), cold.config.users_table.clone())),
+        store: Arc::new(DynamoUserStore::new(
+            cold.dynamodb_client(),
+            cold.config.users_table.clone(),
+        )),
         cursors: CursorCodec::new(&cold.secret),
     };
     run(service_fn(|request| users::handle(request, &service))).await

@@ -95,7 +95,7 @@ impl UserStore for MemoryUserStore {
             None => state.by_username.range::<String, _>(..),
         };
         let mut users: Vec<User> = range
-            .take(limit + 1)
+            .take(limit.saturating_add(1))
             .filter_map(|(_, id)| state.by_id.get(id).map(|record| record.user.clone()))
             .collect();
         let next = if users.len() > limit {

@@ -93,7 +93,8 @@ pub trait UserStore: Send + Sync {
     /// consistent read.
     async fn find_login(&self, username: &str) -> Result<Option<LoginRecord>, StoreError>;
 
-    /// Up to `limit` users in username order, starting after `after`.
+    /// Up to `limit` users in username order, starting after `after`. `next` is `Some`
+    /// only when another user follows, so there is never an empty last page.
     async fn list_users(
         &self,
         limit: usize,

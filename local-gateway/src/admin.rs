@@ -1,0 +1,219 @@
+//! `jwt-auth-local users …`: user administration for operators, against a DynamoDB table
+//! (DynamoDB Local with --dynamodb-endpoint, or the deployed table with the usual AWS
+//! credentials). Passwords are read without echo, or from stdin; never from a flag.
+
+use jwt_auth_core::password::{PasswordHasher, check_new_password};
+use jwt_auth_core::store::dynamodb::{DynamoUserStore, create_table, local_client};
+use jwt_auth_core::store::{NewUser, UserStore};
+use jwt_auth_core::user::{Role, normalize_username, validate_display_name};
+use secrecy::SecretString;
+use std::io::BufRead;
+
+#[derive(clap::Args)]
+pub struct UsersArgs {
+    /// The users table (the stack's UsersTableName output).
+    #[arg(long, env = "USERS_TABLE")]
+    table: String,
+    /// DynamoDB endpoint, e.g. http://127.0.0.1:8000 for DynamoDB Local (the table is
+    /// created there if missing). Without it, AWS is used with the default credentials.
+    #[arg(long, env = "DYNAMODB_ENDPOINT")]
+    dynamodb_endpoint: Option<String>,
+    #[command(subcommand)]
+    action: UsersAction,
+}
+
+#[derive(clap::Subcommand)]
+enum UsersAction {
+    /// Create a user (asks for the password twice, without echo).
+    Create {
+        #[arg(long)]
+        username: String,
+        #[arg(long, value_enum)]
+        role: RoleArg,
+        /// Display name (defaults to the username).
+        #[arg(long)]
+        name: Option<String>,
+        /// Read the password from the first line of stdin instead of prompting.
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// List users in username order.
+    List,
+    /// Disable a user: it can no longer log in.
+    Disable {
+        #[arg(long)]
+        username: String,
+    },
+    /// Re-enable a disabled user.
+    Enable {
+        #[arg(long)]
+        username: String,
+    },
+    /// Set a new password.
+    ResetPassword {
+        #[arg(long)]
+        username: String,
+        #[arg(long)]
+        password_stdin: bool,
+    },
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum RoleArg {
+    Admin,
+    Customer,
+}
+
+impl From<RoleArg> for Role {
+    fn from(role: RoleArg) -> Self {
+        match role {
+            RoleArg::Admin => Role::Admin,
+            RoleArg::Customer => Role::Customer,
+        }
+    }
+}
+
+pub async fn run(args: UsersArgs) -> Result<(), String> {
+    let client = match &args.dynamodb_endpoint {
+        Some(endpoint) => {
+            let client = local_client(endpoint);
+            create_table(&client, &args.table).await.map_err(describe)?;
+            client
+        }
+        None => aws_sdk_dynamodb::Client::new(
+            &aws_config::defaults(aws_config::BehaviorVersion::latest())
+                .load()
+                .await,
+        ),
+    };
+    let store = DynamoUserStore::new(client, args.table.clone());
+    match args.action {
+        UsersAction::Create {
+            username,
+            role,
+            name,
+            password_stdin,
+        } => {
+            let username = normalize_username(&username)?;
+            let name = validate_display_name(name.as_deref().unwrap_or(&username))?;
+            let password = read_new_password(password_stdin)?;
+            let password_hash = PasswordHasher::new()
+                .hash(&password)
+                .map_err(|err| err.to_string())?;
+            let user = store
+                .create_user(
+                    NewUser {
+                        username,
+                        name,
+                        role: role.into(),
+                        password_hash,
+                    },
+                    jwt_auth_core::unix_now(),
+                )
+                .await
+                .map_err(describe)?;
+            println!("created {} ({}) id {}", user.username, user.role, user.id);
+        }
+        UsersAction::List => {
+            let mut after = None;
+            println!(
+                "{:<32}  {:<24}  {:<8}  {}",
+                "id", "username", "role", "state"
+            );
+            loop {
+                let page = store
+                    .list_users(100, after.as_ref())
+                    .await
+                    .map_err(describe)?;
+                for user in &page.users {
+                    let state = if user.disabled { "disabled" } else { "active" };
+                    println!(
+                        "{:<32}  {:<24}  {:<8}  {state}",
+                        user.id,
+                        user.username,
+                        user.role.as_str()
+                    );
+                }
+                match page.next {
+                    Some(next) => after = Some(next),
+                    None => break,
+                }
+            }
+        }
+        UsersAction::Disable { username } => set_disabled(&store, &username, true).await?,
+        UsersAction::Enable { username } => set_disabled(&store, &username, false).await?,
+        UsersAction::ResetPassword {
+            username,
+            password_stdin,
+        } => {
+            let record = find(&store, &username).await?;
+            let password = read_new_password(password_stdin)?;
+            let password_hash = PasswordHasher::new()
+                .hash(&password)
+                .map_err(|err| err.to_string())?;
+            store
+                .set_password_hash(&record.user.id, password_hash)
+                .await
+                .map_err(describe)?;
+            println!("password reset for {}", record.user.username);
+        }
+    }
+    Ok(())
+}
+
+async fn find(
+    store: &DynamoUserStore,
+    username: &str,
+) -> Result<jwt_auth_core::store::LoginRecord, String> {
+    let username = normalize_username(username)?;
+    store
+        .find_login(&username)
+        .await
+        .map_err(describe)?
+        .ok_or_else(|| format!("no user named {username}"))
+}
+
+async fn set_disabled(
+    store: &DynamoUserStore,
+    username: &str,
+    disabled: bool,
+) -> Result<(), String> {
+    let record = find(store, username).await?;
+    let user = store
+        .set_disabled(&record.user.id, disabled)
+        .await
+        .map_err(describe)?;
+    println!(
+        "{} is now {}",
+        user.username,
+        if user.disabled { "disabled" } else { "active" }
+    );
+    Ok(())
+}
+
+fn read_new_password(from_stdin: bool) -> Result<SecretString, String> {
+    let password = if from_stdin {
+        let mut line = String::new();
+        std::io::stdin()
+            .lock()
+            .read_line(&mut line)
+            .map_err(|err| format!("cannot read the password from stdin: {err}"))?;
+        line.trim_end_matches(['\r', '\n']).to_string()
+    } else {
+        let first = rpassword::prompt_password("Password: ")
+            .map_err(|err| format!("cannot read the password: {err}"))?;
+        let second = rpassword::prompt_password("Repeat:   ")
+            .map_err(|err| format!("cannot read the password: {err}"))?;
+        if first != second {
+            return Err("the passwords differ".into());
+        }
+        first
+    };
+    let password = SecretString::from(password);
+    check_new_password(&password).map_err(|err| err.to_string())?;
+    Ok(password)
+}
+
+fn describe(err: jwt_auth_core::store::StoreError) -> String {
+    jwt_auth_core::error::error_chain(&err)
+}

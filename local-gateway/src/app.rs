@@ -1,0 +1,151 @@
+//! Builds the local API: the template's model, a store, a signing secret, and the real
+//! function services, wired as the functions' `main`s wire them on Lambda.
+
+use crate::gateway::{ApiIdentity, Functions, Gateway};
+use crate::template::ApiModel;
+use jwt_auth_core::config::Config;
+use jwt_auth_core::cursor::CursorCodec;
+use jwt_auth_core::login::LoginService;
+use jwt_auth_core::password::PasswordHasher;
+use jwt_auth_core::secret::SigningSecret;
+use jwt_auth_core::store::dynamodb::{DynamoUserStore, create_table, local_client};
+use jwt_auth_core::store::memory::MemoryUserStore;
+use jwt_auth_core::store::{NewUser, UserStore};
+use jwt_auth_core::token::{TokenIssuer, TokenKeys, TokenVerifier};
+use jwt_auth_core::user::Role;
+use secrecy::SecretString;
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use users::UsersService;
+
+/// Where local users live.
+#[derive(Debug, Clone)]
+pub enum StoreChoice {
+    /// In memory, seeded with [`DEMO_USERS`].
+    Memory,
+    /// A DynamoDB table (DynamoDB Local when `endpoint` is set), created if missing.
+    Dynamo {
+        endpoint: Option<String>,
+        table: String,
+    },
+}
+
+/// Demo accounts of the in-memory store: local runs only (a deployed stack has no seeded
+/// account; its first admin is created with `jwt-auth-local users create`).
+pub const DEMO_USERS: &[(&str, Role, &str)] = &[
+    ("admin", Role::Admin, "local-admin-password"),
+    ("alice", Role::Customer, "local-alice-password"),
+    ("bob", Role::Customer, "local-bob-password"),
+];
+
+pub struct LocalOptions {
+    pub template: PathBuf,
+    pub store: StoreChoice,
+    /// The signing secret; a random one is generated when `None`.
+    pub secret: Option<SigningSecret>,
+    /// Template parameter overrides (`StageName=dev`, `AuthorizerCacheTtlSeconds=0`).
+    pub parameter_overrides: HashMap<String, String>,
+    /// Seed [`DEMO_USERS`] into the in-memory store.
+    pub seed_demo_users: bool,
+}
+
+pub struct LocalApi {
+    pub gateway: Gateway,
+    pub store: Arc<dyn UserStore>,
+    pub issuer: TokenIssuer,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum LocalError {
+    #[error(transparent)]
+    Template(#[from] crate::template::TemplateError),
+    #[error(transparent)]
+    Gateway(#[from] crate::gateway::GatewayError),
+    #[error(transparent)]
+    Config(#[from] jwt_auth_core::config::ConfigError),
+    #[error(transparent)]
+    Store(#[from] jwt_auth_core::store::StoreError),
+}
+
+impl LocalApi {
+    pub async fn build(options: LocalOptions) -> Result<Self, LocalError> {
+        let model = ApiModel::from_file(&options.template, &options.parameter_overrides)?;
+        // The functions read the environment the template gives them; locally the secret
+        // and the table come from the options instead of Secrets Manager and the stack.
+        let mut environment = model.function_environment.clone();
+        environment.insert("USERS_TABLE".into(), "local".into());
+        environment.insert("JWT_SECRET".into(), "x".repeat(32));
+        environment.remove("JWT_SECRET_ARN");
+        let config = Config::from_lookup(|name| environment.get(name).cloned())?;
+        let secret = options.secret.unwrap_or_else(SigningSecret::generate);
+
+        let store: Arc<dyn UserStore> = match &options.store {
+            StoreChoice::Memory => Arc::new(MemoryUserStore::new()),
+            StoreChoice::Dynamo { endpoint, table } => {
+                let client = match endpoint {
+                    Some(endpoint) => local_client(endpoint),
+                    None => aws_sdk_dynamodb::Client::new(
+                        &aws_config::defaults(aws_config::BehaviorVersion::latest())
+                            .load()
+                            .await,
+                    ),
+                };
+                if endpoint.is_some() {
+                    create_table(&client, table).await?;
+                }
+                Arc::new(DynamoUserStore::new(client, table.clone()))
+            }
+        };
+        let hasher = Arc::new(PasswordHasher::new());
+        if options.seed_demo_users {
+            for (username, role, password) in DEMO_USERS {
+                if store.find_login(username).await?.is_some() {
+                    continue;
+                }
+                let password_hash = hasher
+                    .hash(&SecretString::from(password.to_string()))
+                    .map_err(|err| jwt_auth_core::store::StoreError::backend(err.to_string()))?;
+                store
+                    .create_user(
+                        NewUser {
+                            username: username.to_string(),
+                            name: format!("Demo {}", capitalize(username)),
+                            role: *role,
+                            password_hash,
+                        },
+                        jwt_auth_core::unix_now(),
+                    )
+                    .await?;
+            }
+        }
+
+        let keys = Arc::new(TokenKeys::hs256(&secret));
+        let functions = Functions {
+            login: LoginService {
+                store: Arc::clone(&store),
+                hasher,
+                issuer: TokenIssuer::new(Arc::clone(&keys), config.tokens.clone()),
+            },
+            users: UsersService {
+                store: Arc::clone(&store),
+                cursors: CursorCodec::new(&secret),
+            },
+            verifier: TokenVerifier::new(Arc::clone(&keys), &config.tokens),
+        };
+        let gateway = Gateway::new(model, ApiIdentity::default(), functions)?;
+        Ok(Self {
+            gateway,
+            store,
+            issuer: TokenIssuer::new(keys, config.tokens),
+        })
+    }
+}
+
+fn capitalize(word: &str) -> String {
+    let mut chars = word.chars();
+    match chars.next() {
+        Some(first) => first.to_uppercase().chain(chars).collect(),
+        None => String::new(),
+    }
+}

@@ -1,0 +1,203 @@
+//! `jwt-auth-local`: run the API locally, administer users, mint events.
+
+use clap::{Parser, Subcommand, ValueEnum};
+use jwt_auth_core::secret::SigningSecret;
+use local_gateway::app::{DEMO_USERS, LocalApi, LocalOptions, StoreChoice};
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+mod admin;
+mod events;
+
+#[derive(Parser)]
+#[command(
+    name = "jwt-auth-local",
+    version,
+    about = "Run lambda-jwt-auth locally, administer users, mint test events"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the whole API on localhost through an emulated API Gateway.
+    Serve(ServeArgs),
+    /// Create, list, disable or reset users in a DynamoDB table (DynamoDB Local or AWS).
+    Users(admin::UsersArgs),
+    /// Print a fresh event for `cargo lambda invoke` / `sam local invoke`.
+    Event(events::EventArgs),
+}
+
+#[derive(clap::Args)]
+struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:3000")]
+    addr: std::net::SocketAddr,
+    /// The SAM template whose routes, authorizer and cache TTL to follow.
+    #[arg(long, default_value = "template.yaml")]
+    template: PathBuf,
+    /// Use this DynamoDB endpoint (e.g. DynamoDB Local) instead of the in-memory store.
+    #[arg(long)]
+    dynamodb_endpoint: Option<String>,
+    /// The table to use with --dynamodb-endpoint (created if missing).
+    #[arg(long, default_value = "users-local")]
+    table: String,
+    /// Override a template parameter, e.g. -P AuthorizerCacheTtlSeconds=0 (repeatable).
+    #[arg(short = 'P', long = "parameter", value_parser = parse_key_value)]
+    parameters: Vec<(String, String)>,
+    /// Do not create the demo users.
+    #[arg(long)]
+    no_demo_users: bool,
+    /// Log format.
+    #[arg(long, value_enum, default_value = "text")]
+    log_format: LogFormat,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+fn parse_key_value(raw: &str) -> Result<(String, String), String> {
+    raw.split_once('=')
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .ok_or_else(|| format!("expected KEY=VALUE, got {raw}"))
+}
+
+/// The local signing secret: `JWT_SECRET` when set (at least 32 bytes), else generated.
+pub(crate) fn local_secret() -> Result<Option<SigningSecret>, String> {
+    match std::env::var("JWT_SECRET") {
+        Ok(value) if !value.is_empty() => SigningSecret::new(value.into_bytes())
+            .map(Some)
+            .map_err(|err| format!("JWT_SECRET: {err}")),
+        _ => Ok(None),
+    }
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Serve(args) => serve(args).await,
+        Command::Users(args) => admin::run(args).await,
+        Command::Event(args) => events::run(args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("jwt-auth-local: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn serve(args: ServeArgs) -> Result<(), String> {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false);
+    match args.log_format {
+        LogFormat::Text => builder.compact().init(),
+        LogFormat::Json => builder.json().init(),
+    }
+    let in_memory = args.dynamodb_endpoint.is_none();
+    let store = match args.dynamodb_endpoint {
+        None => StoreChoice::Memory,
+        Some(endpoint) => StoreChoice::Dynamo {
+            endpoint: Some(endpoint),
+            table: args.table.clone(),
+        },
+    };
+    let secret = local_secret()?;
+    let generated_secret = secret.is_none();
+    let api = LocalApi::build(LocalOptions {
+        template: args.template.clone(),
+        store,
+        secret,
+        parameter_overrides: args.parameters.into_iter().collect::<HashMap<_, _>>(),
+        seed_demo_users: !args.no_demo_users,
+    })
+    .await
+    .map_err(|err| err.to_string())?;
+    let listener = tokio::net::TcpListener::bind(args.addr)
+        .await
+        .map_err(|err| format!("cannot listen on {}: {err}", args.addr))?;
+    let address = listener.local_addr().map_err(|err| err.to_string())?;
+    let gateway = Arc::new(api.gateway);
+    print_banner(
+        &gateway,
+        address,
+        &args.template,
+        in_memory,
+        !args.no_demo_users,
+        generated_secret,
+    );
+    let shutdown = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    local_gateway::server::serve(listener, gateway, shutdown).await;
+    Ok(())
+}
+
+fn print_banner(
+    gateway: &local_gateway::gateway::Gateway,
+    address: std::net::SocketAddr,
+    template: &std::path::Path,
+    in_memory: bool,
+    demo_users: bool,
+    generated_secret: bool,
+) {
+    let model = gateway.model();
+    let base = format!("http://{address}{}", gateway.stage_path());
+    println!("lambda-jwt-auth local API (emulated API Gateway, REST, TOKEN authorizer)");
+    println!("  base URL:  {base}");
+    println!("  template:  {}", template.display());
+    for route in &model.routes {
+        let auth = if route.authorized { "token" } else { "public" };
+        println!(
+            "  route:     {:<6} {:<14} -> {:<10} ({auth})",
+            route.method, route.path, route.function
+        );
+    }
+    if let Some(authorizer) = &model.authorizer {
+        println!(
+            "  authorizer: {} on header {}, policy cache {} s",
+            authorizer.name, authorizer.header, authorizer.cache_ttl_secs
+        );
+    }
+    println!(
+        "  store:     {}",
+        if in_memory {
+            "in memory (lost on exit)"
+        } else {
+            "DynamoDB"
+        }
+    );
+    println!(
+        "  signing:   {}",
+        if generated_secret {
+            "a random dev secret generated now (tokens die with this process)"
+        } else {
+            "JWT_SECRET"
+        }
+    );
+    if demo_users {
+        println!("  demo users (local only; never seeded in a deployment):");
+        for (username, role, password) in DEMO_USERS {
+            println!(
+                "    {username:<6} {:<8} password: {password}",
+                role.as_str()
+            );
+        }
+    }
+    println!("  try:       curl -s -X POST {base}/login -H 'content-type: application/json' \\");
+    println!(
+        "               -d '{{\"username\":\"admin\",\"password\":\"local-admin-password\"}}'"
+    );
+}

