@@ -9,7 +9,8 @@ use jwt_auth_core::user::{Role, normalize_username, validate_display_name};
 use secrecy::SecretString;
 use std::io::BufRead;
 
-#[derive(clap::Args)]
+#[derive(clap::Parser)]
+#[command(name = "users")]
 pub struct UsersArgs {
     /// The users table (the stack's UsersTableName output).
     #[arg(long, env = "USERS_TABLE")]
@@ -73,7 +74,9 @@ impl From<RoleArg> for Role {
     }
 }
 
-pub async fn run(args: UsersArgs) -> Result<(), String> {
+/// Runs one admin action and returns what to print. `--password-stdin` reads `input`.
+pub async fn run(args: UsersArgs, input: &mut dyn BufRead) -> Result<String, String> {
+    let mut report = String::new();
     let client = match &args.dynamodb_endpoint {
         Some(endpoint) => {
             let client = local_client(endpoint);
@@ -96,7 +99,7 @@ pub async fn run(args: UsersArgs) -> Result<(), String> {
         } => {
             let username = normalize_username(&username)?;
             let name = validate_display_name(name.as_deref().unwrap_or(&username))?;
-            let password = read_new_password(password_stdin)?;
+            let password = read_new_password(password_stdin, input)?;
             let password_hash = PasswordHasher::new()
                 .hash(&password)
                 .map_err(|err| err.to_string())?;
@@ -112,14 +115,14 @@ pub async fn run(args: UsersArgs) -> Result<(), String> {
                 )
                 .await
                 .map_err(describe)?;
-            println!("created {} ({}) id {}", user.username, user.role, user.id);
+            report = format!("created {} ({}) id {}\n", user.username, user.role, user.id);
         }
         UsersAction::List => {
             let mut after = None;
-            println!(
-                "{:<32}  {:<24}  {:<8}  {}",
-                "id", "username", "role", "state"
-            );
+            report.push_str(&format!(
+                "{:<32}  {:<24}  {:<8}  state\n",
+                "id", "username", "role"
+            ));
             loop {
                 let page = store
                     .list_users(100, after.as_ref())
@@ -127,8 +130,8 @@ pub async fn run(args: UsersArgs) -> Result<(), String> {
                     .map_err(describe)?;
                 for user in &page.users {
                     let state = if user.disabled { "disabled" } else { "active" };
-                    println!(
-                        "{:<32}  {:<24}  {:<8}  {state}",
+                    report += &format!(
+                        "{:<32}  {:<24}  {:<8}  {state}\n",
                         user.id,
                         user.username,
                         user.role.as_str()
@@ -140,14 +143,14 @@ pub async fn run(args: UsersArgs) -> Result<(), String> {
                 }
             }
         }
-        UsersAction::Disable { username } => set_disabled(&store, &username, true).await?,
-        UsersAction::Enable { username } => set_disabled(&store, &username, false).await?,
+        UsersAction::Disable { username } => report = set_disabled(&store, &username, true).await?,
+        UsersAction::Enable { username } => report = set_disabled(&store, &username, false).await?,
         UsersAction::ResetPassword {
             username,
             password_stdin,
         } => {
             let record = find(&store, &username).await?;
-            let password = read_new_password(password_stdin)?;
+            let password = read_new_password(password_stdin, input)?;
             let password_hash = PasswordHasher::new()
                 .hash(&password)
                 .map_err(|err| err.to_string())?;
@@ -155,10 +158,10 @@ pub async fn run(args: UsersArgs) -> Result<(), String> {
                 .set_password_hash(&record.user.id, password_hash)
                 .await
                 .map_err(describe)?;
-            println!("password reset for {}", record.user.username);
+            report = format!("password reset for {}\n", record.user.username);
         }
     }
-    Ok(())
+    Ok(report)
 }
 
 async fn find(
@@ -177,25 +180,23 @@ async fn set_disabled(
     store: &DynamoUserStore,
     username: &str,
     disabled: bool,
-) -> Result<(), String> {
+) -> Result<String, String> {
     let record = find(store, username).await?;
     let user = store
         .set_disabled(&record.user.id, disabled)
         .await
         .map_err(describe)?;
-    println!(
-        "{} is now {}",
+    Ok(format!(
+        "{} is now {}\n",
         user.username,
         if user.disabled { "disabled" } else { "active" }
-    );
-    Ok(())
+    ))
 }
 
-fn read_new_password(from_stdin: bool) -> Result<SecretString, String> {
+fn read_new_password(from_stdin: bool, input: &mut dyn BufRead) -> Result<SecretString, String> {
     let password = if from_stdin {
         let mut line = String::new();
-        std::io::stdin()
-            .lock()
+        input
             .read_line(&mut line)
             .map_err(|err| format!("cannot read the password from stdin: {err}"))?;
         line.trim_end_matches(['\r', '\n']).to_string()

@@ -1,6 +1,7 @@
 //! A local stand-in for API Gateway (REST API with a Lambda TOKEN authorizer) that runs the
 //! real authorizer and function handlers in-process. See the README's "Run it locally".
 
+pub mod admin;
 pub mod app;
 pub mod gateway;
 pub mod iam;

@@ -8,8 +8,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-mod admin;
 mod events;
+
+use local_gateway::admin;
 
 #[derive(Parser)]
 #[command(
@@ -84,7 +85,9 @@ async fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Serve(args) => serve(args).await,
-        Command::Users(args) => admin::run(args).await,
+        Command::Users(args) => admin::run(args, &mut std::io::stdin().lock())
+            .await
+            .map(|report| print!("{report}")),
         Command::Event(args) => events::run(args),
     };
     match result {

@@ -114,8 +114,9 @@ impl ProfileItem {
     }
 }
 
-/// The credential item: what login reads, with the password hash.
-#[derive(Debug, Serialize, Deserialize)]
+/// The credential item: what login reads, with the password hash. No `Debug`: the hash
+/// must not end up in a log line by accident.
+#[derive(Serialize, Deserialize)]
 struct CredentialItem {
     pk: String,
     user_id: String,

@@ -1,0 +1,139 @@
+//! `make bench`: medians of the hot paths, each next to a baseline measured in the same run
+//! so the figures compare across machines as ratios:
+//! - the authorizer handler (TOKEN event JSON in, response JSON out) and token verification,
+//!   against one HMAC-SHA256 over the same signing input (the cryptographic floor);
+//! - the login handler on the in-memory store, against one argon2id verify with the same
+//!   parameters (the deliberate cost) and one with freshly allocated memory.
+
+use authorizer::authorize;
+use aws_lc_rs::hmac;
+use integration_tests::{EVENTS_PASSWORD, TestApp, event_text};
+use jwt_auth_core::password::HASH_PARAMS;
+use jwt_auth_core::user::Role;
+use secrecy::SecretString;
+use std::hint::black_box;
+use std::time::Instant;
+
+/// Median nanoseconds per call over `samples` batches of `batch` calls.
+fn median_ns(samples: usize, batch: usize, mut f: impl FnMut()) -> f64 {
+    for _ in 0..batch {
+        f(); // warm caches and allocators
+    }
+    let mut per_call: Vec<f64> = (0..samples)
+        .map(|_| {
+            let started = Instant::now();
+            for _ in 0..batch {
+                f();
+            }
+            started.elapsed().as_nanos() as f64 / batch as f64
+        })
+        .collect();
+    per_call.sort_by(|a, b| a.total_cmp(b));
+    per_call[samples / 2]
+}
+
+fn main() {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let app = TestApp::in_memory();
+    let alice = runtime.block_on(app.create_user("alice", Role::Admin, EVENTS_PASSWORD));
+    let token = app.token_for(&alice);
+    let now = jwt_auth_core::unix_now();
+
+    // Baseline: the HMAC alone over the token's signing input.
+    let signing_input = &token[..token.rfind('.').unwrap()];
+    let key = hmac::Key::new(hmac::HMAC_SHA256, integration_tests::EVENTS_SIGNING_SECRET);
+    let hmac_ns = median_ns(51, 20_000, || {
+        black_box(hmac::sign(&key, black_box(signing_input.as_bytes())));
+    });
+
+    let verify_ns = median_ns(51, 20_000, || {
+        black_box(app.verifier.verify(black_box(&token), now).unwrap());
+    });
+
+    let mut event: serde_json::Value =
+        serde_json::from_str(&event_text("authorizer-valid.json")).unwrap();
+    event["authorizationToken"] = format!("Bearer {token}").into();
+    let event_json = event.to_string();
+    let handler_ns = median_ns(51, 10_000, || {
+        let event = serde_json::from_str(black_box(&event_json)).unwrap();
+        let response = authorize(&event, &app.verifier, now).unwrap();
+        black_box(serde_json::to_vec(&response).unwrap());
+    });
+
+    // Login: whole handler vs the argon2 verify it is built around.
+    let password = SecretString::from(EVENTS_PASSWORD.to_string());
+    let stored = integration_tests::hasher().hash(&password).unwrap();
+    let argon2_pooled_ns = median_ns(15, 10, || {
+        black_box(integration_tests::hasher().verify(&password, &stored));
+    });
+    let (m, t, p) = HASH_PARAMS;
+    let raw = argon2::Argon2::new(
+        argon2::Algorithm::Argon2id,
+        argon2::Version::V0x13,
+        argon2::Params::new(m, t, p, Some(32)).unwrap(),
+    );
+    let argon2_fresh_ns = median_ns(15, 10, || {
+        let mut out = [0u8; 32];
+        raw.hash_password_into(EVENTS_PASSWORD.as_bytes(), b"sixteen byte salt", &mut out)
+            .unwrap();
+        black_box(out);
+    });
+    let login_ns = median_ns(15, 10, || {
+        let request = integration_tests::http_event("login-ok.json");
+        let response = runtime
+            .block_on(login::handle(request, &app.login))
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        black_box(response);
+    });
+    let unknown_ns = median_ns(15, 10, || {
+        let mut request = integration_tests::http_event("login-ok.json");
+        *request.body_mut() = lambda_http::Body::Text(format!(
+            r#"{{"username":"nobody","password":"{EVENTS_PASSWORD}"}}"#
+        ));
+        let response = runtime
+            .block_on(login::handle(request, &app.login))
+            .unwrap();
+        assert_eq!(response.status(), 401);
+        black_box(response);
+    });
+
+    println!("hot paths (medians; ratios against baselines measured in this run)");
+    println!(
+        "  HMAC-SHA256 of the signing input (baseline)   {:>9.2} µs/op",
+        hmac_ns / 1e3
+    );
+    println!(
+        "  token verify                                  {:>9.2} µs/op   {:>5.1}x HMAC",
+        verify_ns / 1e3,
+        verify_ns / hmac_ns
+    );
+    println!(
+        "  authorizer handler (event JSON -> JSON)       {:>9.2} µs/op   {:>5.1}x HMAC   {:>4.2}x verify",
+        handler_ns / 1e3,
+        handler_ns / hmac_ns,
+        handler_ns / verify_ns
+    );
+    println!(
+        "  argon2id verify, fresh 19 MiB (baseline)      {:>9.2} ms/op",
+        argon2_fresh_ns / 1e6
+    );
+    println!(
+        "  argon2id verify, reused memory                {:>9.2} ms/op   {:>5.2}x fresh",
+        argon2_pooled_ns / 1e6,
+        argon2_pooled_ns / argon2_fresh_ns
+    );
+    println!(
+        "  login handler, in-memory store                {:>9.2} ms/op   {:>5.2}x fresh argon2",
+        login_ns / 1e6,
+        login_ns / argon2_fresh_ns
+    );
+    println!(
+        "  login handler, unknown user                   {:>9.2} ms/op   {:>5.2}x known user",
+        unknown_ns / 1e6,
+        unknown_ns / login_ns
+    );
+}

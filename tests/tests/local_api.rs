@@ -1,0 +1,559 @@
+//! The whole API through the local gateway: real TCP, a real HTTP client, the template's
+//! routes and authorizer settings, the real authorizer and functions, and an in-memory or
+//! DynamoDB Local store.
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use integration_tests::{dynamo_local, workspace_root};
+use jwt_auth_core::store::{NewUser, UserStore};
+use jwt_auth_core::user::{Role, User};
+use local_gateway::app::{LocalApi, LocalOptions, StoreChoice};
+use local_gateway::gateway::{AuthorizationTrace, Gateway, GatewayRequest};
+use serde_json::{Value, json};
+use std::sync::Arc;
+
+const PASSWORD: &str = "a-long-test-password";
+
+struct RunningApi {
+    base: String,
+    gateway: Arc<Gateway>,
+    store: Arc<dyn UserStore>,
+    issuer: jwt_auth_core::token::TokenIssuer,
+    client: Client<HttpConnector, Full<Bytes>>,
+    _shutdown: tokio::sync::oneshot::Sender<()>,
+}
+
+struct Answer {
+    status: u16,
+    headers: hyper::HeaderMap,
+    body: Value,
+}
+
+async fn start_with(
+    store: StoreChoice,
+    template: std::path::PathBuf,
+    overrides: &[(&str, &str)],
+) -> RunningApi {
+    let api = LocalApi::build(LocalOptions {
+        template,
+        store,
+        secret: None,
+        parameter_overrides: overrides
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+        seed_demo_users: false,
+    })
+    .await
+    .expect("local API builds from template.yaml");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    let gateway = Arc::new(api.gateway);
+    let (shutdown, stop) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(local_gateway::server::serve(
+        listener,
+        Arc::clone(&gateway),
+        async {
+            let _ = stop.await;
+        },
+    ));
+    RunningApi {
+        base: format!("http://{address}{}", gateway.stage_path()),
+        gateway,
+        store: api.store,
+        issuer: api.issuer,
+        client: Client::builder(TokioExecutor::new()).build_http(),
+        _shutdown: shutdown,
+    }
+}
+
+async fn start(store: StoreChoice) -> RunningApi {
+    start_with(store, workspace_root().join("template.yaml"), &[]).await
+}
+
+async fn dynamo_store() -> StoreChoice {
+    let (_, table) = dynamo_local::fresh_table().await;
+    StoreChoice::Dynamo {
+        endpoint: Some(std::env::var("DYNAMODB_ENDPOINT").unwrap()),
+        table,
+    }
+}
+
+impl RunningApi {
+    async fn call(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> Answer {
+        let mut request = hyper::Request::builder()
+            .method(method)
+            .uri(format!("{}{path}", self.base));
+        if let Some(token) = token {
+            request = request.header("authorization", format!("Bearer {token}"));
+        }
+        let body = match body {
+            Some(body) => {
+                request = request.header("content-type", "application/json");
+                Bytes::from(body.to_string())
+            }
+            None => Bytes::new(),
+        };
+        let response = self
+            .client
+            .request(request.body(Full::new(body)).unwrap())
+            .await
+            .unwrap();
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let bytes = response.into_body().collect().await.unwrap().to_bytes();
+        let body = serde_json::from_slice(&bytes)
+            .unwrap_or_else(|_| panic!("{method} {path}: body is not JSON: {bytes:?}"));
+        Answer {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    async fn create_user(&self, username: &str, role: Role) -> User {
+        let password_hash = integration_tests::hasher()
+            .hash(&secrecy::SecretString::from(PASSWORD.to_string()))
+            .unwrap();
+        self.store
+            .create_user(
+                NewUser {
+                    username: username.into(),
+                    name: username.into(),
+                    role,
+                    password_hash,
+                },
+                jwt_auth_core::unix_now(),
+            )
+            .await
+            .unwrap()
+    }
+
+    async fn login(&self, username: &str) -> String {
+        let answer = self
+            .call(
+                "POST",
+                "/login",
+                None,
+                Some(json!({"username": username, "password": PASSWORD})),
+            )
+            .await;
+        assert_eq!(answer.status, 200, "{username}: {}", answer.body);
+        answer.body["access_token"].as_str().unwrap().to_string()
+    }
+
+    /// In-process, to see the authorizer cache trace that the HTTP answer does not show.
+    async fn trace(
+        &self,
+        method: &str,
+        path: &str,
+        authorization: &str,
+    ) -> (u16, AuthorizationTrace) {
+        let response = self
+            .gateway
+            .handle(GatewayRequest {
+                method: method.into(),
+                path_and_query: format!("{}{path}", self.gateway.stage_path()),
+                headers: vec![("Authorization".into(), authorization.into())],
+                body: Vec::new(),
+                source_ip: "127.0.0.1".into(),
+            })
+            .await;
+        (response.status, response.authorization)
+    }
+}
+
+/// Login, then every page of the user list as admin, then a customer reading itself and
+/// refused the list, then bad tokens: the same story on either store.
+async fn the_whole_story(api: RunningApi) {
+    let admin = api.create_user("admin", Role::Admin).await;
+    let carol = api.create_user("carol", Role::Customer).await;
+    for name in ["dave", "erin", "frank", "grace"] {
+        api.create_user(name, Role::Customer).await;
+    }
+
+    // Admin logs in, the authorizer allows, and the list comes in pages of 2.
+    let admin_token = api.login("admin").await;
+    let mut seen = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let path = match &cursor {
+            Some(cursor) => format!("/users?limit=2&cursor={cursor}"),
+            None => "/users?limit=2".to_string(),
+        };
+        let page = api.call("GET", &path, Some(&admin_token), None).await;
+        assert_eq!(page.status, 200, "{}", page.body);
+        for user in page.body["users"].as_array().unwrap() {
+            assert!(user.get("password_hash").is_none());
+            seen.push(user["username"].as_str().unwrap().to_string());
+        }
+        match page.body["next_cursor"].as_str() {
+            Some(next) => cursor = Some(next.to_string()),
+            None => break,
+        }
+    }
+    assert_eq!(seen, ["admin", "carol", "dave", "erin", "frank", "grace"]);
+    let other = api
+        .call(
+            "GET",
+            &format!("/users/{}", carol.id),
+            Some(&admin_token),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (other.status, other.body["user"]["username"].as_str()),
+        (200, Some("carol"))
+    );
+
+    // A customer reads itself but not the list, nor anyone else.
+    let carol_token = api.login("carol").await;
+    let own = api
+        .call(
+            "GET",
+            &format!("/users/{}", carol.id),
+            Some(&carol_token),
+            None,
+        )
+        .await;
+    assert_eq!(own.status, 200);
+    assert_eq!(own.body["user"]["id"], carol.id.as_str());
+    let list = api.call("GET", "/users", Some(&carol_token), None).await;
+    assert_eq!(list.status, 403);
+    assert_eq!(
+        list.body["message"],
+        "User is not authorized to access this resource"
+    );
+    let someone_else = api
+        .call(
+            "GET",
+            &format!("/users/{}", admin.id),
+            Some(&carol_token),
+            None,
+        )
+        .await;
+    assert_eq!(someone_else.status, 403);
+
+    // No token, a tampered token, an expired token: 401 from the gateway.
+    let no_token = api.call("GET", "/users", None, None).await;
+    assert_eq!(
+        (no_token.status, &no_token.body),
+        (401, &json!({"message": "Unauthorized"}))
+    );
+    assert_eq!(
+        no_token.headers["www-authenticate"],
+        "Bearer error=\"invalid_token\""
+    );
+    let mut tampered = admin_token.clone().into_bytes();
+    let middle = tampered.len() / 2;
+    tampered[middle] = if tampered[middle] == b'a' { b'b' } else { b'a' };
+    let tampered = String::from_utf8(tampered).unwrap();
+    assert_eq!(
+        api.call("GET", "/users", Some(&tampered), None)
+            .await
+            .status,
+        401
+    );
+    let expired = api
+        .issuer
+        .issue(&admin, jwt_auth_core::unix_now() - 3600)
+        .unwrap()
+        .token;
+    assert_eq!(
+        api.call("GET", "/users", Some(&expired), None).await.status,
+        401
+    );
+    let wrong = api
+        .call(
+            "POST",
+            "/login",
+            None,
+            Some(json!({"username": "admin", "password": "wrong-password"})),
+        )
+        .await;
+    assert_eq!(wrong.status, 401);
+}
+
+#[tokio::test]
+async fn the_whole_api_works_over_http_with_the_in_memory_store() {
+    the_whole_story(start(StoreChoice::Memory).await).await;
+}
+
+#[tokio::test]
+async fn the_whole_api_works_over_http_against_dynamodb_local() {
+    the_whole_story(start(dynamo_store().await).await).await;
+}
+
+#[tokio::test]
+async fn a_cached_policy_gives_each_route_the_answer_api_gateway_would() {
+    let api = start(StoreChoice::Memory).await;
+    let admin = api.create_user("admin", Role::Admin).await;
+    let carol = api.create_user("carol", Role::Customer).await;
+    let admin_token = format!("Bearer {}", api.login("admin").await);
+    let carol_token = format!("Bearer {}", api.login("carol").await);
+    let own = format!("/users/{}", carol.id);
+    let other = format!("/users/{}", admin.id);
+
+    // Admin: allowed on both routes, whichever comes first; the second is a cache hit.
+    assert_eq!(
+        api.trace("GET", "/users", &admin_token).await,
+        (200, AuthorizationTrace::CacheMiss)
+    );
+    assert_eq!(
+        api.trace("GET", &own, &admin_token).await,
+        (200, AuthorizationTrace::CacheHit)
+    );
+
+    // Customer: the allowed route first, then the refused one, from the same cached policy.
+    assert_eq!(
+        api.trace("GET", &own, &carol_token).await,
+        (200, AuthorizationTrace::CacheMiss)
+    );
+    assert_eq!(
+        api.trace("GET", "/users", &carol_token).await,
+        (403, AuthorizationTrace::CacheHit)
+    );
+    assert_eq!(
+        api.trace("GET", &other, &carol_token).await,
+        (403, AuthorizationTrace::CacheHit)
+    );
+
+    // And the reverse order with a second customer token.
+    let carol_again = format!("Bearer {}", api.login("carol").await);
+    assert_eq!(
+        api.trace("GET", "/users", &carol_again).await,
+        (403, AuthorizationTrace::CacheMiss)
+    );
+    assert_eq!(
+        api.trace("GET", &own, &carol_again).await,
+        (200, AuthorizationTrace::CacheHit)
+    );
+}
+
+#[tokio::test]
+async fn the_gateway_refuses_some_requests_without_calling_the_authorizer() {
+    let api = start(StoreChoice::Memory).await;
+    // Fails the template's ValidationExpression: 401, authorizer not invoked.
+    assert_eq!(
+        api.trace("GET", "/users", "Bearer not-a-jwt").await,
+        (401, AuthorizationTrace::NotCalled)
+    );
+    assert_eq!(
+        api.trace("GET", "/users", "").await,
+        (401, AuthorizationTrace::NotCalled)
+    );
+    // Passes the expression but not the authorizer: 401 after a (missed) call.
+    assert_eq!(
+        api.trace("GET", "/users", "Bearer a.b.c").await,
+        (401, AuthorizationTrace::CacheMiss)
+    );
+}
+
+#[tokio::test]
+async fn unknown_routes_and_missing_stages_get_missing_authentication_token() {
+    let api = start(StoreChoice::Memory).await;
+    for (method, path) in [
+        ("GET", "/nope"),
+        ("DELETE", "/users"),
+        ("GET", "/users/"),
+        ("POST", "/users"),
+    ] {
+        let answer = api.call(method, path, None, None).await;
+        assert_eq!(answer.status, 403, "{method} {path}");
+        assert_eq!(
+            answer.body,
+            json!({"message": "Missing Authentication Token"}),
+            "{method} {path}"
+        );
+        assert_eq!(answer.headers["x-content-type-options"], "nosniff");
+    }
+    let without_stage = api
+        .client
+        .request(
+            hyper::Request::get(api.base.replace("/prod", "/users"))
+                .body(Full::new(Bytes::new()))
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(without_stage.status(), 403);
+}
+
+#[tokio::test]
+async fn bad_login_input_over_http_is_4xx() {
+    let api = start(StoreChoice::Memory).await;
+    api.create_user("admin", Role::Admin).await;
+    let huge = "x".repeat(1024 * 1024);
+    for (body, status) in [
+        (json!({"username": [], "password": "x"}), 400),
+        (json!({"username": "admin"}), 400),
+        (json!({"username": "admin", "password": huge}), 413),
+    ] {
+        assert_eq!(
+            api.call("POST", "/login", None, Some(body)).await.status,
+            status
+        );
+    }
+}
+
+#[tokio::test]
+async fn parameter_overrides_change_the_stage_and_turn_the_cache_off() {
+    let api = start_with(
+        StoreChoice::Memory,
+        workspace_root().join("template.yaml"),
+        &[("StageName", "dev"), ("AuthorizerCacheTtlSeconds", "0")],
+    )
+    .await;
+    assert!(api.base.ends_with("/dev"));
+    api.create_user("admin", Role::Admin).await;
+    let token = format!("Bearer {}", api.login("admin").await);
+    assert_eq!(
+        api.trace("GET", "/users", &token).await,
+        (200, AuthorizationTrace::CacheMiss)
+    );
+    assert_eq!(
+        api.trace("GET", "/users", &token).await,
+        (200, AuthorizationTrace::CacheMiss)
+    );
+}
+
+#[tokio::test]
+async fn a_change_in_template_yaml_changes_local_behaviour() {
+    // Open GET /users/{id} to the public in a copy of the real template: the gateway stops
+    // asking for a token and the function itself refuses the context-less call.
+    let template = std::fs::read_to_string(workspace_root().join("template.yaml")).unwrap();
+    let opened = template.replacen(
+        "            Path: /users/{id}\n            Method: get\n",
+        "            Path: /users/{id}\n            Method: get\n            Auth:\n              Authorizer: NONE\n",
+        1,
+    );
+    assert_ne!(
+        opened, template,
+        "the template's GetUser event moved; update this test"
+    );
+    let path = std::env::temp_dir().join(format!("template-{}.yaml", std::process::id()));
+    std::fs::write(&path, opened).unwrap();
+    let api = start_with(StoreChoice::Memory, path.clone(), &[]).await;
+    std::fs::remove_file(&path).unwrap();
+    let user = api.create_user("carol", Role::Customer).await;
+    let answer = api
+        .call("GET", &format!("/users/{}", user.id), None, None)
+        .await;
+    assert_eq!(answer.status, 401);
+    assert_eq!(
+        answer.headers["content-type"], "application/problem+json",
+        "answered by the function"
+    );
+}
+
+#[tokio::test]
+async fn the_admin_command_creates_lists_and_disables_users_in_dynamodb_local() {
+    use clap::Parser;
+    use local_gateway::admin::{UsersArgs, run};
+    let store = dynamo_store().await;
+    let StoreChoice::Dynamo {
+        endpoint: Some(endpoint),
+        table,
+    } = store.clone()
+    else {
+        unreachable!()
+    };
+    let admin = |args: &[&str], stdin: &str| {
+        let mut argv = vec!["users", "--table", &table, "--dynamodb-endpoint", &endpoint];
+        argv.extend_from_slice(args);
+        let parsed = UsersArgs::try_parse_from(argv).unwrap();
+        let mut input = std::io::Cursor::new(stdin.as_bytes().to_vec());
+        async move { run(parsed, &mut input).await }
+    };
+
+    let created = admin(
+        &[
+            "create",
+            "--username",
+            "Olga",
+            "--role",
+            "admin",
+            "--password-stdin",
+        ],
+        &format!("{PASSWORD}\n"),
+    )
+    .await
+    .unwrap();
+    assert!(created.starts_with("created olga (admin)"), "{created}");
+    let duplicate = admin(
+        &[
+            "create",
+            "--username",
+            "olga",
+            "--role",
+            "customer",
+            "--password-stdin",
+        ],
+        &format!("{PASSWORD}\n"),
+    )
+    .await;
+    assert!(duplicate.unwrap_err().contains("already taken"));
+    let weak = admin(
+        &[
+            "create",
+            "--username",
+            "weak",
+            "--role",
+            "customer",
+            "--password-stdin",
+        ],
+        "short\n",
+    )
+    .await;
+    assert!(weak.is_err(), "the password policy applies");
+    let listed = admin(&["list"], "").await.unwrap();
+    assert!(
+        listed.contains("olga") && listed.contains("active"),
+        "{listed}"
+    );
+
+    let api = start(store).await;
+    api.login("olga").await;
+    assert!(
+        admin(&["disable", "--username", "olga"], "")
+            .await
+            .unwrap()
+            .contains("disabled")
+    );
+    let refused = api
+        .call(
+            "POST",
+            "/login",
+            None,
+            Some(json!({"username": "olga", "password": PASSWORD})),
+        )
+        .await;
+    assert_eq!(refused.status, 401, "a disabled user can no longer log in");
+    admin(&["enable", "--username", "olga"], "").await.unwrap();
+    admin(
+        &["reset-password", "--username", "olga", "--password-stdin"],
+        "another-long-password\n",
+    )
+    .await
+    .unwrap();
+    let answer = api
+        .call(
+            "POST",
+            "/login",
+            None,
+            Some(json!({"username": "olga", "password": "another-long-password"})),
+        )
+        .await;
+    assert_eq!(answer.status, 200);
+    let unknown = admin(&["disable", "--username", "nobody"], "").await;
+    assert!(unknown.unwrap_err().contains("no user named"));
+}

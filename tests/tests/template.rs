@@ -1,0 +1,307 @@
+//! template.yaml against the code: the routes and who may call them, the authorizer wiring,
+//! least-privilege IAM (SECURITY.md row 46), no seeded account (row 39), and the table the
+//! store expects.
+
+use integration_tests::workspace_root;
+use jwt_auth_core::policy::{Access, ROUTES};
+use local_gateway::template::ApiModel;
+use serde_yaml::Value;
+use std::collections::{BTreeSet, HashMap};
+
+fn template_text() -> String {
+    std::fs::read_to_string(workspace_root().join("template.yaml")).unwrap()
+}
+
+fn template() -> Value {
+    serde_yaml::from_str(&template_text()).unwrap()
+}
+
+fn model() -> ApiModel {
+    ApiModel::from_yaml(&template_text(), &HashMap::new()).unwrap()
+}
+
+fn resource<'a>(template: &'a Value, name: &str) -> &'a Value {
+    template["Resources"]
+        .get(name)
+        .unwrap_or_else(|| panic!("no resource {name}"))
+}
+
+/// Every IAM action a function's `Policies` grant, as (action, resources as YAML text).
+fn granted_actions(template: &Value, function: &str) -> Vec<(String, String)> {
+    let mut granted = Vec::new();
+    for policy in resource(template, function)["Properties"]["Policies"]
+        .as_sequence()
+        .unwrap()
+    {
+        if let Some(statements) = policy.get("Statement").and_then(Value::as_sequence) {
+            for statement in statements {
+                let resources = serde_yaml::to_string(&statement["Resource"]).unwrap();
+                let actions = match &statement["Action"] {
+                    Value::String(one) => vec![one.clone()],
+                    Value::Sequence(many) => many
+                        .iter()
+                        .filter_map(|a| a.as_str().map(str::to_owned))
+                        .collect(),
+                    other => panic!("unexpected Action {other:?}"),
+                };
+                granted.extend(
+                    actions
+                        .into_iter()
+                        .map(|action| (action, resources.clone())),
+                );
+            }
+        } else {
+            let name = policy
+                .as_mapping()
+                .unwrap()
+                .keys()
+                .next()
+                .unwrap()
+                .as_str()
+                .unwrap();
+            granted.push((
+                format!("template:{name}"),
+                serde_yaml::to_string(policy).unwrap(),
+            ));
+        }
+    }
+    granted
+}
+
+#[test]
+fn the_role_routes_table_matches_the_routes_in_template_yaml() {
+    let in_template: BTreeSet<(String, String, bool)> = model()
+        .routes
+        .into_iter()
+        .map(|route| (route.method, route.path, route.authorized))
+        .collect();
+    let in_code: BTreeSet<(String, String, bool)> = ROUTES
+        .iter()
+        .map(|route| {
+            (
+                route.method.to_string(),
+                route.path.to_string(),
+                route.access != Access::Public,
+            )
+        })
+        .collect();
+    assert_eq!(in_template, in_code);
+}
+
+#[test]
+fn every_route_is_served_by_the_function_that_handles_it() {
+    for route in model().routes {
+        let expected = if route.path == "/login" {
+            "login"
+        } else {
+            "users"
+        };
+        assert_eq!(route.function, expected, "{} {}", route.method, route.path);
+    }
+}
+
+#[test]
+fn the_authorizer_is_a_cached_token_authorizer_on_the_authorization_header() {
+    let authorizer = model().authorizer.expect("a default authorizer");
+    assert_eq!(authorizer.header, "Authorization");
+    assert_eq!(authorizer.function, "authorizer");
+    assert_eq!(authorizer.cache_ttl_secs, 300);
+    let expression = regex_lite::Regex::new(&authorizer.validation_expression.unwrap()).unwrap();
+    // API Gateway answers 401 itself, without invoking the authorizer, when this fails.
+    assert!(expression.is_match("Bearer eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.c2ln-_x"));
+    for refused in [
+        "Bearer a.b.c d.e.f",
+        "Bearer a.b.",
+        "Bearer a=.b.c",
+        "Basic a.b.c",
+        "a.b.c",
+        "Bearer a.b",
+    ] {
+        assert!(!expression.is_match(refused), "{refused}");
+    }
+}
+
+#[test]
+fn no_function_is_granted_more_than_it_uses() {
+    let template = template();
+    let dynamo = |function: &str| -> BTreeSet<String> {
+        granted_actions(&template, function)
+            .into_iter()
+            .map(|(action, _)| action)
+            .filter(|action| action.starts_with("dynamodb:"))
+            .collect()
+    };
+    assert_eq!(
+        dynamo("LoginFunction"),
+        BTreeSet::from(["dynamodb:GetItem".into(), "dynamodb:UpdateItem".into()])
+    );
+    assert_eq!(
+        dynamo("UsersFunction"),
+        BTreeSet::from(["dynamodb:GetItem".into(), "dynamodb:Query".into()])
+    );
+    assert!(
+        dynamo("AuthorizerFunction").is_empty(),
+        "the authorizer only verifies tokens"
+    );
+    for function in ["LoginFunction", "UsersFunction", "AuthorizerFunction"] {
+        for (action, resources) in granted_actions(&template, function) {
+            assert!(
+                !resources.contains("'*'") && !resources.trim().eq("'*'"),
+                "{function}: {action} on *"
+            );
+            assert!(
+                !action.contains('*'),
+                "{function}: wildcard action {action}"
+            );
+            assert!(
+                !matches!(
+                    action.as_str(),
+                    "template:DynamoDBCrudPolicy"
+                        | "template:AmazonDynamoDBFullAccess"
+                        | "template:DynamoDBWritePolicy"
+                ),
+                "{function}: {action}"
+            );
+        }
+        let secret_policies: Vec<_> = granted_actions(&template, function)
+            .into_iter()
+            .filter(|(action, _)| action == "template:AWSSecretsManagerGetSecretValuePolicy")
+            .collect();
+        assert_eq!(
+            secret_policies.len(),
+            1,
+            "{function} reads exactly the signing secret"
+        );
+        assert!(
+            secret_policies[0].1.contains("JwtSigningSecret"),
+            "{function}"
+        );
+    }
+    assert!(
+        !template_text().contains("Resource: \"*\"") && !template_text().contains("Resource: '*'")
+    );
+}
+
+#[test]
+fn the_signing_secret_never_appears_in_the_template() {
+    let template = template();
+    let environment = &template["Globals"]["Function"]["Environment"]["Variables"];
+    assert!(
+        environment.get("JWT_SECRET").is_none(),
+        "no literal secret in the environment"
+    );
+    assert!(matches!(&environment["JWT_SECRET_ARN"], Value::Tagged(tagged) if tagged.tag == "Ref"));
+    let secret = resource(&template, "JwtSigningSecret");
+    assert_eq!(secret["Type"], "AWS::SecretsManager::Secret");
+    assert!(
+        secret["Properties"].get("SecretString").is_none(),
+        "generated, not written down"
+    );
+    assert!(
+        secret["Properties"]["GenerateSecretString"]["PasswordLength"]
+            .as_u64()
+            .unwrap()
+            >= 32
+    );
+}
+
+#[test]
+fn no_account_is_seeded_by_the_template() {
+    // The parsed template, so that comments explaining the absence do not count.
+    let text = serde_yaml::to_string(&template()).unwrap().to_lowercase();
+    for seeded in [
+        "admin/admin",
+        "password:",
+        "custom::",
+        "aws::cloudformation::customresource",
+    ] {
+        assert!(!text.contains(seeded), "{seeded}");
+    }
+}
+
+#[test]
+fn the_users_table_has_the_schema_the_store_expects() {
+    let template = template();
+    let table = &resource(&template, "UsersTable")["Properties"];
+    assert_eq!(table["BillingMode"], "PAY_PER_REQUEST");
+    assert_eq!(
+        table["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"],
+        true
+    );
+    assert_eq!(
+        table["TimeToLiveSpecification"]["AttributeName"],
+        jwt_auth_core::store::dynamodb::TTL_ATTRIBUTE
+    );
+    assert_eq!(table["KeySchema"][0]["AttributeName"], "pk");
+    let index = &table["GlobalSecondaryIndexes"][0];
+    assert_eq!(
+        index["IndexName"],
+        jwt_auth_core::store::dynamodb::BY_KIND_INDEX
+    );
+    let projected: Vec<&str> = index["Projection"]["NonKeyAttributes"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    assert!(
+        !projected.contains(&"password_hash"),
+        "the index never holds a hash"
+    );
+}
+
+#[test]
+fn every_function_is_an_arm64_rust_build_on_provided_al2023() {
+    let template = template();
+    let globals = &template["Globals"]["Function"];
+    assert_eq!(globals["Runtime"], "provided.al2023");
+    assert_eq!(globals["Architectures"][0], "arm64");
+    for (function, binary) in [
+        ("LoginFunction", "login"),
+        ("UsersFunction", "users"),
+        ("AuthorizerFunction", "authorizer"),
+    ] {
+        let function = resource(&template, function);
+        assert_eq!(function["Metadata"]["BuildMethod"], "rust-cargolambda");
+        assert_eq!(function["Metadata"]["BuildProperties"]["Binary"], binary);
+    }
+    let login_memory = resource(&template, "LoginFunction")["Properties"]["MemorySize"]
+        .as_u64()
+        .unwrap();
+    assert!(
+        (512..=1024).contains(&login_memory),
+        "argon2 needs CPU, which comes with memory"
+    );
+}
+
+#[test]
+fn gateway_responses_are_json_with_nosniff() {
+    let model = model();
+    for kind in [
+        "UNAUTHORIZED",
+        "ACCESS_DENIED",
+        "MISSING_AUTHENTICATION_TOKEN",
+        "AUTHORIZER_FAILURE",
+        "DEFAULT_4XX",
+        "DEFAULT_5XX",
+    ] {
+        let response = model
+            .gateway_responses
+            .get(kind)
+            .unwrap_or_else(|| panic!("{kind}"));
+        assert!(
+            response
+                .body_template
+                .as_deref()
+                .is_some_and(|t| t.starts_with('{')),
+            "{kind}"
+        );
+        assert!(
+            response
+                .headers
+                .iter()
+                .any(|(n, v)| n == "X-Content-Type-Options" && v == "nosniff"),
+            "{kind}"
+        );
+    }
+}
