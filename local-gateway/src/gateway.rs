@@ -307,24 +307,23 @@ impl Gateway {
                 "Unauthorized",
             )));
         };
-        if let Some(validation) = &self.validation {
-            if !validation.is_match(&token) {
-                return Err(Box::new(self.gateway_error(
-                    "UNAUTHORIZED",
-                    401,
-                    "Unauthorized",
-                )));
-            }
+        if let Some(validation) = &self.validation
+            && !validation.is_match(&token)
+        {
+            return Err(Box::new(self.gateway_error(
+                "UNAUTHORIZED",
+                401,
+                "Unauthorized",
+            )));
         }
         let ttl = Duration::from_secs(authorizer.cache_ttl_secs);
-        if !ttl.is_zero() {
-            if let Some((cached, _)) = self
+        if !ttl.is_zero()
+            && let Some((cached, _)) = self
                 .lock_cache()
                 .get(&token)
                 .filter(|(_, expires)| *expires > Instant::now())
-            {
-                return Ok((cached.clone(), AuthorizationTrace::CacheHit));
-            }
+        {
+            return Ok((cached.clone(), AuthorizationTrace::CacheHit));
         }
 
         let mut event = ApiGatewayCustomAuthorizerRequest::default();
@@ -408,21 +407,25 @@ impl Gateway {
         let mut multi_headers: Map<String, Value> = Map::new();
         for (name, value) in &request.headers {
             headers.insert(name.clone(), json!(value));
-            multi_headers
+            if let Some(values) = multi_headers
                 .entry(name.clone())
                 .or_insert_with(|| json!([]))
                 .as_array_mut()
-                .map(|values| values.push(json!(value)));
+            {
+                values.push(json!(value))
+            }
         }
         let mut query_single = Map::new();
         let mut query_multi: Map<String, Value> = Map::new();
         for (name, value) in query.into_iter().flat_map(parse_query) {
             query_single.insert(name.clone(), json!(value));
-            query_multi
+            if let Some(values) = query_multi
                 .entry(name)
                 .or_insert_with(|| json!([]))
                 .as_array_mut()
-                .map(|values| values.push(json!(value)));
+            {
+                values.push(json!(value))
+            }
         }
         let (body, is_base64) = match std::str::from_utf8(&request.body) {
             _ if request.body.is_empty() => (Value::Null, false),
@@ -638,15 +641,15 @@ fn percent_decode(text: &str) -> String {
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
     while i < bytes.len() {
-        if bytes[i] == b'%' {
-            if let (Some(high), Some(low)) = (
+        if bytes[i] == b'%'
+            && let (Some(high), Some(low)) = (
                 bytes.get(i + 1).and_then(|b| hex(*b)),
                 bytes.get(i + 2).and_then(|b| hex(*b)),
-            ) {
-                out.push(high * 16 + low);
-                i += 3;
-                continue;
-            }
+            )
+        {
+            out.push(high * 16 + low);
+            i += 3;
+            continue;
         }
         out.push(bytes[i]);
         i += 1;

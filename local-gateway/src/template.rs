@@ -96,10 +96,10 @@ impl ApiModel {
         let mut parameters: HashMap<String, String> = HashMap::new();
         if let Some(params) = template.get("Parameters").and_then(Value::as_mapping) {
             for (name, spec) in params {
-                if let (Some(name), Some(default)) = (name.as_str(), spec.get("Default")) {
-                    if let Some(default) = scalar(default) {
-                        parameters.insert(name.to_string(), default);
-                    }
+                if let (Some(name), Some(default)) = (name.as_str(), spec.get("Default"))
+                    && let Some(default) = scalar(default)
+                {
+                    parameters.insert(name.to_string(), default);
                 }
             }
         }
@@ -119,10 +119,12 @@ impl ApiModel {
             .and_then(Value::as_mapping)
             .ok_or_else(|| shape("no Resources"))?;
         let of_type = |wanted: &'static str| {
-            resources.iter().filter_map(move |(name, resource)| {
-                (resource.get("Type").and_then(Value::as_str) == Some(wanted))
-                    .then(|| (name.as_str().unwrap_or_default().to_string(), resource))
-            })
+            resources
+                .iter()
+                .filter(|&(_name, resource)| {
+                    resource.get("Type").and_then(Value::as_str) == Some(wanted)
+                })
+                .map(|(name, resource)| (name.as_str().unwrap_or_default().to_string(), resource))
         };
 
         let mut apis = of_type("AWS::Serverless::Api");
@@ -230,10 +232,10 @@ impl ApiModel {
                 let props = event
                     .get("Properties")
                     .ok_or_else(|| shape("Api event without Properties"))?;
-                if let Some(Value::Tagged(tagged)) = props.get("RestApiId") {
-                    if tagged.value.as_str() != Some(api_name.as_str()) {
-                        continue;
-                    }
+                if let Some(Value::Tagged(tagged)) = props.get("RestApiId")
+                    && tagged.value.as_str() != Some(api_name.as_str())
+                {
+                    continue;
                 }
                 let path = props
                     .get("Path")

@@ -186,22 +186,21 @@ impl PasswordHasher {
     }
 
     fn take_memory(&self, blocks: usize) -> Vec<Block> {
-        if blocks == self.params.block_count() {
-            if let Some(memory) = self.memory_pool.lock().ok().and_then(|mut pool| pool.pop()) {
-                return memory;
-            }
-        }
-        vec![Block::new(); blocks]
+        let pooled = (blocks == self.params.block_count())
+            .then(|| self.memory_pool.lock().ok().and_then(|mut pool| pool.pop()))
+            .flatten();
+        pooled.unwrap_or_else(|| vec![Block::new(); blocks])
     }
 
     fn return_memory(&self, memory: Vec<Block>) {
         // Only the standard size is kept; at most a few (one per concurrent verify).
-        if memory.len() == self.params.block_count() {
-            if let Ok(mut pool) = self.memory_pool.lock() {
-                if pool.len() < 4 {
-                    pool.push(memory);
-                }
-            }
+        if memory.len() != self.params.block_count() {
+            return;
+        }
+        if let Ok(mut pool) = self.memory_pool.lock()
+            && pool.len() < 4
+        {
+            pool.push(memory);
         }
     }
 }
