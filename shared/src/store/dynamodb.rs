@@ -146,6 +146,7 @@ impl CredentialItem {
 
     fn into_login_record(self) -> Result<LoginRecord, StoreError> {
         Ok(LoginRecord {
+            token_version: 0, // helper-3: read from the item
             user: User {
                 role: parse_role(&self.role)?,
                 id: self.user_id,
@@ -302,6 +303,19 @@ impl DynamoUserStore {
 
 #[async_trait::async_trait]
 impl UserStore for DynamoUserStore {
+    async fn update_user(&self, _id: &str, _changes: super::UserChanges) -> Result<User, StoreError> {
+        todo!("helper-3 implements")
+    }
+    async fn delete_user(&self, _id: &str) -> Result<(), StoreError> {
+        todo!("helper-3 implements")
+    }
+    async fn revoke_all_tokens(&self, _id: &str) -> Result<(), StoreError> {
+        todo!("helper-3 implements")
+    }
+    async fn authorization_state(&self, _id: &str, _jti: &str) -> Result<super::AuthorizationState, StoreError> {
+        todo!("helper-3 implements")
+    }
+
     async fn create_user(&self, new_user: NewUser, now: u64) -> Result<User, StoreError> {
         for attempt in 0..MAX_WRITE_ATTEMPTS {
             let user = User {
@@ -632,4 +646,32 @@ pub fn local_client(endpoint: &str) -> Client {
         .endpoint_url(endpoint)
         .build();
     Client::from_conf(config)
+}
+
+#[async_trait::async_trait]
+impl super::SessionStore for DynamoUserStore {
+    async fn create_refresh_token(&self, _token: super::NewRefreshToken) -> Result<(), StoreError> {
+        todo!("helper-3 implements")
+    }
+    async fn find_refresh_token(&self, _hash: &str) -> Result<Option<super::RefreshTokenRecord>, StoreError> {
+        todo!("helper-3 implements")
+    }
+    async fn rotate_refresh_token(&self, _old_hash: &str, _successor: super::NewRefreshToken, _now: u64) -> Result<super::Rotation, StoreError> {
+        todo!("helper-3 implements")
+    }
+    async fn revoke_family(&self, _family_id: &str, _expires_at: u64) -> Result<(), StoreError> {
+        todo!("helper-3 implements")
+    }
+    async fn revoke_access_token(&self, _jti: &str, _expires_at: u64) -> Result<(), StoreError> {
+        todo!("helper-3 implements")
+    }
+    async fn login_failures(&self, _username: &str) -> Result<super::LoginFailures, StoreError> {
+        todo!("helper-3 implements")
+    }
+    async fn record_login_failure(&self, _username: &str, _now: u64, _window_secs: u64) -> Result<super::LoginFailures, StoreError> {
+        todo!("helper-3 implements")
+    }
+    async fn clear_login_failures(&self, _username: &str) -> Result<(), StoreError> {
+        todo!("helper-3 implements")
+    }
 }

@@ -1,8 +1,11 @@
-//! An in-memory [`UserStore`] for local runs and unit tests. It keeps the same contract as
-//! the DynamoDB store (same ordering, same uniqueness, same errors) and passes the same
-//! test suite.
+//! An in-memory [`UserStore`] and [`SessionStore`] for local runs and unit tests. It keeps
+//! the same contract as the DynamoDB store (same ordering, same uniqueness, same errors,
+//! same atomicity) and passes the same test suite.
 
-use super::{LoginRecord, NewUser, PageKey, StoreError, UserPage, UserStore};
+use super::{
+    AuthorizationState, LoginFailures, LoginRecord, NewRefreshToken, NewUser, PageKey, RefreshTokenRecord,
+    Rotation, SessionStore, StoreError, UserAuthState, UserChanges, UserPage, UserStore,
+};
 use crate::password::StoredHash;
 use crate::user::{User, new_user_id};
 use std::collections::{BTreeMap, HashMap};
@@ -18,6 +21,13 @@ struct State {
     by_id: HashMap<String, LoginRecord>,
     /// username -> id, ordered like the DynamoDB `by-kind` index.
     by_username: BTreeMap<String, String>,
+    /// refresh-token hash -> (token, retired_at)
+    refresh_tokens: HashMap<String, (NewRefreshToken, Option<u64>)>,
+    /// family id -> expires_at
+    revoked_families: HashMap<String, u64>,
+    /// jti -> expires_at
+    revoked_jtis: HashMap<String, u64>,
+    login_failures: HashMap<String, LoginFailures>,
 }
 
 impl MemoryUserStore {
@@ -27,16 +37,12 @@ impl MemoryUserStore {
 
     fn read(&self) -> std::sync::RwLockReadGuard<'_, State> {
         // A poisoned lock only means a panic elsewhere mid-update; every update here is a
-        // single insert, so the data is still consistent.
-        self.state
-            .read()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        // few inserts with no await in between, so the data is still consistent.
+        self.state.read().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     fn write(&self) -> std::sync::RwLockWriteGuard<'_, State> {
-        self.state
-            .write()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.state.write().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 
@@ -55,14 +61,13 @@ impl UserStore for MemoryUserStore {
             disabled: false,
             created_at: now,
         };
-        state
-            .by_username
-            .insert(user.username.clone(), user.id.clone());
+        state.by_username.insert(user.username.clone(), user.id.clone());
         state.by_id.insert(
             user.id.clone(),
             LoginRecord {
                 user: user.clone(),
                 password_hash: new_user.password_hash,
+                token_version: 0,
             },
         );
         Ok(user)
@@ -81,17 +86,12 @@ impl UserStore for MemoryUserStore {
             .cloned())
     }
 
-    async fn list_users(
-        &self,
-        limit: usize,
-        after: Option<&PageKey>,
-    ) -> Result<UserPage, StoreError> {
+    async fn list_users(&self, limit: usize, after: Option<&PageKey>) -> Result<UserPage, StoreError> {
         let state = self.read();
         let range = match after {
-            Some(key) => state.by_username.range::<String, _>((
-                std::ops::Bound::Excluded(&key.username),
-                std::ops::Bound::Unbounded,
-            )),
+            Some(key) => state
+                .by_username
+                .range::<String, _>((std::ops::Bound::Excluded(&key.username), std::ops::Bound::Unbounded)),
             None => state.by_username.range::<String, _>(..),
         };
         let mut users: Vec<User> = range
@@ -107,21 +107,131 @@ impl UserStore for MemoryUserStore {
         Ok(UserPage { users, next })
     }
 
-    async fn set_disabled(&self, id: &str, disabled: bool) -> Result<User, StoreError> {
+    async fn update_user(&self, id: &str, changes: UserChanges) -> Result<User, StoreError> {
         let mut state = self.write();
         let record = state.by_id.get_mut(id).ok_or(StoreError::NotFound)?;
-        record.user.disabled = disabled;
+        if changes.revokes_tokens() {
+            record.token_version += 1;
+        }
+        if let Some(name) = changes.name {
+            record.user.name = name;
+        }
+        if let Some(role) = changes.role {
+            record.user.role = role;
+        }
+        if let Some(disabled) = changes.disabled {
+            record.user.disabled = disabled;
+        }
         Ok(record.user.clone())
     }
 
-    async fn set_password_hash(
-        &self,
-        id: &str,
-        password_hash: StoredHash,
-    ) -> Result<(), StoreError> {
+    async fn delete_user(&self, id: &str) -> Result<(), StoreError> {
+        let mut state = self.write();
+        let record = state.by_id.remove(id).ok_or(StoreError::NotFound)?;
+        state.by_username.remove(&record.user.username);
+        Ok(())
+    }
+
+    async fn revoke_all_tokens(&self, id: &str) -> Result<(), StoreError> {
+        let mut state = self.write();
+        let record = state.by_id.get_mut(id).ok_or(StoreError::NotFound)?;
+        record.token_version += 1;
+        Ok(())
+    }
+
+    async fn authorization_state(&self, id: &str, jti: &str) -> Result<AuthorizationState, StoreError> {
+        let state = self.read();
+        Ok(AuthorizationState {
+            user: state.by_id.get(id).map(|record| UserAuthState {
+                role: record.user.role,
+                disabled: record.user.disabled,
+                token_version: record.token_version,
+            }),
+            jti_revoked: state.revoked_jtis.contains_key(jti),
+        })
+    }
+
+    async fn set_password_hash(&self, id: &str, password_hash: StoredHash) -> Result<(), StoreError> {
         let mut state = self.write();
         let record = state.by_id.get_mut(id).ok_or(StoreError::NotFound)?;
         record.password_hash = password_hash;
+        Ok(())
+    }
+}
+
+#[async_trait::async_trait]
+impl SessionStore for MemoryUserStore {
+    async fn create_refresh_token(&self, token: NewRefreshToken) -> Result<(), StoreError> {
+        let mut state = self.write();
+        if state.refresh_tokens.contains_key(&token.hash) {
+            return Err(StoreError::backend("refresh token hash collision"));
+        }
+        state.refresh_tokens.insert(token.hash.clone(), (token, None));
+        Ok(())
+    }
+
+    async fn find_refresh_token(&self, hash: &str) -> Result<Option<RefreshTokenRecord>, StoreError> {
+        let state = self.read();
+        Ok(state.refresh_tokens.get(hash).map(|(token, retired_at)| RefreshTokenRecord {
+            family_revoked: state.revoked_families.contains_key(&token.family_id),
+            token: token.clone(),
+            retired_at: *retired_at,
+        }))
+    }
+
+    async fn rotate_refresh_token(
+        &self,
+        old_hash: &str,
+        successor: NewRefreshToken,
+        now: u64,
+    ) -> Result<Rotation, StoreError> {
+        let mut state = self.write();
+        let usable = match state.refresh_tokens.get(old_hash) {
+            Some((token, None)) => token.expires_at > now && !state.revoked_families.contains_key(&token.family_id),
+            _ => false,
+        };
+        if !usable || state.refresh_tokens.contains_key(&successor.hash) {
+            return Ok(Rotation::Refused);
+        }
+        if let Some((_, retired_at)) = state.refresh_tokens.get_mut(old_hash) {
+            *retired_at = Some(now);
+        }
+        state.refresh_tokens.insert(successor.hash.clone(), (successor, None));
+        Ok(Rotation::Rotated)
+    }
+
+    async fn revoke_family(&self, family_id: &str, expires_at: u64) -> Result<(), StoreError> {
+        self.write().revoked_families.insert(family_id.to_string(), expires_at);
+        Ok(())
+    }
+
+    async fn revoke_access_token(&self, jti: &str, expires_at: u64) -> Result<(), StoreError> {
+        self.write().revoked_jtis.insert(jti.to_string(), expires_at);
+        Ok(())
+    }
+
+    async fn login_failures(&self, username: &str) -> Result<LoginFailures, StoreError> {
+        Ok(self.read().login_failures.get(username).copied().unwrap_or_default())
+    }
+
+    async fn record_login_failure(
+        &self,
+        username: &str,
+        now: u64,
+        window_secs: u64,
+    ) -> Result<LoginFailures, StoreError> {
+        let mut state = self.write();
+        let entry = state.login_failures.entry(username.to_string()).or_default();
+        if entry.count > 0 && entry.last_failure_at.saturating_add(window_secs) < now {
+            *entry = LoginFailures::default();
+        }
+        entry.count += 1;
+        entry.last_failure_at = now;
+        Ok(*entry)
+    }
+
+    async fn clear_login_failures(&self, username: &str) -> Result<(), StoreError> {
+        self.write().login_failures.remove(username);
         Ok(())
     }
 }

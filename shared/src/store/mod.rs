@@ -24,6 +24,9 @@ pub struct NewUser {
 pub struct LoginRecord {
     pub user: User,
     pub password_hash: StoredHash,
+    /// The user's current token version (see [`UserStore::revoke_all_tokens`]); login puts
+    /// it in the token's `ver` claim.
+    pub token_version: u64,
 }
 
 /// Where a page of the user list ends: users are listed in username order, and the next page
@@ -43,6 +46,79 @@ impl PageKey {
             id: user.id.clone(),
         }
     }
+}
+
+/// Changes to a user; `None` leaves a field as it is.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct UserChanges {
+    pub name: Option<String>,
+    pub role: Option<Role>,
+    pub disabled: Option<bool>,
+}
+
+impl UserChanges {
+    /// Whether these changes revoke the user's tokens (role or access changed).
+    pub fn revokes_tokens(&self) -> bool {
+        self.role.is_some() || self.disabled.is_some()
+    }
+}
+
+/// The authorizer's view of a caller.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuthorizationState {
+    /// `None` when the user does not exist (deleted).
+    pub user: Option<UserAuthState>,
+    /// The access token's `jti` is on the deny-list (logged out).
+    pub jti_revoked: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserAuthState {
+    pub role: Role,
+    pub disabled: bool,
+    pub token_version: u64,
+}
+
+/// A refresh token to store: only its hash, never the token itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewRefreshToken {
+    /// SHA-256 of the token, hex.
+    pub hash: String,
+    pub user_id: String,
+    /// The login this token descends from; reuse of a retired token revokes the family.
+    pub family_id: String,
+    /// The user's token version when the family began.
+    pub token_version: u64,
+    pub created_at: u64,
+    pub expires_at: u64,
+}
+
+/// A stored refresh token and the state of its family.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefreshTokenRecord {
+    pub token: NewRefreshToken,
+    /// When it was rotated (then it is retired); `None` while active.
+    pub retired_at: Option<u64>,
+    /// The family was revoked (logout, or reuse detected).
+    pub family_revoked: bool,
+}
+
+/// How a rotation ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rotation {
+    /// The old token is retired and the new one stored.
+    Rotated,
+    /// The old token was not active any more (already rotated, e.g. by a parallel request),
+    /// or its family is revoked: nothing was written.
+    Refused,
+}
+
+/// Failed logins of one username, as counted so far.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct LoginFailures {
+    pub count: u64,
+    /// When the last one happened (seconds since the epoch); 0 when there was none.
+    pub last_failure_at: u64,
 }
 
 /// One page of users, and where the next one starts (`None` on the last page).
@@ -101,8 +177,34 @@ pub trait UserStore: Send + Sync {
         after: Option<&PageKey>,
     ) -> Result<UserPage, StoreError>;
 
-    /// Disables or re-enables a user; [`StoreError::NotFound`] if there is none.
-    async fn set_disabled(&self, id: &str, disabled: bool) -> Result<User, StoreError>;
+    /// Applies `changes` with optimistic locking (a concurrent change is re-read and
+    /// re-applied, never lost). Changing `role` or `disabled` also bumps the user's token
+    /// version, which revokes every token issued before. [`StoreError::NotFound`] if none.
+    async fn update_user(&self, id: &str, changes: UserChanges) -> Result<User, StoreError>;
+
+    /// Disables or re-enables a user (and revokes its tokens); [`StoreError::NotFound`] if
+    /// there is none.
+    async fn set_disabled(&self, id: &str, disabled: bool) -> Result<User, StoreError> {
+        self.update_user(
+            id,
+            UserChanges {
+                disabled: Some(disabled),
+                ..UserChanges::default()
+            },
+        )
+        .await
+    }
+
+    /// Deletes a user and frees its username; [`StoreError::NotFound`] if there is none.
+    async fn delete_user(&self, id: &str) -> Result<(), StoreError>;
+
+    /// "Log out everywhere": bumps the user's token version, so every access and refresh
+    /// token issued before stops working. [`StoreError::NotFound`] if there is none.
+    async fn revoke_all_tokens(&self, id: &str) -> Result<(), StoreError>;
+
+    /// What the authorizer needs, in one round trip (one BatchGetItem on DynamoDB): the
+    /// user's state and whether this access token's `jti` is on the deny-list.
+    async fn authorization_state(&self, id: &str, jti: &str) -> Result<AuthorizationState, StoreError>;
 
     /// Replaces a user's password hash (password reset, or a rehash after a parameter change).
     async fn set_password_hash(
@@ -111,3 +213,50 @@ pub trait UserStore: Send + Sync {
         password_hash: StoredHash,
     ) -> Result<(), StoreError>;
 }
+
+/// Refresh tokens, the access-token deny-list and failed-login counters.
+#[async_trait::async_trait]
+pub trait SessionStore: Send + Sync {
+    /// Stores a refresh token (the first of a family at login, or a rotation's successor).
+    async fn create_refresh_token(&self, token: NewRefreshToken) -> Result<(), StoreError>;
+
+    /// The refresh token with this hash and its family's state (strongly consistent).
+    async fn find_refresh_token(&self, hash: &str) -> Result<Option<RefreshTokenRecord>, StoreError>;
+
+    /// Atomically retires `old_hash` (if it is still active, unexpired at `now`, and its
+    /// family is not revoked) and stores `successor`. Of several parallel rotations of one
+    /// token exactly one gets [`Rotation::Rotated`].
+    async fn rotate_refresh_token(
+        &self,
+        old_hash: &str,
+        successor: NewRefreshToken,
+        now: u64,
+    ) -> Result<Rotation, StoreError>;
+
+    /// Revokes every refresh token of a family (logout, or reuse of a retired token).
+    async fn revoke_family(&self, family_id: &str, expires_at: u64) -> Result<(), StoreError>;
+
+    /// Puts an access token's `jti` on the deny-list until `expires_at` (its `exp`).
+    async fn revoke_access_token(&self, jti: &str, expires_at: u64) -> Result<(), StoreError>;
+
+    /// Failed logins counted for `username` (normalised; counted for unknown names too).
+    async fn login_failures(&self, username: &str) -> Result<LoginFailures, StoreError>;
+
+    /// Counts one more failed login, atomically (never read-modify-write): N parallel calls
+    /// add exactly N. A count whose last failure is older than `window_secs` starts again
+    /// from 1.
+    async fn record_login_failure(
+        &self,
+        username: &str,
+        now: u64,
+        window_secs: u64,
+    ) -> Result<LoginFailures, StoreError>;
+
+    /// Forgets the failed logins of `username` (after a successful login).
+    async fn clear_login_failures(&self, username: &str) -> Result<(), StoreError>;
+}
+
+/// Everything the functions need from storage; both stores implement it.
+pub trait Store: UserStore + SessionStore {}
+
+impl<T: UserStore + SessionStore> Store for T {}
