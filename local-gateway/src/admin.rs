@@ -99,7 +99,7 @@ pub async fn run(args: UsersArgs, input: &mut dyn BufRead) -> Result<String, Str
         } => {
             let username = normalize_username(&username)?;
             let name = validate_display_name(name.as_deref().unwrap_or(&username))?;
-            let password = read_new_password(password_stdin, input)?;
+            let password = read_new_password(password_stdin, input, &username)?;
             let password_hash = PasswordHasher::new()
                 .hash(&password)
                 .map_err(|err| err.to_string())?;
@@ -150,7 +150,7 @@ pub async fn run(args: UsersArgs, input: &mut dyn BufRead) -> Result<String, Str
             password_stdin,
         } => {
             let record = find(&store, &username).await?;
-            let password = read_new_password(password_stdin, input)?;
+            let password = read_new_password(password_stdin, input, &record.user.username)?;
             let password_hash = PasswordHasher::new()
                 .hash(&password)
                 .map_err(|err| err.to_string())?;
@@ -193,7 +193,11 @@ async fn set_disabled(
     ))
 }
 
-fn read_new_password(from_stdin: bool, input: &mut dyn BufRead) -> Result<SecretString, String> {
+fn read_new_password(
+    from_stdin: bool,
+    input: &mut dyn BufRead,
+    username: &str,
+) -> Result<SecretString, String> {
     let password = if from_stdin {
         let mut line = String::new();
         input
@@ -211,7 +215,7 @@ fn read_new_password(from_stdin: bool, input: &mut dyn BufRead) -> Result<Secret
         first
     };
     let password = SecretString::from(password);
-    check_new_password(&password).map_err(|err| err.to_string())?;
+    check_new_password(&password, username).map_err(|err| err.to_string())?;
     Ok(password)
 }
 

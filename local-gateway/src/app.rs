@@ -10,7 +10,8 @@ use jwt_auth_core::password::PasswordHasher;
 use jwt_auth_core::secret::SigningSecret;
 use jwt_auth_core::store::dynamodb::{DynamoUserStore, create_table, local_client};
 use jwt_auth_core::store::memory::MemoryUserStore;
-use jwt_auth_core::store::{NewUser, UserStore};
+use jwt_auth_core::login::DEFAULT_REFRESH_TTL_SECS;
+use jwt_auth_core::store::{NewUser, Store};
 use jwt_auth_core::token::{TokenIssuer, TokenKeys, TokenVerifier};
 use jwt_auth_core::user::Role;
 use secrecy::SecretString;
@@ -52,7 +53,7 @@ pub struct LocalOptions {
 
 pub struct LocalApi {
     pub gateway: Gateway,
-    pub store: Arc<dyn UserStore>,
+    pub store: Arc<dyn Store>,
     pub issuer: TokenIssuer,
 }
 
@@ -80,7 +81,7 @@ impl LocalApi {
         let config = Config::from_lookup(|name| environment.get(name).cloned())?;
         let secret = options.secret.unwrap_or_else(SigningSecret::generate);
 
-        let store: Arc<dyn UserStore> = match &options.store {
+        let store: Arc<dyn Store> = match &options.store {
             StoreChoice::Memory => Arc::new(MemoryUserStore::new()),
             StoreChoice::Dynamo { endpoint, table } => {
                 let client = match endpoint {
@@ -124,14 +125,17 @@ impl LocalApi {
         let functions = Functions {
             login: LoginService {
                 store: Arc::clone(&store),
-                hasher,
+                hasher: Arc::clone(&hasher),
                 issuer: TokenIssuer::new(Arc::clone(&keys), config.tokens.clone()),
+                refresh_ttl_secs: DEFAULT_REFRESH_TTL_SECS,
             },
             users: UsersService {
                 store: Arc::clone(&store),
                 cursors: CursorCodec::new(&secret),
+                hasher,
             },
             verifier: TokenVerifier::new(Arc::clone(&keys), &config.tokens),
+            store: Arc::clone(&store),
         };
         let gateway = Gateway::new(model, ApiIdentity::default(), functions)?;
         Ok(Self {

@@ -3,7 +3,7 @@
 //! authorizer must be started with (`cargo lambda watch` passes the environment on).
 
 use jwt_auth_core::config::TokenSettings;
-use jwt_auth_core::token::{TokenIssuer, TokenKeys};
+use jwt_auth_core::token::{Session, TokenIssuer, TokenKeys};
 use jwt_auth_core::user::{Role, User, is_valid_user_id, new_user_id};
 use std::sync::Arc;
 
@@ -70,7 +70,7 @@ pub fn run(args: EventArgs) -> Result<(), String> {
         created_at: 0,
     };
     let token = issuer
-        .issue(&user, jwt_auth_core::unix_now())
+        .issue(&user, &Session::start(0), jwt_auth_core::unix_now())
         .map_err(|err| err.to_string())?
         .token;
     let event = serde_json::json!({

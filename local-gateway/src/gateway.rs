@@ -21,6 +21,7 @@ use aws_lambda_events::apigw::{
     ApiGatewayCustomAuthorizerPolicy, ApiGatewayCustomAuthorizerRequest,
 };
 use jwt_auth_core::login::LoginService;
+use jwt_auth_core::store::Store;
 use jwt_auth_core::token::TokenVerifier;
 use lambda_http::Body;
 use serde_json::{Map, Value, json};
@@ -73,6 +74,8 @@ pub struct Functions {
     pub login: LoginService,
     pub users: UsersService,
     pub verifier: TokenVerifier,
+    /// What the authorizer reads revocation state from.
+    pub store: Arc<dyn Store>,
 }
 
 /// Where the emulated API lives, for method ARNs.
@@ -333,7 +336,8 @@ impl Gateway {
         let functions = Arc::clone(&self.functions);
         // Run like a Lambda invocation: a panic is a failed invocation (500), not a crash.
         let outcome = tokio::spawn(async move {
-            authorizer::authorize(&event, &functions.verifier, jwt_auth_core::unix_now())
+            authorizer::authorize(&event, &functions.verifier, functions.store.as_ref(), jwt_auth_core::unix_now())
+                .await
                 .map(|response| serde_json::to_value(&response))
         })
         .await;

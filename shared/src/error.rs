@@ -32,6 +32,13 @@ pub enum ApiError {
     MethodNotAllowed,
     #[error("conflict: {0}")]
     Conflict(String),
+    /// Login is locked for this username after repeated failures; answered the same for
+    /// every username, known or not.
+    #[error("too many failed logins")]
+    TooManyAttempts { retry_after_secs: u64 },
+    /// The refresh token is unknown, expired, already used or revoked: log in again.
+    #[error("invalid refresh token")]
+    InvalidRefreshToken,
     /// A fault on our side; the source is logged, never answered.
     #[error("internal error")]
     Internal(#[source] Box<dyn std::error::Error + Send + Sync>),
@@ -52,6 +59,8 @@ impl ApiError {
             ApiError::NotFound => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
+            ApiError::TooManyAttempts { .. } => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::InvalidRefreshToken => StatusCode::UNAUTHORIZED,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -82,6 +91,14 @@ impl ApiError {
                 "this method is not supported on this resource".into(),
             ),
             ApiError::Conflict(detail) => ("Conflict", detail.clone()),
+            ApiError::TooManyAttempts { .. } => (
+                "Too Many Requests",
+                "too many failed logins; try again after Retry-After seconds".into(),
+            ),
+            ApiError::InvalidRefreshToken => (
+                "Unauthorized",
+                "the refresh token is invalid or expired; log in again".into(),
+            ),
             ApiError::Internal(_) => (
                 "Internal Server Error",
                 "the request could not be completed".into(),
@@ -107,10 +124,15 @@ impl ApiError {
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/problem+json"),
         );
+        if let ApiError::TooManyAttempts { retry_after_secs } = self {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs.max(1)));
+        }
         if status == StatusCode::UNAUTHORIZED {
             // RFC 6750 §3: tell the client which scheme to use.
             let challenge = match self {
-                ApiError::Unauthorized => "Bearer error=\"invalid_token\"",
+                ApiError::Unauthorized | ApiError::InvalidRefreshToken => "Bearer error=\"invalid_token\"",
                 _ => "Bearer",
             };
             response.headers_mut().insert(
@@ -152,6 +174,16 @@ pub fn json_response(status: StatusCode, body: &impl Serialize) -> Response<Body
     response
 }
 
+/// `204 No Content` with the headers every answer carries.
+pub fn no_content() -> Response<Body> {
+    let mut response = Response::new(Body::Empty);
+    *response.status_mut() = StatusCode::NO_CONTENT;
+    let headers = response.headers_mut();
+    headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
 /// "outer: inner: root" for logs.
 pub fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
     let mut text = err.to_string();
@@ -187,6 +219,8 @@ mod tests {
             (ApiError::NotFound, 404),
             (ApiError::MethodNotAllowed, 405),
             (ApiError::Conflict("username taken".into()), 409),
+            (ApiError::TooManyAttempts { retry_after_secs: 30 }, 429),
+            (ApiError::InvalidRefreshToken, 401),
             (ApiError::internal("boom"), 500),
         ];
         for (error, status) in cases {
@@ -211,6 +245,12 @@ mod tests {
         let response = ApiError::internal("dynamodb exploded at table users").into_response();
         let body = body_json(&response).to_string();
         assert!(!body.contains("dynamodb"));
+    }
+
+    #[test]
+    fn a_lockout_says_when_to_retry() {
+        let response = ApiError::TooManyAttempts { retry_after_secs: 120 }.into_response();
+        assert_eq!(response.headers()[header::RETRY_AFTER], "120");
     }
 
     #[test]

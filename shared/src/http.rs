@@ -105,6 +105,10 @@ pub struct Caller {
     pub role: Role,
     pub username: String,
     pub jti: String,
+    /// The session (refresh-token family) of the access token.
+    pub sid: String,
+    /// The access token's `exp`.
+    pub exp: u64,
 }
 
 impl Caller {
@@ -121,18 +125,15 @@ impl Caller {
                 .and_then(|value| value.as_str())
                 .map(str::to_owned)
         };
-        let (Some(sub), Some(role), Some(username), Some(jti)) =
-            (field("sub"), field("role"), field("username"), field("jti"))
-        else {
-            return Err(ApiError::Unauthorized);
+        let context = AuthorizerContext {
+            sub: field("sub").ok_or(ApiError::Unauthorized)?,
+            role: field("role").ok_or(ApiError::Unauthorized)?,
+            username: field("username").ok_or(ApiError::Unauthorized)?,
+            jti: field("jti").ok_or(ApiError::Unauthorized)?,
+            sid: field("sid").ok_or(ApiError::Unauthorized)?,
+            exp: field("exp").ok_or(ApiError::Unauthorized)?,
         };
-        let role = Role::parse(&role).ok_or(ApiError::Unauthorized)?;
-        Ok(Caller {
-            sub,
-            role,
-            username,
-            jti,
-        })
+        Caller::from_context(&context).ok_or(ApiError::Unauthorized)
     }
 
     pub fn from_context(context: &AuthorizerContext) -> Option<Caller> {
@@ -141,6 +142,8 @@ impl Caller {
             role: Role::parse(&context.role)?,
             username: context.username.clone(),
             jti: context.jti.clone(),
+            sid: context.sid.clone(),
+            exp: context.exp.parse().ok()?,
         })
     }
 }

@@ -10,6 +10,7 @@ pub mod config;
 pub mod cursor;
 pub mod error;
 pub mod http;
+pub mod lockout;
 pub mod login;
 pub mod password;
 pub mod policy;

@@ -66,20 +66,49 @@ impl Verification {
 pub enum PasswordError {
     #[error("password must be {MIN_PASSWORD_CHARS} to {MAX_PASSWORD_CHARS} characters")]
     Length,
+    #[error("password must not contain the username")]
+    ContainsUsername,
+    #[error("password is too common")]
+    Common,
     #[error("argon2 failed: {0}")]
     Hashing(String),
 }
 
-/// Checks a new password against the policy: length only, as NIST SP 800-63B advises
-/// (no composition rules); every character counts, none is dropped.
-pub fn check_new_password(password: &SecretString) -> Result<(), PasswordError> {
-    let chars = password.expose_secret().chars().count();
-    if (MIN_PASSWORD_CHARS..=MAX_PASSWORD_CHARS).contains(&chars) {
-        Ok(())
-    } else {
-        Err(PasswordError::Length)
+/// Checks a new password against the policy (NIST SP 800-63B §3.1.1.2, ASVS 6.2):
+/// - 8 to 128 characters, counted as characters, not bytes; every character counts (no
+///   truncation) and any Unicode is allowed, spaces included;
+/// - not the username, and not containing it (the first thing a guesser tries);
+/// - not one of the most common passwords (a short embedded list: what credential-stuffing
+///   lists try first).
+///
+/// There are deliberately no composition rules (they push users to predictable patterns)
+/// and no expiry.
+pub fn check_new_password(password: &SecretString, username: &str) -> Result<(), PasswordError> {
+    let password = password.expose_secret();
+    let chars = password.chars().count();
+    if !(MIN_PASSWORD_CHARS..=MAX_PASSWORD_CHARS).contains(&chars) {
+        return Err(PasswordError::Length);
     }
+    let lowered = password.to_lowercase();
+    if !username.is_empty() && lowered.contains(&username.to_lowercase()) {
+        return Err(PasswordError::ContainsUsername);
+    }
+    if COMMON_PASSWORDS.contains(&lowered.as_str()) {
+        return Err(PasswordError::Common);
+    }
+    Ok(())
 }
+
+/// The most common passwords of 8+ characters in public breach corpora.
+const COMMON_PASSWORDS: &[&str] = &[
+    "password", "password1", "password123", "12345678", "123456789", "1234567890", "qwertyuiop",
+    "qwerty123", "iloveyou", "11111111", "00000000", "abc12345", "abcd1234", "1q2w3e4r",
+    "1qaz2wsx", "sunshine", "princess", "football", "baseball", "welcome1", "passw0rd",
+    "p@ssw0rd", "p@ssword", "letmein1", "trustno1", "superman", "starwars", "whatever",
+    "dragon123", "monkey123", "computer", "internet", "changeme", "administrator", "admin123",
+    "qwertyui", "asdfghjk", "zxcvbnm1", "987654321", "123123123", "88888888", "12341234",
+    "michael1", "jennifer", "football1", "liverpool", "chocolate", "password!", "welcome123",
+];
 
 /// Hashes and verifies passwords. Build one at cold start and share it.
 pub struct PasswordHasher {
@@ -346,10 +375,21 @@ mod tests {
 
     #[test]
     fn the_password_policy_bounds_length_in_characters() {
-        assert!(check_new_password(&secret("short")).is_err());
-        assert!(check_new_password(&secret("eightchr")).is_ok());
-        assert!(check_new_password(&secret(&"é".repeat(128))).is_ok());
-        assert!(check_new_password(&secret(&"x".repeat(129))).is_err());
+        assert!(check_new_password(&secret("short"), "bob").is_err());
+        assert!(check_new_password(&secret("eightchr"), "bob").is_ok());
+        assert!(check_new_password(&secret(&"x".repeat(64)), "bob").is_ok());
+        assert!(check_new_password(&secret(&"é".repeat(128)), "bob").is_ok());
+        assert!(check_new_password(&secret(&"x".repeat(129)), "bob").is_err());
+    }
+
+    #[test]
+    fn the_password_policy_refuses_the_username_and_common_passwords() {
+        assert!(matches!(
+            check_new_password(&secret("alice-2026!"), "alice"),
+            Err(PasswordError::ContainsUsername)
+        ));
+        assert!(matches!(check_new_password(&secret("Password123"), "bob"), Err(PasswordError::Common)));
+        assert!(check_new_password(&secret("correct horse battery staple"), "bob").is_ok());
     }
 
     #[test]

@@ -16,6 +16,8 @@ use serde::Serialize;
 pub enum Access {
     /// No token needed; the authorizer does not run (`Auth: {Authorizer: NONE}`).
     Public,
+    /// Any signed-in user, whatever the role.
+    Authenticated,
     /// Admins only.
     Admin,
     /// Admins, or the user whose id is the `{id}` path parameter.
@@ -39,7 +41,27 @@ pub const ROUTES: &[Route] = &[
         access: Access::Public,
     },
     Route {
+        method: "POST",
+        path: "/token/refresh",
+        access: Access::Public,
+    },
+    Route {
+        method: "POST",
+        path: "/logout",
+        access: Access::Authenticated,
+    },
+    Route {
+        method: "POST",
+        path: "/logout/all",
+        access: Access::Authenticated,
+    },
+    Route {
         method: "GET",
+        path: "/users",
+        access: Access::Admin,
+    },
+    Route {
+        method: "POST",
         path: "/users",
         access: Access::Admin,
     },
@@ -48,13 +70,28 @@ pub const ROUTES: &[Route] = &[
         path: "/users/{id}",
         access: Access::AdminOrSelf,
     },
+    Route {
+        method: "PATCH",
+        path: "/users/{id}",
+        access: Access::Admin,
+    },
+    Route {
+        method: "DELETE",
+        path: "/users/{id}",
+        access: Access::Admin,
+    },
 ];
+
+/// The route with this method and template path.
+pub fn route(method: &str, path: &str) -> Option<&'static Route> {
+    ROUTES.iter().find(|route| route.method == method && route.path == path)
+}
 
 /// Whether `role` (as user `sub`) may call `route` with the given `{id}` path parameter.
 /// The backends re-check with this after the authorizer (defence in depth).
 pub fn is_allowed(route: &Route, role: Role, sub: &str, path_id: Option<&str>) -> bool {
     match route.access {
-        Access::Public => true,
+        Access::Public | Access::Authenticated => true,
         Access::Admin => role == Role::Admin,
         Access::AdminOrSelf => role == Role::Admin || path_id == Some(sub),
     }
@@ -68,7 +105,7 @@ pub fn allowed_resources(role: Role, sub: &str) -> Vec<String> {
         .filter_map(|route| {
             let path = route.path.trim_start_matches('/');
             match (route.access, role) {
-                (Access::Admin | Access::AdminOrSelf, Role::Admin) => {
+                (Access::Authenticated, _) | (Access::Admin | Access::AdminOrSelf, Role::Admin) => {
                     Some(format!("{}/{}", route.method, replace_params(path, "*")))
                 }
                 (Access::AdminOrSelf, Role::Customer) if is_valid_user_id(sub) => {
@@ -204,6 +241,11 @@ pub struct AuthorizerContext {
     pub role: String,
     pub username: String,
     pub jti: String,
+    /// The session id, for logout.
+    pub sid: String,
+    /// The access token's `exp` (a string, like every context value the backend sees),
+    /// so logout can keep its `jti` on the deny-list exactly as long as needed.
+    pub exp: String,
 }
 
 /// The IAM policy allowing every route `role` may call on the API and stage of `method_arn`.
@@ -277,35 +319,45 @@ mod tests {
     }
 
     #[test]
-    fn admin_policy_allows_the_list_and_every_user() {
+    fn admin_policy_allows_every_protected_route() {
         let policy = policy_for(Role::Admin, SELF_ID, &MethodArn::parse(ARN).unwrap());
         let statement = &policy.statement[0];
         assert_eq!(statement.effect, IamPolicyEffect::Allow);
-        assert_eq!(
-            statement.resource,
-            vec![
-                "arn:aws:execute-api:us-west-2:123456789012:ymy8tbxw7b/prod/GET/users",
-                "arn:aws:execute-api:us-west-2:123456789012:ymy8tbxw7b/prod/GET/users/*",
-            ]
-        );
+        let prefix = "arn:aws:execute-api:us-west-2:123456789012:ymy8tbxw7b/prod";
+        let expected: Vec<String> = [
+            "POST/logout",
+            "POST/logout/all",
+            "GET/users",
+            "POST/users",
+            "GET/users/*",
+            "PATCH/users/*",
+            "DELETE/users/*",
+        ]
+        .iter()
+        .map(|resource| format!("{prefix}/{resource}"))
+        .collect();
+        assert_eq!(statement.resource, expected);
         assert_eq!(policy.version.as_deref(), Some("2012-10-17"));
     }
 
     #[test]
-    fn customer_policy_allows_only_its_own_user() {
+    fn customer_policy_allows_only_its_own_user_and_logging_out() {
         let policy = policy_for(Role::Customer, SELF_ID, &MethodArn::parse(ARN).unwrap());
+        let prefix = "arn:aws:execute-api:us-west-2:123456789012:ymy8tbxw7b/prod";
         assert_eq!(
             policy.statement[0].resource,
-            vec![format!(
-                "arn:aws:execute-api:us-west-2:123456789012:ymy8tbxw7b/prod/GET/users/{SELF_ID}"
-            )]
+            vec![
+                format!("{prefix}/POST/logout"),
+                format!("{prefix}/POST/logout/all"),
+                format!("{prefix}/GET/users/{SELF_ID}"),
+            ]
         );
     }
 
     #[test]
-    fn a_customer_whose_sub_is_not_an_id_gets_an_explicit_deny() {
+    fn a_customer_whose_sub_is_not_an_id_is_never_given_a_user_route() {
         let policy = policy_for(Role::Customer, "*", &MethodArn::parse(ARN).unwrap());
-        assert_eq!(policy.statement[0].effect, IamPolicyEffect::Deny);
+        assert!(policy.statement[0].resource.iter().all(|r| !r.contains("/users")));
     }
 
     #[test]
@@ -323,6 +375,26 @@ mod tests {
     }
 
     #[test]
+    fn every_role_and_write_route_is_allowed_or_not_as_the_table_says() {
+        let expectations = [
+            ("POST", "/users", Role::Admin, None, true),
+            ("POST", "/users", Role::Customer, None, false),
+            ("PATCH", "/users/{id}", Role::Admin, Some(OTHER_ID), true),
+            ("PATCH", "/users/{id}", Role::Customer, Some(SELF_ID), false),
+            ("DELETE", "/users/{id}", Role::Admin, Some(OTHER_ID), true),
+            ("DELETE", "/users/{id}", Role::Customer, Some(SELF_ID), false),
+            ("POST", "/logout", Role::Customer, None, true),
+            ("POST", "/logout/all", Role::Customer, None, true),
+            ("POST", "/logout", Role::Admin, None, true),
+            ("POST", "/token/refresh", Role::Customer, None, true),
+        ];
+        for (method, path, role, id, allowed) in expectations {
+            let found = route(method, path).unwrap();
+            assert_eq!(is_allowed(found, role, SELF_ID, id), allowed, "{role} {method} {path}");
+        }
+    }
+
+    #[test]
     fn every_role_and_route_is_allowed_or_not_as_the_table_says() {
         let expectations = [
             (Role::Admin, "/users", None, true),
@@ -335,7 +407,7 @@ mod tests {
             (Role::Customer, "/login", None, true),
         ];
         for (role, path, id, allowed) in expectations {
-            let route = ROUTES.iter().find(|r| r.path == path).unwrap();
+            let route = route("GET", path).or_else(|| route("POST", path)).unwrap();
             assert_eq!(
                 is_allowed(route, role, SELF_ID, id),
                 allowed,
@@ -354,6 +426,8 @@ mod tests {
                 role: "admin".into(),
                 username: "alice".into(),
                 jti: "j".into(),
+                sid: "s".into(),
+                exp: "1800000900".into(),
             },
         };
         let json = serde_json::to_value(&response).unwrap();
@@ -383,6 +457,7 @@ mod tests {
         assert!(match_route("GET", "/users/").is_none());
         assert!(match_route("GET", "/users/a/b").is_none());
         assert!(match_route("DELETE", "/users").is_none());
+        assert_eq!(match_route("POST", "/logout/all").unwrap().0.path, "/logout/all");
         assert!(match_route("GET", "/nope").is_none());
     }
 }

@@ -43,8 +43,13 @@ pub struct Claims {
     pub iat: u64,
     pub nbf: u64,
     pub exp: u64,
-    /// 128 random bits, base64url: names this token in logs and (later) revocation lists.
+    /// 128 random bits, base64url: names this token in logs and on the deny-list.
     pub jti: String,
+    /// The session (refresh-token family) this token belongs to; logout revokes it.
+    pub sid: String,
+    /// The user's token version at issue time; "log out everywhere", a role change or
+    /// disabling the user bumps the stored version, and older tokens stop working.
+    pub ver: u64,
 }
 
 /// Why a token was refused. Every variant is answered the same (401 `Unauthorized`); the
@@ -87,6 +92,24 @@ impl TokenKeys {
     }
 }
 
+/// The login session a token belongs to: the refresh-token family and the user's token
+/// version when it began.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Session {
+    pub id: String,
+    pub token_version: u64,
+}
+
+impl Session {
+    /// A new session id: 128 random bits, base64url.
+    pub fn start(token_version: u64) -> Self {
+        Self {
+            id: new_jti(),
+            token_version,
+        }
+    }
+}
+
 /// A freshly issued access token.
 #[derive(Clone)]
 pub struct IssuedToken {
@@ -125,15 +148,17 @@ impl TokenIssuer {
         self.settings.ttl_secs
     }
 
-    /// Signs a token for `user`, valid from `now` for the configured lifetime.
-    pub fn issue(&self, user: &User, now: u64) -> Result<IssuedToken, jsonwebtoken::errors::Error> {
-        self.issue_with_lifetime(user, now, self.settings.ttl_secs)
+    /// Signs a token for `user` in session `session`, valid from `now` for the configured
+    /// lifetime.
+    pub fn issue(&self, user: &User, session: &Session, now: u64) -> Result<IssuedToken, jsonwebtoken::errors::Error> {
+        self.issue_with_lifetime(user, session, now, self.settings.ttl_secs)
     }
 
     /// Signs a token with an explicit lifetime (tests and the local event generator).
     pub fn issue_with_lifetime(
         &self,
         user: &User,
+        session: &Session,
         now: u64,
         ttl_secs: u64,
     ) -> Result<IssuedToken, jsonwebtoken::errors::Error> {
@@ -147,6 +172,8 @@ impl TokenIssuer {
             nbf: now,
             exp: now + ttl_secs,
             jti: new_jti(),
+            sid: session.id.clone(),
+            ver: session.token_version,
         };
         let token = self.sign(&claims)?;
         Ok(IssuedToken { token, claims })
@@ -225,7 +252,8 @@ impl TokenVerifier {
         {
             return Err(TokenError::NotYetValid);
         }
-        if !is_valid_user_id(&claims.sub) || claims.jti.is_empty() || claims.jti.len() > 64 {
+        let opaque_id_ok = |id: &str| !id.is_empty() && id.len() <= 64;
+        if !is_valid_user_id(&claims.sub) || !opaque_id_ok(&claims.jti) || !opaque_id_ok(&claims.sid) {
             return Err(TokenError::Invalid);
         }
         Ok(claims)

@@ -1,12 +1,16 @@
-//! The user-reading use cases: `GET /users` and `GET /users/{id}`.
+//! The user use cases: `GET /users`, `GET /users/{id}`, and for admins `POST /users`,
+//! `PATCH /users/{id}`, `DELETE /users/{id}`.
 
 use crate::ApiError;
 use crate::cursor::CursorCodec;
 use crate::http::Caller;
+use crate::password::{PasswordHasher, check_new_password};
 use crate::policy::{ROUTES, is_allowed};
-use crate::store::UserStore;
-use crate::user::{Role, User, is_valid_user_id};
+use crate::store::{NewUser, StoreError, UserChanges, UserStore};
+use crate::user::{Role, User, is_valid_user_id, normalize_username, validate_display_name};
+use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
+use std::sync::Arc;
 
 /// Page size when `limit` is not given.
 pub const DEFAULT_PAGE_SIZE: usize = 25;
@@ -87,6 +91,127 @@ pub async fn get_user(
     match store.get_user(id).await? {
         Some(user) => Ok(UserResponse { user }),
         None => Err(ApiError::NotFound),
+    }
+}
+
+/// `POST /users` body.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateUserRequest {
+    pub username: String,
+    /// Display name; the username when absent.
+    pub name: Option<String>,
+    pub role: Role,
+    pub password: SecretString,
+}
+
+pub const CREATE_USER_BODY_SHAPE: &str = r#"a JSON object {"username": string, "name"?: string, "role": "admin"|"customer", "password": string}"#;
+
+/// `PATCH /users/{id}` body: the fields to change.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateUserRequest {
+    pub name: Option<String>,
+    pub role: Option<Role>,
+    pub disabled: Option<bool>,
+}
+
+pub const UPDATE_USER_BODY_SHAPE: &str =
+    r#"a JSON object with any of {"name": string, "role": "admin"|"customer", "disabled": boolean}"#;
+
+fn require_admin(caller: &Caller) -> Result<(), ApiError> {
+    if caller.role == Role::Admin {
+        Ok(())
+    } else {
+        Err(ApiError::Forbidden)
+    }
+}
+
+/// `POST /users` (admins): creates a user; the password must pass the policy.
+pub async fn create_user(
+    store: &dyn UserStore,
+    hasher: &Arc<PasswordHasher>,
+    caller: &Caller,
+    request: CreateUserRequest,
+    now: u64,
+) -> Result<UserResponse, ApiError> {
+    require_admin(caller)?;
+    let username = normalize_username(&request.username).map_err(|reason| ApiError::BadRequest(reason.into()))?;
+    let name = validate_display_name(request.name.as_deref().unwrap_or(&username))
+        .map_err(|reason| ApiError::BadRequest(reason.into()))?;
+    check_new_password(&request.password, &username).map_err(|err| ApiError::BadRequest(err.to_string()))?;
+    let hasher = Arc::clone(hasher);
+    let password = request.password;
+    let password_hash = tokio::task::spawn_blocking(move || hasher.hash(&password))
+        .await
+        .map_err(ApiError::internal)?
+        .map_err(ApiError::internal)?;
+    let user = store
+        .create_user(
+            NewUser {
+                username,
+                name,
+                role: request.role,
+                password_hash,
+            },
+            now,
+        )
+        .await?;
+    tracing::info!(admin = %caller.sub, user = %user.id, role = %user.role, "user created");
+    Ok(UserResponse { user })
+}
+
+/// `PATCH /users/{id}` (admins). Changing the role or disabling revokes the user's tokens.
+/// An admin cannot demote or disable itself (there would be no one left to undo it).
+pub async fn update_user(
+    store: &dyn UserStore,
+    caller: &Caller,
+    id: &str,
+    request: UpdateUserRequest,
+) -> Result<UserResponse, ApiError> {
+    require_admin(caller)?;
+    if !is_valid_user_id(id) {
+        return Err(ApiError::NotFound);
+    }
+    let name = request
+        .name
+        .as_deref()
+        .map(validate_display_name)
+        .transpose()
+        .map_err(|reason| ApiError::BadRequest(reason.into()))?;
+    let changes = UserChanges {
+        name,
+        role: request.role,
+        disabled: request.disabled,
+    };
+    if changes == UserChanges::default() {
+        return Err(ApiError::BadRequest("nothing to change".into()));
+    }
+    if id == caller.sub && (changes.role.is_some_and(|role| role != Role::Admin) || changes.disabled == Some(true)) {
+        return Err(ApiError::Conflict("an admin cannot demote or disable itself".into()));
+    }
+    let revokes = changes.revokes_tokens();
+    let user = store.update_user(id, changes).await?;
+    tracing::info!(admin = %caller.sub, user = %user.id, tokens_revoked = revokes, "user updated");
+    Ok(UserResponse { user })
+}
+
+/// `DELETE /users/{id}` (admins). An admin cannot delete itself.
+pub async fn delete_user(store: &dyn UserStore, caller: &Caller, id: &str) -> Result<(), ApiError> {
+    require_admin(caller)?;
+    if !is_valid_user_id(id) {
+        return Err(ApiError::NotFound);
+    }
+    if id == caller.sub {
+        return Err(ApiError::Conflict("an admin cannot delete itself".into()));
+    }
+    match store.delete_user(id).await {
+        Ok(()) => {
+            tracing::info!(admin = %caller.sub, user = %id, "user deleted");
+            Ok(())
+        }
+        Err(StoreError::NotFound) => Err(ApiError::NotFound),
+        Err(err) => Err(err.into()),
     }
 }
 

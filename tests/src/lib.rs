@@ -9,8 +9,9 @@ use jwt_auth_core::login::LoginService;
 use jwt_auth_core::password::PasswordHasher;
 use jwt_auth_core::secret::SigningSecret;
 use jwt_auth_core::store::memory::MemoryUserStore;
-use jwt_auth_core::store::{NewUser, UserStore};
-use jwt_auth_core::token::{TokenIssuer, TokenKeys, TokenVerifier};
+use jwt_auth_core::login::DEFAULT_REFRESH_TTL_SECS;
+use jwt_auth_core::store::{NewUser, Store};
+use jwt_auth_core::token::{Session, TokenIssuer, TokenKeys, TokenVerifier};
 use jwt_auth_core::user::{Role, User, normalize_username};
 use lambda_http::{Body, Request, Response};
 use secrecy::SecretString;
@@ -32,7 +33,7 @@ pub fn hasher() -> Arc<PasswordHasher> {
 
 /// The three functions' services over one store, wired as their `main`s wire them.
 pub struct TestApp {
-    pub store: Arc<dyn UserStore>,
+    pub store: Arc<dyn Store>,
     pub login: LoginService,
     pub users: UsersService,
     pub verifier: TokenVerifier,
@@ -40,7 +41,7 @@ pub struct TestApp {
 }
 
 impl TestApp {
-    pub fn new(store: Arc<dyn UserStore>) -> Self {
+    pub fn new(store: Arc<dyn Store>) -> Self {
         let secret = SigningSecret::new(EVENTS_SIGNING_SECRET.to_vec()).expect("long enough");
         let keys = Arc::new(TokenKeys::hs256(&secret));
         let settings = jwt_auth_core::config::TokenSettings::default();
@@ -49,10 +50,12 @@ impl TestApp {
                 store: Arc::clone(&store),
                 hasher: hasher(),
                 issuer: TokenIssuer::new(Arc::clone(&keys), settings.clone()),
+                refresh_ttl_secs: DEFAULT_REFRESH_TTL_SECS,
             },
             users: UsersService {
                 store: Arc::clone(&store),
                 cursors: CursorCodec::new(&secret),
+                hasher: hasher(),
             },
             verifier: TokenVerifier::new(Arc::clone(&keys), &settings),
             issuer: TokenIssuer::new(keys, settings),
@@ -83,10 +86,11 @@ impl TestApp {
             .expect("test user created")
     }
 
-    /// A fresh access token for `user`, as login would issue it.
+    /// A fresh access token for a user that has never revoked its tokens (token version
+    /// 0), as login would issue it.
     pub fn token_for(&self, user: &User) -> String {
         self.issuer
-            .issue(user, jwt_auth_core::unix_now())
+            .issue(user, &Session::start(0), jwt_auth_core::unix_now())
             .expect("signing works")
             .token
     }

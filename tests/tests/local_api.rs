@@ -265,7 +265,7 @@ async fn the_whole_story(api: RunningApi) {
     );
     let expired = api
         .issuer
-        .issue(&admin, jwt_auth_core::unix_now() - 3600)
+        .issue(&admin, &jwt_auth_core::token::Session::start(0), jwt_auth_core::unix_now() - 3600)
         .unwrap()
         .token;
     assert_eq!(

@@ -1,4 +1,4 @@
-//! The `UserStore` contract: one suite, run against both stores.
+//! The `UserStore` and `SessionStore` contract: one suite, run against both stores.
 //!
 //! Every case is written once, as a function of a [`Subject`], and instantiated twice by
 //! `store_contract!`: `memory::<case>` on a fresh `MemoryUserStore` and `dynamo::<case>` on
@@ -12,7 +12,10 @@ use integration_tests::dynamo_local::fresh_table;
 use jwt_auth_core::password::StoredHash;
 use jwt_auth_core::store::dynamodb::{BY_KIND_INDEX, DynamoUserStore};
 use jwt_auth_core::store::memory::MemoryUserStore;
-use jwt_auth_core::store::{NewUser, PageKey, StoreError, UserStore};
+use jwt_auth_core::store::{
+    AuthorizationState, LoginFailures, NewRefreshToken, NewUser, PageKey, Rotation, Store,
+    StoreError, UserAuthState, UserChanges, UserStore,
+};
 use jwt_auth_core::user::{Role, User, is_valid_user_id};
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -23,10 +26,12 @@ type Item = HashMap<String, AttributeValue>;
 const NOW: u64 = 1_767_225_600;
 /// Tasks racing on one username or one user in the concurrency cases.
 const RACERS: usize = 8;
+/// The failed-login window used by the lockout cases.
+const WINDOW: u64 = 900;
 
 /// A store under test, and for DynamoDB a way to read the raw table.
 struct Subject {
-    store: Arc<dyn UserStore>,
+    store: Arc<dyn Store>,
     raw: Option<RawTable>,
 }
 

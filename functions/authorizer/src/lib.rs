@@ -2,14 +2,21 @@
 //!
 //! - Missing, malformed, forged or expired token: the error `Unauthorized`, which API
 //!   Gateway answers with 401 (the message must be exactly that word).
+//! - Revoked: a logged-out `jti`, a deleted or disabled user, or a token older than the
+//!   user's last "log out everywhere", role change or disabling (its `ver` claim is behind
+//!   the user's token version): also `Unauthorized`. This costs one DynamoDB round trip
+//!   (a BatchGetItem of the user and the `jti`) per uncached authorization; API Gateway
+//!   caches the answer per token, so a revocation takes effect within
+//!   min(authorizer cache TTL, token lifetime) — 5 minutes with the template's defaults.
 //! - Valid token: `principalId` = `sub`, a policy allowing every route the role may call
 //!   (API Gateway caches it per token and reuses it on every route), and the context
-//!   `sub`, `role`, `username`, `jti` for the backends.
-//! - Anything else (no usable `methodArn`): another error, which API Gateway answers with
-//!   500. Never an Allow, never a panic.
+//!   `sub`, `role`, `username`, `jti`, `sid`, `exp` for the backends.
+//! - Anything else (no usable `methodArn`, the store unreachable): another error, which
+//!   API Gateway answers with 500. Never an Allow, never a panic.
 
 use aws_lambda_events::apigw::ApiGatewayCustomAuthorizerRequest;
 use jwt_auth_core::policy::{AuthorizerContext, AuthorizerResponse, MethodArn, policy_for};
+use jwt_auth_core::store::UserStore;
 use jwt_auth_core::token::TokenVerifier;
 use lambda_runtime::{Diagnostic, LambdaEvent};
 
@@ -21,13 +28,16 @@ pub enum AuthorizerError {
     /// The event is not one API Gateway would send; answered 500.
     #[error("AuthorizerFailure: {0}")]
     BadEvent(&'static str),
+    /// The revocation state could not be read: fail closed with a 500, never an Allow.
+    #[error("AuthorizerFailure: revocation state unavailable")]
+    StoreUnavailable,
 }
 
 impl From<AuthorizerError> for Diagnostic {
     fn from(error: AuthorizerError) -> Self {
         let error_type = match error {
             AuthorizerError::Unauthorized => "Unauthorized",
-            AuthorizerError::BadEvent(_) => "AuthorizerFailure",
+            AuthorizerError::BadEvent(_) | AuthorizerError::StoreUnavailable => "AuthorizerFailure",
         };
         Diagnostic {
             error_type: error_type.into(),
@@ -37,9 +47,10 @@ impl From<AuthorizerError> for Diagnostic {
 }
 
 /// Decides one TOKEN event at time `now`.
-pub fn authorize(
+pub async fn authorize(
     event: &ApiGatewayCustomAuthorizerRequest,
     verifier: &TokenVerifier,
+    store: &dyn UserStore,
     now: u64,
 ) -> Result<AuthorizerResponse, AuthorizerError> {
     let claims = verifier
@@ -54,6 +65,21 @@ pub fn authorize(
         .as_deref()
         .and_then(MethodArn::parse)
         .ok_or(AuthorizerError::BadEvent("methodArn missing or malformed"))?;
+    let state = store.authorization_state(&claims.sub, &claims.jti).await.map_err(|err| {
+        tracing::error!(error = %jwt_auth_core::error::error_chain(&err), "revocation check failed");
+        AuthorizerError::StoreUnavailable
+    })?;
+    let revoked = match &state.user {
+        None => Some("user deleted"),
+        Some(user) if user.disabled => Some("user disabled"),
+        Some(user) if user.token_version != claims.ver || user.role != claims.role => Some("token version revoked"),
+        Some(_) if state.jti_revoked => Some("token logged out"),
+        Some(_) => None,
+    };
+    if let Some(reason) = revoked {
+        tracing::info!(reason, sub = %claims.sub, jti = %claims.jti, "token refused");
+        return Err(AuthorizerError::Unauthorized);
+    }
     let policy_document = policy_for(claims.role, &claims.sub, &method_arn);
     tracing::info!(sub = %claims.sub, role = %claims.role, jti = %claims.jti, "token accepted");
     Ok(AuthorizerResponse {
@@ -64,6 +90,8 @@ pub fn authorize(
             role: claims.role.as_str().into(),
             username: claims.username,
             jti: claims.jti,
+            sid: claims.sid,
+            exp: claims.exp.to_string(),
         },
     })
 }
@@ -72,6 +100,7 @@ pub fn authorize(
 pub async fn handle(
     event: LambdaEvent<ApiGatewayCustomAuthorizerRequest>,
     verifier: &TokenVerifier,
+    store: &dyn UserStore,
 ) -> Result<AuthorizerResponse, AuthorizerError> {
-    authorize(&event.payload, verifier, jwt_auth_core::unix_now())
+    authorize(&event.payload, verifier, store, jwt_auth_core::unix_now()).await
 }

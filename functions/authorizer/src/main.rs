@@ -1,5 +1,6 @@
 use authorizer::handle;
 use jwt_auth_core::runtime::ColdStart;
+use jwt_auth_core::store::dynamodb::DynamoUserStore;
 use jwt_auth_core::token::{TokenKeys, TokenVerifier};
 use lambda_runtime::{Error, run, service_fn};
 use std::sync::Arc;
@@ -11,5 +12,6 @@ async fn main() -> Result<(), Error> {
         Arc::new(TokenKeys::hs256(&cold.secret)),
         &cold.config.tokens,
     );
-    run(service_fn(|event| handle(event, &verifier))).await
+    let store = DynamoUserStore::new(cold.dynamodb_client(), cold.config.users_table.clone());
+    run(service_fn(|event| handle(event, &verifier, &store))).await
 }

@@ -1,4 +1,4 @@
-use jwt_auth_core::login::LoginService;
+use jwt_auth_core::login::{DEFAULT_REFRESH_TTL_SECS, LoginService};
 use jwt_auth_core::password::PasswordHasher;
 use jwt_auth_core::runtime::ColdStart;
 use jwt_auth_core::store::dynamodb::DynamoUserStore;
@@ -19,6 +19,7 @@ async fn main() -> Result<(), Error> {
             Arc::new(TokenKeys::hs256(&cold.secret)),
             cold.config.tokens.clone(),
         ),
+        refresh_ttl_secs: DEFAULT_REFRESH_TTL_SECS,
     };
     run(service_fn(|request| login::handle(request, &service))).await
 }

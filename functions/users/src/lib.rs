@@ -2,18 +2,24 @@
 
 use jwt_auth_core::ApiError;
 use jwt_auth_core::cursor::CursorCodec;
-use jwt_auth_core::error::json_response;
-use jwt_auth_core::http::{Caller, path_exists_with_other_method, query_param, route_of};
-use jwt_auth_core::store::UserStore;
-use jwt_auth_core::users::{get_user, list_users};
+use jwt_auth_core::error::{json_response, no_content};
+use jwt_auth_core::http::{Caller, json_body, path_exists_with_other_method, query_param, route_of};
+use jwt_auth_core::password::PasswordHasher;
+use jwt_auth_core::store::Store;
+use jwt_auth_core::users::{
+    CREATE_USER_BODY_SHAPE, CreateUserRequest, UPDATE_USER_BODY_SHAPE, UpdateUserRequest, create_user, delete_user,
+    get_user, list_users, update_user,
+};
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Request, Response};
 use std::sync::Arc;
 
 /// What the users function needs, built once at cold start.
 pub struct UsersService {
-    pub store: Arc<dyn UserStore>,
+    pub store: Arc<dyn Store>,
     pub cursors: CursorCodec,
+    /// Hashes the passwords of users created over the API.
+    pub hasher: Arc<PasswordHasher>,
 }
 
 /// Answers every request; failures are problem+json responses, never `Err`.
@@ -35,11 +41,16 @@ async fn route(request: Request, service: &UsersService) -> Result<Response<Body
             ApiError::NotFound
         });
     };
-    match (route.path, id) {
-        ("/users", _) => {
-            let caller = Caller::from_request(&request)?;
+    // Another function's route (POST /login) sent here by mistake: not ours.
+    if !route.path.starts_with("/users") {
+        return Err(ApiError::NotFound);
+    }
+    let caller = Caller::from_request(&request)?;
+    let store = service.store.as_ref();
+    match (route.method, id) {
+        ("GET", None) => {
             let page = list_users(
-                service.store.as_ref(),
+                store,
                 &service.cursors,
                 &caller,
                 query_param(&request, "limit"),
@@ -48,12 +59,20 @@ async fn route(request: Request, service: &UsersService) -> Result<Response<Body
             .await?;
             Ok(json_response(StatusCode::OK, &page))
         }
-        ("/users/{id}", Some(id)) => {
-            let caller = Caller::from_request(&request)?;
-            let user = get_user(service.store.as_ref(), &caller, &id).await?;
-            Ok(json_response(StatusCode::OK, &user))
+        ("POST", None) => {
+            let body: CreateUserRequest = json_body(&request, CREATE_USER_BODY_SHAPE)?;
+            let created = create_user(store, &service.hasher, &caller, body, jwt_auth_core::unix_now()).await?;
+            Ok(json_response(StatusCode::CREATED, &created))
         }
-        // Another function's route (POST /login) sent here by mistake.
+        ("GET", Some(id)) => Ok(json_response(StatusCode::OK, &get_user(store, &caller, &id).await?)),
+        ("PATCH", Some(id)) => {
+            let body: UpdateUserRequest = json_body(&request, UPDATE_USER_BODY_SHAPE)?;
+            Ok(json_response(StatusCode::OK, &update_user(store, &caller, &id, body).await?))
+        }
+        ("DELETE", Some(id)) => {
+            delete_user(store, &caller, &id).await?;
+            Ok(no_content())
+        }
         _ => Err(ApiError::NotFound),
     }
 }

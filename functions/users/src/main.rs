@@ -1,4 +1,5 @@
 use jwt_auth_core::cursor::CursorCodec;
+use jwt_auth_core::password::PasswordHasher;
 use jwt_auth_core::runtime::ColdStart;
 use jwt_auth_core::store::dynamodb::DynamoUserStore;
 use lambda_http::{Error, run, service_fn};
@@ -14,6 +15,7 @@ async fn main() -> Result<(), Error> {
             cold.config.users_table.clone(),
         )),
         cursors: CursorCodec::new(&cold.secret),
+        hasher: Arc::new(PasswordHasher::new()),
     };
     run(service_fn(|request| users::handle(request, &service))).await
 }

@@ -11,24 +11,39 @@
 //!   unique constraint on non-key attributes, but it does on keys.
 //!
 //! Both items are written in one transaction, so a user never exists half-created, and
-//! updates to the copied fields (`disabled`) change both items atomically.
+//! updates to the copied fields (`name`, `role`, `disabled`, `token_version`) change both
+//! items atomically, with optimistic locking on each item's `version`.
+//!
+//! The [`SessionStore`] lives in the same table, in items that have no `kind` (so the index
+//! never sees them) and expire through the table's TTL attribute [`TTL_ATTRIBUTE`]:
+//!
+//! - `REVOKED#<jti>`: an access token on the deny-list, until its `exp`.
+//! - `REFRESH#<sha-256 hex>`: a refresh token (only its hash), with `retired_at` once
+//!   rotated; `FAMILY#<family id>`: `revoked = true` once its family (session) is revoked.
+//! - `FAILURES#<username>`: the failed-login counter, changed only by atomic updates.
 //!
 //! The table layout is the `UsersTable` of `template.yaml`; [`create_table`] builds the same
 //! table for DynamoDB Local.
 
-use super::{LoginRecord, NewUser, PageKey, StoreError, UserPage, UserStore};
+use super::{
+    AuthorizationState, LoginFailures, LoginRecord, NewRefreshToken, NewUser, PageKey,
+    RefreshTokenRecord, Rotation, SessionStore, StoreError, UserAuthState, UserChanges, UserPage,
+    UserStore,
+};
 use crate::password::StoredHash;
 use crate::user::{Role, User, new_user_id};
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::config::{BehaviorVersion, Credentials, Region};
 use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::operation::create_table::CreateTableError;
+use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, AttributeValue, BillingMode, GlobalSecondaryIndex, IndexStatus,
-    KeySchemaElement, KeyType, Projection, ProjectionType, Put, ScalarAttributeType, TableStatus,
-    TimeToLiveSpecification, TransactWriteItem, Update,
+    AttributeDefinition, AttributeValue, BillingMode, ConditionCheck, Delete, GlobalSecondaryIndex,
+    IndexStatus, KeySchemaElement, KeyType, KeysAndAttributes, Projection, ProjectionType, Put,
+    ReturnValue, ScalarAttributeType, TableStatus, TimeToLiveSpecification, TransactWriteItem,
+    Update,
 };
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
@@ -48,11 +63,19 @@ const BY_KIND_PROJECTION: [&str; 5] = ["id", "name", "role", "disabled", "create
 const USER_KIND: &str = "USER";
 const PROFILE_PREFIX: &str = "USER#";
 const CREDENTIAL_PREFIX: &str = "USERNAME#";
+const REVOKED_PREFIX: &str = "REVOKED#";
+const REFRESH_PREFIX: &str = "REFRESH#";
+const FAMILY_PREFIX: &str = "FAMILY#";
+const FAILURES_PREFIX: &str = "FAILURES#";
 
 /// Attempts for a write that lost a race (a transaction conflict or a changed version).
 /// Each attempt re-reads, so only a hot item exhausts them; 8 attempts with the backoff
 /// below wait at most about 0.6 s in all.
 const MAX_WRITE_ATTEMPTS: u32 = 8;
+
+/// Round trips for a BatchGetItem whose keys DynamoDB left unprocessed (throttling); each
+/// retry asks only for the remainder.
+const MAX_READ_ATTEMPTS: u32 = 8;
 
 /// Users in DynamoDB, in the table described in `template.yaml`.
 #[derive(Debug, Clone)]
@@ -85,6 +108,10 @@ struct ProfileItem {
     created_at: u64,
     #[serde(default)]
     version: u64,
+    /// Bumped to revoke every token issued before; what the authorizer compares with a
+    /// token's `ver`. Items written before it existed read as 0.
+    #[serde(default)]
+    token_version: u64,
 }
 
 impl ProfileItem {
@@ -99,6 +126,7 @@ impl ProfileItem {
             disabled: user.disabled,
             created_at: user.created_at,
             version,
+            token_version: 0,
         }
     }
 
@@ -127,6 +155,10 @@ struct CredentialItem {
     created_at: u64,
     password_hash: String,
     version: u64,
+    /// The same as the profile's (both are written in one transaction); login puts it in
+    /// the token's `ver` claim.
+    #[serde(default)]
+    token_version: u64,
 }
 
 impl CredentialItem {
@@ -141,12 +173,13 @@ impl CredentialItem {
             created_at: user.created_at,
             password_hash: password_hash.as_phc().to_string(),
             version,
+            token_version: 0,
         }
     }
 
     fn into_login_record(self) -> Result<LoginRecord, StoreError> {
         Ok(LoginRecord {
-            token_version: 0, // helper-3: read from the item
+            token_version: self.token_version,
             user: User {
                 role: parse_role(&self.role)?,
                 id: self.user_id,
@@ -160,12 +193,115 @@ impl CredentialItem {
     }
 }
 
+/// What the authorizer reads of a profile item (projected: nothing else is transferred).
+#[derive(Deserialize)]
+struct AuthStateItem {
+    role: String,
+    disabled: bool,
+    #[serde(default)]
+    token_version: u64,
+}
+
+/// A refresh token: `pk = REFRESH#<hash>`. No `Debug`, like the credential item.
+#[derive(Serialize, Deserialize)]
+struct RefreshTokenItem {
+    pk: String,
+    user_id: String,
+    family_id: String,
+    token_version: u64,
+    created_at: u64,
+    /// The TTL attribute.
+    expires_at: u64,
+    /// Absent while the token is active.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    retired_at: Option<u64>,
+}
+
+impl RefreshTokenItem {
+    fn new(token: &NewRefreshToken) -> Self {
+        Self {
+            pk: refresh_pk(&token.hash),
+            user_id: token.user_id.clone(),
+            family_id: token.family_id.clone(),
+            token_version: token.token_version,
+            created_at: token.created_at,
+            expires_at: token.expires_at,
+            retired_at: None,
+        }
+    }
+
+    fn into_token(self) -> Result<(NewRefreshToken, Option<u64>), StoreError> {
+        let hash = self
+            .pk
+            .strip_prefix(REFRESH_PREFIX)
+            .ok_or_else(|| StoreError::backend("refresh token item with a foreign key"))?
+            .to_string();
+        Ok((
+            NewRefreshToken {
+                hash,
+                user_id: self.user_id,
+                family_id: self.family_id,
+                token_version: self.token_version,
+                created_at: self.created_at,
+                expires_at: self.expires_at,
+            },
+            self.retired_at,
+        ))
+    }
+}
+
+/// A refresh-token family (one login's session): `pk = FAMILY#<family id>`, written only
+/// when the family is revoked.
+#[derive(Deserialize)]
+struct FamilyItem {
+    #[serde(default)]
+    revoked: bool,
+}
+
+/// The failed logins of one username: `pk = FAILURES#<username>`, plus `expires_at`.
+#[derive(Deserialize)]
+struct FailuresItem {
+    #[serde(default)]
+    count: u64,
+    #[serde(default)]
+    last_failure_at: u64,
+}
+
+impl From<FailuresItem> for LoginFailures {
+    fn from(item: FailuresItem) -> Self {
+        Self {
+            count: item.count,
+            last_failure_at: item.last_failure_at,
+        }
+    }
+}
+
 fn profile_pk(id: &str) -> String {
     format!("{PROFILE_PREFIX}{id}")
 }
 
 fn credential_pk(username: &str) -> String {
     format!("{CREDENTIAL_PREFIX}{username}")
+}
+
+fn revoked_pk(jti: &str) -> String {
+    format!("{REVOKED_PREFIX}{jti}")
+}
+
+fn refresh_pk(hash: &str) -> String {
+    format!("{REFRESH_PREFIX}{hash}")
+}
+
+fn family_pk(family_id: &str) -> String {
+    format!("{FAMILY_PREFIX}{family_id}")
+}
+
+fn failures_pk(username: &str) -> String {
+    format!("{FAILURES_PREFIX}{username}")
+}
+
+fn number(value: u64) -> AttributeValue {
+    AttributeValue::N(value.to_string())
 }
 
 fn key(pk: String) -> Item {
@@ -260,32 +396,154 @@ impl DynamoUserStore {
             .transpose()
     }
 
-    /// An update of `disabled` on one item, applied only if the item still has the version
-    /// that was read (optimistic locking: a concurrent change makes the transaction fail
-    /// instead of being overwritten by a decision taken on stale data).
-    fn set_disabled_update(
+    /// Both items of the user with this id: its profile (`None` if there is no such user)
+    /// and the credential item of its username, if that still belongs to it.
+    async fn get_user_items(
+        &self,
+        id: &str,
+    ) -> Result<Option<(ProfileItem, Option<CredentialItem>)>, StoreError> {
+        let Some(profile) = self.get_profile(id).await? else {
+            return Ok(None);
+        };
+        let credential = self
+            .get_credential(&profile.username)
+            .await?
+            .filter(|credential| credential.user_id == profile.id);
+        Ok(Some((profile, credential)))
+    }
+
+    /// Writes `user`'s copied fields and `token_version` to one of its items, applied only
+    /// if the item still has the version that was read (optimistic locking: a concurrent
+    /// change makes the transaction fail instead of being overwritten by a decision taken
+    /// on stale data). Every field is written, not only the changed ones: the condition
+    /// makes the read values current, so this is exactly "what was read, plus the changes".
+    fn user_update(
         &self,
         pk: String,
-        disabled: bool,
+        user: &User,
+        token_version: u64,
         expected_version: u64,
     ) -> Result<TransactWriteItem, StoreError> {
         let update = Update::builder()
             .table_name(&self.table)
             .set_key(Some(key(pk)))
-            .update_expression("SET #disabled = :disabled, #version = #version + :one")
+            .update_expression(
+                "SET #name = :name, #role = :role, #disabled = :disabled, \
+                 #token_version = :token_version, #version = #version + :one",
+            )
             .condition_expression("attribute_exists(#pk) AND #version = :expected")
             .expression_attribute_names("#pk", "pk")
+            .expression_attribute_names("#name", "name")
+            .expression_attribute_names("#role", "role")
             .expression_attribute_names("#disabled", "disabled")
+            .expression_attribute_names("#token_version", "token_version")
             .expression_attribute_names("#version", "version")
-            .expression_attribute_values(":disabled", AttributeValue::Bool(disabled))
-            .expression_attribute_values(":one", AttributeValue::N("1".into()))
-            .expression_attribute_values(
-                ":expected",
-                AttributeValue::N(expected_version.to_string()),
-            )
+            .expression_attribute_values(":name", AttributeValue::S(user.name.clone()))
+            .expression_attribute_values(":role", AttributeValue::S(user.role.as_str().into()))
+            .expression_attribute_values(":disabled", AttributeValue::Bool(user.disabled))
+            .expression_attribute_values(":token_version", number(token_version))
+            .expression_attribute_values(":one", number(1))
+            .expression_attribute_values(":expected", number(expected_version))
             .build()
             .map_err(StoreError::backend)?;
         Ok(TransactWriteItem::builder().update(update).build())
+    }
+
+    /// A delete of one item that still exists, optionally only if `user_id` is `id`.
+    fn delete_existing(
+        &self,
+        pk: String,
+        owner: Option<&str>,
+    ) -> Result<TransactWriteItem, StoreError> {
+        let delete = Delete::builder()
+            .table_name(&self.table)
+            .set_key(Some(key(pk)))
+            .expression_attribute_names("#pk", "pk");
+        let delete = match owner {
+            Some(id) => delete
+                .condition_expression("attribute_exists(#pk) AND #user_id = :user_id")
+                .expression_attribute_names("#user_id", "user_id")
+                .expression_attribute_values(":user_id", AttributeValue::S(id.to_string())),
+            None => delete.condition_expression("attribute_exists(#pk)"),
+        };
+        Ok(TransactWriteItem::builder()
+            .delete(delete.build().map_err(StoreError::backend)?)
+            .build())
+    }
+
+    /// Applies `changes` to both items of a user, and bumps its token version if `revoke`:
+    /// read both, write both in one transaction conditioned on both versions, and on a
+    /// lost race read again and decide again. Returns the user as written.
+    async fn change_user(
+        &self,
+        id: &str,
+        changes: &UserChanges,
+        revoke: bool,
+        operation: &str,
+    ) -> Result<User, StoreError> {
+        for attempt in 0..MAX_WRITE_ATTEMPTS {
+            let (profile, credential) =
+                self.get_user_items(id).await?.ok_or(StoreError::NotFound)?;
+            // The credential item has its own version (a password change bumps only it),
+            // so both versions are read and both are checked.
+            let Some(credential) = credential else {
+                // A delete between the two reads (the next read finds no profile), or a
+                // user torn in half, which no write here could have produced.
+                if attempt + 1 < MAX_WRITE_ATTEMPTS {
+                    backoff(attempt).await;
+                    continue;
+                }
+                return Err(StoreError::backend(
+                    "user profile without its credential item",
+                ));
+            };
+            // Both copies are always written together; `max` only matters for items that
+            // were never both written since `token_version` was introduced.
+            let token_version =
+                profile.token_version.max(credential.token_version) + u64::from(revoke);
+            let profile_pk = profile.pk.clone();
+            let profile_version = profile.version;
+            let mut user = profile.into_user()?;
+            if let Some(name) = &changes.name {
+                user.name.clone_from(name);
+            }
+            if let Some(role) = changes.role {
+                user.role = role;
+            }
+            if let Some(disabled) = changes.disabled {
+                user.disabled = disabled;
+            }
+            let result = self
+                .client
+                .transact_write_items()
+                .transact_items(self.user_update(
+                    profile_pk,
+                    &user,
+                    token_version,
+                    profile_version,
+                )?)
+                .transact_items(self.user_update(
+                    credential.pk.clone(),
+                    &user,
+                    token_version,
+                    credential.version,
+                )?)
+                .send()
+                .await;
+            match result {
+                // The write was conditioned on the versions read, so the stored user is
+                // exactly the one read with the changes applied.
+                Ok(_) => return Ok(user),
+                Err(err) => match cancellation(&err) {
+                    // Changed (or deleted) since it was read: read again and decide again.
+                    Some(_) if attempt + 1 < MAX_WRITE_ATTEMPTS => backoff(attempt).await,
+                    _ => return Err(StoreError::backend(err)),
+                },
+            }
+        }
+        Err(StoreError::backend(format!(
+            "{operation}: too many conflicting writes"
+        )))
     }
 
     /// A put that only creates: it fails if an item with this key exists.
@@ -303,17 +561,116 @@ impl DynamoUserStore {
 
 #[async_trait::async_trait]
 impl UserStore for DynamoUserStore {
-    async fn update_user(&self, _id: &str, _changes: super::UserChanges) -> Result<User, StoreError> {
-        todo!("helper-3 implements")
+    async fn update_user(&self, id: &str, changes: UserChanges) -> Result<User, StoreError> {
+        if changes == UserChanges::default() {
+            // Nothing to write: no version bump for a change that changes nothing.
+            return self.get_user(id).await?.ok_or(StoreError::NotFound);
+        }
+        self.change_user(id, &changes, changes.revokes_tokens(), "update_user")
+            .await
     }
-    async fn delete_user(&self, _id: &str) -> Result<(), StoreError> {
-        todo!("helper-3 implements")
+
+    async fn delete_user(&self, id: &str) -> Result<(), StoreError> {
+        for attempt in 0..MAX_WRITE_ATTEMPTS {
+            let (profile, credential) =
+                self.get_user_items(id).await?.ok_or(StoreError::NotFound)?;
+            // Both items go in one transaction, so the username is free exactly when the
+            // user is gone. No version conditions: a delete wins over any change, and a
+            // concurrent change then fails its own condition and finds no user.
+            let mut transaction = self
+                .client
+                .transact_write_items()
+                .transact_items(self.delete_existing(profile.pk.clone(), None)?);
+            if let Some(credential) = credential {
+                transaction = transaction
+                    .transact_items(self.delete_existing(credential.pk, Some(&profile.id))?);
+            }
+            match transaction.send().await {
+                Ok(_) => return Ok(()),
+                Err(err) => match cancellation(&err) {
+                    // Deleted by someone else since it was read (the next read says
+                    // NotFound), or a conflicting write: read again and decide again.
+                    Some(_) if attempt + 1 < MAX_WRITE_ATTEMPTS => backoff(attempt).await,
+                    _ => return Err(StoreError::backend(err)),
+                },
+            }
+        }
+        Err(StoreError::backend(
+            "delete_user: too many conflicting writes",
+        ))
     }
-    async fn revoke_all_tokens(&self, _id: &str) -> Result<(), StoreError> {
-        todo!("helper-3 implements")
+
+    async fn revoke_all_tokens(&self, id: &str) -> Result<(), StoreError> {
+        self.change_user(id, &UserChanges::default(), true, "revoke_all_tokens")
+            .await
+            .map(|_| ())
     }
-    async fn authorization_state(&self, _id: &str, _jti: &str) -> Result<super::AuthorizationState, StoreError> {
-        todo!("helper-3 implements")
+
+    async fn authorization_state(
+        &self,
+        id: &str,
+        jti: &str,
+    ) -> Result<AuthorizationState, StoreError> {
+        // One BatchGetItem for both keys, strongly consistent so that a disable, a token
+        // version bump or a logout is seen by the very next request.
+        let user_pk = profile_pk(id);
+        let jti_pk = revoked_pk(jti);
+        let keys = KeysAndAttributes::builder()
+            .keys(key(user_pk.clone()))
+            .keys(key(jti_pk.clone()))
+            .consistent_read(true)
+            .projection_expression("#pk, #role, #disabled, #token_version")
+            .expression_attribute_names("#pk", "pk")
+            .expression_attribute_names("#role", "role")
+            .expression_attribute_names("#disabled", "disabled")
+            .expression_attribute_names("#token_version", "token_version")
+            .build()
+            .map_err(StoreError::backend)?;
+        let mut pending = HashMap::from([(self.table.clone(), keys)]);
+        let mut state = AuthorizationState {
+            user: None,
+            jti_revoked: false,
+        };
+        for attempt in 0..MAX_READ_ATTEMPTS {
+            let output = self
+                .client
+                .batch_get_item()
+                .set_request_items(Some(pending))
+                .send()
+                .await
+                .map_err(StoreError::backend)?;
+            let items = output
+                .responses
+                .and_then(|mut responses| responses.remove(&self.table))
+                .unwrap_or_default();
+            for item in items {
+                match item.get("pk") {
+                    Some(AttributeValue::S(pk)) if *pk == user_pk => {
+                        let user = from_item::<AuthStateItem>(item)?;
+                        state.user = Some(UserAuthState {
+                            role: parse_role(&user.role)?,
+                            disabled: user.disabled,
+                            token_version: user.token_version,
+                        });
+                    }
+                    // Any deny-list item counts, even one past its `expires_at` that TTL
+                    // has not removed yet: the token it names has expired by then anyway.
+                    Some(AttributeValue::S(pk)) if *pk == jti_pk => state.jti_revoked = true,
+                    _ => {}
+                }
+            }
+            // DynamoDB may leave keys unprocessed (throttling); ask again for those only.
+            match output.unprocessed_keys {
+                Some(unprocessed) if !unprocessed.is_empty() => {
+                    pending = unprocessed;
+                    backoff(attempt).await;
+                }
+                _ => return Ok(state),
+            }
+        }
+        Err(StoreError::backend(
+            "authorization_state: keys left unprocessed",
+        ))
     }
 
     async fn create_user(&self, new_user: NewUser, now: u64) -> Result<User, StoreError> {
@@ -430,51 +787,6 @@ impl UserStore for DynamoUserStore {
             None
         };
         Ok(UserPage { users, next })
-    }
-
-    async fn set_disabled(&self, id: &str, disabled: bool) -> Result<User, StoreError> {
-        for attempt in 0..MAX_WRITE_ATTEMPTS {
-            let profile = self.get_profile(id).await?.ok_or(StoreError::NotFound)?;
-            // The credential item has its own version (a password change bumps only it),
-            // so both versions are read and both are checked.
-            let credential = self
-                .get_credential(&profile.username)
-                .await?
-                .filter(|credential| credential.user_id == profile.id)
-                .ok_or_else(|| StoreError::backend("user profile without its credential item"))?;
-            let result = self
-                .client
-                .transact_write_items()
-                .transact_items(self.set_disabled_update(
-                    profile.pk.clone(),
-                    disabled,
-                    profile.version,
-                )?)
-                .transact_items(self.set_disabled_update(
-                    credential.pk.clone(),
-                    disabled,
-                    credential.version,
-                )?)
-                .send()
-                .await;
-            match result {
-                Ok(_) => {
-                    // The write was conditioned on the versions read, so the stored user is
-                    // exactly the one read with the new `disabled`.
-                    let mut user = profile.into_user()?;
-                    user.disabled = disabled;
-                    return Ok(user);
-                }
-                Err(err) => match cancellation(&err) {
-                    // Changed (or deleted) since it was read: read again and decide again.
-                    Some(_) if attempt + 1 < MAX_WRITE_ATTEMPTS => backoff(attempt).await,
-                    _ => return Err(StoreError::backend(err)),
-                },
-            }
-        }
-        Err(StoreError::backend(
-            "set_disabled: too many conflicting writes",
-        ))
     }
 
     async fn set_password_hash(
@@ -648,30 +960,298 @@ pub fn local_client(endpoint: &str) -> Client {
     Client::from_conf(config)
 }
 
+/// Whether a single-item write failed its condition expression.
+fn update_condition_failed(
+    err: &SdkError<UpdateItemError, aws_sdk_dynamodb::config::http::HttpResponse>,
+) -> bool {
+    matches!(
+        err.as_service_error(),
+        Some(UpdateItemError::ConditionalCheckFailedException(_))
+    )
+}
+
+fn put_condition_failed(
+    err: &SdkError<PutItemError, aws_sdk_dynamodb::config::http::HttpResponse>,
+) -> bool {
+    matches!(
+        err.as_service_error(),
+        Some(PutItemError::ConditionalCheckFailedException(_))
+    )
+}
+
 #[async_trait::async_trait]
-impl super::SessionStore for DynamoUserStore {
-    async fn create_refresh_token(&self, _token: super::NewRefreshToken) -> Result<(), StoreError> {
-        todo!("helper-3 implements")
+impl SessionStore for DynamoUserStore {
+    async fn create_refresh_token(&self, token: NewRefreshToken) -> Result<(), StoreError> {
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(to_item(&RefreshTokenItem::new(&token))?))
+            .condition_expression("attribute_not_exists(#pk)")
+            .expression_attribute_names("#pk", "pk")
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            // 256 random bits collided, or a caller stored one token twice: never overwrite
+            // a token (it could be retired, or another user's).
+            Err(err) if put_condition_failed(&err) => {
+                Err(StoreError::backend("refresh token hash collision"))
+            }
+            Err(err) => Err(StoreError::backend(err)),
+        }
     }
-    async fn find_refresh_token(&self, _hash: &str) -> Result<Option<super::RefreshTokenRecord>, StoreError> {
-        todo!("helper-3 implements")
+
+    async fn find_refresh_token(
+        &self,
+        hash: &str,
+    ) -> Result<Option<RefreshTokenRecord>, StoreError> {
+        let Some(item) = self.get_item(refresh_pk(hash)).await? else {
+            return Ok(None);
+        };
+        let (token, retired_at) = from_item::<RefreshTokenItem>(item)?.into_token()?;
+        let family_revoked = match self.get_item(family_pk(&token.family_id)).await? {
+            Some(family) => from_item::<FamilyItem>(family)?.revoked,
+            None => false,
+        };
+        Ok(Some(RefreshTokenRecord {
+            token,
+            retired_at,
+            family_revoked,
+        }))
     }
-    async fn rotate_refresh_token(&self, _old_hash: &str, _successor: super::NewRefreshToken, _now: u64) -> Result<super::Rotation, StoreError> {
-        todo!("helper-3 implements")
+
+    async fn rotate_refresh_token(
+        &self,
+        old_hash: &str,
+        successor: NewRefreshToken,
+        now: u64,
+    ) -> Result<Rotation, StoreError> {
+        if successor.hash == old_hash {
+            // One transaction cannot touch one item twice; and a token cannot succeed itself.
+            return Ok(Rotation::Refused);
+        }
+        for attempt in 0..MAX_WRITE_ATTEMPTS {
+            // 0: retire the old token if it is active, unexpired, and of the successor's
+            // family (so that 1 checks the right family).
+            let retire = Update::builder()
+                .table_name(&self.table)
+                .set_key(Some(key(refresh_pk(old_hash))))
+                .update_expression("SET #retired_at = :now")
+                .condition_expression(
+                    "attribute_exists(#pk) AND attribute_not_exists(#retired_at) \
+                     AND #expires_at > :now AND #family_id = :family_id",
+                )
+                .expression_attribute_names("#pk", "pk")
+                .expression_attribute_names("#retired_at", "retired_at")
+                .expression_attribute_names("#expires_at", "expires_at")
+                .expression_attribute_names("#family_id", "family_id")
+                .expression_attribute_values(":now", number(now))
+                .expression_attribute_values(
+                    ":family_id",
+                    AttributeValue::S(successor.family_id.clone()),
+                )
+                .build()
+                .map_err(StoreError::backend)?;
+            // 1: the family is not revoked (it has no item until it is).
+            let family_check = ConditionCheck::builder()
+                .table_name(&self.table)
+                .set_key(Some(key(family_pk(&successor.family_id))))
+                .condition_expression("attribute_not_exists(#pk) OR #revoked = :false")
+                .expression_attribute_names("#pk", "pk")
+                .expression_attribute_names("#revoked", "revoked")
+                .expression_attribute_values(":false", AttributeValue::Bool(false))
+                .build()
+                .map_err(StoreError::backend)?;
+            // 2: store the successor.
+            let store_successor = self.put_new(to_item(&RefreshTokenItem::new(&successor))?)?;
+            let result = self
+                .client
+                .transact_write_items()
+                .transact_items(TransactWriteItem::builder().update(retire).build())
+                .transact_items(
+                    TransactWriteItem::builder()
+                        .condition_check(family_check)
+                        .build(),
+                )
+                .transact_items(store_successor)
+                .send()
+                .await;
+            let err = match result {
+                Ok(_) => return Ok(Rotation::Rotated),
+                Err(err) => err,
+            };
+            match cancellation(&err) {
+                // A decision: already rotated (by a parallel request, say), expired, unknown,
+                // or its family revoked. Nothing was written.
+                Some(Cancelled::ConditionFailed { .. }) => return Ok(Rotation::Refused),
+                // Undecided: the token may still be active, so Refused would be wrong. Try
+                // again until DynamoDB decides.
+                Some(Cancelled::Conflict) if attempt + 1 < MAX_WRITE_ATTEMPTS => {
+                    backoff(attempt).await
+                }
+                _ => return Err(StoreError::backend(err)),
+            }
+        }
+        Err(StoreError::backend(
+            "rotate_refresh_token: too many conflicting writes",
+        ))
     }
-    async fn revoke_family(&self, _family_id: &str, _expires_at: u64) -> Result<(), StoreError> {
-        todo!("helper-3 implements")
+
+    async fn revoke_family(&self, family_id: &str, expires_at: u64) -> Result<(), StoreError> {
+        let pk = family_pk(family_id);
+        // Revoke first, unconditionally: whatever happens next, the family is revoked.
+        let output = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(pk.clone())))
+            .update_expression(
+                "SET #revoked = :true, #expires_at = if_not_exists(#expires_at, :expires_at)",
+            )
+            .expression_attribute_names("#revoked", "revoked")
+            .expression_attribute_names("#expires_at", TTL_ATTRIBUTE)
+            .expression_attribute_values(":true", AttributeValue::Bool(true))
+            .expression_attribute_values(":expires_at", number(expires_at))
+            .return_values(ReturnValue::UpdatedNew)
+            .send()
+            .await
+            .map_err(StoreError::backend)?;
+        let stored_expiry = match output
+            .attributes
+            .as_ref()
+            .and_then(|a| a.get(TTL_ATTRIBUTE))
+        {
+            Some(AttributeValue::N(n)) => n.parse::<u64>().map_err(StoreError::backend)?,
+            _ => return Err(StoreError::backend("revoke_family: no expires_at returned")),
+        };
+        if stored_expiry >= expires_at {
+            return Ok(());
+        }
+        // Revoked before with an earlier expiry: extend it, never shorten it (expression
+        // language has no max, so the condition does it; a failure means someone else
+        // extended it further in between).
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(pk)))
+            .update_expression("SET #expires_at = :expires_at")
+            .condition_expression("#expires_at < :expires_at")
+            .expression_attribute_names("#expires_at", TTL_ATTRIBUTE)
+            .expression_attribute_values(":expires_at", number(expires_at))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(err) if update_condition_failed(&err) => Ok(()),
+            Err(err) => Err(StoreError::backend(err)),
+        }
     }
-    async fn revoke_access_token(&self, _jti: &str, _expires_at: u64) -> Result<(), StoreError> {
-        todo!("helper-3 implements")
+
+    async fn revoke_access_token(&self, jti: &str, expires_at: u64) -> Result<(), StoreError> {
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .item("pk", AttributeValue::S(revoked_pk(jti)))
+            .item(TTL_ATTRIBUTE, number(expires_at))
+            .send()
+            .await
+            .map_err(StoreError::backend)?;
+        Ok(())
     }
-    async fn login_failures(&self, _username: &str) -> Result<super::LoginFailures, StoreError> {
-        todo!("helper-3 implements")
+
+    async fn login_failures(&self, username: &str) -> Result<LoginFailures, StoreError> {
+        Ok(match self.get_item(failures_pk(username)).await? {
+            Some(item) => from_item::<FailuresItem>(item)?.into(),
+            None => LoginFailures::default(),
+        })
     }
-    async fn record_login_failure(&self, _username: &str, _now: u64, _window_secs: u64) -> Result<super::LoginFailures, StoreError> {
-        todo!("helper-3 implements")
+
+    async fn record_login_failure(
+        &self,
+        username: &str,
+        now: u64,
+        window_secs: u64,
+    ) -> Result<LoginFailures, StoreError> {
+        let pk = failures_pk(username);
+        // A count whose last failure is before `window_start` is stale and starts again.
+        let window_start = now.saturating_sub(window_secs);
+        let expires_at = now.saturating_add(window_secs);
+        // Each failed step means another writer changed the item in between (added,
+        // reset or cleared), so this loop ends after a couple of passes.
+        for _ in 0..MAX_WRITE_ATTEMPTS {
+            // (a) Count one more, atomically, unless the count is stale.
+            let added = self
+                .client
+                .update_item()
+                .table_name(&self.table)
+                .set_key(Some(key(pk.clone())))
+                .update_expression(
+                    "ADD #count :one SET #last_failure_at = :now, #expires_at = :expires_at",
+                )
+                .condition_expression(
+                    "attribute_not_exists(#pk) OR #last_failure_at >= :window_start",
+                )
+                .expression_attribute_names("#pk", "pk")
+                .expression_attribute_names("#count", "count")
+                .expression_attribute_names("#last_failure_at", "last_failure_at")
+                .expression_attribute_names("#expires_at", TTL_ATTRIBUTE)
+                .expression_attribute_values(":one", number(1))
+                .expression_attribute_values(":now", number(now))
+                .expression_attribute_values(":expires_at", number(expires_at))
+                .expression_attribute_values(":window_start", number(window_start))
+                .return_values(ReturnValue::AllNew)
+                .send()
+                .await;
+            match added {
+                Ok(output) => {
+                    return Ok(
+                        from_item::<FailuresItem>(output.attributes.unwrap_or_default())?.into(),
+                    );
+                }
+                Err(err) if update_condition_failed(&err) => {}
+                Err(err) => return Err(StoreError::backend(err)),
+            }
+            // (b) Stale: start again from 1, if it is still stale (of parallel resetters
+            // only one wins; the others go back to (a) and add to its count).
+            let reset = self
+                .client
+                .put_item()
+                .table_name(&self.table)
+                .item("pk", AttributeValue::S(pk.clone()))
+                .item("count", number(1))
+                .item("last_failure_at", number(now))
+                .item(TTL_ATTRIBUTE, number(expires_at))
+                .condition_expression("#last_failure_at < :window_start")
+                .expression_attribute_names("#last_failure_at", "last_failure_at")
+                .expression_attribute_values(":window_start", number(window_start))
+                .send()
+                .await;
+            match reset {
+                Ok(_) => {
+                    return Ok(LoginFailures {
+                        count: 1,
+                        last_failure_at: now,
+                    });
+                }
+                Err(err) if put_condition_failed(&err) => {}
+                Err(err) => return Err(StoreError::backend(err)),
+            }
+        }
+        Err(StoreError::backend(
+            "record_login_failure: too many conflicting writes",
+        ))
     }
-    async fn clear_login_failures(&self, _username: &str) -> Result<(), StoreError> {
-        todo!("helper-3 implements")
+
+    async fn clear_login_failures(&self, username: &str) -> Result<(), StoreError> {
+        self.client
+            .delete_item()
+            .table_name(&self.table)
+            .set_key(Some(key(failures_pk(username))))
+            .send()
+            .await
+            .map_err(StoreError::backend)?;
+        Ok(())
     }
 }
