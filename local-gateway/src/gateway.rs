@@ -336,9 +336,14 @@ impl Gateway {
         let functions = Arc::clone(&self.functions);
         // Run like a Lambda invocation: a panic is a failed invocation (500), not a crash.
         let outcome = tokio::spawn(async move {
-            authorizer::authorize(&event, &functions.verifier, functions.store.as_ref(), jwt_auth_core::unix_now())
-                .await
-                .map(|response| serde_json::to_value(&response))
+            authorizer::authorize(
+                &event,
+                &functions.verifier,
+                functions.store.as_ref(),
+                jwt_auth_core::unix_now(),
+            )
+            .await
+            .map(|response| serde_json::to_value(&response))
         })
         .await;
         let output = match outcome {

@@ -125,14 +125,17 @@ impl ApiError {
             HeaderValue::from_static("application/problem+json"),
         );
         if let ApiError::TooManyAttempts { retry_after_secs } = self {
-            response
-                .headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs.max(1)));
+            response.headers_mut().insert(
+                header::RETRY_AFTER,
+                HeaderValue::from(retry_after_secs.max(1)),
+            );
         }
         if status == StatusCode::UNAUTHORIZED {
             // RFC 6750 §3: tell the client which scheme to use.
             let challenge = match self {
-                ApiError::Unauthorized | ApiError::InvalidRefreshToken => "Bearer error=\"invalid_token\"",
+                ApiError::Unauthorized | ApiError::InvalidRefreshToken => {
+                    "Bearer error=\"invalid_token\""
+                }
                 _ => "Bearer",
             };
             response.headers_mut().insert(
@@ -179,7 +182,10 @@ pub fn no_content() -> Response<Body> {
     let mut response = Response::new(Body::Empty);
     *response.status_mut() = StatusCode::NO_CONTENT;
     let headers = response.headers_mut();
-    headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     response
 }
@@ -219,7 +225,12 @@ mod tests {
             (ApiError::NotFound, 404),
             (ApiError::MethodNotAllowed, 405),
             (ApiError::Conflict("username taken".into()), 409),
-            (ApiError::TooManyAttempts { retry_after_secs: 30 }, 429),
+            (
+                ApiError::TooManyAttempts {
+                    retry_after_secs: 30,
+                },
+                429,
+            ),
             (ApiError::InvalidRefreshToken, 401),
             (ApiError::internal("boom"), 500),
         ];
@@ -249,7 +260,10 @@ mod tests {
 
     #[test]
     fn a_lockout_says_when_to_retry() {
-        let response = ApiError::TooManyAttempts { retry_after_secs: 120 }.into_response();
+        let response = ApiError::TooManyAttempts {
+            retry_after_secs: 120,
+        }
+        .into_response();
         assert_eq!(response.headers()[header::RETRY_AFTER], "120");
     }
 

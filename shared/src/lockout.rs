@@ -30,7 +30,9 @@ pub fn lock_secs(failures: u64) -> u64 {
         return 0;
     }
     let doublings = (failures - LOCK_THRESHOLD).min(16) as u32;
-    BASE_LOCK_SECS.saturating_mul(1 << doublings).min(MAX_LOCK_SECS)
+    BASE_LOCK_SECS
+        .saturating_mul(1 << doublings)
+        .min(MAX_LOCK_SECS)
 }
 
 /// Seconds until the username may try again, if it is locked at `now`.
@@ -38,7 +40,9 @@ pub fn locked_for(failures: &LoginFailures, now: u64) -> Option<u64> {
     if failures.last_failure_at.saturating_add(FAILURE_WINDOW_SECS) < now {
         return None;
     }
-    let until = failures.last_failure_at.saturating_add(lock_secs(failures.count));
+    let until = failures
+        .last_failure_at
+        .saturating_add(lock_secs(failures.count));
     (until > now).then(|| until - now)
 }
 
@@ -47,7 +51,10 @@ mod tests {
     use super::*;
 
     fn failures(count: u64, last_failure_at: u64) -> LoginFailures {
-        LoginFailures { count, last_failure_at }
+        LoginFailures {
+            count,
+            last_failure_at,
+        }
     }
 
     #[test]
@@ -64,7 +71,10 @@ mod tests {
     fn a_lock_ends_by_itself() {
         let now = 1_000_000;
         assert_eq!(locked_for(&failures(LOCK_THRESHOLD, now), now), Some(30));
-        assert_eq!(locked_for(&failures(LOCK_THRESHOLD, now), now + 29), Some(1));
+        assert_eq!(
+            locked_for(&failures(LOCK_THRESHOLD, now), now + 29),
+            Some(1)
+        );
         assert_eq!(locked_for(&failures(LOCK_THRESHOLD, now), now + 30), None);
         assert_eq!(locked_for(&failures(1000, now), now + MAX_LOCK_SECS), None);
     }

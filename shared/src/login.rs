@@ -83,14 +83,17 @@ impl LoginService {
         // Shape checks answer 400; they depend only on the input, never on what is stored,
         // so they reveal nothing about which usernames exist.
         if request.username.trim().is_empty() || request.password.expose_secret().is_empty() {
-            return Err(ApiError::BadRequest("username and password must not be empty".into()));
+            return Err(ApiError::BadRequest(
+                "username and password must not be empty".into(),
+            ));
         }
         if request.password.expose_secret().chars().count() > MAX_PASSWORD_CHARS {
             return Err(ApiError::BadRequest(format!(
                 "password must be at most {MAX_PASSWORD_CHARS} characters"
             )));
         }
-        let username = normalize_username(&request.username).map_err(|reason| ApiError::BadRequest(reason.into()))?;
+        let username = normalize_username(&request.username)
+            .map_err(|reason| ApiError::BadRequest(reason.into()))?;
 
         let failures = self.store.login_failures(&username).await?;
         if let Some(retry_after_secs) = locked_for(&failures, now) {
@@ -112,9 +115,13 @@ impl LoginService {
         .map_err(ApiError::internal)?;
 
         let (record, needs_rehash) = match (record, verification) {
-            (Some(record), Verification::Match { needs_rehash }) if !record.user.disabled => (record, needs_rehash),
+            (Some(record), Verification::Match { needs_rehash }) if !record.user.disabled => {
+                (record, needs_rehash)
+            }
             _ => {
-                self.store.record_login_failure(&username, now, FAILURE_WINDOW_SECS).await?;
+                self.store
+                    .record_login_failure(&username, now, FAILURE_WINDOW_SECS)
+                    .await?;
                 tracing::info!(outcome = "invalid_credentials", "login refused");
                 return Err(ApiError::InvalidCredentials);
             }
@@ -125,7 +132,11 @@ impl LoginService {
         if needs_rehash {
             self.upgrade_hash(&record.user.id, password).await;
         }
-        let LoginRecord { user, token_version, .. } = record;
+        let LoginRecord {
+            user,
+            token_version,
+            ..
+        } = record;
         let session = Session::start(token_version);
         let response = self.issue(user, &session, now).await?;
         tracing::info!(sub = %response.user.id, sid = %session.id, "login succeeded");
@@ -133,11 +144,17 @@ impl LoginService {
     }
 
     /// `POST /token/refresh`: rotates the refresh token.
-    pub async fn refresh(&self, request: RefreshRequest, now: u64) -> Result<TokenResponse, ApiError> {
+    pub async fn refresh(
+        &self,
+        request: RefreshRequest,
+        now: u64,
+    ) -> Result<TokenResponse, ApiError> {
         let presented = request.refresh_token.expose_secret();
         if presented.is_empty()
             || presented.len() > MAX_REFRESH_TOKEN_CHARS
-            || !presented.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+            || !presented
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
         {
             return Err(ApiError::InvalidRefreshToken);
         }
@@ -151,19 +168,26 @@ impl LoginService {
         }
         if let Some(retired_at) = record.retired_at {
             if now.saturating_sub(retired_at) > REFRESH_REUSE_GRACE_SECS {
-                self.store.revoke_family(&family_id, now + self.refresh_ttl_secs).await?;
+                self.store
+                    .revoke_family(&family_id, now + self.refresh_ttl_secs)
+                    .await?;
                 tracing::warn!(sid = %family_id, sub = %record.token.user_id, "retired refresh token reused: session revoked");
             }
             return Err(ApiError::InvalidRefreshToken);
         }
         // The user must still exist, be enabled, and not have revoked its tokens since.
         let user = self.store.get_user(&record.token.user_id).await?;
-        let state = self.store.authorization_state(&record.token.user_id, "").await?;
+        let state = self
+            .store
+            .authorization_state(&record.token.user_id, "")
+            .await?;
         let (Some(user), Some(state)) = (user, state.user) else {
             return Err(ApiError::InvalidRefreshToken);
         };
         if user.disabled || state.token_version != record.token.token_version {
-            self.store.revoke_family(&family_id, now + self.refresh_ttl_secs).await?;
+            self.store
+                .revoke_family(&family_id, now + self.refresh_ttl_secs)
+                .await?;
             return Err(ApiError::InvalidRefreshToken);
         }
         let session = Session {
@@ -171,7 +195,11 @@ impl LoginService {
             token_version: record.token.token_version,
         };
         let (refresh_token, successor) = self.new_refresh_token(&user, &session, now);
-        match self.store.rotate_refresh_token(&hash, successor, now).await? {
+        match self
+            .store
+            .rotate_refresh_token(&hash, successor, now)
+            .await?
+        {
             Rotation::Rotated => {}
             Rotation::Refused => return Err(ApiError::InvalidRefreshToken),
         }
@@ -182,8 +210,12 @@ impl LoginService {
 
     /// `POST /logout`: ends the caller's session and its current access token.
     pub async fn logout(&self, caller: &Caller, now: u64) -> Result<(), ApiError> {
-        self.store.revoke_access_token(&caller.jti, caller.exp.max(now)).await?;
-        self.store.revoke_family(&caller.sid, now + self.refresh_ttl_secs).await?;
+        self.store
+            .revoke_access_token(&caller.jti, caller.exp.max(now))
+            .await?;
+        self.store
+            .revoke_family(&caller.sid, now + self.refresh_ttl_secs)
+            .await?;
         tracing::info!(sub = %caller.sub, sid = %caller.sid, "logged out");
         Ok(())
     }
@@ -191,12 +223,19 @@ impl LoginService {
     /// `POST /logout/all`: revokes every token issued to the caller before now.
     pub async fn logout_everywhere(&self, caller: &Caller, now: u64) -> Result<(), ApiError> {
         self.store.revoke_all_tokens(&caller.sub).await?;
-        self.store.revoke_access_token(&caller.jti, caller.exp.max(now)).await?;
+        self.store
+            .revoke_access_token(&caller.jti, caller.exp.max(now))
+            .await?;
         tracing::info!(sub = %caller.sub, "logged out everywhere");
         Ok(())
     }
 
-    async fn issue(&self, user: User, session: &Session, now: u64) -> Result<TokenResponse, ApiError> {
+    async fn issue(
+        &self,
+        user: User,
+        session: &Session,
+        now: u64,
+    ) -> Result<TokenResponse, ApiError> {
         let (refresh_token, stored) = self.new_refresh_token(&user, session, now);
         self.store.create_refresh_token(stored).await?;
         self.access_token_response(user, session, refresh_token, now)
@@ -209,7 +248,10 @@ impl LoginService {
         refresh_token: String,
         now: u64,
     ) -> Result<TokenResponse, ApiError> {
-        let issued = self.issuer.issue(&user, session, now).map_err(ApiError::internal)?;
+        let issued = self
+            .issuer
+            .issue(&user, session, now)
+            .map_err(ApiError::internal)?;
         Ok(TokenResponse {
             access_token: issued.token,
             token_type: "Bearer".into(),
@@ -220,7 +262,12 @@ impl LoginService {
         })
     }
 
-    fn new_refresh_token(&self, user: &User, session: &Session, now: u64) -> (String, NewRefreshToken) {
+    fn new_refresh_token(
+        &self,
+        user: &User,
+        session: &Session,
+        now: u64,
+    ) -> (String, NewRefreshToken) {
         let mut bytes = [0u8; 32];
         crate::secret::fill_random(&mut bytes);
         let token = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);

@@ -101,13 +101,55 @@ pub fn check_new_password(password: &SecretString, username: &str) -> Result<(),
 
 /// The most common passwords of 8+ characters in public breach corpora.
 const COMMON_PASSWORDS: &[&str] = &[
-    "password", "password1", "password123", "12345678", "123456789", "1234567890", "qwertyuiop",
-    "qwerty123", "iloveyou", "11111111", "00000000", "abc12345", "abcd1234", "1q2w3e4r",
-    "1qaz2wsx", "sunshine", "princess", "football", "baseball", "welcome1", "passw0rd",
-    "p@ssw0rd", "p@ssword", "letmein1", "trustno1", "superman", "starwars", "whatever",
-    "dragon123", "monkey123", "computer", "internet", "changeme", "administrator", "admin123",
-    "qwertyui", "asdfghjk", "zxcvbnm1", "987654321", "123123123", "88888888", "12341234",
-    "michael1", "jennifer", "football1", "liverpool", "chocolate", "password!", "welcome123",
+    "password",
+    "password1",
+    "password123",
+    "12345678",
+    "123456789",
+    "1234567890",
+    "qwertyuiop",
+    "qwerty123",
+    "iloveyou",
+    "11111111",
+    "00000000",
+    "abc12345",
+    "abcd1234",
+    "1q2w3e4r",
+    "1qaz2wsx",
+    "sunshine",
+    "princess",
+    "football",
+    "baseball",
+    "welcome1",
+    "passw0rd",
+    "p@ssw0rd",
+    "p@ssword",
+    "letmein1",
+    "trustno1",
+    "superman",
+    "starwars",
+    "whatever",
+    "dragon123",
+    "monkey123",
+    "computer",
+    "internet",
+    "changeme",
+    "administrator",
+    "admin123",
+    "qwertyui",
+    "asdfghjk",
+    "zxcvbnm1",
+    "987654321",
+    "123123123",
+    "88888888",
+    "12341234",
+    "michael1",
+    "jennifer",
+    "football1",
+    "liverpool",
+    "chocolate",
+    "password!",
+    "welcome123",
 ];
 
 /// Hashes and verifies passwords. Build one at cold start and share it.
@@ -117,6 +159,9 @@ pub struct PasswordHasher {
     memory_pool: Mutex<Vec<Vec<Block>>>,
     /// A hash of a random password with [`HASH_PARAMS`], verified when the user is unknown.
     dummy: StoredHash,
+    /// argon2 computations done by `verify` (and so by `verify_dummy`): lets tests prove that
+    /// every login outcome does the same work.
+    computations: std::sync::atomic::AtomicU64,
 }
 
 impl Default for PasswordHasher {
@@ -136,6 +181,7 @@ impl PasswordHasher {
             params,
             memory_pool: Mutex::new(Vec::new()),
             dummy: StoredHash(String::new()),
+            computations: std::sync::atomic::AtomicU64::new(0),
         };
         hasher.dummy = hasher
             .hash(&SecretString::from(dummy_password))
@@ -173,6 +219,11 @@ impl PasswordHasher {
         Verification::Mismatch
     }
 
+    /// How many argon2 verifications this hasher has computed.
+    pub fn computations(&self) -> u64 {
+        self.computations.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     fn try_verify(&self, password: &[u8], phc: &str) -> Result<Verification, &'static str> {
         let parsed = argon2::PasswordHash::new(phc).map_err(|_| "not a PHC string")?;
         if parsed.algorithm != argon2::ARGON2ID_IDENT {
@@ -195,6 +246,8 @@ impl PasswordHasher {
         let expected = parsed.hash.as_ref().ok_or("no hash output")?.as_bytes();
         let mut computed = vec![0u8; expected.len()];
         let argon2 = Argon2::new(Algorithm::Argon2id, Version::V0x13, params.clone());
+        self.computations
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let mut memory = self.take_memory(params.block_count());
         let result = argon2.hash_password_into_with_memory(
             password,
@@ -388,7 +441,10 @@ mod tests {
             check_new_password(&secret("alice-2026!"), "alice"),
             Err(PasswordError::ContainsUsername)
         ));
-        assert!(matches!(check_new_password(&secret("Password123"), "bob"), Err(PasswordError::Common)));
+        assert!(matches!(
+            check_new_password(&secret("Password123"), "bob"),
+            Err(PasswordError::Common)
+        ));
         assert!(check_new_password(&secret("correct horse battery staple"), "bob").is_ok());
     }
 

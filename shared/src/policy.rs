@@ -84,7 +84,9 @@ pub const ROUTES: &[Route] = &[
 
 /// The route with this method and template path.
 pub fn route(method: &str, path: &str) -> Option<&'static Route> {
-    ROUTES.iter().find(|route| route.method == method && route.path == path)
+    ROUTES
+        .iter()
+        .find(|route| route.method == method && route.path == path)
 }
 
 /// Whether `role` (as user `sub`) may call `route` with the given `{id}` path parameter.
@@ -357,7 +359,12 @@ mod tests {
     #[test]
     fn a_customer_whose_sub_is_not_an_id_is_never_given_a_user_route() {
         let policy = policy_for(Role::Customer, "*", &MethodArn::parse(ARN).unwrap());
-        assert!(policy.statement[0].resource.iter().all(|r| !r.contains("/users")));
+        assert!(
+            policy.statement[0]
+                .resource
+                .iter()
+                .all(|r| !r.contains("/users"))
+        );
     }
 
     #[test]
@@ -382,7 +389,13 @@ mod tests {
             ("PATCH", "/users/{id}", Role::Admin, Some(OTHER_ID), true),
             ("PATCH", "/users/{id}", Role::Customer, Some(SELF_ID), false),
             ("DELETE", "/users/{id}", Role::Admin, Some(OTHER_ID), true),
-            ("DELETE", "/users/{id}", Role::Customer, Some(SELF_ID), false),
+            (
+                "DELETE",
+                "/users/{id}",
+                Role::Customer,
+                Some(SELF_ID),
+                false,
+            ),
             ("POST", "/logout", Role::Customer, None, true),
             ("POST", "/logout/all", Role::Customer, None, true),
             ("POST", "/logout", Role::Admin, None, true),
@@ -390,7 +403,11 @@ mod tests {
         ];
         for (method, path, role, id, allowed) in expectations {
             let found = route(method, path).unwrap();
-            assert_eq!(is_allowed(found, role, SELF_ID, id), allowed, "{role} {method} {path}");
+            assert_eq!(
+                is_allowed(found, role, SELF_ID, id),
+                allowed,
+                "{role} {method} {path}"
+            );
         }
     }
 
@@ -457,7 +474,10 @@ mod tests {
         assert!(match_route("GET", "/users/").is_none());
         assert!(match_route("GET", "/users/a/b").is_none());
         assert!(match_route("DELETE", "/users").is_none());
-        assert_eq!(match_route("POST", "/logout/all").unwrap().0.path, "/logout/all");
+        assert_eq!(
+            match_route("POST", "/logout/all").unwrap().0.path,
+            "/logout/all"
+        );
         assert!(match_route("GET", "/nope").is_none());
     }
 }

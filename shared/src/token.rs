@@ -150,7 +150,12 @@ impl TokenIssuer {
 
     /// Signs a token for `user` in session `session`, valid from `now` for the configured
     /// lifetime.
-    pub fn issue(&self, user: &User, session: &Session, now: u64) -> Result<IssuedToken, jsonwebtoken::errors::Error> {
+    pub fn issue(
+        &self,
+        user: &User,
+        session: &Session,
+        now: u64,
+    ) -> Result<IssuedToken, jsonwebtoken::errors::Error> {
         self.issue_with_lifetime(user, session, now, self.settings.ttl_secs)
     }
 
@@ -253,7 +258,10 @@ impl TokenVerifier {
             return Err(TokenError::NotYetValid);
         }
         let opaque_id_ok = |id: &str| !id.is_empty() && id.len() <= 64;
-        if !is_valid_user_id(&claims.sub) || !opaque_id_ok(&claims.jti) || !opaque_id_ok(&claims.sid) {
+        if !is_valid_user_id(&claims.sub)
+            || !opaque_id_ok(&claims.jti)
+            || !opaque_id_ok(&claims.sid)
+        {
             return Err(TokenError::Invalid);
         }
         Ok(claims)

@@ -116,8 +116,7 @@ pub struct UpdateUserRequest {
     pub disabled: Option<bool>,
 }
 
-pub const UPDATE_USER_BODY_SHAPE: &str =
-    r#"a JSON object with any of {"name": string, "role": "admin"|"customer", "disabled": boolean}"#;
+pub const UPDATE_USER_BODY_SHAPE: &str = r#"a JSON object with any of {"name": string, "role": "admin"|"customer", "disabled": boolean}"#;
 
 fn require_admin(caller: &Caller) -> Result<(), ApiError> {
     if caller.role == Role::Admin {
@@ -136,10 +135,12 @@ pub async fn create_user(
     now: u64,
 ) -> Result<UserResponse, ApiError> {
     require_admin(caller)?;
-    let username = normalize_username(&request.username).map_err(|reason| ApiError::BadRequest(reason.into()))?;
+    let username = normalize_username(&request.username)
+        .map_err(|reason| ApiError::BadRequest(reason.into()))?;
     let name = validate_display_name(request.name.as_deref().unwrap_or(&username))
         .map_err(|reason| ApiError::BadRequest(reason.into()))?;
-    check_new_password(&request.password, &username).map_err(|err| ApiError::BadRequest(err.to_string()))?;
+    check_new_password(&request.password, &username)
+        .map_err(|err| ApiError::BadRequest(err.to_string()))?;
     let hasher = Arc::clone(hasher);
     let password = request.password;
     let password_hash = tokio::task::spawn_blocking(move || hasher.hash(&password))
@@ -187,8 +188,12 @@ pub async fn update_user(
     if changes == UserChanges::default() {
         return Err(ApiError::BadRequest("nothing to change".into()));
     }
-    if id == caller.sub && (changes.role.is_some_and(|role| role != Role::Admin) || changes.disabled == Some(true)) {
-        return Err(ApiError::Conflict("an admin cannot demote or disable itself".into()));
+    if id == caller.sub
+        && (changes.role.is_some_and(|role| role != Role::Admin) || changes.disabled == Some(true))
+    {
+        return Err(ApiError::Conflict(
+            "an admin cannot demote or disable itself".into(),
+        ));
     }
     let revokes = changes.revokes_tokens();
     let user = store.update_user(id, changes).await?;

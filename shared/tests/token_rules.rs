@@ -8,7 +8,8 @@ use base64::engine::general_purpose::{URL_SAFE, URL_SAFE_NO_PAD};
 use jwt_auth_core::config::TokenSettings;
 use jwt_auth_core::secret::SigningSecret;
 use jwt_auth_core::token::{
-    CLOCK_LEEWAY_SECS, Claims, MAX_TOKEN_BYTES, Session, TokenError, TokenIssuer, TokenKeys, TokenVerifier,
+    CLOCK_LEEWAY_SECS, Claims, MAX_TOKEN_BYTES, Session, TokenError, TokenIssuer, TokenKeys,
+    TokenVerifier,
 };
 use jwt_auth_core::user::{Role, User};
 use serde_json::{Value, json};
@@ -114,7 +115,10 @@ fn row_1_a_correctly_forged_token_with_our_key_verifies() {
 #[test]
 fn row_1_an_issued_token_round_trips_through_the_crypto_backend() {
     let fixture = fixture();
-    let issued = fixture.issuer.issue(&customer(), &Session::start(0), NOW).unwrap();
+    let issued = fixture
+        .issuer
+        .issue(&customer(), &Session::start(0), NOW)
+        .unwrap();
     let claims = fixture.verifier.verify(&issued.token, NOW).unwrap();
     assert_eq!(claims, issued.claims);
 }
@@ -381,7 +385,10 @@ fn missing_sub_role_username_or_jti_is_refused() {
 #[test]
 fn row_21_a_role_changed_without_re_signing_is_refused() {
     let fixture = fixture();
-    let issued = fixture.issuer.issue(&customer(), &Session::start(0), NOW).unwrap();
+    let issued = fixture
+        .issuer
+        .issue(&customer(), &Session::start(0), NOW)
+        .unwrap();
     let mut parts: Vec<String> = issued.token.split('.').map(str::to_owned).collect();
     let mut payload: Value =
         serde_json::from_slice(&URL_SAFE_NO_PAD.decode(&parts[1]).unwrap()).unwrap();
@@ -477,7 +484,11 @@ fn row_23_a_token_over_the_size_cap_is_refused_before_decoding() {
 #[test]
 fn the_authorization_value_must_be_exactly_one_bearer_token() {
     let fixture = fixture();
-    let token = fixture.issuer.issue(&customer(), &Session::start(0), NOW).unwrap().token;
+    let token = fixture
+        .issuer
+        .issue(&customer(), &Session::start(0), NOW)
+        .unwrap()
+        .token;
     let check = |value: Option<&str>| fixture.verifier.verify_authorization(value, NOW);
     assert!(check(Some(&format!("Bearer {token}"))).is_ok());
     assert!(
@@ -503,7 +514,10 @@ fn the_authorization_value_must_be_exactly_one_bearer_token() {
 #[test]
 fn row_40_issued_tokens_carry_the_required_claims_and_header() {
     let fixture = fixture();
-    let issued = fixture.issuer.issue(&customer(), &Session::start(0), NOW).unwrap();
+    let issued = fixture
+        .issuer
+        .issue(&customer(), &Session::start(0), NOW)
+        .unwrap();
     let header = jsonwebtoken::decode_header(&issued.token).unwrap();
     assert_eq!(header.alg, jsonwebtoken::Algorithm::HS256);
     assert_eq!(header.typ.as_deref(), Some("JWT"));
@@ -517,7 +531,10 @@ fn row_40_issued_tokens_carry_the_required_claims_and_header() {
     assert!(claims.exp - claims.iat <= 15 * 60);
     let jti = URL_SAFE_NO_PAD.decode(&claims.jti).unwrap();
     assert!(jti.len() * 8 >= 128);
-    let other = fixture.issuer.issue(&customer(), &Session::start(0), NOW).unwrap();
+    let other = fixture
+        .issuer
+        .issue(&customer(), &Session::start(0), NOW)
+        .unwrap();
     assert_ne!(other.claims.jti, claims.jti);
 }
 
@@ -543,6 +560,9 @@ fn a_token_from_another_issuer_configuration_is_refused() {
 
 #[test]
 fn issued_tokens_never_print_in_debug_output() {
-    let issued = fixture().issuer.issue(&customer(), &Session::start(0), NOW).unwrap();
+    let issued = fixture()
+        .issuer
+        .issue(&customer(), &Session::start(0), NOW)
+        .unwrap();
     assert!(!format!("{issued:?}").contains(&issued.token));
 }

@@ -2,14 +2,15 @@
 //! (same services, same handlers), with an in-memory or DynamoDB Local store.
 
 pub mod dynamo_local;
+pub mod running_api;
 
 use aws_lambda_events::apigw::ApiGatewayCustomAuthorizerRequest;
 use jwt_auth_core::cursor::CursorCodec;
+use jwt_auth_core::login::DEFAULT_REFRESH_TTL_SECS;
 use jwt_auth_core::login::LoginService;
 use jwt_auth_core::password::PasswordHasher;
 use jwt_auth_core::secret::SigningSecret;
 use jwt_auth_core::store::memory::MemoryUserStore;
-use jwt_auth_core::login::DEFAULT_REFRESH_TTL_SECS;
 use jwt_auth_core::store::{NewUser, Store};
 use jwt_auth_core::token::{Session, TokenIssuer, TokenKeys, TokenVerifier};
 use jwt_auth_core::user::{Role, User, normalize_username};

@@ -481,7 +481,13 @@ async fn bad_authorization_values_are_unauthorized_never_a_failure() {
     for value in cases {
         let mut event = authorizer_event("authorizer-valid.json");
         event.authorization_token = Some(value.clone());
-        let result = authorize(&event, &app.verifier, app.store.as_ref(), jwt_auth_core::unix_now()).await;
+        let result = authorize(
+            &event,
+            &app.verifier,
+            app.store.as_ref(),
+            jwt_auth_core::unix_now(),
+        )
+        .await;
         assert_eq!(
             result,
             Err(AuthorizerError::Unauthorized),
@@ -492,7 +498,13 @@ async fn bad_authorization_values_are_unauthorized_never_a_failure() {
     let mut event = authorizer_event("authorizer-valid.json");
     event.authorization_token = None;
     assert_eq!(
-        authorize(&event, &app.verifier, app.store.as_ref(), jwt_auth_core::unix_now()).await,
+        authorize(
+            &event,
+            &app.verifier,
+            app.store.as_ref(),
+            jwt_auth_core::unix_now()
+        )
+        .await,
         Err(AuthorizerError::Unauthorized)
     );
 }

@@ -170,12 +170,28 @@ async fn authorizer_valid_event_with_a_fresh_token_allows_every_admin_route() {
     let (app, alice) = app_with_alice().await;
     let mut event = authorizer_event("authorizer-valid.json");
     event.authorization_token = Some(format!("Bearer {}", app.token_for(&alice)));
-    let response = authorize(&event, &app.verifier, app.store.as_ref(), jwt_auth_core::unix_now()).await.unwrap();
+    let response = authorize(
+        &event,
+        &app.verifier,
+        app.store.as_ref(),
+        jwt_auth_core::unix_now(),
+    )
+    .await
+    .unwrap();
     let json = serde_json::to_value(&response).unwrap();
     assert_eq!(json["principalId"], alice.id.as_str());
     assert_eq!(json["policyDocument"]["Statement"][0]["Effect"], "Allow");
-    let resources = json["policyDocument"]["Statement"][0]["Resource"].as_array().unwrap();
-    for route in ["GET/users", "GET/users/*", "POST/users", "PATCH/users/*", "DELETE/users/*", "POST/logout"] {
+    let resources = json["policyDocument"]["Statement"][0]["Resource"]
+        .as_array()
+        .unwrap();
+    for route in [
+        "GET/users",
+        "GET/users/*",
+        "POST/users",
+        "PATCH/users/*",
+        "DELETE/users/*",
+        "POST/logout",
+    ] {
         let arn = format!("arn:aws:execute-api:us-east-1:123456789012:abc123/prod/{route}");
         assert!(resources.contains(&json!(arn)), "{route}");
     }
@@ -193,7 +209,13 @@ async fn authorizer_valid_event_as_committed_holds_no_usable_token() {
     let app = TestApp::in_memory();
     let event = authorizer_event("authorizer-valid.json");
     assert_eq!(
-        authorize(&event, &app.verifier, app.store.as_ref(), jwt_auth_core::unix_now()).await,
+        authorize(
+            &event,
+            &app.verifier,
+            app.store.as_ref(),
+            jwt_auth_core::unix_now()
+        )
+        .await,
         Err(AuthorizerError::Unauthorized)
     );
 }
@@ -203,9 +225,21 @@ async fn authorizer_expired_event_is_unauthorized() {
     let app = TestApp::in_memory();
     let event = authorizer_event("authorizer-expired.json");
     // Signed with the events key, so only its age makes it fail: at its own time it passes.
-    let token = event.authorization_token.as_deref().unwrap().strip_prefix("Bearer ").unwrap();
+    let token = event
+        .authorization_token
+        .as_deref()
+        .unwrap()
+        .strip_prefix("Bearer ")
+        .unwrap();
     assert!(app.verifier.verify(token, 1_700_000_100).is_ok());
-    let error = authorize(&event, &app.verifier, app.store.as_ref(), jwt_auth_core::unix_now()).await.unwrap_err();
+    let error = authorize(
+        &event,
+        &app.verifier,
+        app.store.as_ref(),
+        jwt_auth_core::unix_now(),
+    )
+    .await
+    .unwrap_err();
     assert_eq!(error, AuthorizerError::Unauthorized);
     let diagnostic: lambda_runtime::Diagnostic = error.into();
     assert_eq!(
@@ -220,7 +254,13 @@ async fn authorizer_malformed_and_missing_events_are_unauthorized() {
     for name in ["authorizer-malformed.json", "authorizer-missing.json"] {
         let event = authorizer_event(name);
         assert_eq!(
-            authorize(&event, &app.verifier, app.store.as_ref(), jwt_auth_core::unix_now()).await,
+            authorize(
+                &event,
+                &app.verifier,
+                app.store.as_ref(),
+                jwt_auth_core::unix_now()
+            )
+            .await,
             Err(AuthorizerError::Unauthorized),
             "{name}"
         );
@@ -233,7 +273,14 @@ async fn a_valid_token_with_an_unusable_method_arn_fails_without_allowing() {
     let mut event = authorizer_event("authorizer-valid.json");
     event.authorization_token = Some(format!("Bearer {}", app.token_for(&alice)));
     event.method_arn = Some("arn:aws:lambda:us-east-1:1:function:x".into());
-    let error = authorize(&event, &app.verifier, app.store.as_ref(), jwt_auth_core::unix_now()).await.unwrap_err();
+    let error = authorize(
+        &event,
+        &app.verifier,
+        app.store.as_ref(),
+        jwt_auth_core::unix_now(),
+    )
+    .await
+    .unwrap_err();
     assert!(matches!(error, AuthorizerError::BadEvent(_)));
     let diagnostic: lambda_runtime::Diagnostic = error.into();
     assert_ne!(diagnostic.error_message, "Unauthorized", "a 500, not a 401");

@@ -3,174 +3,13 @@
 //! DynamoDB Local store.
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
-use integration_tests::{dynamo_local, workspace_root};
-use jwt_auth_core::store::{NewUser, UserStore};
-use jwt_auth_core::user::{Role, User};
-use local_gateway::app::{LocalApi, LocalOptions, StoreChoice};
-use local_gateway::gateway::{AuthorizationTrace, Gateway, GatewayRequest};
-use serde_json::{Value, json};
-use std::sync::Arc;
-
-const PASSWORD: &str = "a-long-test-password";
-
-struct RunningApi {
-    base: String,
-    gateway: Arc<Gateway>,
-    store: Arc<dyn UserStore>,
-    issuer: jwt_auth_core::token::TokenIssuer,
-    client: Client<HttpConnector, Full<Bytes>>,
-    _shutdown: tokio::sync::oneshot::Sender<()>,
-}
-
-struct Answer {
-    status: u16,
-    headers: hyper::HeaderMap,
-    body: Value,
-}
-
-async fn start_with(
-    store: StoreChoice,
-    template: std::path::PathBuf,
-    overrides: &[(&str, &str)],
-) -> RunningApi {
-    let api = LocalApi::build(LocalOptions {
-        template,
-        store,
-        secret: None,
-        parameter_overrides: overrides
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect(),
-        seed_demo_users: false,
-    })
-    .await
-    .expect("local API builds from template.yaml");
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let address = listener.local_addr().unwrap();
-    let gateway = Arc::new(api.gateway);
-    let (shutdown, stop) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(local_gateway::server::serve(
-        listener,
-        Arc::clone(&gateway),
-        async {
-            let _ = stop.await;
-        },
-    ));
-    RunningApi {
-        base: format!("http://{address}{}", gateway.stage_path()),
-        gateway,
-        store: api.store,
-        issuer: api.issuer,
-        client: Client::builder(TokioExecutor::new()).build_http(),
-        _shutdown: shutdown,
-    }
-}
-
-async fn start(store: StoreChoice) -> RunningApi {
-    start_with(store, workspace_root().join("template.yaml"), &[]).await
-}
-
-async fn dynamo_store() -> StoreChoice {
-    let (_, table) = dynamo_local::fresh_table().await;
-    StoreChoice::Dynamo {
-        endpoint: Some(std::env::var("DYNAMODB_ENDPOINT").unwrap()),
-        table,
-    }
-}
-
-impl RunningApi {
-    async fn call(
-        &self,
-        method: &str,
-        path: &str,
-        token: Option<&str>,
-        body: Option<Value>,
-    ) -> Answer {
-        let mut request = hyper::Request::builder()
-            .method(method)
-            .uri(format!("{}{path}", self.base));
-        if let Some(token) = token {
-            request = request.header("authorization", format!("Bearer {token}"));
-        }
-        let body = match body {
-            Some(body) => {
-                request = request.header("content-type", "application/json");
-                Bytes::from(body.to_string())
-            }
-            None => Bytes::new(),
-        };
-        let response = self
-            .client
-            .request(request.body(Full::new(body)).unwrap())
-            .await
-            .unwrap();
-        let status = response.status().as_u16();
-        let headers = response.headers().clone();
-        let bytes = response.into_body().collect().await.unwrap().to_bytes();
-        let body = serde_json::from_slice(&bytes)
-            .unwrap_or_else(|_| panic!("{method} {path}: body is not JSON: {bytes:?}"));
-        Answer {
-            status,
-            headers,
-            body,
-        }
-    }
-
-    async fn create_user(&self, username: &str, role: Role) -> User {
-        let password_hash = integration_tests::hasher()
-            .hash(&secrecy::SecretString::from(PASSWORD.to_string()))
-            .unwrap();
-        self.store
-            .create_user(
-                NewUser {
-                    username: username.into(),
-                    name: username.into(),
-                    role,
-                    password_hash,
-                },
-                jwt_auth_core::unix_now(),
-            )
-            .await
-            .unwrap()
-    }
-
-    async fn login(&self, username: &str) -> String {
-        let answer = self
-            .call(
-                "POST",
-                "/login",
-                None,
-                Some(json!({"username": username, "password": PASSWORD})),
-            )
-            .await;
-        assert_eq!(answer.status, 200, "{username}: {}", answer.body);
-        answer.body["access_token"].as_str().unwrap().to_string()
-    }
-
-    /// In-process, to see the authorizer cache trace that the HTTP answer does not show.
-    async fn trace(
-        &self,
-        method: &str,
-        path: &str,
-        authorization: &str,
-    ) -> (u16, AuthorizationTrace) {
-        let response = self
-            .gateway
-            .handle(GatewayRequest {
-                method: method.into(),
-                path_and_query: format!("{}{path}", self.gateway.stage_path()),
-                headers: vec![("Authorization".into(), authorization.into())],
-                body: Vec::new(),
-                source_ip: "127.0.0.1".into(),
-            })
-            .await;
-        (response.status, response.authorization)
-    }
-}
+use http_body_util::Full;
+use integration_tests::running_api::{PASSWORD, RunningApi, dynamo_store, start, start_with};
+use integration_tests::workspace_root;
+use jwt_auth_core::user::Role;
+use local_gateway::app::StoreChoice;
+use local_gateway::gateway::AuthorizationTrace;
+use serde_json::json;
 
 /// Login, then every page of the user list as admin, then a customer reading itself and
 /// refused the list, then bad tokens: the same story on either store.
@@ -265,7 +104,11 @@ async fn the_whole_story(api: RunningApi) {
     );
     let expired = api
         .issuer
-        .issue(&admin, &jwt_auth_core::token::Session::start(0), jwt_auth_core::unix_now() - 3600)
+        .issue(
+            &admin,
+            &jwt_auth_core::token::Session::start(0),
+            jwt_auth_core::unix_now() - 3600,
+        )
         .unwrap()
         .token;
     assert_eq!(

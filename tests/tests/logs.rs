@@ -44,10 +44,26 @@ async fn logs_never_contain_passwords_or_tokens() {
     let token = app.token_for(&alice);
     let mut event = authorizer_event("authorizer-valid.json");
     event.authorization_token = Some(format!("Bearer {token}"));
-    authorize(&event, &app.verifier, app.store.as_ref(), jwt_auth_core::unix_now()).await.unwrap();
+    authorize(
+        &event,
+        &app.verifier,
+        app.store.as_ref(),
+        jwt_auth_core::unix_now(),
+    )
+    .await
+    .unwrap();
     let forged = format!("{}x", &token[..token.len() - 1]);
     event.authorization_token = Some(format!("Bearer {forged}"));
-    assert!(authorize(&event, &app.verifier, app.store.as_ref(), jwt_auth_core::unix_now()).await.is_err());
+    assert!(
+        authorize(
+            &event,
+            &app.verifier,
+            app.store.as_ref(),
+            jwt_auth_core::unix_now()
+        )
+        .await
+        .is_err()
+    );
 
     let logs = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
     assert!(

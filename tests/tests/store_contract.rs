@@ -116,6 +116,53 @@ async fn create(subject: &Subject, username: &str) -> User {
         .expect("user created")
 }
 
+/// The token version as login sees it (`find_login`) and as the authorizer sees it
+/// (`authorization_state`); they must agree.
+async fn token_version(subject: &Subject, user: &User) -> u64 {
+    let login = subject
+        .store
+        .find_login(&user.username)
+        .await
+        .unwrap()
+        .expect("login record");
+    let state = subject
+        .store
+        .authorization_state(&user.id, "no-such-jti")
+        .await
+        .unwrap()
+        .user
+        .expect("authorization state of an existing user");
+    assert_eq!(
+        login.token_version, state.token_version,
+        "login and the authorizer see one token version"
+    );
+    if let Some(raw) = &subject.raw {
+        let profile_item = raw.item(&format!("USER#{}", user.id)).await.unwrap();
+        let credential_item = raw
+            .item(&format!("USERNAME#{}", user.username))
+            .await
+            .unwrap();
+        assert_eq!(number(&profile_item, "token_version"), login.token_version);
+        assert_eq!(
+            number(&credential_item, "token_version"),
+            login.token_version
+        );
+    }
+    login.token_version
+}
+
+/// A refresh token of `family` whose hash is derived from `tag`.
+fn refresh_token(tag: &str, family: &str, expires_at: u64) -> NewRefreshToken {
+    NewRefreshToken {
+        hash: format!("{tag:0>64}"),
+        user_id: "0123456789abcdef0123456789abcdef".into(),
+        family_id: family.into(),
+        token_version: 3,
+        created_at: NOW,
+        expires_at,
+    }
+}
+
 /// Every user, page by page, asserting the page invariants on the way.
 async fn all_pages(store: &dyn UserStore, page_size: usize) -> Vec<Vec<User>> {
     let mut pages = Vec::new();
@@ -176,6 +223,30 @@ store_contract! {
     concurrent_changes_to_one_user_lose_nothing,
     #[tokio::test] set_password_hash_replaces_the_hash_seen_by_find_login,
     #[tokio::test] the_profile_read_by_get_user_never_carries_the_password_hash,
+    #[tokio::test]
+    update_user_applies_name_role_and_disabled_and_bumps_the_token_version_only_for_role_or_disabled,
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    parallel_updates_of_one_user_lose_nothing,
+    #[tokio::test] deleting_a_user_frees_its_username_and_leaves_nothing_to_read,
+    #[tokio::test] deleting_an_unknown_id_is_not_found_and_deletes_nothing,
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    parallel_deletes_of_one_user_have_exactly_one_winner,
+    #[tokio::test] revoke_all_tokens_bumps_the_token_version_seen_by_login_and_the_authorizer,
+    #[tokio::test] authorization_state_reports_a_revoked_jti_and_not_another_one,
+    #[tokio::test] a_refresh_token_round_trips_through_create_and_find,
+    #[tokio::test] rotating_retires_the_old_token_at_now_and_stores_the_successor,
+    #[tokio::test] rotating_a_retired_token_is_refused_and_writes_nothing,
+    #[tokio::test] rotating_an_expired_token_is_refused_and_writes_nothing,
+    #[tokio::test] rotating_a_token_of_a_revoked_family_is_refused_and_find_shows_the_family_revoked,
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    parallel_rotations_of_one_token_have_exactly_one_winner,
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    parallel_login_failures_are_all_counted,
+    #[tokio::test] a_login_failure_after_the_window_starts_the_count_again_from_one,
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    parallel_login_failures_after_the_window_restart_the_count_once,
+    #[tokio::test] clearing_login_failures_resets_the_count_to_zero,
+    #[tokio::test] login_failures_are_counted_per_username,
 }
 
 async fn a_created_user_can_be_read_by_id_and_by_username_with_its_hash(subject: Subject) {
@@ -421,6 +492,21 @@ async fn changing_an_unknown_id_is_not_found(subject: Subject) {
         .store
         .set_password_hash(unknown_id, fake_hash("new"))
         .await;
+    let updated = subject
+        .store
+        .update_user(
+            unknown_id,
+            UserChanges {
+                name: Some("Nobody".into()),
+                ..UserChanges::default()
+            },
+        )
+        .await;
+    let unchanged = subject
+        .store
+        .update_user(unknown_id, UserChanges::default())
+        .await;
+    let revoked = subject.store.revoke_all_tokens(unknown_id).await;
 
     assert!(
         matches!(disabled, Err(StoreError::NotFound)),
@@ -430,6 +516,12 @@ async fn changing_an_unknown_id_is_not_found(subject: Subject) {
         matches!(rehashed, Err(StoreError::NotFound)),
         "{rehashed:?}"
     );
+    assert!(matches!(updated, Err(StoreError::NotFound)), "{updated:?}");
+    assert!(
+        matches!(unchanged, Err(StoreError::NotFound)),
+        "{unchanged:?}"
+    );
+    assert!(matches!(revoked, Err(StoreError::NotFound)), "{revoked:?}");
     // Nothing was created on the way.
     assert_eq!(
         subject
@@ -586,6 +678,914 @@ async fn the_profile_read_by_get_user_never_carries_the_password_hash(subject: S
     }
 }
 
+async fn update_user_applies_name_role_and_disabled_and_bumps_the_token_version_only_for_role_or_disabled(
+    subject: Subject,
+) {
+    let store = subject.store.as_ref();
+    let olga = create(&subject, "olga").await;
+    assert_eq!(token_version(&subject, &olga).await, 0, "a new user");
+
+    // A name is not a grant: tokens stay valid.
+    let renamed = store
+        .update_user(
+            &olga.id,
+            UserChanges {
+                name: Some("Olga Renamed".into()),
+                ..UserChanges::default()
+            },
+        )
+        .await
+        .expect("renamed");
+    assert_eq!(
+        renamed,
+        User {
+            name: "Olga Renamed".into(),
+            ..olga.clone()
+        }
+    );
+    assert_eq!(token_version(&subject, &olga).await, 0, "after a rename");
+
+    // A role change revokes.
+    let promoted = store
+        .update_user(
+            &olga.id,
+            UserChanges {
+                role: Some(Role::Admin),
+                ..UserChanges::default()
+            },
+        )
+        .await
+        .expect("promoted");
+    assert_eq!(
+        promoted,
+        User {
+            role: Role::Admin,
+            ..renamed.clone()
+        }
+    );
+    assert_eq!(
+        token_version(&subject, &olga).await,
+        1,
+        "after a role change"
+    );
+
+    // So does a change of access, and several changes at once revoke once.
+    let changed = store
+        .update_user(
+            &olga.id,
+            UserChanges {
+                name: Some("Olga Disabled".into()),
+                role: Some(Role::Customer),
+                disabled: Some(true),
+            },
+        )
+        .await
+        .expect("changed");
+    let expected = User {
+        name: "Olga Disabled".into(),
+        role: Role::Customer,
+        disabled: true,
+        ..olga.clone()
+    };
+    assert_eq!(changed, expected);
+    assert_eq!(
+        token_version(&subject, &olga).await,
+        2,
+        "after three changes"
+    );
+
+    // No change changes nothing.
+    let unchanged = store
+        .update_user(&olga.id, UserChanges::default())
+        .await
+        .expect("no change");
+    assert_eq!(unchanged, expected);
+    assert_eq!(token_version(&subject, &olga).await, 2, "after no change");
+
+    // Every reader sees the same user, and the password hash is untouched.
+    assert_eq!(
+        store.get_user(&olga.id).await.unwrap(),
+        Some(expected.clone())
+    );
+    let login = store.find_login("olga").await.unwrap().expect("login");
+    assert_eq!(login.user, expected);
+    assert_eq!(login.password_hash.as_phc(), fake_hash("first").as_phc());
+    assert_eq!(
+        store.authorization_state(&olga.id, "jti").await.unwrap(),
+        AuthorizationState {
+            user: Some(UserAuthState {
+                role: Role::Customer,
+                disabled: true,
+                token_version: 2,
+            }),
+            jti_revoked: false,
+        }
+    );
+    assert_eq!(
+        store.list_users(10, None).await.unwrap().users,
+        vec![expected]
+    );
+    if let Some(raw) = &subject.raw {
+        let profile_item = raw.item(&format!("USER#{}", olga.id)).await.unwrap();
+        let credential_item = raw.item("USERNAME#olga").await.unwrap();
+        assert_eq!(number(&profile_item, "version"), 4, "one version per write");
+        assert_eq!(
+            number(&credential_item, "version"),
+            4,
+            "one version per write"
+        );
+    }
+}
+
+async fn parallel_updates_of_one_user_lose_nothing(subject: Subject) {
+    let pat = create(&subject, "pat").await;
+    const UPDATERS: usize = 6;
+
+    // A third of the racers promote, a third disable, a third rename: every change is
+    // applied to items the others change too.
+    let tasks: Vec<_> = (0..UPDATERS)
+        .map(|i| {
+            let store = Arc::clone(&subject.store);
+            let id = pat.id.clone();
+            tokio::spawn(async move {
+                let changes = match i % 3 {
+                    0 => UserChanges {
+                        role: Some(Role::Admin),
+                        ..UserChanges::default()
+                    },
+                    1 => UserChanges {
+                        disabled: Some(true),
+                        ..UserChanges::default()
+                    },
+                    _ => UserChanges {
+                        name: Some(format!("pat racer-{i}")),
+                        ..UserChanges::default()
+                    },
+                };
+                store.update_user(&id, changes).await
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await
+            .expect("task finished")
+            .expect("every update succeeds");
+    }
+
+    let profile = subject
+        .store
+        .get_user(&pat.id)
+        .await
+        .unwrap()
+        .expect("user");
+    let login = subject
+        .store
+        .find_login("pat")
+        .await
+        .unwrap()
+        .expect("login record");
+    assert_eq!(login.user, profile, "the two copies of the user agree");
+    assert_eq!(profile.role, Role::Admin, "no promotion was lost");
+    assert!(profile.disabled, "no disable was lost");
+    assert!(
+        ["pat racer-2", "pat racer-5"].contains(&profile.name.as_str()),
+        "a rename was kept: {}",
+        profile.name
+    );
+    assert_eq!(
+        profile,
+        User {
+            name: profile.name.clone(),
+            role: Role::Admin,
+            disabled: true,
+            ..pat.clone()
+        }
+    );
+    let revoking = (UPDATERS / 3 * 2) as u64;
+    assert_eq!(
+        token_version(&subject, &pat).await,
+        revoking,
+        "one token version per role or access change"
+    );
+    if let Some(raw) = &subject.raw {
+        let profile_item = raw.item(&format!("USER#{}", pat.id)).await.unwrap();
+        let credential_item = raw.item("USERNAME#pat").await.unwrap();
+        assert_eq!(number(&profile_item, "version"), 1 + UPDATERS as u64);
+        assert_eq!(number(&credential_item, "version"), 1 + UPDATERS as u64);
+    }
+}
+
+async fn deleting_a_user_frees_its_username_and_leaves_nothing_to_read(subject: Subject) {
+    let store = subject.store.as_ref();
+    let quinn = create(&subject, "quinn").await;
+    let other = create(&subject, "rupert").await;
+
+    store.delete_user(&quinn.id).await.expect("deleted");
+
+    assert_eq!(store.get_user(&quinn.id).await.unwrap(), None);
+    assert!(store.find_login("quinn").await.unwrap().is_none());
+    assert_eq!(
+        store.authorization_state(&quinn.id, "jti").await.unwrap(),
+        AuthorizationState {
+            user: None,
+            jti_revoked: false,
+        }
+    );
+    assert_eq!(
+        store.list_users(10, None).await.unwrap().users,
+        vec![other.clone()]
+    );
+    if let Some(raw) = &subject.raw {
+        assert_eq!(raw.item(&format!("USER#{}", quinn.id)).await, None);
+        assert_eq!(raw.item("USERNAME#quinn").await, None);
+        assert_eq!(raw.index_items().await.len(), 1);
+    }
+
+    // The username is free again, for a new user with a new id and fresh tokens.
+    let again = store
+        .create_user(new_user("quinn", "again"), NOW + 60)
+        .await
+        .expect("the username is free");
+    assert_ne!(again.id, quinn.id);
+    let login = store.find_login("quinn").await.unwrap().expect("login");
+    assert_eq!(login.user, again);
+    assert_eq!(login.password_hash.as_phc(), fake_hash("again").as_phc());
+    assert_eq!(token_version(&subject, &again).await, 0);
+    // The old id stays gone.
+    assert_eq!(store.get_user(&quinn.id).await.unwrap(), None);
+    assert_eq!(store.get_user(&other.id).await.unwrap(), Some(other));
+}
+
+async fn deleting_an_unknown_id_is_not_found_and_deletes_nothing(subject: Subject) {
+    let store = subject.store.as_ref();
+    let sybil = create(&subject, "sybil").await;
+
+    let unknown = store.delete_user("fedcba9876543210fedcba9876543210").await;
+    // A username is not an id.
+    let by_username = store.delete_user("sybil").await;
+    store.delete_user(&sybil.id).await.expect("deleted");
+    let twice = store.delete_user(&sybil.id).await;
+
+    assert!(matches!(unknown, Err(StoreError::NotFound)), "{unknown:?}");
+    assert!(
+        matches!(by_username, Err(StoreError::NotFound)),
+        "{by_username:?}"
+    );
+    assert!(matches!(twice, Err(StoreError::NotFound)), "{twice:?}");
+    assert!(store.list_users(10, None).await.unwrap().users.is_empty());
+}
+
+async fn parallel_deletes_of_one_user_have_exactly_one_winner(subject: Subject) {
+    let tom = create(&subject, "tom").await;
+
+    let tasks: Vec<_> = (0..RACERS)
+        .map(|_| {
+            let store = Arc::clone(&subject.store);
+            let id = tom.id.clone();
+            tokio::spawn(async move { store.delete_user(&id).await })
+        })
+        .collect();
+    let mut deleted = 0;
+    for task in tasks {
+        match task.await.expect("task finished") {
+            Ok(()) => deleted += 1,
+            Err(StoreError::NotFound) => {}
+            Err(other) => panic!("a losing delete must be NotFound, not {other:?}"),
+        }
+    }
+
+    assert_eq!(deleted, 1);
+    assert!(subject.store.find_login("tom").await.unwrap().is_none());
+    assert_eq!(subject.store.get_user(&tom.id).await.unwrap(), None);
+}
+
+async fn revoke_all_tokens_bumps_the_token_version_seen_by_login_and_the_authorizer(
+    subject: Subject,
+) {
+    let store = subject.store.as_ref();
+    let ursula = create(&subject, "ursula").await;
+    let other = create(&subject, "uma").await;
+
+    store.revoke_all_tokens(&ursula.id).await.expect("revoked");
+    assert_eq!(token_version(&subject, &ursula).await, 1);
+    store.revoke_all_tokens(&ursula.id).await.expect("revoked");
+    assert_eq!(token_version(&subject, &ursula).await, 2);
+
+    // Nothing else changed, and nobody else's tokens.
+    assert_eq!(
+        store.get_user(&ursula.id).await.unwrap(),
+        Some(ursula.clone())
+    );
+    let login = store.find_login("ursula").await.unwrap().expect("login");
+    assert_eq!(login.user, ursula);
+    assert_eq!(login.password_hash.as_phc(), fake_hash("first").as_phc());
+    assert_eq!(token_version(&subject, &other).await, 0);
+
+    // Later changes keep counting from there.
+    store
+        .set_disabled(&ursula.id, true)
+        .await
+        .expect("disabled");
+    assert_eq!(token_version(&subject, &ursula).await, 3);
+}
+
+async fn authorization_state_reports_a_revoked_jti_and_not_another_one(subject: Subject) {
+    let store = subject.store.as_ref();
+    let victor = create(&subject, "victor").await;
+    let unknown_id = "0123456789abcdef0123456789abcdef";
+
+    store
+        .revoke_access_token("jti-logged-out", NOW + 900)
+        .await
+        .expect("revoked");
+
+    let user = Some(UserAuthState {
+        role: Role::Customer,
+        disabled: false,
+        token_version: 0,
+    });
+    assert_eq!(
+        store
+            .authorization_state(&victor.id, "jti-logged-out")
+            .await
+            .unwrap(),
+        AuthorizationState {
+            user: user.clone(),
+            jti_revoked: true,
+        }
+    );
+    assert_eq!(
+        store
+            .authorization_state(&victor.id, "jti-still-valid")
+            .await
+            .unwrap(),
+        AuthorizationState {
+            user,
+            jti_revoked: false,
+        }
+    );
+    // Both halves are independent: a deny-listed jti of an unknown user.
+    assert_eq!(
+        store
+            .authorization_state(unknown_id, "jti-logged-out")
+            .await
+            .unwrap(),
+        AuthorizationState {
+            user: None,
+            jti_revoked: true,
+        }
+    );
+    // A jti is not a user id, nor the other way round.
+    assert_eq!(
+        store
+            .authorization_state("jti-logged-out", &victor.id)
+            .await
+            .unwrap(),
+        AuthorizationState {
+            user: None,
+            jti_revoked: false,
+        }
+    );
+    // Revoking again is harmless.
+    store
+        .revoke_access_token("jti-logged-out", NOW + 900)
+        .await
+        .expect("revoked again");
+    assert!(
+        store
+            .authorization_state(&victor.id, "jti-logged-out")
+            .await
+            .unwrap()
+            .jti_revoked
+    );
+    if let Some(raw) = &subject.raw {
+        let item = raw
+            .item("REVOKED#jti-logged-out")
+            .await
+            .expect("deny-list item");
+        assert_eq!(number(&item, "expires_at"), NOW + 900, "expires by TTL");
+        assert!(!item.contains_key("kind"), "{item:?}");
+    }
+}
+
+async fn a_refresh_token_round_trips_through_create_and_find(subject: Subject) {
+    let store = subject.store.as_ref();
+    let token = refresh_token("a1", "family-1", NOW + 3600);
+
+    store
+        .create_refresh_token(token.clone())
+        .await
+        .expect("stored");
+    let found = store
+        .find_refresh_token(&token.hash)
+        .await
+        .unwrap()
+        .expect("found");
+
+    assert_eq!(found.token, token);
+    assert_eq!(found.retired_at, None);
+    assert!(!found.family_revoked);
+    assert!(
+        store
+            .find_refresh_token(&refresh_token("a2", "family-1", NOW).hash)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    // A hash is stored once: a second create of it fails and changes nothing.
+    let again = store
+        .create_refresh_token(refresh_token("a1", "family-2", NOW + 60))
+        .await;
+    assert!(matches!(again, Err(StoreError::Backend(_))), "{again:?}");
+    assert_eq!(
+        store
+            .find_refresh_token(&token.hash)
+            .await
+            .unwrap()
+            .expect("found")
+            .token,
+        token
+    );
+    if let Some(raw) = &subject.raw {
+        let item = raw
+            .item(&format!("REFRESH#{}", token.hash))
+            .await
+            .expect("refresh token item");
+        assert_eq!(number(&item, "expires_at"), NOW + 3600, "expires by TTL");
+        assert!(!item.contains_key("retired_at"), "{item:?}");
+        assert!(!item.contains_key("kind"), "{item:?}");
+        assert!(raw.index_items().await.is_empty());
+    }
+}
+
+async fn rotating_retires_the_old_token_at_now_and_stores_the_successor(subject: Subject) {
+    let store = subject.store.as_ref();
+    let old = refresh_token("b1", "family-b", NOW + 3600);
+    let successor = NewRefreshToken {
+        created_at: NOW + 10,
+        expires_at: NOW + 3610,
+        ..refresh_token("b2", "family-b", 0)
+    };
+    store.create_refresh_token(old.clone()).await.unwrap();
+
+    let rotation = store
+        .rotate_refresh_token(&old.hash, successor.clone(), NOW + 10)
+        .await
+        .expect("rotation decided");
+
+    assert_eq!(rotation, Rotation::Rotated);
+    let retired = store
+        .find_refresh_token(&old.hash)
+        .await
+        .unwrap()
+        .expect("the old token stays, retired");
+    assert_eq!(retired.token, old);
+    assert_eq!(retired.retired_at, Some(NOW + 10));
+    assert!(!retired.family_revoked);
+    let stored = store
+        .find_refresh_token(&successor.hash)
+        .await
+        .unwrap()
+        .expect("the successor");
+    assert_eq!(stored.token, successor);
+    assert_eq!(stored.retired_at, None);
+    assert!(!stored.family_revoked);
+
+    // The successor rotates in its turn.
+    let third = refresh_token("b3", "family-b", NOW + 3620);
+    assert_eq!(
+        store
+            .rotate_refresh_token(&successor.hash, third.clone(), NOW + 20)
+            .await
+            .unwrap(),
+        Rotation::Rotated
+    );
+}
+
+async fn rotating_a_retired_token_is_refused_and_writes_nothing(subject: Subject) {
+    let store = subject.store.as_ref();
+    let old = refresh_token("c1", "family-c", NOW + 3600);
+    store.create_refresh_token(old.clone()).await.unwrap();
+    let first = refresh_token("c2", "family-c", NOW + 3600);
+    assert_eq!(
+        store
+            .rotate_refresh_token(&old.hash, first, NOW + 10)
+            .await
+            .unwrap(),
+        Rotation::Rotated
+    );
+
+    let second = refresh_token("c3", "family-c", NOW + 3600);
+    let rotation = store
+        .rotate_refresh_token(&old.hash, second.clone(), NOW + 20)
+        .await
+        .expect("rotation decided");
+
+    assert_eq!(rotation, Rotation::Refused);
+    assert!(
+        store
+            .find_refresh_token(&second.hash)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert_eq!(
+        store
+            .find_refresh_token(&old.hash)
+            .await
+            .unwrap()
+            .expect("old")
+            .retired_at,
+        Some(NOW + 10),
+        "retired when it was first rotated"
+    );
+    // An unknown token, and a token as its own successor, are refused too.
+    let unknown = store
+        .rotate_refresh_token(
+            &refresh_token("c9", "family-c", 0).hash,
+            refresh_token("c4", "family-c", NOW + 3600),
+            NOW + 20,
+        )
+        .await
+        .unwrap();
+    assert_eq!(unknown, Rotation::Refused);
+    let active = refresh_token("c5", "family-c", NOW + 3600);
+    store.create_refresh_token(active.clone()).await.unwrap();
+    let itself = store
+        .rotate_refresh_token(&active.hash, active.clone(), NOW + 20)
+        .await
+        .unwrap();
+    assert_eq!(itself, Rotation::Refused);
+    assert_eq!(
+        store
+            .find_refresh_token(&active.hash)
+            .await
+            .unwrap()
+            .expect("active")
+            .retired_at,
+        None
+    );
+}
+
+async fn rotating_an_expired_token_is_refused_and_writes_nothing(subject: Subject) {
+    let store = subject.store.as_ref();
+    let old = refresh_token("d1", "family-d", NOW + 100);
+    store.create_refresh_token(old.clone()).await.unwrap();
+    let successor = refresh_token("d2", "family-d", NOW + 3700);
+
+    // It expires at `expires_at`: that second is already too late.
+    for now in [NOW + 100, NOW + 5000] {
+        let rotation = store
+            .rotate_refresh_token(&old.hash, successor.clone(), now)
+            .await
+            .expect("rotation decided");
+        assert_eq!(rotation, Rotation::Refused, "at {now}");
+    }
+
+    assert_eq!(
+        store
+            .find_refresh_token(&old.hash)
+            .await
+            .unwrap()
+            .expect("old")
+            .retired_at,
+        None
+    );
+    assert!(
+        store
+            .find_refresh_token(&successor.hash)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    // One second earlier it was still good.
+    assert_eq!(
+        store
+            .rotate_refresh_token(&old.hash, successor, NOW + 99)
+            .await
+            .unwrap(),
+        Rotation::Rotated
+    );
+}
+
+async fn rotating_a_token_of_a_revoked_family_is_refused_and_find_shows_the_family_revoked(
+    subject: Subject,
+) {
+    let store = subject.store.as_ref();
+    let old = refresh_token("e1", "family-e", NOW + 3600);
+    let bystander = refresh_token("e9", "family-other", NOW + 3600);
+    store.create_refresh_token(old.clone()).await.unwrap();
+    store.create_refresh_token(bystander.clone()).await.unwrap();
+
+    store
+        .revoke_family("family-e", NOW + 3600)
+        .await
+        .expect("family revoked");
+
+    let found = store
+        .find_refresh_token(&old.hash)
+        .await
+        .unwrap()
+        .expect("the token stays");
+    assert!(found.family_revoked);
+    assert_eq!(found.retired_at, None);
+    let successor = refresh_token("e2", "family-e", NOW + 3600);
+    let rotation = store
+        .rotate_refresh_token(&old.hash, successor.clone(), NOW + 10)
+        .await
+        .expect("rotation decided");
+    assert_eq!(rotation, Rotation::Refused);
+    assert!(
+        store
+            .find_refresh_token(&successor.hash)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    // Other families are untouched.
+    assert!(
+        !store
+            .find_refresh_token(&bystander.hash)
+            .await
+            .unwrap()
+            .expect("bystander")
+            .family_revoked
+    );
+
+    // Revoking again (e.g. logout after reuse detection) keeps it revoked, and the family
+    // item lives as long as the longest revocation asked for.
+    store.revoke_family("family-e", NOW + 100).await.unwrap();
+    assert!(
+        store
+            .find_refresh_token(&old.hash)
+            .await
+            .unwrap()
+            .expect("old")
+            .family_revoked
+    );
+    if let Some(raw) = &subject.raw {
+        let family = raw.item("FAMILY#family-e").await.expect("family item");
+        assert_eq!(number(&family, "expires_at"), NOW + 3600, "never shortened");
+        store.revoke_family("family-e", NOW + 7200).await.unwrap();
+        let family = raw.item("FAMILY#family-e").await.expect("family item");
+        assert_eq!(number(&family, "expires_at"), NOW + 7200, "extended");
+        assert_eq!(family.get("revoked"), Some(&AttributeValue::Bool(true)));
+    }
+}
+
+async fn parallel_rotations_of_one_token_have_exactly_one_winner(subject: Subject) {
+    let old = refresh_token("f0", "family-f", NOW + 3600);
+    subject
+        .store
+        .create_refresh_token(old.clone())
+        .await
+        .unwrap();
+
+    let tasks: Vec<_> = (0..RACERS)
+        .map(|i| {
+            let store = Arc::clone(&subject.store);
+            let old_hash = old.hash.clone();
+            let successor = refresh_token(&format!("f{}", i + 1), "family-f", NOW + 3600);
+            tokio::spawn(async move {
+                let rotation = store
+                    .rotate_refresh_token(&old_hash, successor.clone(), NOW + 10)
+                    .await;
+                (successor, rotation)
+            })
+        })
+        .collect();
+    let mut winners = Vec::new();
+    let mut losers = Vec::new();
+    for task in tasks {
+        let (successor, rotation) = task.await.expect("task finished");
+        match rotation.expect("every rotation is decided") {
+            Rotation::Rotated => winners.push(successor),
+            Rotation::Refused => losers.push(successor),
+        }
+    }
+
+    assert_eq!(winners.len(), 1, "winners: {winners:?}");
+    let found = subject
+        .store
+        .find_refresh_token(&winners[0].hash)
+        .await
+        .unwrap()
+        .expect("the winner's successor");
+    assert_eq!(found.retired_at, None);
+    for loser in losers {
+        assert!(
+            subject
+                .store
+                .find_refresh_token(&loser.hash)
+                .await
+                .unwrap()
+                .is_none(),
+            "a refused rotation stored its successor"
+        );
+    }
+    assert_eq!(
+        subject
+            .store
+            .find_refresh_token(&old.hash)
+            .await
+            .unwrap()
+            .expect("old")
+            .retired_at,
+        Some(NOW + 10)
+    );
+}
+
+async fn parallel_login_failures_are_all_counted(subject: Subject) {
+    const FAILURES: u64 = 20;
+
+    let tasks: Vec<_> = (0..FAILURES)
+        .map(|_| {
+            let store = Arc::clone(&subject.store);
+            tokio::spawn(async move { store.record_login_failure("wendy", NOW, WINDOW).await })
+        })
+        .collect();
+    let mut counts = Vec::new();
+    for task in tasks {
+        let failures = task
+            .await
+            .expect("task finished")
+            .expect("failure recorded");
+        assert_eq!(failures.last_failure_at, NOW);
+        counts.push(failures.count);
+    }
+
+    // Each call saw its own count: atomic increments, not read-modify-write.
+    counts.sort_unstable();
+    assert_eq!(counts, (1..=FAILURES).collect::<Vec<_>>());
+    assert_eq!(
+        subject.store.login_failures("wendy").await.unwrap(),
+        LoginFailures {
+            count: FAILURES,
+            last_failure_at: NOW,
+        }
+    );
+    if let Some(raw) = &subject.raw {
+        let item = raw.item("FAILURES#wendy").await.expect("failures item");
+        assert_eq!(number(&item, "count"), FAILURES);
+        assert_eq!(number(&item, "expires_at"), NOW + WINDOW, "expires by TTL");
+        assert!(!item.contains_key("kind"), "{item:?}");
+    }
+}
+
+async fn a_login_failure_after_the_window_starts_the_count_again_from_one(subject: Subject) {
+    let store = subject.store.as_ref();
+    assert_eq!(
+        store.login_failures("xavier").await.unwrap(),
+        LoginFailures::default()
+    );
+    for expected in 1..=3 {
+        let failures = store
+            .record_login_failure("xavier", NOW, WINDOW)
+            .await
+            .unwrap();
+        assert_eq!(failures.count, expected);
+    }
+
+    // Exactly one window after the last failure it still counts...
+    let at_edge = store
+        .record_login_failure("xavier", NOW + WINDOW, WINDOW)
+        .await
+        .unwrap();
+    assert_eq!(
+        at_edge,
+        LoginFailures {
+            count: 4,
+            last_failure_at: NOW + WINDOW,
+        }
+    );
+    // ...one second later it is forgotten.
+    let later = NOW + 2 * WINDOW + 1;
+    let restarted = store
+        .record_login_failure("xavier", later, WINDOW)
+        .await
+        .unwrap();
+    assert_eq!(
+        restarted,
+        LoginFailures {
+            count: 1,
+            last_failure_at: later,
+        }
+    );
+    assert_eq!(store.login_failures("xavier").await.unwrap(), restarted);
+    let next = store
+        .record_login_failure("xavier", later + 1, WINDOW)
+        .await
+        .unwrap();
+    assert_eq!(next.count, 2);
+    if let Some(raw) = &subject.raw {
+        let item = raw.item("FAILURES#xavier").await.expect("failures item");
+        assert_eq!(number(&item, "expires_at"), later + 1 + WINDOW);
+    }
+}
+
+async fn parallel_login_failures_after_the_window_restart_the_count_once(subject: Subject) {
+    const FAILURES: u64 = 10;
+    for _ in 0..5 {
+        subject
+            .store
+            .record_login_failure("yvonne", NOW, WINDOW)
+            .await
+            .unwrap();
+    }
+
+    // All of these find a stale count; one of them resets it and the others add to it.
+    let later = NOW + 10 * WINDOW;
+    let tasks: Vec<_> = (0..FAILURES)
+        .map(|_| {
+            let store = Arc::clone(&subject.store);
+            tokio::spawn(async move { store.record_login_failure("yvonne", later, WINDOW).await })
+        })
+        .collect();
+    let mut counts = Vec::new();
+    for task in tasks {
+        counts.push(task.await.expect("task finished").unwrap().count);
+    }
+
+    counts.sort_unstable();
+    assert_eq!(counts, (1..=FAILURES).collect::<Vec<_>>());
+    assert_eq!(
+        subject.store.login_failures("yvonne").await.unwrap(),
+        LoginFailures {
+            count: FAILURES,
+            last_failure_at: later,
+        }
+    );
+}
+
+async fn clearing_login_failures_resets_the_count_to_zero(subject: Subject) {
+    let store = subject.store.as_ref();
+    store
+        .record_login_failure("zoe", NOW, WINDOW)
+        .await
+        .unwrap();
+    store
+        .record_login_failure("zoe", NOW, WINDOW)
+        .await
+        .unwrap();
+
+    store.clear_login_failures("zoe").await.expect("cleared");
+
+    assert_eq!(
+        store.login_failures("zoe").await.unwrap(),
+        LoginFailures::default()
+    );
+    assert_eq!(
+        store
+            .record_login_failure("zoe", NOW + 1, WINDOW)
+            .await
+            .unwrap(),
+        LoginFailures {
+            count: 1,
+            last_failure_at: NOW + 1,
+        }
+    );
+    // Clearing a name without failures is fine too.
+    store
+        .clear_login_failures("nobody")
+        .await
+        .expect("cleared nothing");
+    if let Some(raw) = &subject.raw {
+        store.clear_login_failures("zoe").await.unwrap();
+        assert_eq!(raw.item("FAILURES#zoe").await, None);
+    }
+}
+
+async fn login_failures_are_counted_per_username(subject: Subject) {
+    let store = subject.store.as_ref();
+    for _ in 0..3 {
+        store
+            .record_login_failure("amy", NOW, WINDOW)
+            .await
+            .unwrap();
+    }
+    store
+        .record_login_failure("amy@example.com", NOW + 5, WINDOW)
+        .await
+        .unwrap();
+
+    assert_eq!(store.login_failures("amy").await.unwrap().count, 3);
+    assert_eq!(
+        store.login_failures("amy@example.com").await.unwrap(),
+        LoginFailures {
+            count: 1,
+            last_failure_at: NOW + 5,
+        }
+    );
+    assert_eq!(store.login_failures("AMY").await.unwrap().count, 0);
+
+    store.clear_login_failures("amy").await.unwrap();
+    assert_eq!(store.login_failures("amy").await.unwrap().count, 0);
+    assert_eq!(
+        store.login_failures("amy@example.com").await.unwrap().count,
+        1
+    );
+}
+
 /// The local gateway and the admin command call `create_table` on every start.
 #[tokio::test]
 async fn creating_an_existing_table_again_keeps_it_and_its_users() {
@@ -601,4 +1601,47 @@ async fn creating_an_existing_table_again_keeps_it_and_its_users() {
         subject.store.get_user(&olivia.id).await.unwrap(),
         Some(olivia)
     );
+}
+
+/// Items written before `token_version` existed have no such attribute: they read as
+/// version 0, and the first revocation makes it 1 on both items.
+#[tokio::test]
+async fn items_without_a_token_version_read_as_version_zero() {
+    let subject = dynamo_subject().await;
+    let raw = subject.raw.as_ref().expect("a DynamoDB subject");
+    let pia = create(&subject, "pia").await;
+    for pk in [format!("USER#{}", pia.id), "USERNAME#pia".to_string()] {
+        raw.client
+            .update_item()
+            .table_name(&raw.table)
+            .key("pk", AttributeValue::S(pk))
+            .update_expression("REMOVE #token_version")
+            .expression_attribute_names("#token_version", "token_version")
+            .send()
+            .await
+            .expect("UpdateItem on DynamoDB Local");
+    }
+    assert!(
+        !raw.item("USERNAME#pia")
+            .await
+            .unwrap()
+            .contains_key("token_version")
+    );
+
+    let login = subject
+        .store
+        .find_login("pia")
+        .await
+        .unwrap()
+        .expect("login");
+    let state = subject
+        .store
+        .authorization_state(&pia.id, "jti")
+        .await
+        .unwrap();
+
+    assert_eq!(login.token_version, 0);
+    assert_eq!(state.user.expect("user").token_version, 0);
+    subject.store.revoke_all_tokens(&pia.id).await.unwrap();
+    assert_eq!(token_version(&subject, &pia).await, 1);
 }

@@ -132,17 +132,33 @@ fn no_function_is_granted_more_than_it_uses() {
             .collect()
     };
     let set = |actions: &[&str]| -> BTreeSet<String> {
-        actions.iter().map(|action| format!("dynamodb:{action}")).collect()
+        actions
+            .iter()
+            .map(|action| format!("dynamodb:{action}"))
+            .collect()
     };
     // Sessions: read by key, count failures, store and rotate refresh tokens, deny-list.
     assert_eq!(
         dynamo("LoginFunction"),
-        set(&["GetItem", "PutItem", "UpdateItem", "DeleteItem", "ConditionCheckItem"])
+        set(&[
+            "GetItem",
+            "PutItem",
+            "UpdateItem",
+            "DeleteItem",
+            "ConditionCheckItem"
+        ])
     );
     // Users: read by key and index, conditional transactional writes; never Scan.
     assert_eq!(
         dynamo("UsersFunction"),
-        set(&["GetItem", "Query", "PutItem", "UpdateItem", "DeleteItem", "ConditionCheckItem"])
+        set(&[
+            "GetItem",
+            "Query",
+            "PutItem",
+            "UpdateItem",
+            "DeleteItem",
+            "ConditionCheckItem"
+        ])
     );
     // The authorizer only reads, in one BatchGetItem.
     assert_eq!(dynamo("AuthorizerFunction"), set(&["BatchGetItem"]));

@@ -72,7 +72,9 @@ pub async fn authorize(
     let revoked = match &state.user {
         None => Some("user deleted"),
         Some(user) if user.disabled => Some("user disabled"),
-        Some(user) if user.token_version != claims.ver || user.role != claims.role => Some("token version revoked"),
+        Some(user) if user.token_version != claims.ver || user.role != claims.role => {
+            Some("token version revoked")
+        }
         Some(_) if state.jti_revoked => Some("token logged out"),
         Some(_) => None,
     };

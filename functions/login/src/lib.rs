@@ -5,13 +5,18 @@
 use jwt_auth_core::ApiError;
 use jwt_auth_core::error::{json_response, no_content};
 use jwt_auth_core::http::{Caller, json_body, path_exists_with_other_method, route_of};
-use jwt_auth_core::login::{LOGIN_BODY_SHAPE, LoginRequest, LoginService, REFRESH_BODY_SHAPE, RefreshRequest};
+use jwt_auth_core::login::{
+    LOGIN_BODY_SHAPE, LoginRequest, LoginService, REFRESH_BODY_SHAPE, RefreshRequest,
+};
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Request, Response};
 
 /// Answers every request; failures are problem+json responses, never `Err` (which API
 /// Gateway would turn into a 502).
-pub async fn handle(request: Request, service: &LoginService) -> Result<Response<Body>, std::convert::Infallible> {
+pub async fn handle(
+    request: Request,
+    service: &LoginService,
+) -> Result<Response<Body>, std::convert::Infallible> {
     Ok(match route(request, service).await {
         Ok(response) => response,
         Err(error) => error.into_response(),
@@ -30,18 +35,28 @@ async fn route(request: Request, service: &LoginService) -> Result<Response<Body
     match (route.method, route.path) {
         ("POST", "/login") => {
             let body: LoginRequest = json_body(&request, LOGIN_BODY_SHAPE)?;
-            Ok(json_response(StatusCode::OK, &service.login(body, now).await?))
+            Ok(json_response(
+                StatusCode::OK,
+                &service.login(body, now).await?,
+            ))
         }
         ("POST", "/token/refresh") => {
             let body: RefreshRequest = json_body(&request, REFRESH_BODY_SHAPE)?;
-            Ok(json_response(StatusCode::OK, &service.refresh(body, now).await?))
+            Ok(json_response(
+                StatusCode::OK,
+                &service.refresh(body, now).await?,
+            ))
         }
         ("POST", "/logout") => {
-            service.logout(&Caller::from_request(&request)?, now).await?;
+            service
+                .logout(&Caller::from_request(&request)?, now)
+                .await?;
             Ok(no_content())
         }
         ("POST", "/logout/all") => {
-            service.logout_everywhere(&Caller::from_request(&request)?, now).await?;
+            service
+                .logout_everywhere(&Caller::from_request(&request)?, now)
+                .await?;
             Ok(no_content())
         }
         // Another function's route sent here by mistake.

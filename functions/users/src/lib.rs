@@ -3,12 +3,14 @@
 use jwt_auth_core::ApiError;
 use jwt_auth_core::cursor::CursorCodec;
 use jwt_auth_core::error::{json_response, no_content};
-use jwt_auth_core::http::{Caller, json_body, path_exists_with_other_method, query_param, route_of};
+use jwt_auth_core::http::{
+    Caller, json_body, path_exists_with_other_method, query_param, route_of,
+};
 use jwt_auth_core::password::PasswordHasher;
 use jwt_auth_core::store::Store;
 use jwt_auth_core::users::{
-    CREATE_USER_BODY_SHAPE, CreateUserRequest, UPDATE_USER_BODY_SHAPE, UpdateUserRequest, create_user, delete_user,
-    get_user, list_users, update_user,
+    CREATE_USER_BODY_SHAPE, CreateUserRequest, UPDATE_USER_BODY_SHAPE, UpdateUserRequest,
+    create_user, delete_user, get_user, list_users, update_user,
 };
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Request, Response};
@@ -61,13 +63,26 @@ async fn route(request: Request, service: &UsersService) -> Result<Response<Body
         }
         ("POST", None) => {
             let body: CreateUserRequest = json_body(&request, CREATE_USER_BODY_SHAPE)?;
-            let created = create_user(store, &service.hasher, &caller, body, jwt_auth_core::unix_now()).await?;
+            let created = create_user(
+                store,
+                &service.hasher,
+                &caller,
+                body,
+                jwt_auth_core::unix_now(),
+            )
+            .await?;
             Ok(json_response(StatusCode::CREATED, &created))
         }
-        ("GET", Some(id)) => Ok(json_response(StatusCode::OK, &get_user(store, &caller, &id).await?)),
+        ("GET", Some(id)) => Ok(json_response(
+            StatusCode::OK,
+            &get_user(store, &caller, &id).await?,
+        )),
         ("PATCH", Some(id)) => {
             let body: UpdateUserRequest = json_body(&request, UPDATE_USER_BODY_SHAPE)?;
-            Ok(json_response(StatusCode::OK, &update_user(store, &caller, &id, body).await?))
+            Ok(json_response(
+                StatusCode::OK,
+                &update_user(store, &caller, &id, body).await?,
+            ))
         }
         ("DELETE", Some(id)) => {
             delete_user(store, &caller, &id).await?;

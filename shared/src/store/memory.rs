@@ -3,8 +3,9 @@
 //! same atomicity) and passes the same test suite.
 
 use super::{
-    AuthorizationState, LoginFailures, LoginRecord, NewRefreshToken, NewUser, PageKey, RefreshTokenRecord,
-    Rotation, SessionStore, StoreError, UserAuthState, UserChanges, UserPage, UserStore,
+    AuthorizationState, LoginFailures, LoginRecord, NewRefreshToken, NewUser, PageKey,
+    RefreshTokenRecord, Rotation, SessionStore, StoreError, UserAuthState, UserChanges, UserPage,
+    UserStore,
 };
 use crate::password::StoredHash;
 use crate::user::{User, new_user_id};
@@ -38,11 +39,15 @@ impl MemoryUserStore {
     fn read(&self) -> std::sync::RwLockReadGuard<'_, State> {
         // A poisoned lock only means a panic elsewhere mid-update; every update here is a
         // few inserts with no await in between, so the data is still consistent.
-        self.state.read().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.state
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     fn write(&self) -> std::sync::RwLockWriteGuard<'_, State> {
-        self.state.write().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.state
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 
@@ -61,7 +66,9 @@ impl UserStore for MemoryUserStore {
             disabled: false,
             created_at: now,
         };
-        state.by_username.insert(user.username.clone(), user.id.clone());
+        state
+            .by_username
+            .insert(user.username.clone(), user.id.clone());
         state.by_id.insert(
             user.id.clone(),
             LoginRecord {
@@ -86,12 +93,17 @@ impl UserStore for MemoryUserStore {
             .cloned())
     }
 
-    async fn list_users(&self, limit: usize, after: Option<&PageKey>) -> Result<UserPage, StoreError> {
+    async fn list_users(
+        &self,
+        limit: usize,
+        after: Option<&PageKey>,
+    ) -> Result<UserPage, StoreError> {
         let state = self.read();
         let range = match after {
-            Some(key) => state
-                .by_username
-                .range::<String, _>((std::ops::Bound::Excluded(&key.username), std::ops::Bound::Unbounded)),
+            Some(key) => state.by_username.range::<String, _>((
+                std::ops::Bound::Excluded(&key.username),
+                std::ops::Bound::Unbounded,
+            )),
             None => state.by_username.range::<String, _>(..),
         };
         let mut users: Vec<User> = range
@@ -139,7 +151,11 @@ impl UserStore for MemoryUserStore {
         Ok(())
     }
 
-    async fn authorization_state(&self, id: &str, jti: &str) -> Result<AuthorizationState, StoreError> {
+    async fn authorization_state(
+        &self,
+        id: &str,
+        jti: &str,
+    ) -> Result<AuthorizationState, StoreError> {
         let state = self.read();
         Ok(AuthorizationState {
             user: state.by_id.get(id).map(|record| UserAuthState {
@@ -151,7 +167,11 @@ impl UserStore for MemoryUserStore {
         })
     }
 
-    async fn set_password_hash(&self, id: &str, password_hash: StoredHash) -> Result<(), StoreError> {
+    async fn set_password_hash(
+        &self,
+        id: &str,
+        password_hash: StoredHash,
+    ) -> Result<(), StoreError> {
         let mut state = self.write();
         let record = state.by_id.get_mut(id).ok_or(StoreError::NotFound)?;
         record.password_hash = password_hash;
@@ -166,17 +186,25 @@ impl SessionStore for MemoryUserStore {
         if state.refresh_tokens.contains_key(&token.hash) {
             return Err(StoreError::backend("refresh token hash collision"));
         }
-        state.refresh_tokens.insert(token.hash.clone(), (token, None));
+        state
+            .refresh_tokens
+            .insert(token.hash.clone(), (token, None));
         Ok(())
     }
 
-    async fn find_refresh_token(&self, hash: &str) -> Result<Option<RefreshTokenRecord>, StoreError> {
+    async fn find_refresh_token(
+        &self,
+        hash: &str,
+    ) -> Result<Option<RefreshTokenRecord>, StoreError> {
         let state = self.read();
-        Ok(state.refresh_tokens.get(hash).map(|(token, retired_at)| RefreshTokenRecord {
-            family_revoked: state.revoked_families.contains_key(&token.family_id),
-            token: token.clone(),
-            retired_at: *retired_at,
-        }))
+        Ok(state
+            .refresh_tokens
+            .get(hash)
+            .map(|(token, retired_at)| RefreshTokenRecord {
+                family_revoked: state.revoked_families.contains_key(&token.family_id),
+                token: token.clone(),
+                retired_at: *retired_at,
+            }))
     }
 
     async fn rotate_refresh_token(
@@ -187,7 +215,9 @@ impl SessionStore for MemoryUserStore {
     ) -> Result<Rotation, StoreError> {
         let mut state = self.write();
         let usable = match state.refresh_tokens.get(old_hash) {
-            Some((token, None)) => token.expires_at > now && !state.revoked_families.contains_key(&token.family_id),
+            Some((token, None)) => {
+                token.expires_at > now && !state.revoked_families.contains_key(&token.family_id)
+            }
             _ => false,
         };
         if !usable || state.refresh_tokens.contains_key(&successor.hash) {
@@ -196,22 +226,33 @@ impl SessionStore for MemoryUserStore {
         if let Some((_, retired_at)) = state.refresh_tokens.get_mut(old_hash) {
             *retired_at = Some(now);
         }
-        state.refresh_tokens.insert(successor.hash.clone(), (successor, None));
+        state
+            .refresh_tokens
+            .insert(successor.hash.clone(), (successor, None));
         Ok(Rotation::Rotated)
     }
 
     async fn revoke_family(&self, family_id: &str, expires_at: u64) -> Result<(), StoreError> {
-        self.write().revoked_families.insert(family_id.to_string(), expires_at);
+        self.write()
+            .revoked_families
+            .insert(family_id.to_string(), expires_at);
         Ok(())
     }
 
     async fn revoke_access_token(&self, jti: &str, expires_at: u64) -> Result<(), StoreError> {
-        self.write().revoked_jtis.insert(jti.to_string(), expires_at);
+        self.write()
+            .revoked_jtis
+            .insert(jti.to_string(), expires_at);
         Ok(())
     }
 
     async fn login_failures(&self, username: &str) -> Result<LoginFailures, StoreError> {
-        Ok(self.read().login_failures.get(username).copied().unwrap_or_default())
+        Ok(self
+            .read()
+            .login_failures
+            .get(username)
+            .copied()
+            .unwrap_or_default())
     }
 
     async fn record_login_failure(
@@ -221,7 +262,10 @@ impl SessionStore for MemoryUserStore {
         window_secs: u64,
     ) -> Result<LoginFailures, StoreError> {
         let mut state = self.write();
-        let entry = state.login_failures.entry(username.to_string()).or_default();
+        let entry = state
+            .login_failures
+            .entry(username.to_string())
+            .or_default();
         if entry.count > 0 && entry.last_failure_at.saturating_add(window_secs) < now {
             *entry = LoginFailures::default();
         }

@@ -204,7 +204,11 @@ pub trait UserStore: Send + Sync {
 
     /// What the authorizer needs, in one round trip (one BatchGetItem on DynamoDB): the
     /// user's state and whether this access token's `jti` is on the deny-list.
-    async fn authorization_state(&self, id: &str, jti: &str) -> Result<AuthorizationState, StoreError>;
+    async fn authorization_state(
+        &self,
+        id: &str,
+        jti: &str,
+    ) -> Result<AuthorizationState, StoreError>;
 
     /// Replaces a user's password hash (password reset, or a rehash after a parameter change).
     async fn set_password_hash(
@@ -221,7 +225,10 @@ pub trait SessionStore: Send + Sync {
     async fn create_refresh_token(&self, token: NewRefreshToken) -> Result<(), StoreError>;
 
     /// The refresh token with this hash and its family's state (strongly consistent).
-    async fn find_refresh_token(&self, hash: &str) -> Result<Option<RefreshTokenRecord>, StoreError>;
+    async fn find_refresh_token(
+        &self,
+        hash: &str,
+    ) -> Result<Option<RefreshTokenRecord>, StoreError>;
 
     /// Atomically retires `old_hash` (if it is still active, unexpired at `now`, and its
     /// family is not revoked) and stores `successor`. Of several parallel rotations of one

@@ -1,0 +1,186 @@
+//! The local API on a real socket, for HTTP tests: the template's gateway with the real
+//! authorizer and functions, a store of the test's choice, and a real HTTP client.
+
+use crate::{dynamo_local, workspace_root};
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use jwt_auth_core::store::{NewUser, Store};
+use jwt_auth_core::user::{Role, User};
+use local_gateway::app::{LocalApi, LocalOptions, StoreChoice};
+use local_gateway::gateway::{AuthorizationTrace, Gateway, GatewayRequest};
+use serde_json::{Value, json};
+use std::sync::Arc;
+
+pub const PASSWORD: &str = "a-long-test-password";
+
+pub struct RunningApi {
+    pub base: String,
+    pub gateway: Arc<Gateway>,
+    pub store: Arc<dyn Store>,
+    pub issuer: jwt_auth_core::token::TokenIssuer,
+    pub client: Client<HttpConnector, Full<Bytes>>,
+    pub _shutdown: tokio::sync::oneshot::Sender<()>,
+}
+
+pub struct Answer {
+    pub status: u16,
+    pub headers: hyper::HeaderMap,
+    pub body: Value,
+}
+
+pub async fn start_with(
+    store: StoreChoice,
+    template: std::path::PathBuf,
+    overrides: &[(&str, &str)],
+) -> RunningApi {
+    let api = LocalApi::build(LocalOptions {
+        template,
+        store,
+        secret: None,
+        parameter_overrides: overrides
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+        seed_demo_users: false,
+    })
+    .await
+    .expect("local API builds from template.yaml");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    let gateway = Arc::new(api.gateway);
+    let (shutdown, stop) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(local_gateway::server::serve(
+        listener,
+        Arc::clone(&gateway),
+        async {
+            let _ = stop.await;
+        },
+    ));
+    RunningApi {
+        base: format!("http://{address}{}", gateway.stage_path()),
+        gateway,
+        store: api.store,
+        issuer: api.issuer,
+        client: Client::builder(TokioExecutor::new()).build_http(),
+        _shutdown: shutdown,
+    }
+}
+
+pub async fn start(store: StoreChoice) -> RunningApi {
+    start_with(store, workspace_root().join("template.yaml"), &[]).await
+}
+
+pub async fn dynamo_store() -> StoreChoice {
+    let (_, table) = dynamo_local::fresh_table().await;
+    StoreChoice::Dynamo {
+        endpoint: Some(std::env::var("DYNAMODB_ENDPOINT").unwrap()),
+        table,
+    }
+}
+
+impl RunningApi {
+    pub async fn call(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> Answer {
+        let mut request = hyper::Request::builder()
+            .method(method)
+            .uri(format!("{}{path}", self.base));
+        if let Some(token) = token {
+            request = request.header("authorization", format!("Bearer {token}"));
+        }
+        let body = match body {
+            Some(body) => {
+                request = request.header("content-type", "application/json");
+                Bytes::from(body.to_string())
+            }
+            None => Bytes::new(),
+        };
+        let response = self
+            .client
+            .request(request.body(Full::new(body)).unwrap())
+            .await
+            .unwrap();
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let bytes = response.into_body().collect().await.unwrap().to_bytes();
+        // 204 answers have no body.
+        let body = if bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&bytes)
+                .unwrap_or_else(|_| panic!("{method} {path}: body is not JSON: {bytes:?}"))
+        };
+        Answer {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    pub async fn create_user(&self, username: &str, role: Role) -> User {
+        let password_hash = crate::hasher()
+            .hash(&secrecy::SecretString::from(PASSWORD.to_string()))
+            .unwrap();
+        self.store
+            .create_user(
+                NewUser {
+                    username: username.into(),
+                    name: username.into(),
+                    role,
+                    password_hash,
+                },
+                jwt_auth_core::unix_now(),
+            )
+            .await
+            .unwrap()
+    }
+
+    /// Logs in and returns the access token.
+    pub async fn login(&self, username: &str) -> String {
+        self.login_session(username).await["access_token"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    }
+
+    /// Logs in and returns the whole answer (access and refresh tokens, user).
+    pub async fn login_session(&self, username: &str) -> Value {
+        let answer = self
+            .call(
+                "POST",
+                "/login",
+                None,
+                Some(json!({"username": username, "password": PASSWORD})),
+            )
+            .await;
+        assert_eq!(answer.status, 200, "{username}: {}", answer.body);
+        answer.body
+    }
+
+    /// In-process, to see the authorizer cache trace that the HTTP answer does not show.
+    pub async fn trace(
+        &self,
+        method: &str,
+        path: &str,
+        authorization: &str,
+    ) -> (u16, AuthorizationTrace) {
+        let response = self
+            .gateway
+            .handle(GatewayRequest {
+                method: method.into(),
+                path_and_query: format!("{}{path}", self.gateway.stage_path()),
+                headers: vec![("Authorization".into(), authorization.into())],
+                body: Vec::new(),
+                source_ip: "127.0.0.1".into(),
+            })
+            .await;
+        (response.status, response.authorization)
+    }
+}
