@@ -535,7 +535,8 @@ impl DynamoUserStore {
                 // exactly the one read with the changes applied.
                 Ok(_) => return Ok(user),
                 Err(err) => match cancellation(&err) {
-                    Some(c) if attempt + 1 < MAX_WRITE_ATTEMPTS => {eprintln!("RETRY-{operation} {attempt} {c:?}"); backoff(attempt).await},
+                    // Changed (or deleted) since it was read: read again and decide again.
+                    Some(_) if attempt + 1 < MAX_WRITE_ATTEMPTS => backoff(attempt).await,
                     _ => return Err(StoreError::backend(err)),
                 },
             }
@@ -1086,7 +1087,7 @@ impl SessionStore for DynamoUserStore {
                 Some(Cancelled::ConditionFailed { .. }) => return Ok(Rotation::Refused),
                 // Undecided: the token may still be active, so Refused would be wrong. Try
                 // again until DynamoDB decides.
-                Some(Cancelled::Conflict) if attempt + 1 < MAX_WRITE_ATTEMPTS => {eprintln!("RETRY-rotate {attempt}");
+                Some(Cancelled::Conflict) if attempt + 1 < MAX_WRITE_ATTEMPTS => {
                     backoff(attempt).await
                 }
                 _ => return Err(StoreError::backend(err)),
