@@ -4,7 +4,7 @@
 
 use jwt_auth_core::password::{PasswordHasher, check_new_password};
 use jwt_auth_core::store::dynamodb::{DynamoUserStore, create_table, local_client};
-use jwt_auth_core::store::{NewUser, UserStore};
+use jwt_auth_core::store::{NewUser, UserChanges, UserStore};
 use jwt_auth_core::user::{Role, normalize_username, validate_display_name};
 use secrecy::SecretString;
 use std::io::BufRead;
@@ -47,6 +47,23 @@ enum UsersAction {
     },
     /// Re-enable a disabled user.
     Enable {
+        #[arg(long)]
+        username: String,
+    },
+    /// Change a user's role (revokes its tokens).
+    SetRole {
+        #[arg(long)]
+        username: String,
+        #[arg(long, value_enum)]
+        role: RoleArg,
+    },
+    /// Revoke every token issued to a user so far ("log out everywhere").
+    RevokeTokens {
+        #[arg(long)]
+        username: String,
+    },
+    /// Delete a user.
+    Delete {
         #[arg(long)]
         username: String,
     },
@@ -145,6 +162,37 @@ pub async fn run(args: UsersArgs, input: &mut dyn BufRead) -> Result<String, Str
         }
         UsersAction::Disable { username } => report = set_disabled(&store, &username, true).await?,
         UsersAction::Enable { username } => report = set_disabled(&store, &username, false).await?,
+        UsersAction::SetRole { username, role } => {
+            let record = find(&store, &username).await?;
+            let changes = UserChanges {
+                role: Some(role.into()),
+                ..UserChanges::default()
+            };
+            let user = store
+                .update_user(&record.user.id, changes)
+                .await
+                .map_err(describe)?;
+            report = format!(
+                "{} is now {} (earlier tokens revoked)\n",
+                user.username, user.role
+            );
+        }
+        UsersAction::RevokeTokens { username } => {
+            let record = find(&store, &username).await?;
+            store
+                .revoke_all_tokens(&record.user.id)
+                .await
+                .map_err(describe)?;
+            report = format!(
+                "every token of {} issued so far is revoked\n",
+                record.user.username
+            );
+        }
+        UsersAction::Delete { username } => {
+            let record = find(&store, &username).await?;
+            store.delete_user(&record.user.id).await.map_err(describe)?;
+            report = format!("deleted {}\n", record.user.username);
+        }
         UsersAction::ResetPassword {
             username,
             password_stdin,

@@ -322,7 +322,9 @@ async fn users_create_event_creates_a_user_without_exposing_its_hash() {
 #[tokio::test]
 async fn users_update_and_delete_events_change_and_remove_a_user() {
     let (app, alice) = app_with_alice().await;
-    let carol = app.create_user("carol", Role::Customer, "password-123").await;
+    let carol = app
+        .create_user("carol", Role::Customer, "password-123")
+        .await;
     let update = retarget(http_event("users-update.json"), &alice, Some(&carol.id));
     let response = users::handle(update, &app.users).await.unwrap();
     assert_eq!(response.status(), 200);
@@ -336,37 +338,78 @@ async fn users_update_and_delete_events_change_and_remove_a_user() {
 #[tokio::test]
 async fn users_write_events_are_forbidden_to_a_customer() {
     let (app, _) = app_with_alice().await;
-    let carol = app.create_user("carol", Role::Customer, "password-123").await;
-    for (name, id) in [("users-create.json", None), ("users-update.json", Some(&carol.id)), ("users-delete.json", Some(&carol.id))] {
+    let carol = app
+        .create_user("carol", Role::Customer, "password-123")
+        .await;
+    for (name, id) in [
+        ("users-create.json", None),
+        ("users-update.json", Some(&carol.id)),
+        ("users-delete.json", Some(&carol.id)),
+    ] {
         let request = retarget(http_event(name), &carol, id.map(String::as_str));
-        assert_eq!(users::handle(request, &app.users).await.unwrap().status(), 403, "{name}");
+        assert_eq!(
+            users::handle(request, &app.users).await.unwrap().status(),
+            403,
+            "{name}"
+        );
     }
 }
 
 #[tokio::test]
 async fn token_refresh_event_rotates_a_real_refresh_token_and_refuses_the_placeholder() {
     let (app, _) = app_with_alice().await;
-    let as_committed = login::handle(http_event("token-refresh.json"), &app.login).await.unwrap();
+    let as_committed = login::handle(http_event("token-refresh.json"), &app.login)
+        .await
+        .unwrap();
     assert_eq!(as_committed.status(), 401);
-    let login = login::handle(http_event("login-ok.json"), &app.login).await.unwrap();
-    let refresh_token = body_json(&login)["refresh_token"].as_str().unwrap().to_string();
+    let login = login::handle(http_event("login-ok.json"), &app.login)
+        .await
+        .unwrap();
+    let refresh_token = body_json(&login)["refresh_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let mut request = http_event("token-refresh.json");
-    *request.body_mut() = lambda_http::Body::Text(json!({ "refresh_token": refresh_token }).to_string());
+    *request.body_mut() =
+        lambda_http::Body::Text(json!({ "refresh_token": refresh_token }).to_string());
     let response = login::handle(request, &app.login).await.unwrap();
     assert_eq!(response.status(), 200);
-    assert_ne!(body_json(&response)["refresh_token"], refresh_token.as_str());
+    assert_ne!(
+        body_json(&response)["refresh_token"],
+        refresh_token.as_str()
+    );
 }
 
 #[tokio::test]
 async fn logout_events_answer_204_and_revoke() {
     let (app, _) = app_with_alice().await;
-    let carol = app.create_user("carol", Role::Customer, "password-123").await;
-    let response = login::handle(retarget(http_event("logout.json"), &carol, None), &app.login).await.unwrap();
+    let carol = app
+        .create_user("carol", Role::Customer, "password-123")
+        .await;
+    let response = login::handle(
+        retarget(http_event("logout.json"), &carol, None),
+        &app.login,
+    )
+    .await
+    .unwrap();
     assert_eq!(response.status(), 204);
-    let state = app.store.authorization_state(&carol.id, "kY3dZ0q1Zb6vQm9YV8w2Xg").await.unwrap();
+    let state = app
+        .store
+        .authorization_state(&carol.id, "kY3dZ0q1Zb6vQm9YV8w2Xg")
+        .await
+        .unwrap();
     assert!(state.jti_revoked, "the event's jti is on the deny-list");
-    let response = login::handle(retarget(http_event("logout-all.json"), &carol, None), &app.login).await.unwrap();
+    let response = login::handle(
+        retarget(http_event("logout-all.json"), &carol, None),
+        &app.login,
+    )
+    .await
+    .unwrap();
     assert_eq!(response.status(), 204);
-    let state = app.store.authorization_state(&carol.id, "other").await.unwrap();
+    let state = app
+        .store
+        .authorization_state(&carol.id, "other")
+        .await
+        .unwrap();
     assert_eq!(state.user.unwrap().token_version, 1);
 }

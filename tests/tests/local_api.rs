@@ -364,7 +364,13 @@ async fn the_admin_command_creates_lists_and_disables_users_in_dynamodb_local() 
         "{listed}"
     );
 
-    let api = start(store).await;
+    // No authorizer cache, so that revocations show at once.
+    let api = start_with(
+        store,
+        workspace_root().join("template.yaml"),
+        &[("AuthorizerCacheTtlSeconds", "0")],
+    )
+    .await;
     api.login("olga").await;
     assert!(
         admin(&["disable", "--username", "olga"], "")
@@ -397,6 +403,42 @@ async fn the_admin_command_creates_lists_and_disables_users_in_dynamodb_local() 
         )
         .await;
     assert_eq!(answer.status, 200);
+    let token = answer.body;
+    let old_token = token["access_token"].as_str().unwrap();
+    assert_eq!(
+        api.call("GET", "/users", Some(old_token), None)
+            .await
+            .status,
+        200,
+        "olga is an admin"
+    );
+    let reported = admin(
+        &["set-role", "--username", "olga", "--role", "customer"],
+        "",
+    )
+    .await
+    .unwrap();
+    assert!(reported.contains("is now customer"), "{reported}");
+    assert_eq!(
+        api.call("GET", "/users", Some(old_token), None)
+            .await
+            .status,
+        401,
+        "role change revokes"
+    );
+    admin(&["revoke-tokens", "--username", "olga"], "")
+        .await
+        .unwrap();
+    admin(&["delete", "--username", "olga"], "").await.unwrap();
+    let gone = api
+        .call(
+            "POST",
+            "/login",
+            None,
+            Some(json!({"username": "olga", "password": "another-long-password"})),
+        )
+        .await;
+    assert_eq!(gone.status, 401);
     let unknown = admin(&["disable", "--username", "nobody"], "").await;
     assert!(unknown.unwrap_err().contains("no user named"));
 }
