@@ -208,7 +208,7 @@ async fn unknown_routes_and_missing_stages_get_missing_authentication_token() {
         ("GET", "/nope"),
         ("DELETE", "/users"),
         ("GET", "/users/"),
-        ("POST", "/users"),
+        ("PUT", "/users"),
     ] {
         let answer = api.call(method, path, None, None).await;
         assert_eq!(answer.status, 403, "{method} {path}");

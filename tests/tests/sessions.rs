@@ -10,9 +10,9 @@ use jwt_auth_core::http::Caller;
 use jwt_auth_core::lockout::{LOCK_THRESHOLD, lock_secs};
 use jwt_auth_core::login::{LoginRequest, REFRESH_REUSE_GRACE_SECS, RefreshRequest, TokenResponse};
 use jwt_auth_core::password::PasswordHasher;
+use jwt_auth_core::store::UserChanges;
 use jwt_auth_core::store::dynamodb::DynamoUserStore;
 use jwt_auth_core::store::memory::MemoryUserStore;
-use jwt_auth_core::store::{UserChanges, UserStore};
 use jwt_auth_core::user::{Role, User};
 use secrecy::SecretString;
 use std::sync::Arc;
@@ -450,7 +450,6 @@ async fn unknown_wrong_and_disabled_logins_do_the_same_work(app: TestApp) {
         answers.windows(2).all(|pair| pair[0] == pair[1]),
         "identical answers: {answers:?}"
     );
-    let _ = user;
 }
 
 macro_rules! on_both_stores {

@@ -142,6 +142,7 @@ fn no_function_is_granted_more_than_it_uses() {
         dynamo("LoginFunction"),
         set(&[
             "GetItem",
+            "BatchGetItem",
             "PutItem",
             "UpdateItem",
             "DeleteItem",

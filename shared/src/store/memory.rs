@@ -216,7 +216,9 @@ impl SessionStore for MemoryUserStore {
         let mut state = self.write();
         let usable = match state.refresh_tokens.get(old_hash) {
             Some((token, None)) => {
-                token.expires_at > now && !state.revoked_families.contains_key(&token.family_id)
+                token.expires_at > now
+                    && token.family_id == successor.family_id
+                    && !state.revoked_families.contains_key(&token.family_id)
             }
             _ => false,
         };
@@ -233,9 +235,12 @@ impl SessionStore for MemoryUserStore {
     }
 
     async fn revoke_family(&self, family_id: &str, expires_at: u64) -> Result<(), StoreError> {
-        self.write()
+        let mut state = self.write();
+        let kept_until = state
             .revoked_families
-            .insert(family_id.to_string(), expires_at);
+            .entry(family_id.to_string())
+            .or_insert(expires_at);
+        *kept_until = (*kept_until).max(expires_at);
         Ok(())
     }
 

@@ -230,8 +230,8 @@ pub trait SessionStore: Send + Sync {
         hash: &str,
     ) -> Result<Option<RefreshTokenRecord>, StoreError>;
 
-    /// Atomically retires `old_hash` (if it is still active, unexpired at `now`, and its
-    /// family is not revoked) and stores `successor`. Of several parallel rotations of one
+    /// Atomically retires `old_hash` (if it is still active, unexpired at `now`, of the
+    /// successor's family, and that family is not revoked) and stores `successor`. Of several parallel rotations of one
     /// token exactly one gets [`Rotation::Rotated`].
     async fn rotate_refresh_token(
         &self,
