@@ -451,6 +451,36 @@ async fn unknown_wrong_and_disabled_logins_do_the_same_work(app: TestApp) {
     );
 }
 
+async fn a_hash_with_weaker_parameters_is_upgraded_at_login(app: TestApp) {
+    let user = alice(&app).await;
+    // As an older deployment with cheaper argon2 parameters would have stored it.
+    let params = argon2::Params::new(8 * 1024, 1, 1, Some(32)).unwrap();
+    let weak = argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params);
+    let phc = argon2::PasswordHasher::hash_password(&weak, PASSWORD.as_bytes())
+        .unwrap()
+        .to_string();
+    assert!(phc.starts_with("$argon2id$v=19$m=8192,t=1,p=1$"));
+    let stored = jwt_auth_core::password::StoredHash::from_phc(phc);
+    app.store.set_password_hash(&user.id, stored).await.unwrap();
+    login_at(&app, "alice", PASSWORD, T0).await.unwrap();
+    let upgraded = app
+        .store
+        .find_login("alice")
+        .await
+        .unwrap()
+        .unwrap()
+        .password_hash;
+    assert!(
+        upgraded
+            .as_phc()
+            .starts_with("$argon2id$v=19$m=19456,t=2,p=1$")
+    );
+    assert!(
+        login_at(&app, "alice", PASSWORD, T0 + 1).await.is_ok(),
+        "the new hash verifies"
+    );
+}
+
 macro_rules! on_both_stores {
     ($($case:ident),* $(,)?) => {
         mod memory {
@@ -488,4 +518,5 @@ on_both_stores!(
     an_unknown_username_is_locked_exactly_like_a_known_one,
     parallel_wrong_passwords_count_exactly,
     unknown_wrong_and_disabled_logins_do_the_same_work,
+    a_hash_with_weaker_parameters_is_upgraded_at_login,
 );
