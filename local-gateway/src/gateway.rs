@@ -607,27 +607,15 @@ fn parse_authorizer_output(output: &Value) -> Option<Authorization> {
     })
 }
 
-/// Matches `/users/abc` against `/users/{id}`; parameters never match an empty segment.
+/// Matches `/users/abc` against `/users/{id}` (the rules of the common crate's route
+/// table), then percent-decodes the parameters as API Gateway does.
 fn match_template(template: &str, path: &str) -> Option<Vec<(String, String)>> {
-    let mut params = Vec::new();
-    let mut template_segments = template.split('/');
-    let mut path_segments = path.split('/');
-    loop {
-        match (template_segments.next(), path_segments.next()) {
-            (None, None) => return Some(params),
-            (Some(expected), Some(actual)) => {
-                if let Some(name) = expected.strip_prefix('{').and_then(|s| s.strip_suffix('}')) {
-                    if actual.is_empty() {
-                        return None;
-                    }
-                    params.push((name.to_string(), percent_decode(actual)));
-                } else if expected != actual {
-                    return None;
-                }
-            }
-            _ => return None,
-        }
-    }
+    jwt_auth_core::policy::match_path(template, path).map(|params| {
+        params
+            .into_iter()
+            .map(|(name, value)| (name.to_string(), percent_decode(&value)))
+            .collect()
+    })
 }
 
 fn parse_query(query: &str) -> Vec<(String, String)> {

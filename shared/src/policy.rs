@@ -135,7 +135,7 @@ fn replace_params(path: &str, value: &str) -> String {
 /// Matches a concrete path (`/users/abc`) against a route template (`/users/{id}`) and
 /// returns the path parameters. Segments are compared exactly: `/users/` is not `/users`,
 /// and a parameter never matches an empty segment, as on API Gateway.
-pub fn match_path(template: &'static str, path: &str) -> Option<Vec<(&'static str, String)>> {
+pub fn match_path<'t>(template: &'t str, path: &str) -> Option<Vec<(&'t str, String)>> {
     let mut params = Vec::new();
     let mut template_segments = template.split('/');
     let mut path_segments = path.split('/');

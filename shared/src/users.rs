@@ -5,7 +5,7 @@ use crate::ApiError;
 use crate::cursor::CursorCodec;
 use crate::http::Caller;
 use crate::password::{PasswordHasher, check_new_password};
-use crate::policy::{ROUTES, is_allowed};
+use crate::policy::{is_allowed, route};
 use crate::store::{NewUser, StoreError, UserChanges, UserStore};
 use crate::user::{Role, User, is_valid_user_id, normalize_username, validate_display_name};
 use secrecy::SecretString;
@@ -78,10 +78,8 @@ pub async fn get_user(
     caller: &Caller,
     id: &str,
 ) -> Result<UserResponse, ApiError> {
-    let route = ROUTES
-        .iter()
-        .find(|route| route.path == "/users/{id}")
-        .ok_or_else(|| ApiError::internal("route table lacks /users/{id}"))?;
+    let route = route("GET", "/users/{id}")
+        .ok_or_else(|| ApiError::internal("route table lacks GET /users/{id}"))?;
     if !is_allowed(route, caller.role, &caller.sub, Some(id)) {
         return Err(ApiError::Forbidden);
     }

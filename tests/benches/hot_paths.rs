@@ -93,7 +93,7 @@ fn main() {
         black_box(response);
     });
     // Failure paths: clear the failure count each time so the lockout never kicks in.
-    let mut failing_login = |username: &'static str, password: &'static str| {
+    let failing_login = |username: &'static str, password: &'static str| {
         let mut request = integration_tests::http_event("login-ok.json");
         *request.body_mut() = lambda_http::Body::Text(format!(
             r#"{{"username":"{username}","password":"{password}"}}"#
