@@ -24,7 +24,7 @@ run-dynamodb: ## Same, against DynamoDB Local (needs Java 17; installs DynamoDB 
 	scripts/with-dynamodb-local.sh bash -c 'cargo run --locked -p local-gateway --bin jwt-auth-local -- serve --addr $(ADDR) --dynamodb-endpoint "$$DYNAMODB_ENDPOINT" $(ARGS)'
 
 test: ## Install and start DynamoDB Local, run every test, stop it (even on failure)
-	scripts/with-dynamodb-local.sh cargo test --workspace --locked
+	scripts/with-dynamodb-local.sh cargo test --workspace --locked --lib --bins --tests
 
 bench: build ## Hot-path figures (medians, with same-run baselines) and bootstrap sizes
 	cargo bench --locked -p integration-tests --bench hot_paths
