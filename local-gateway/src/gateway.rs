@@ -217,40 +217,22 @@ impl Gateway {
                 request.method,
                 resource_path.trim_start_matches('/')
             );
-            match self.authorize(&request, &method_arn).await {
-                Ok((found, cache)) => {
-                    trace = cache;
-                    match iam::evaluate(&found.policy, &method_arn) {
-                        Decision::Allow => authorization = Some(found),
-                        Decision::ExplicitDeny => {
-                            let mut response = self.gateway_error(
-                                "ACCESS_DENIED",
-                                403,
-                                "User is not authorized to access this resource with an explicit deny",
-                            );
-                            response.authorization = trace;
-                            return response;
-                        }
-                        Decision::ImplicitDeny => {
-                            let mut response = self.gateway_error(
-                                "ACCESS_DENIED",
-                                403,
-                                "User is not authorized to access this resource",
-                            );
-                            response.authorization = trace;
-                            return response;
-                        }
-                    }
+            let (found, cache) = match self.authorize(&request, &method_arn).await {
+                Ok(found) => found,
+                Err(response) => return *response,
+            };
+            trace = cache;
+            let denied = match iam::evaluate(&found.policy, &method_arn) {
+                Decision::Allow => None,
+                Decision::ExplicitDeny => {
+                    Some("User is not authorized to access this resource with an explicit deny")
                 }
-                Err(mut response) => {
-                    if response.authorization == AuthorizationTrace::NotCalled
-                        && response.status != 401
-                    {
-                        response.authorization = AuthorizationTrace::CacheMiss;
-                    }
-                    return *response;
-                }
+                Decision::ImplicitDeny => Some("User is not authorized to access this resource"),
+            };
+            if let Some(message) = denied {
+                return self.with_trace(self.gateway_error("ACCESS_DENIED", 403, message), trace);
             }
+            authorization = Some(found);
         }
 
         let event = self.proxy_event(
