@@ -128,3 +128,39 @@ pub fn body_json(response: &Response<Body>) -> serde_json::Value {
     serde_json::from_slice(bytes)
         .unwrap_or_else(|err| panic!("body is not JSON ({err}): {bytes:?}"))
 }
+
+/// Changes the REST request context of `request` (the authorizer fields, the resource
+/// path…), as API Gateway would have filled it differently.
+pub fn edit_context(
+    request: Request,
+    edit: impl FnOnce(&mut lambda_http::aws_lambda_events::apigw::ApiGatewayProxyRequestContext),
+) -> Request {
+    use lambda_http::RequestExt;
+    use lambda_http::request::RequestContext;
+    let Some(RequestContext::ApiGatewayV1(context)) = request.request_context_ref() else {
+        panic!("not a REST (payload v1) request");
+    };
+    let mut context = context.clone();
+    edit(&mut context);
+    request.with_request_context(RequestContext::ApiGatewayV1(context))
+}
+
+/// `request` as sent by `caller` (the authorizer context API Gateway would forward), for
+/// the user `path_id` when given: the ids in `events/` are placeholders no store contains.
+pub fn as_caller(request: Request, caller: &User, path_id: Option<&str>) -> Request {
+    use lambda_http::RequestExt;
+    let request = edit_context(request, |context| {
+        let fields = &mut context.authorizer.fields;
+        fields.insert("principalId".into(), caller.id.clone().into());
+        fields.insert("sub".into(), caller.id.clone().into());
+        fields.insert("role".into(), caller.role.as_str().into());
+        fields.insert("username".into(), caller.username.clone().into());
+    });
+    match path_id {
+        Some(id) => request.with_path_parameters(std::collections::HashMap::from([(
+            "id".to_string(),
+            id.to_string(),
+        )])),
+        None => request,
+    }
+}

@@ -2,12 +2,12 @@
 //! clear problem+json 4xx (or `Unauthorized` from the authorizer).
 
 use authorizer::{AuthorizerError, authorize};
-use integration_tests::{EVENTS_PASSWORD, TestApp, authorizer_event, body_json, http_event};
+use integration_tests::{
+    EVENTS_PASSWORD, TestApp, as_caller, authorizer_event, body_json, edit_context, http_event,
+};
 use jwt_auth_core::store::UserStore;
 use jwt_auth_core::user::{Role, User};
-use lambda_http::aws_lambda_events::apigw::ApiGatewayProxyRequestContext;
 use lambda_http::http::{HeaderValue, Method};
-use lambda_http::request::RequestContext;
 use lambda_http::{Body, Request, RequestExt, Response};
 use std::collections::HashMap;
 
@@ -274,36 +274,22 @@ async fn usernames_are_matched_case_insensitively() {
 }
 
 fn users_request(caller: &User, path: &str, query: &[(&str, &str)]) -> Request {
-    let mut request = http_event("users-list.json");
-    let context = match request.request_context_ref() {
-        Some(RequestContext::ApiGatewayV1(context)) => context.clone(),
-        _ => unreachable!("users-list.json is a REST event"),
+    let (resource, id) = match path.strip_prefix("/users/") {
+        Some(id) => ("/users/{id}", Some(id)),
+        None => (path, None),
     };
-    let mut context: ApiGatewayProxyRequestContext = context;
-    let fields = &mut context.authorizer.fields;
-    fields.insert("sub".into(), caller.id.clone().into());
-    fields.insert("role".into(), caller.role.as_str().into());
-    fields.insert("username".into(), caller.username.clone().into());
-    let (resource, params) = match path.strip_prefix("/users/") {
-        Some(id) => (
-            "/users/{id}",
-            HashMap::from([("id".to_string(), id.to_string())]),
-        ),
-        None => (path, HashMap::new()),
-    };
-    context.resource_path = Some(resource.to_string());
+    let mut request = as_caller(http_event("users-list.json"), caller, id);
+    request = edit_context(request, |context| {
+        context.resource_path = Some(resource.to_string())
+    });
     *request.uri_mut() = path.parse().unwrap();
-    request = request
-        .with_raw_http_path(path)
-        .with_request_context(RequestContext::ApiGatewayV1(context))
-        .with_path_parameters(params)
-        .with_query_string_parameters(
-            query
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect::<HashMap<_, _>>(),
-        );
+    let query: HashMap<String, String> = query
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
     request
+        .with_raw_http_path(path)
+        .with_query_string_parameters(query)
 }
 
 #[tokio::test]
@@ -396,11 +382,7 @@ async fn unknown_paths_and_methods_on_the_users_function_are_4xx() {
 
     let mut request = users_request(&admin, "/users", &[]);
     *request.method_mut() = Method::DELETE;
-    if let Some(RequestContext::ApiGatewayV1(context)) = request.request_context_ref() {
-        let mut context = context.clone();
-        context.resource_path = None;
-        request = request.with_request_context(RequestContext::ApiGatewayV1(context));
-    }
+    request = edit_context(request, |context| context.resource_path = None);
     assert_problem(
         &users::handle(request, &app.users).await.unwrap(),
         405,
@@ -408,11 +390,7 @@ async fn unknown_paths_and_methods_on_the_users_function_are_4xx() {
     );
 
     let mut request = users_request(&admin, "/nope", &[]);
-    if let Some(RequestContext::ApiGatewayV1(context)) = request.request_context_ref() {
-        let mut context = context.clone();
-        context.resource_path = None;
-        request = request.with_request_context(RequestContext::ApiGatewayV1(context));
-    }
+    request = edit_context(request, |context| context.resource_path = None);
     assert_problem(
         &users::handle(request, &app.users).await.unwrap(),
         404,
@@ -441,11 +419,7 @@ async fn the_users_function_trusts_only_the_authorizer_context() {
 
     // No authorizer context at all (the authorizer was bypassed): 401, not data.
     let mut request = users_request(&customer, "/users", &[]);
-    if let Some(RequestContext::ApiGatewayV1(context)) = request.request_context_ref() {
-        let mut context = context.clone();
-        context.authorizer.fields.clear();
-        request = request.with_request_context(RequestContext::ApiGatewayV1(context));
-    }
+    request = edit_context(request, |context| context.authorizer.fields.clear());
     assert_problem(
         &users::handle(request, &app.users).await.unwrap(),
         401,

@@ -2,31 +2,13 @@
 //! and `sam local invoke` replay.
 
 use authorizer::{AuthorizerError, authorize};
-use integration_tests::{EVENTS_PASSWORD, TestApp, authorizer_event, body_json, http_event};
+use integration_tests::{
+    EVENTS_PASSWORD, TestApp, as_caller, authorizer_event, body_json, http_event,
+};
 use jwt_auth_core::user::{Role, User};
-use lambda_http::aws_lambda_events::apigw::ApiGatewayProxyRequestContext;
-use lambda_http::request::RequestContext;
-use lambda_http::{Request, RequestExt};
+use lambda_http::RequestExt;
 use serde_json::json;
 use std::collections::HashMap;
-
-/// Points a `users-*.json` event at real ids: the event's own ids are placeholders that no
-/// store contains.
-fn retarget(mut request: Request, caller: &User, path_id: Option<&str>) -> Request {
-    if let Some(RequestContext::ApiGatewayV1(context)) = request.request_context_ref() {
-        let mut context: ApiGatewayProxyRequestContext = context.clone();
-        let fields = &mut context.authorizer.fields;
-        fields.insert("principalId".into(), json!(caller.id));
-        fields.insert("sub".into(), json!(caller.id));
-        fields.insert("role".into(), json!(caller.role.as_str()));
-        fields.insert("username".into(), json!(caller.username));
-        request = request.with_request_context(RequestContext::ApiGatewayV1(context));
-    }
-    if let Some(id) = path_id {
-        request = request.with_path_parameters(HashMap::from([("id".to_string(), id.to_string())]));
-    }
-    request
-}
 
 async fn app_with_alice() -> (TestApp, User) {
     let app = TestApp::in_memory();
@@ -91,7 +73,7 @@ async fn users_list_event_pages_through_every_user() {
         app.create_user(name, Role::Customer, "password-123").await;
     }
     let first = users::handle(
-        retarget(http_event("users-list.json"), &alice, None),
+        as_caller(http_event("users-list.json"), &alice, None),
         &app.users,
     )
     .await
@@ -107,7 +89,7 @@ async fn users_list_event_pages_through_every_user() {
     assert_eq!(names, ["alice", "bob"], "the event asks for limit=2");
     let cursor = first["next_cursor"].as_str().unwrap();
 
-    let next = retarget(http_event("users-list.json"), &alice, None).with_query_string_parameters(
+    let next = as_caller(http_event("users-list.json"), &alice, None).with_query_string_parameters(
         HashMap::from([
             ("limit".to_string(), "2".to_string()),
             ("cursor".to_string(), cursor.to_string()),
@@ -130,7 +112,7 @@ async fn users_get_event_lets_a_customer_read_itself() {
     let carol = app
         .create_user("carol", Role::Customer, "password-123")
         .await;
-    let request = retarget(http_event("users-get.json"), &carol, Some(&carol.id));
+    let request = as_caller(http_event("users-get.json"), &carol, Some(&carol.id));
     let response = users::handle(request, &app.users).await.unwrap();
     assert_eq!(response.status(), 200);
     let body = body_json(&response);
@@ -145,7 +127,7 @@ async fn users_get_event_as_is_is_forbidden_to_another_customer() {
         .create_user("dave", Role::Customer, "password-123")
         .await;
     // The event asks for c1c1…, which is not dave.
-    let request = retarget(http_event("users-get.json"), &dave, None);
+    let request = as_caller(http_event("users-get.json"), &dave, None);
     assert_eq!(
         users::handle(request, &app.users).await.unwrap().status(),
         403
@@ -310,7 +292,7 @@ async fn every_users_event_is_json_with_nosniff() {
 #[tokio::test]
 async fn users_create_event_creates_a_user_without_exposing_its_hash() {
     let (app, alice) = app_with_alice().await;
-    let request = retarget(http_event("users-create.json"), &alice, None);
+    let request = as_caller(http_event("users-create.json"), &alice, None);
     let response = users::handle(request, &app.users).await.unwrap();
     assert_eq!(response.status(), 201);
     let body = body_json(&response);
@@ -325,11 +307,11 @@ async fn users_update_and_delete_events_change_and_remove_a_user() {
     let carol = app
         .create_user("carol", Role::Customer, "password-123")
         .await;
-    let update = retarget(http_event("users-update.json"), &alice, Some(&carol.id));
+    let update = as_caller(http_event("users-update.json"), &alice, Some(&carol.id));
     let response = users::handle(update, &app.users).await.unwrap();
     assert_eq!(response.status(), 200);
     assert_eq!(body_json(&response)["user"]["role"], "admin");
-    let delete = retarget(http_event("users-delete.json"), &alice, Some(&carol.id));
+    let delete = as_caller(http_event("users-delete.json"), &alice, Some(&carol.id));
     let response = users::handle(delete, &app.users).await.unwrap();
     assert_eq!(response.status(), 204);
     assert!(app.store.get_user(&carol.id).await.unwrap().is_none());
@@ -346,7 +328,7 @@ async fn users_write_events_are_forbidden_to_a_customer() {
         ("users-update.json", Some(&carol.id)),
         ("users-delete.json", Some(&carol.id)),
     ] {
-        let request = retarget(http_event(name), &carol, id.map(String::as_str));
+        let request = as_caller(http_event(name), &carol, id.map(String::as_str));
         assert_eq!(
             users::handle(request, &app.users).await.unwrap().status(),
             403,
@@ -387,7 +369,7 @@ async fn logout_events_answer_204_and_revoke() {
         .create_user("carol", Role::Customer, "password-123")
         .await;
     let response = login::handle(
-        retarget(http_event("logout.json"), &carol, None),
+        as_caller(http_event("logout.json"), &carol, None),
         &app.login,
     )
     .await
@@ -400,7 +382,7 @@ async fn logout_events_answer_204_and_revoke() {
         .unwrap();
     assert!(state.jti_revoked, "the event's jti is on the deny-list");
     let response = login::handle(
-        retarget(http_event("logout-all.json"), &carol, None),
+        as_caller(http_event("logout-all.json"), &carol, None),
         &app.login,
     )
     .await
