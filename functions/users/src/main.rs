@@ -1,6 +1,7 @@
 use jwt_auth_core::cursor::CursorCodec;
 use jwt_auth_core::password::PasswordHasher;
 use jwt_auth_core::runtime::ColdStart;
+use jwt_auth_core::store::UserStore;
 use jwt_auth_core::store::dynamodb::DynamoUserStore;
 use lambda_http::{Error, run, service_fn};
 use std::sync::Arc;
@@ -9,11 +10,11 @@ use users::UsersService;
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     let cold = ColdStart::load().await?;
+    let store = DynamoUserStore::new(cold.dynamodb_client(), cold.config.users_table.clone());
+    // One cheap read now moves the TLS handshake to DynamoDB out of the first request.
+    let _ = store.get_user(&"0".repeat(32)).await;
     let service = UsersService {
-        store: Arc::new(DynamoUserStore::new(
-            cold.dynamodb_client(),
-            cold.config.users_table.clone(),
-        )),
+        store: Arc::new(store),
         cursors: CursorCodec::new(&cold.secret),
         hasher: Arc::new(PasswordHasher::new()),
     };
