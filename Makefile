@@ -15,7 +15,9 @@ CFN_LINT_VERSION := 1.53.3
 
 ADDR ?= 127.0.0.1:3000
 
-.PHONY: run run-dynamodb test bench build validate sam-build tools lint clean
+SCHEMATHESIS_VERSION := 4.32.5
+
+.PHONY: run run-dynamodb test fuzz bench build validate sam-build tools lint clean
 
 run: ## Serve the API on http://$(ADDR)/prod with demo users (no AWS, no Docker, no Java)
 	cargo run --locked -p local-gateway --bin jwt-auth-local -- serve --addr $(ADDR) $(ARGS)
@@ -25,6 +27,9 @@ run-dynamodb: ## Same, against DynamoDB Local (needs Java 17; installs DynamoDB 
 
 test: ## Install and start DynamoDB Local, run every test, stop it (even on failure)
 	scripts/with-dynamodb-local.sh cargo test --workspace --locked --lib --bins --tests
+
+fuzz: $(TOOLS)/venv-fuzz/bin/schemathesis ## Fuzz the local API from openapi.yaml (schemathesis)
+	scripts/fuzz-api.sh $(TOOLS)/venv-fuzz/bin/schemathesis
 
 bench: build ## Hot-path figures (medians, with same-run baselines) and bootstrap sizes
 	cargo bench --locked -p integration-tests --bench hot_paths
@@ -55,6 +60,10 @@ $(TOOLS)/venv-lambda/bin/cargo-lambda:
 $(TOOLS)/venv-sam/bin/sam:
 	python3 -m venv $(TOOLS)/venv-sam
 	$(TOOLS)/venv-sam/bin/pip install -q "aws-sam-cli==$(SAM_CLI_VERSION)" "cfn-lint==$(CFN_LINT_VERSION)"
+
+$(TOOLS)/venv-fuzz/bin/schemathesis:
+	python3 -m venv $(TOOLS)/venv-fuzz
+	$(TOOLS)/venv-fuzz/bin/pip install -q "schemathesis==$(SCHEMATHESIS_VERSION)"
 
 clean:
 	cargo clean

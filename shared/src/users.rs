@@ -105,13 +105,26 @@ pub struct CreateUserRequest {
 
 pub const CREATE_USER_BODY_SHAPE: &str = r#"a JSON object {"username": string, "name"?: string, "role": "admin"|"customer", "password": string}"#;
 
-/// `PATCH /users/{id}` body: the fields to change.
+/// `PATCH /users/{id}` body: the fields to change. A field left out is unchanged; a field
+/// given as `null` is a mistake (400), not "unchanged".
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateUserRequest {
+    #[serde(default, deserialize_with = "present")]
     pub name: Option<String>,
+    #[serde(default, deserialize_with = "present")]
     pub role: Option<Role>,
+    #[serde(default, deserialize_with = "present")]
     pub disabled: Option<bool>,
+}
+
+/// A field that, when present, must hold a value (serde would read `null` as `None`).
+fn present<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    T::deserialize(deserializer).map(Some)
 }
 
 pub const UPDATE_USER_BODY_SHAPE: &str = r#"a JSON object with any of {"name": string, "role": "admin"|"customer", "disabled": boolean}"#;
@@ -221,6 +234,19 @@ pub async fn delete_user(store: &dyn UserStore, caller: &Caller, id: &str) -> Re
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_update_with_a_null_field_is_refused_and_an_absent_field_is_unchanged() {
+        assert!(serde_json::from_str::<UpdateUserRequest>(r#"{"disabled": null}"#).is_err());
+        assert!(
+            serde_json::from_str::<UpdateUserRequest>(r#"{"role": null, "name": "x"}"#).is_err()
+        );
+        let update: UpdateUserRequest = serde_json::from_str(r#"{"name": "x"}"#).unwrap();
+        assert_eq!(
+            (update.name.as_deref(), update.role, update.disabled),
+            (Some("x"), None, None)
+        );
+    }
 
     #[test]
     fn limit_defaults_and_bounds() {
