@@ -1,0 +1,163 @@
+//! When the store fails, nothing fails open: login and the users routes answer an opaque
+//! 500 (the cause goes to the log, not to the client), and the authorizer refuses to
+//! decide (a 500 at API Gateway), never an Allow.
+
+use authorizer::{AuthorizerError, authorize};
+use integration_tests::{TestApp, as_caller, authorizer_event, body_json, http_event};
+use jwt_auth_core::password::StoredHash;
+use jwt_auth_core::store::{
+    AuthorizationState, LoginFailures, LoginRecord, NewRefreshToken, NewUser, PageKey,
+    RefreshTokenRecord, Rotation, SessionStore, StoreError, UserChanges, UserPage, UserStore,
+};
+use jwt_auth_core::user::{Role, User};
+use std::sync::Arc;
+
+/// A store whose every call fails, as DynamoDB does when throttled or unreachable.
+struct UnreachableStore;
+
+const CAUSE: &str = "dynamodb unreachable: connect timeout to dynamodb.us-east-1.amazonaws.com";
+
+fn down<T>() -> Result<T, StoreError> {
+    Err(StoreError::backend(CAUSE))
+}
+
+#[async_trait::async_trait]
+impl UserStore for UnreachableStore {
+    async fn create_user(&self, _: NewUser, _: u64) -> Result<User, StoreError> {
+        down()
+    }
+    async fn get_user(&self, _: &str) -> Result<Option<User>, StoreError> {
+        down()
+    }
+    async fn find_login(&self, _: &str) -> Result<Option<LoginRecord>, StoreError> {
+        down()
+    }
+    async fn list_users(&self, _: usize, _: Option<&PageKey>) -> Result<UserPage, StoreError> {
+        down()
+    }
+    async fn update_user(&self, _: &str, _: UserChanges) -> Result<User, StoreError> {
+        down()
+    }
+    async fn delete_user(&self, _: &str) -> Result<(), StoreError> {
+        down()
+    }
+    async fn revoke_all_tokens(&self, _: &str) -> Result<(), StoreError> {
+        down()
+    }
+    async fn authorization_state(
+        &self,
+        _: &str,
+        _: &str,
+    ) -> Result<AuthorizationState, StoreError> {
+        down()
+    }
+    async fn set_password_hash(&self, _: &str, _: StoredHash) -> Result<(), StoreError> {
+        down()
+    }
+}
+
+#[async_trait::async_trait]
+impl SessionStore for UnreachableStore {
+    async fn create_refresh_token(&self, _: NewRefreshToken) -> Result<(), StoreError> {
+        down()
+    }
+    async fn find_refresh_token(&self, _: &str) -> Result<Option<RefreshTokenRecord>, StoreError> {
+        down()
+    }
+    async fn rotate_refresh_token(
+        &self,
+        _: &str,
+        _: NewRefreshToken,
+        _: u64,
+    ) -> Result<Rotation, StoreError> {
+        down()
+    }
+    async fn revoke_family(&self, _: &str, _: u64) -> Result<(), StoreError> {
+        down()
+    }
+    async fn revoke_access_token(&self, _: &str, _: u64) -> Result<(), StoreError> {
+        down()
+    }
+    async fn login_failures(&self, _: &str) -> Result<LoginFailures, StoreError> {
+        down()
+    }
+    async fn record_login_failure(
+        &self,
+        _: &str,
+        _: u64,
+        _: u64,
+    ) -> Result<LoginFailures, StoreError> {
+        down()
+    }
+    async fn clear_login_failures(&self, _: &str) -> Result<(), StoreError> {
+        down()
+    }
+}
+
+fn someone(role: Role) -> User {
+    User {
+        id: "0123456789abcdef0123456789abcdef".into(),
+        username: "alice".into(),
+        name: "Alice".into(),
+        role,
+        disabled: false,
+        created_at: 0,
+    }
+}
+
+#[tokio::test]
+async fn login_answers_an_opaque_500_when_the_store_is_down() {
+    let app = TestApp::new(Arc::new(UnreachableStore));
+    let response = login::handle(http_event("login-ok.json"), &app.login)
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 500);
+    assert_eq!(
+        response.headers()["content-type"],
+        "application/problem+json"
+    );
+    let body = body_json(&response).to_string();
+    assert!(
+        !body.contains("dynamodb") && !body.contains("timeout"),
+        "{body}"
+    );
+}
+
+#[tokio::test]
+async fn the_users_routes_answer_an_opaque_500_when_the_store_is_down() {
+    let app = TestApp::new(Arc::new(UnreachableStore));
+    let admin = someone(Role::Admin);
+    for (name, id) in [
+        ("users-list.json", None),
+        ("users-get.json", Some(admin.id.as_str())),
+    ] {
+        let response = users::handle(as_caller(http_event(name), &admin, id), &app.users)
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 500, "{name}");
+        assert!(
+            !body_json(&response).to_string().contains("dynamodb"),
+            "{name}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn the_authorizer_fails_closed_when_it_cannot_check_revocation() {
+    let app = TestApp::new(Arc::new(UnreachableStore));
+    let mut event = authorizer_event("authorizer-valid.json");
+    event.authorization_token = Some(format!("Bearer {}", app.token_for(&someone(Role::Admin))));
+    let result = authorize(
+        &event,
+        &app.verifier,
+        app.store.as_ref(),
+        jwt_auth_core::unix_now(),
+    )
+    .await;
+    assert_eq!(result, Err(AuthorizerError::StoreUnavailable));
+    let diagnostic: lambda_runtime::Diagnostic = result.unwrap_err().into();
+    assert_ne!(
+        diagnostic.error_message, "Unauthorized",
+        "a 500 at API Gateway, not a 401"
+    );
+}
