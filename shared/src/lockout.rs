@@ -1,87 +1,80 @@
 //! Failed-login throttling per account (ASVS 6.1.1 / 6.3.1; OWASP Authentication Cheat
 //! Sheet "Account Lockout").
 //!
-//! - Failures are counted per username (unknown usernames too, so both take the same path)
-//!   with an atomic counter; failures older than [`FAILURE_WINDOW_SECS`] are forgotten.
-//! - From the [`LOCK_THRESHOLD`]th failure on, the username is locked for
-//!   `BASE_LOCK_SECS * 2^(failures - LOCK_THRESHOLD)` seconds after the last failure, capped
-//!   at [`MAX_LOCK_SECS`]: 30 s, 60 s, 2 min, … 15 min.
+//! - Every login attempt is counted per username (unknown usernames too, so both take the
+//!   same path) with an atomic counter, *before* its password is checked: a burst of
+//!   parallel guesses is counted before any of them is verified, so it cannot slip past the
+//!   threshold. A success clears the count; counts older than [`FAILURE_WINDOW_SECS`] are
+//!   forgotten.
+//! - The first [`LOCK_THRESHOLD`] attempts are checked freely. The next one locks the
+//!   username for [`BASE_LOCK_SECS`]; from then on one attempt per lock period is checked,
+//!   and it starts the next, doubled lock: 30 s, 60 s, 2 min, … up to [`MAX_LOCK_SECS`].
 //! - While locked every attempt, the right password included, gets the same 429 with
-//!   `Retry-After`, without a password check and without counting: so attempts during a
-//!   lock never extend it, and the lock always ends by itself within [`MAX_LOCK_SECS`] of the
-//!   last counted failure. An attacker can keep an account throttled (one guess per lock
-//!   period, about 100 a day at the cap) but never locked out for good.
-//! - A successful login clears the count.
+//!   `Retry-After`, without a password check and without extending the lock, so the lock
+//!   always ends by itself. An attacker can keep an account throttled (about one guess per
+//!   15 minutes at the cap) but never locked out for good.
 
-use crate::store::LoginFailures;
+use crate::store::{LoginFailures, Store};
 
-/// Failures before the first lock.
+/// Attempts checked freely before the first lock.
 pub const LOCK_THRESHOLD: u64 = 5;
 /// Length of the first lock.
 pub const BASE_LOCK_SECS: u64 = 30;
 /// Longest lock.
 pub const MAX_LOCK_SECS: u64 = 15 * 60;
-/// Failures older than this are forgotten (an hour, the ASVS 4 2.2.1 window).
+/// Attempts older than this are forgotten (an hour, the ASVS 4 2.2.1 window).
 pub const FAILURE_WINDOW_SECS: u64 = 3600;
 
-/// How long a lock lasts after `failures` failures (0 below the threshold).
-pub fn lock_secs(failures: u64) -> u64 {
-    if failures < LOCK_THRESHOLD {
-        return 0;
-    }
-    let doublings = (failures - LOCK_THRESHOLD).min(16) as u32;
+/// Length of the `lock`-th lock (1-based): doubling from [`BASE_LOCK_SECS`] up to the cap.
+pub fn lock_secs(lock: u64) -> u64 {
+    let doublings = lock.saturating_sub(1).min(16) as u32;
     BASE_LOCK_SECS
         .saturating_mul(1 << doublings)
         .min(MAX_LOCK_SECS)
 }
 
-/// Seconds until the username may try again, if it is locked at `now`.
-pub fn locked_for(failures: &LoginFailures, now: u64) -> Option<u64> {
-    if failures.last_failure_at.saturating_add(FAILURE_WINDOW_SECS) < now {
-        return None;
+/// Decides whether the just-counted `attempt` may have its password checked. `Some(secs)`:
+/// refuse it, the username is locked for that long.
+pub async fn throttle(
+    store: &dyn Store,
+    username: &str,
+    attempt: &LoginFailures,
+    now: u64,
+) -> Result<Option<u64>, crate::store::StoreError> {
+    if attempt.count <= LOCK_THRESHOLD {
+        return Ok(None);
     }
-    let until = failures
-        .last_failure_at
-        .saturating_add(lock_secs(failures.count));
-    (until > now).then(|| until - now)
+    if attempt.locked_until > now {
+        return Ok(Some(attempt.locked_until - now));
+    }
+    // Past the threshold and not locked: the first lock starts now (and this attempt is
+    // refused), or a lock has run out and this attempt is the one checked for this period
+    // (and the next, longer lock starts). Of parallel attempts only one gets to do either.
+    let locked_until = now + lock_secs(attempt.locks + 1);
+    if store
+        .lock_login(username, attempt.locks, now, locked_until)
+        .await?
+    {
+        return Ok(if attempt.locks == 0 {
+            Some(locked_until - now)
+        } else {
+            None
+        });
+    }
+    let current = store.login_failures(username).await?;
+    Ok(Some(current.locked_until.saturating_sub(now).max(1)))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn failures(count: u64, last_failure_at: u64) -> LoginFailures {
-        LoginFailures {
-            count,
-            last_failure_at,
-        }
-    }
-
     #[test]
-    fn the_lock_starts_at_the_threshold_and_doubles_up_to_the_cap() {
-        assert_eq!(lock_secs(LOCK_THRESHOLD - 1), 0);
-        assert_eq!(lock_secs(LOCK_THRESHOLD), 30);
-        assert_eq!(lock_secs(LOCK_THRESHOLD + 1), 60);
-        assert_eq!(lock_secs(LOCK_THRESHOLD + 2), 120);
-        assert_eq!(lock_secs(LOCK_THRESHOLD + 10), MAX_LOCK_SECS);
+    fn locks_double_from_the_base_up_to_the_cap() {
+        assert_eq!(lock_secs(1), 30);
+        assert_eq!(lock_secs(2), 60);
+        assert_eq!(lock_secs(3), 120);
+        assert_eq!(lock_secs(6), MAX_LOCK_SECS);
         assert_eq!(lock_secs(u64::MAX), MAX_LOCK_SECS);
-    }
-
-    #[test]
-    fn a_lock_ends_by_itself() {
-        let now = 1_000_000;
-        assert_eq!(locked_for(&failures(LOCK_THRESHOLD, now), now), Some(30));
-        assert_eq!(
-            locked_for(&failures(LOCK_THRESHOLD, now), now + 29),
-            Some(1)
-        );
-        assert_eq!(locked_for(&failures(LOCK_THRESHOLD, now), now + 30), None);
-        assert_eq!(locked_for(&failures(1000, now), now + MAX_LOCK_SECS), None);
-    }
-
-    #[test]
-    fn fewer_failures_than_the_threshold_never_lock() {
-        assert_eq!(locked_for(&failures(LOCK_THRESHOLD - 1, 100), 100), None);
-        assert_eq!(locked_for(&LoginFailures::default(), 100), None);
     }
 }

@@ -1,9 +1,10 @@
 //! Sessions: logging in, refreshing, logging out.
 //!
-//! **Login.** Unknown user, wrong password and disabled user get one answer
-//! ([`ApiError::InvalidCredentials`]) after the same work: the same reads, one argon2id
-//! verify with the same parameters (a dummy hash when there is no user) and one failure
-//! count. A username locked by [`crate::lockout`] gets 429 before any of that.
+//! **Login.** Every attempt is counted first ([`crate::lockout`]); a locked username gets
+//! 429 without a password check. Unknown user, wrong password and disabled user get one
+//! answer ([`ApiError::InvalidCredentials`]) after the same work: the same reads and
+//! writes, and one argon2id verify with the same parameters (a dummy hash when there is no
+//! user).
 //!
 //! **Refresh tokens.** Login starts a session (a refresh-token *family*) and answers an
 //! opaque refresh token: 256 random bits, stored only as its SHA-256 (the token has full
@@ -21,7 +22,7 @@
 
 use crate::ApiError;
 use crate::http::Caller;
-use crate::lockout::{FAILURE_WINDOW_SECS, locked_for};
+use crate::lockout::{FAILURE_WINDOW_SECS, throttle};
 use crate::password::{MAX_PASSWORD_CHARS, PasswordHasher, Verification};
 use crate::store::{LoginRecord, NewRefreshToken, Rotation, Store};
 use crate::token::{Session, TokenIssuer};
@@ -95,8 +96,13 @@ impl LoginService {
         let username = normalize_username(&request.username)
             .map_err(|reason| ApiError::BadRequest(reason.into()))?;
 
-        let failures = self.store.login_failures(&username).await?;
-        if let Some(retry_after_secs) = locked_for(&failures, now) {
+        let attempt = self
+            .store
+            .count_login_attempt(&username, now, FAILURE_WINDOW_SECS)
+            .await?;
+        if let Some(retry_after_secs) =
+            throttle(self.store.as_ref(), &username, &attempt, now).await?
+        {
             tracing::info!(outcome = "locked", "login refused");
             return Err(ApiError::TooManyAttempts { retry_after_secs });
         }
@@ -119,16 +125,11 @@ impl LoginService {
                 (record, needs_rehash)
             }
             _ => {
-                self.store
-                    .record_login_failure(&username, now, FAILURE_WINDOW_SECS)
-                    .await?;
                 tracing::info!(outcome = "invalid_credentials", "login refused");
                 return Err(ApiError::InvalidCredentials);
             }
         };
-        if failures.count > 0 {
-            self.store.clear_login_failures(&username).await?;
-        }
+        self.store.clear_login_failures(&username).await?;
         if needs_rehash {
             self.upgrade_hash(&record.user.id, password).await;
         }

@@ -320,38 +320,44 @@ async fn failed_logins_lock_the_account_with_back_off_then_the_lock_ends(app: Te
             "attempt {attempt}"
         );
     }
-    let last_failure = T0 + LOCK_THRESHOLD - 1;
-    // Locked: even the right password gets 429, with the time to wait.
-    let locked = login_at(&app, "alice", PASSWORD, last_failure + 1).await;
+    // Past the threshold: locked, even for the right password, with the time to wait.
+    let locked_at = T0 + LOCK_THRESHOLD;
+    let locked = login_at(&app, "alice", PASSWORD, locked_at).await;
     let Err(ApiError::TooManyAttempts { retry_after_secs }) = locked else {
         panic!("expected a lock, got {:?}", locked.map(|_| ()));
     };
-    assert_eq!(retry_after_secs, lock_secs(LOCK_THRESHOLD) - 1);
-    // Attempts during the lock do not extend it.
-    let _ = login_at(&app, "alice", "wrong-password", last_failure + 2).await;
-    let until = last_failure + lock_secs(LOCK_THRESHOLD);
-    assert!(matches!(
-        login_at(&app, "alice", PASSWORD, until - 1).await,
-        Err(ApiError::TooManyAttempts { .. })
-    ));
+    assert_eq!(retry_after_secs, lock_secs(1));
+    // Attempts during the lock are refused unchecked and do not extend it.
+    let until = locked_at + lock_secs(1);
+    for at in [locked_at + 1, until - 1] {
+        let refused = login_at(&app, "alice", "wrong-password", at).await;
+        assert!(
+            matches!(refused, Err(ApiError::TooManyAttempts { retry_after_secs }) if retry_after_secs == until - at)
+        );
+    }
     // The lock ends by itself, and a success clears the count.
     assert!(login_at(&app, "alice", PASSWORD, until).await.is_ok());
-    assert_eq!(app.store.login_failures("alice").await.unwrap().count, 0);
+    assert_eq!(
+        app.store.login_failures("alice").await.unwrap(),
+        Default::default()
+    );
 }
 
 async fn the_next_lock_after_more_failures_is_longer(app: TestApp) {
     alice(&app).await;
-    for attempt in 0..LOCK_THRESHOLD {
+    for attempt in 0..=LOCK_THRESHOLD {
         let _ = login_at(&app, "alice", "wrong-password", T0 + attempt).await;
     }
-    let first_lock_end = T0 + LOCK_THRESHOLD - 1 + lock_secs(LOCK_THRESHOLD);
-    let _ = login_at(&app, "alice", "wrong-password", first_lock_end).await;
+    // One attempt is checked when the first lock ends; it fails and starts a longer lock.
+    let first_lock_end = T0 + LOCK_THRESHOLD + lock_secs(1);
+    let probe = login_at(&app, "alice", "wrong-password", first_lock_end).await;
+    assert!(matches!(probe, Err(ApiError::InvalidCredentials)));
     let Err(ApiError::TooManyAttempts { retry_after_secs }) =
         login_at(&app, "alice", PASSWORD, first_lock_end).await
     else {
         panic!("expected a longer lock");
     };
-    assert_eq!(retry_after_secs, lock_secs(LOCK_THRESHOLD + 1));
+    assert_eq!(retry_after_secs, lock_secs(2));
 }
 
 async fn an_unknown_username_is_locked_exactly_like_a_known_one(app: TestApp) {
@@ -380,7 +386,6 @@ async fn an_unknown_username_is_locked_exactly_like_a_known_one(app: TestApp) {
 async fn parallel_wrong_passwords_count_exactly(app: TestApp) {
     alice(&app).await;
     let app = Arc::new(app);
-    // Fewer than the threshold, so that every attempt reaches the password check.
     let parallel = LOCK_THRESHOLD - 1;
     let attempts: Vec<_> = (0..parallel)
         .map(|_| {
@@ -396,6 +401,35 @@ async fn parallel_wrong_passwords_count_exactly(app: TestApp) {
     assert_eq!(
         app.store.login_failures("alice").await.unwrap().count,
         parallel
+    );
+}
+
+async fn a_parallel_burst_gets_no_more_password_checks_than_the_threshold(app: TestApp) {
+    alice(&app).await;
+    let app = Arc::new(app);
+    let burst = 4 * LOCK_THRESHOLD;
+    let attempts: Vec<_> = (0..burst)
+        .map(|_| {
+            let app = Arc::clone(&app);
+            tokio::spawn(async move { login_at(&app, "alice", "wrong-password", T0).await })
+        })
+        .collect();
+    let (mut checked, mut throttled) = (0, 0);
+    for attempt in attempts {
+        match attempt.await.unwrap() {
+            Err(ApiError::InvalidCredentials) => checked += 1,
+            Err(ApiError::TooManyAttempts { .. }) => throttled += 1,
+            other => panic!("unexpected {:?}", other.map(|_| ())),
+        }
+    }
+    // Every attempt is counted before any password is checked.
+    assert_eq!(
+        (checked, throttled),
+        (LOCK_THRESHOLD, burst - LOCK_THRESHOLD)
+    );
+    assert_eq!(
+        app.store.login_failures("alice").await.unwrap().count,
+        burst
     );
 }
 
@@ -517,6 +551,7 @@ on_both_stores!(
     the_next_lock_after_more_failures_is_longer,
     an_unknown_username_is_locked_exactly_like_a_known_one,
     parallel_wrong_passwords_count_exactly,
+    a_parallel_burst_gets_no_more_password_checks_than_the_threshold,
     unknown_wrong_and_disabled_logins_do_the_same_work,
     a_hash_with_weaker_parameters_is_upgraded_at_login,
 );

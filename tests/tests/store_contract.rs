@@ -247,6 +247,10 @@ store_contract! {
     parallel_login_failures_after_the_window_restart_the_count_once,
     #[tokio::test] clearing_login_failures_resets_the_count_to_zero,
     #[tokio::test] login_failures_are_counted_per_username,
+    #[tokio::test] a_login_lock_is_set_once_holds_and_then_allows_the_next_level,
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    parallel_lock_attempts_have_exactly_one_winner,
+    #[tokio::test] a_stale_count_restarts_unlocked_and_clearing_removes_the_lock,
 }
 
 async fn a_created_user_can_be_read_by_id_and_by_username_with_its_hash(subject: Subject) {
@@ -1401,7 +1405,7 @@ async fn parallel_login_failures_are_all_counted(subject: Subject) {
     let tasks: Vec<_> = (0..FAILURES)
         .map(|_| {
             let store = Arc::clone(&subject.store);
-            tokio::spawn(async move { store.record_login_failure("wendy", NOW, WINDOW).await })
+            tokio::spawn(async move { store.count_login_attempt("wendy", NOW, WINDOW).await })
         })
         .collect();
     let mut counts = Vec::new();
@@ -1422,6 +1426,7 @@ async fn parallel_login_failures_are_all_counted(subject: Subject) {
         LoginFailures {
             count: FAILURES,
             last_failure_at: NOW,
+            ..LoginFailures::default()
         }
     );
     if let Some(raw) = &subject.raw {
@@ -1440,7 +1445,7 @@ async fn a_login_failure_after_the_window_starts_the_count_again_from_one(subjec
     );
     for expected in 1..=3 {
         let failures = store
-            .record_login_failure("xavier", NOW, WINDOW)
+            .count_login_attempt("xavier", NOW, WINDOW)
             .await
             .unwrap();
         assert_eq!(failures.count, expected);
@@ -1448,7 +1453,7 @@ async fn a_login_failure_after_the_window_starts_the_count_again_from_one(subjec
 
     // Exactly one window after the last failure it still counts...
     let at_edge = store
-        .record_login_failure("xavier", NOW + WINDOW, WINDOW)
+        .count_login_attempt("xavier", NOW + WINDOW, WINDOW)
         .await
         .unwrap();
     assert_eq!(
@@ -1456,12 +1461,13 @@ async fn a_login_failure_after_the_window_starts_the_count_again_from_one(subjec
         LoginFailures {
             count: 4,
             last_failure_at: NOW + WINDOW,
+            ..LoginFailures::default()
         }
     );
     // ...one second later it is forgotten.
     let later = NOW + 2 * WINDOW + 1;
     let restarted = store
-        .record_login_failure("xavier", later, WINDOW)
+        .count_login_attempt("xavier", later, WINDOW)
         .await
         .unwrap();
     assert_eq!(
@@ -1469,11 +1475,12 @@ async fn a_login_failure_after_the_window_starts_the_count_again_from_one(subjec
         LoginFailures {
             count: 1,
             last_failure_at: later,
+            ..LoginFailures::default()
         }
     );
     assert_eq!(store.login_failures("xavier").await.unwrap(), restarted);
     let next = store
-        .record_login_failure("xavier", later + 1, WINDOW)
+        .count_login_attempt("xavier", later + 1, WINDOW)
         .await
         .unwrap();
     assert_eq!(next.count, 2);
@@ -1488,7 +1495,7 @@ async fn parallel_login_failures_after_the_window_restart_the_count_once(subject
     for _ in 0..5 {
         subject
             .store
-            .record_login_failure("yvonne", NOW, WINDOW)
+            .count_login_attempt("yvonne", NOW, WINDOW)
             .await
             .unwrap();
     }
@@ -1498,7 +1505,7 @@ async fn parallel_login_failures_after_the_window_restart_the_count_once(subject
     let tasks: Vec<_> = (0..FAILURES)
         .map(|_| {
             let store = Arc::clone(&subject.store);
-            tokio::spawn(async move { store.record_login_failure("yvonne", later, WINDOW).await })
+            tokio::spawn(async move { store.count_login_attempt("yvonne", later, WINDOW).await })
         })
         .collect();
     let mut counts = Vec::new();
@@ -1513,20 +1520,15 @@ async fn parallel_login_failures_after_the_window_restart_the_count_once(subject
         LoginFailures {
             count: FAILURES,
             last_failure_at: later,
+            ..LoginFailures::default()
         }
     );
 }
 
 async fn clearing_login_failures_resets_the_count_to_zero(subject: Subject) {
     let store = subject.store.as_ref();
-    store
-        .record_login_failure("zoe", NOW, WINDOW)
-        .await
-        .unwrap();
-    store
-        .record_login_failure("zoe", NOW, WINDOW)
-        .await
-        .unwrap();
+    store.count_login_attempt("zoe", NOW, WINDOW).await.unwrap();
+    store.count_login_attempt("zoe", NOW, WINDOW).await.unwrap();
 
     store.clear_login_failures("zoe").await.expect("cleared");
 
@@ -1536,12 +1538,13 @@ async fn clearing_login_failures_resets_the_count_to_zero(subject: Subject) {
     );
     assert_eq!(
         store
-            .record_login_failure("zoe", NOW + 1, WINDOW)
+            .count_login_attempt("zoe", NOW + 1, WINDOW)
             .await
             .unwrap(),
         LoginFailures {
             count: 1,
             last_failure_at: NOW + 1,
+            ..LoginFailures::default()
         }
     );
     // Clearing a name without failures is fine too.
@@ -1558,13 +1561,10 @@ async fn clearing_login_failures_resets_the_count_to_zero(subject: Subject) {
 async fn login_failures_are_counted_per_username(subject: Subject) {
     let store = subject.store.as_ref();
     for _ in 0..3 {
-        store
-            .record_login_failure("amy", NOW, WINDOW)
-            .await
-            .unwrap();
+        store.count_login_attempt("amy", NOW, WINDOW).await.unwrap();
     }
     store
-        .record_login_failure("amy@example.com", NOW + 5, WINDOW)
+        .count_login_attempt("amy@example.com", NOW + 5, WINDOW)
         .await
         .unwrap();
 
@@ -1574,6 +1574,7 @@ async fn login_failures_are_counted_per_username(subject: Subject) {
         LoginFailures {
             count: 1,
             last_failure_at: NOW + 5,
+            ..LoginFailures::default()
         }
     );
     assert_eq!(store.login_failures("AMY").await.unwrap().count, 0);
@@ -1644,4 +1645,103 @@ async fn items_without_a_token_version_read_as_version_zero() {
     assert_eq!(state.user.expect("user").token_version, 0);
     subject.store.revoke_all_tokens(&pia.id).await.unwrap();
     assert_eq!(token_version(&subject, &pia).await, 1);
+}
+
+async fn a_login_lock_is_set_once_holds_and_then_allows_the_next_level(subject: Subject) {
+    let store = subject.store.as_ref();
+    assert!(
+        !store.lock_login("lena", 0, NOW, NOW + 30).await.unwrap(),
+        "nothing counted yet"
+    );
+    store
+        .count_login_attempt("lena", NOW, WINDOW)
+        .await
+        .unwrap();
+    assert!(store.lock_login("lena", 0, NOW, NOW + 30).await.unwrap());
+    assert!(
+        !store.lock_login("lena", 0, NOW, NOW + 30).await.unwrap(),
+        "already set once"
+    );
+    assert!(
+        !store
+            .lock_login("lena", 1, NOW + 29, NOW + 89)
+            .await
+            .unwrap(),
+        "still locked"
+    );
+    let state = store.login_failures("lena").await.unwrap();
+    assert_eq!((state.locked_until, state.locks), (NOW + 30, 1));
+    assert!(
+        store
+            .lock_login("lena", 1, NOW + 30, NOW + 90)
+            .await
+            .unwrap(),
+        "expired: next level"
+    );
+    let state = store.login_failures("lena").await.unwrap();
+    assert_eq!(
+        (state.count, state.locked_until, state.locks),
+        (1, NOW + 90, 2)
+    );
+    let counted = store
+        .count_login_attempt("lena", NOW + 31, WINDOW)
+        .await
+        .unwrap();
+    assert_eq!(
+        (counted.count, counted.locked_until, counted.locks),
+        (2, NOW + 90, 2),
+        "counting keeps the lock"
+    );
+}
+
+async fn parallel_lock_attempts_have_exactly_one_winner(subject: Subject) {
+    subject
+        .store
+        .count_login_attempt("mona", NOW, WINDOW)
+        .await
+        .unwrap();
+    let tasks: Vec<_> = (0..8)
+        .map(|_| {
+            let store = Arc::clone(&subject.store);
+            tokio::spawn(async move { store.lock_login("mona", 0, NOW, NOW + 30).await.unwrap() })
+        })
+        .collect();
+    let mut winners = 0;
+    for task in tasks {
+        winners += usize::from(task.await.unwrap());
+    }
+    assert_eq!(winners, 1);
+    assert_eq!(subject.store.login_failures("mona").await.unwrap().locks, 1);
+}
+
+async fn a_stale_count_restarts_unlocked_and_clearing_removes_the_lock(subject: Subject) {
+    let store = subject.store.as_ref();
+    store
+        .count_login_attempt("nina", NOW, WINDOW)
+        .await
+        .unwrap();
+    assert!(store.lock_login("nina", 0, NOW, NOW + 30).await.unwrap());
+    let later = NOW + WINDOW + 1;
+    assert_eq!(
+        store
+            .count_login_attempt("nina", later, WINDOW)
+            .await
+            .unwrap(),
+        LoginFailures {
+            count: 1,
+            last_failure_at: later,
+            locked_until: 0,
+            locks: 0,
+        }
+    );
+    store
+        .count_login_attempt("olive", NOW, WINDOW)
+        .await
+        .unwrap();
+    assert!(store.lock_login("olive", 0, NOW, NOW + 30).await.unwrap());
+    store.clear_login_failures("olive").await.unwrap();
+    assert_eq!(
+        store.login_failures("olive").await.unwrap(),
+        LoginFailures::default()
+    );
 }

@@ -81,12 +81,15 @@ impl SessionStore for UnreachableStore {
     async fn login_failures(&self, _: &str) -> Result<LoginFailures, StoreError> {
         down()
     }
-    async fn record_login_failure(
+    async fn count_login_attempt(
         &self,
         _: &str,
         _: u64,
         _: u64,
     ) -> Result<LoginFailures, StoreError> {
+        down()
+    }
+    async fn lock_login(&self, _: &str, _: u64, _: u64, _: u64) -> Result<bool, StoreError> {
         down()
     }
     async fn clear_login_failures(&self, _: &str) -> Result<(), StoreError> {

@@ -258,13 +258,17 @@ struct FamilyItem {
     revoked: bool,
 }
 
-/// The failed logins of one username: `pk = FAILURES#<username>`, plus `expires_at`.
+/// The login attempts of one username: `pk = FAILURES#<username>`, plus `expires_at`.
 #[derive(Deserialize)]
 struct FailuresItem {
     #[serde(default)]
     count: u64,
     #[serde(default)]
     last_failure_at: u64,
+    #[serde(default)]
+    locked_until: u64,
+    #[serde(default)]
+    locks: u64,
 }
 
 impl From<FailuresItem> for LoginFailures {
@@ -272,6 +276,8 @@ impl From<FailuresItem> for LoginFailures {
         Self {
             count: item.count,
             last_failure_at: item.last_failure_at,
+            locked_until: item.locked_until,
+            locks: item.locks,
         }
     }
 }
@@ -1168,7 +1174,7 @@ impl SessionStore for DynamoUserStore {
         })
     }
 
-    async fn record_login_failure(
+    async fn count_login_attempt(
         &self,
         username: &str,
         now: u64,
@@ -1188,7 +1194,9 @@ impl SessionStore for DynamoUserStore {
                 .table_name(&self.table)
                 .set_key(Some(key(pk.clone())))
                 .update_expression(
-                    "ADD #count :one SET #last_failure_at = :now, #expires_at = :expires_at",
+                    "ADD #count :one SET #last_failure_at = :now, #expires_at = :expires_at, \
+                     #locked_until = if_not_exists(#locked_until, :zero), \
+                     #locks = if_not_exists(#locks, :zero)",
                 )
                 .condition_expression(
                     "attribute_not_exists(#pk) OR #last_failure_at >= :window_start",
@@ -1197,7 +1205,10 @@ impl SessionStore for DynamoUserStore {
                 .expression_attribute_names("#count", "count")
                 .expression_attribute_names("#last_failure_at", "last_failure_at")
                 .expression_attribute_names("#expires_at", TTL_ATTRIBUTE)
+                .expression_attribute_names("#locked_until", "locked_until")
+                .expression_attribute_names("#locks", "locks")
                 .expression_attribute_values(":one", number(1))
+                .expression_attribute_values(":zero", number(0))
                 .expression_attribute_values(":now", number(now))
                 .expression_attribute_values(":expires_at", number(expires_at))
                 .expression_attribute_values(":window_start", number(window_start))
@@ -1222,6 +1233,8 @@ impl SessionStore for DynamoUserStore {
                 .item("pk", AttributeValue::S(pk.clone()))
                 .item("count", number(1))
                 .item("last_failure_at", number(now))
+                .item("locked_until", number(0))
+                .item("locks", number(0))
                 .item(TTL_ATTRIBUTE, number(expires_at))
                 .condition_expression("#last_failure_at < :window_start")
                 .expression_attribute_names("#last_failure_at", "last_failure_at")
@@ -1233,6 +1246,8 @@ impl SessionStore for DynamoUserStore {
                     return Ok(LoginFailures {
                         count: 1,
                         last_failure_at: now,
+                        locked_until: 0,
+                        locks: 0,
                     });
                 }
                 Err(err) if put_condition_failed(&err) => {}
@@ -1240,8 +1255,41 @@ impl SessionStore for DynamoUserStore {
             }
         }
         Err(StoreError::backend(
-            "record_login_failure: too many conflicting writes",
+            "count_login_attempt: too many conflicting writes",
         ))
+    }
+
+    async fn lock_login(
+        &self,
+        username: &str,
+        seen_locks: u64,
+        now: u64,
+        locked_until: u64,
+    ) -> Result<bool, StoreError> {
+        // `locks = :seen` makes this a compare-and-set: of parallel lockers one wins.
+        let locked = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(failures_pk(username))))
+            .update_expression("SET #locked_until = :until ADD #locks :one")
+            .condition_expression(
+                "attribute_exists(#pk) AND #locks = :seen AND #locked_until <= :now",
+            )
+            .expression_attribute_names("#pk", "pk")
+            .expression_attribute_names("#locked_until", "locked_until")
+            .expression_attribute_names("#locks", "locks")
+            .expression_attribute_values(":until", number(locked_until))
+            .expression_attribute_values(":one", number(1))
+            .expression_attribute_values(":seen", number(seen_locks))
+            .expression_attribute_values(":now", number(now))
+            .send()
+            .await;
+        match locked {
+            Ok(_) => Ok(true),
+            Err(err) if update_condition_failed(&err) => Ok(false),
+            Err(err) => Err(StoreError::backend(err)),
+        }
     }
 
     async fn clear_login_failures(&self, username: &str) -> Result<(), StoreError> {

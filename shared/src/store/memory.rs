@@ -260,7 +260,7 @@ impl SessionStore for MemoryUserStore {
             .unwrap_or_default())
     }
 
-    async fn record_login_failure(
+    async fn count_login_attempt(
         &self,
         username: &str,
         now: u64,
@@ -277,6 +277,24 @@ impl SessionStore for MemoryUserStore {
         entry.count += 1;
         entry.last_failure_at = now;
         Ok(*entry)
+    }
+
+    async fn lock_login(
+        &self,
+        username: &str,
+        seen_locks: u64,
+        now: u64,
+        locked_until: u64,
+    ) -> Result<bool, StoreError> {
+        let mut state = self.write();
+        match state.login_failures.get_mut(username) {
+            Some(entry) if entry.locks == seen_locks && entry.locked_until <= now => {
+                entry.locks += 1;
+                entry.locked_until = locked_until;
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
     }
 
     async fn clear_login_failures(&self, username: &str) -> Result<(), StoreError> {

@@ -113,12 +113,17 @@ pub enum Rotation {
     Refused,
 }
 
-/// Failed logins of one username, as counted so far.
+/// Login attempts of one username, as counted so far (see [`crate::lockout`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct LoginFailures {
+    /// Attempts counted since the last successful login (or since the window restarted).
     pub count: u64,
-    /// When the last one happened (seconds since the epoch); 0 when there was none.
+    /// When the last one was counted (seconds since the epoch); 0 when there was none.
     pub last_failure_at: u64,
+    /// Until when the username is locked (0: never locked).
+    pub locked_until: u64,
+    /// How many locks were set since the count started: the back-off level.
+    pub locks: u64,
 }
 
 /// One page of users, and where the next one starts (`None` on the last page).
@@ -246,20 +251,32 @@ pub trait SessionStore: Send + Sync {
     /// Puts an access token's `jti` on the deny-list until `expires_at` (its `exp`).
     async fn revoke_access_token(&self, jti: &str, expires_at: u64) -> Result<(), StoreError>;
 
-    /// Failed logins counted for `username` (normalised; counted for unknown names too).
+    /// Login attempts counted for `username` (normalised; counted for unknown names too).
     async fn login_failures(&self, username: &str) -> Result<LoginFailures, StoreError>;
 
-    /// Counts one more failed login, atomically (never read-modify-write): N parallel calls
-    /// add exactly N. A count whose last failure is older than `window_secs` starts again
-    /// from 1.
-    async fn record_login_failure(
+    /// Counts a login attempt before its password is checked (a success then clears the
+    /// count), atomically, never read-modify-write: N parallel calls add exactly N, so a
+    /// burst of parallel guesses is counted before any of them is checked. A count whose
+    /// last attempt is older than `window_secs` starts again from 1 (and unlocked).
+    async fn count_login_attempt(
         &self,
         username: &str,
         now: u64,
         window_secs: u64,
     ) -> Result<LoginFailures, StoreError>;
 
-    /// Forgets the failed logins of `username` (after a successful login).
+    /// Sets the `seen_locks + 1`-th lock, until `locked_until`, if the username is not
+    /// locked at `now` and no one else set a lock since `seen_locks` was read. Of parallel
+    /// callers exactly one gets `true`.
+    async fn lock_login(
+        &self,
+        username: &str,
+        seen_locks: u64,
+        now: u64,
+        locked_until: u64,
+    ) -> Result<bool, StoreError>;
+
+    /// Forgets the attempts and locks of `username` (after a successful login).
     async fn clear_login_failures(&self, username: &str) -> Result<(), StoreError>;
 }
 
