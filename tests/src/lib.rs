@@ -87,6 +87,23 @@ impl TestApp {
             .expect("test user created")
     }
 
+    /// What the authorizer answers, now, for `events/authorizer-valid.json` carrying this
+    /// `Authorization` value (`None`: no header).
+    pub async fn authorize(
+        &self,
+        authorization: Option<&str>,
+    ) -> Result<jwt_auth_core::policy::AuthorizerResponse, authorizer::AuthorizerError> {
+        let mut event = authorizer_event("authorizer-valid.json");
+        event.authorization_token = authorization.map(str::to_owned);
+        authorizer::authorize(
+            &event,
+            &self.verifier,
+            self.store.as_ref(),
+            jwt_auth_core::unix_now(),
+        )
+        .await
+    }
+
     /// A fresh access token for a user that has never revoked its tokens (token version
     /// 0), as login would issue it.
     pub fn token_for(&self, user: &User) -> String {

@@ -1,10 +1,8 @@
 //! Bad input never gets a 5xx, never panics and never changes stored data: each case gets a
 //! clear problem+json 4xx (or `Unauthorized` from the authorizer).
 
-use authorizer::{AuthorizerError, authorize};
-use integration_tests::{
-    EVENTS_PASSWORD, TestApp, as_caller, authorizer_event, body_json, edit_context, http_event,
-};
+use authorizer::AuthorizerError;
+use integration_tests::{EVENTS_PASSWORD, TestApp, as_caller, body_json, edit_context, http_event};
 use jwt_auth_core::store::UserStore;
 use jwt_auth_core::user::{Role, User};
 use lambda_http::http::{HeaderValue, Method};
@@ -453,15 +451,7 @@ async fn bad_authorization_values_are_unauthorized_never_a_failure() {
         "Bearer \u{0000}.\u{0000}.\u{0000}".into(),
     ];
     for value in cases {
-        let mut event = authorizer_event("authorizer-valid.json");
-        event.authorization_token = Some(value.clone());
-        let result = authorize(
-            &event,
-            &app.verifier,
-            app.store.as_ref(),
-            jwt_auth_core::unix_now(),
-        )
-        .await;
+        let result = app.authorize(Some(&value)).await;
         assert_eq!(
             result,
             Err(AuthorizerError::Unauthorized),
@@ -469,16 +459,8 @@ async fn bad_authorization_values_are_unauthorized_never_a_failure() {
             &value[..value.len().min(60)]
         );
     }
-    let mut event = authorizer_event("authorizer-valid.json");
-    event.authorization_token = None;
     assert_eq!(
-        authorize(
-            &event,
-            &app.verifier,
-            app.store.as_ref(),
-            jwt_auth_core::unix_now()
-        )
-        .await,
+        app.authorize(None).await,
         Err(AuthorizerError::Unauthorized)
     );
 }

@@ -150,16 +150,10 @@ async fn users_forbidden_event_refuses_the_list_to_a_customer() {
 #[tokio::test]
 async fn authorizer_valid_event_with_a_fresh_token_allows_every_admin_route() {
     let (app, alice) = app_with_alice().await;
-    let mut event = authorizer_event("authorizer-valid.json");
-    event.authorization_token = Some(format!("Bearer {}", app.token_for(&alice)));
-    let response = authorize(
-        &event,
-        &app.verifier,
-        app.store.as_ref(),
-        jwt_auth_core::unix_now(),
-    )
-    .await
-    .unwrap();
+    let response = app
+        .authorize(Some(&format!("Bearer {}", app.token_for(&alice))))
+        .await
+        .unwrap();
     let json = serde_json::to_value(&response).unwrap();
     assert_eq!(json["principalId"], alice.id.as_str());
     assert_eq!(json["policyDocument"]["Statement"][0]["Effect"], "Allow");

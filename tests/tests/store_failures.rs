@@ -2,8 +2,8 @@
 //! 500 (the cause goes to the log, not to the client), and the authorizer refuses to
 //! decide (a 500 at API Gateway), never an Allow.
 
-use authorizer::{AuthorizerError, authorize};
-use integration_tests::{TestApp, as_caller, authorizer_event, body_json, http_event};
+use authorizer::AuthorizerError;
+use integration_tests::{TestApp, as_caller, body_json, http_event};
 use jwt_auth_core::password::StoredHash;
 use jwt_auth_core::store::{
     AuthorizationState, LoginFailures, LoginRecord, NewRefreshToken, NewUser, PageKey,
@@ -148,15 +148,12 @@ async fn the_users_routes_answer_an_opaque_500_when_the_store_is_down() {
 #[tokio::test]
 async fn the_authorizer_fails_closed_when_it_cannot_check_revocation() {
     let app = TestApp::new(Arc::new(UnreachableStore));
-    let mut event = authorizer_event("authorizer-valid.json");
-    event.authorization_token = Some(format!("Bearer {}", app.token_for(&someone(Role::Admin))));
-    let result = authorize(
-        &event,
-        &app.verifier,
-        app.store.as_ref(),
-        jwt_auth_core::unix_now(),
-    )
-    .await;
+    let result = app
+        .authorize(Some(&format!(
+            "Bearer {}",
+            app.token_for(&someone(Role::Admin))
+        )))
+        .await;
     assert_eq!(result, Err(AuthorizerError::StoreUnavailable));
     let diagnostic: lambda_runtime::Diagnostic = result.unwrap_err().into();
     assert_ne!(
