@@ -4,7 +4,7 @@
 
 use jwt_auth_core::password::{PasswordHasher, check_new_password};
 use jwt_auth_core::store::dynamodb::{DynamoUserStore, create_table, local_client};
-use jwt_auth_core::store::{NewUser, UserChanges, UserStore};
+use jwt_auth_core::store::{NewUser, PasswordWrite, UserChanges, UserStore};
 use jwt_auth_core::user::{Role, normalize_username, validate_display_name};
 use secrecy::SecretString;
 use std::io::BufRead;
@@ -203,10 +203,13 @@ pub async fn run(args: UsersArgs, input: &mut dyn BufRead) -> Result<String, Str
                 .hash(&password)
                 .map_err(|err| err.to_string())?;
             store
-                .set_password_hash(&record.user.id, password_hash)
+                .set_password_hash(&record.user.id, password_hash, PasswordWrite::Reset)
                 .await
                 .map_err(describe)?;
-            report = format!("password reset for {}\n", record.user.username);
+            report = format!(
+                "password reset for {} (every earlier session of it ended)\n",
+                record.user.username
+            );
         }
     }
     Ok(report)

@@ -3,6 +3,7 @@
 
 use crate::gateway::{ApiIdentity, Functions, Gateway};
 use crate::template::ApiModel;
+use jwt_auth_core::clock::Clock;
 use jwt_auth_core::config::Config;
 use jwt_auth_core::cursor::CursorCodec;
 use jwt_auth_core::login::DEFAULT_REFRESH_TTL_SECS;
@@ -49,6 +50,8 @@ pub struct LocalOptions {
     pub parameter_overrides: HashMap<String, String>,
     /// Seed [`DEMO_USERS`] into the in-memory store.
     pub seed_demo_users: bool,
+    /// "Now" for the authorizer and the functions: the system clock, or a test's.
+    pub clock: Clock,
 }
 
 pub struct LocalApi {
@@ -128,14 +131,18 @@ impl LocalApi {
                 hasher: Arc::clone(&hasher),
                 issuer: TokenIssuer::new(Arc::clone(&keys), config.tokens.clone()),
                 refresh_ttl_secs: DEFAULT_REFRESH_TTL_SECS,
+                session_max_secs: config.session_max_secs,
+                clock: options.clock.clone(),
             },
             users: UsersService {
                 store: Arc::clone(&store),
                 cursors: CursorCodec::new(&secret),
                 hasher,
+                clock: options.clock.clone(),
             },
             verifier: TokenVerifier::new(Arc::clone(&keys), &config.tokens),
             store: Arc::clone(&store),
+            clock: options.clock,
         };
         let gateway = Gateway::new(model, ApiIdentity::default(), functions)?;
         Ok(Self {

@@ -76,6 +76,8 @@ pub struct Functions {
     pub verifier: TokenVerifier,
     /// What the authorizer reads revocation state from.
     pub store: Arc<dyn Store>,
+    /// "Now" for the authorizer (the functions' services hold the same clock).
+    pub clock: jwt_auth_core::clock::Clock,
 }
 
 /// Where the emulated API lives, for method ARNs.
@@ -322,7 +324,7 @@ impl Gateway {
                 &event,
                 &functions.verifier,
                 functions.store.as_ref(),
-                jwt_auth_core::unix_now(),
+                functions.clock.now(),
             )
             .await
             .map(|response| serde_json::to_value(&response))

@@ -125,6 +125,7 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
         secret,
         parameter_overrides: args.parameters.into_iter().collect::<HashMap<_, _>>(),
         seed_demo_users: !args.no_demo_users,
+        clock: jwt_auth_core::clock::Clock::system(),
     })
     .await
     .map_err(|err| err.to_string())?;

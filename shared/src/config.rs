@@ -9,6 +9,10 @@ use crate::secret::{SecretError, SigningSecret};
 pub const DEFAULT_TOKEN_TTL_SECS: u64 = 900;
 /// Longest access-token lifetime accepted from configuration.
 pub const MAX_TOKEN_TTL_SECS: u64 = 3600;
+/// Default absolute session lifetime: 30 days from login, however often it is refreshed.
+pub const DEFAULT_SESSION_MAX_SECS: u64 = 30 * 24 * 3600;
+/// Bounds of `SESSION_MAX_SECONDS`: an hour to a year.
+pub const SESSION_MAX_SECS_RANGE: std::ops::RangeInclusive<u64> = 3600..=365 * 24 * 3600;
 
 /// Where the HS256 signing secret comes from.
 #[derive(Debug)]
@@ -29,6 +33,9 @@ pub struct Config {
     /// `JWT_SECRET_ARN` or `JWT_SECRET`.
     pub secret_source: SecretSource,
     pub tokens: TokenSettings,
+    /// `SESSION_MAX_SECONDS` (default 30 days): a session (refresh-token family) ends this
+    /// long after its login, however often it is refreshed.
+    pub session_max_secs: u64,
 }
 
 /// What goes into and is demanded of every access token.
@@ -84,19 +91,33 @@ impl Config {
             }
             (None, None) => return Err(ConfigError::Missing("JWT_SECRET_ARN")),
         };
-        let defaults = TokenSettings::default();
-        let ttl_secs = match non_empty("TOKEN_TTL_SECONDS") {
-            None => defaults.ttl_secs,
-            Some(raw) => match raw.trim().parse::<u64>() {
-                Ok(secs) if (60..=MAX_TOKEN_TTL_SECS).contains(&secs) => secs,
-                _ => {
-                    return Err(ConfigError::Invalid {
-                        name: "TOKEN_TTL_SECONDS",
-                        reason: format!("expected whole seconds in 60..={MAX_TOKEN_TTL_SECS}"),
-                    });
-                }
-            },
+        let seconds = |name: &'static str, default: u64, range: std::ops::RangeInclusive<u64>| {
+            match non_empty(name) {
+                None => Ok(default),
+                Some(raw) => match raw.trim().parse::<u64>() {
+                    Ok(secs) if range.contains(&secs) => Ok(secs),
+                    _ => Err(ConfigError::Invalid {
+                        name,
+                        reason: format!(
+                            "expected whole seconds in {}..={}",
+                            range.start(),
+                            range.end()
+                        ),
+                    }),
+                },
+            }
         };
+        let defaults = TokenSettings::default();
+        let ttl_secs = seconds(
+            "TOKEN_TTL_SECONDS",
+            defaults.ttl_secs,
+            60..=MAX_TOKEN_TTL_SECS,
+        )?;
+        let session_max_secs = seconds(
+            "SESSION_MAX_SECONDS",
+            DEFAULT_SESSION_MAX_SECS,
+            SESSION_MAX_SECS_RANGE,
+        )?;
         Ok(Self {
             users_table,
             dynamodb_endpoint: non_empty("DYNAMODB_ENDPOINT"),
@@ -106,6 +127,7 @@ impl Config {
                 audience: non_empty("JWT_AUDIENCE").unwrap_or(defaults.audience),
                 ttl_secs,
             },
+            session_max_secs,
         })
     }
 
@@ -220,6 +242,21 @@ mod tests {
                 ("TOKEN_TTL_SECONDS", bad),
             ]));
             assert!(result.is_err(), "{bad} accepted");
+        }
+    }
+
+    #[test]
+    fn session_lifetime_defaults_to_thirty_days_and_is_bounded() {
+        let vars = |value: Option<&'static str>| {
+            let mut vars = vec![("USERS_TABLE", "users"), ("JWT_SECRET", GOOD_SECRET)];
+            vars.extend(value.map(|v| ("SESSION_MAX_SECONDS", v)));
+            Config::from_lookup(lookup(&vars))
+        };
+        assert_eq!(vars(None).unwrap().session_max_secs, 30 * 24 * 3600);
+        assert_eq!(vars(Some("7200")).unwrap().session_max_secs, 7200);
+        for bad in ["0", "3599", "31536001", "a week"] {
+            let err = vars(Some(bad)).unwrap_err();
+            assert!(err.to_string().contains("SESSION_MAX_SECONDS"), "{bad}");
         }
     }
 

@@ -21,9 +21,19 @@ pub enum ApiError {
     /// Unknown user, wrong password and disabled user all become this one answer.
     #[error("invalid credentials")]
     InvalidCredentials,
-    /// No usable caller identity reached the function (the authorizer did not run).
+    /// No usable caller identity reached the function (the authorizer did not run), or the
+    /// caller's token was revoked since API Gateway cached its Allow.
     #[error("unauthorized")]
     Unauthorized,
+    /// The access token is past its `exp` (API Gateway's cached Allow outlived it).
+    #[error("access token expired")]
+    TokenExpired,
+    /// The session (refresh-token family) is past its absolute lifetime.
+    #[error("session expired")]
+    SessionExpired,
+    /// `POST /password`: the current password given is wrong.
+    #[error("wrong current password")]
+    WrongPassword,
     #[error("forbidden")]
     Forbidden,
     #[error("not found")]
@@ -54,8 +64,11 @@ impl ApiError {
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
-            ApiError::InvalidCredentials | ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
-            ApiError::Forbidden => StatusCode::FORBIDDEN,
+            ApiError::InvalidCredentials
+            | ApiError::Unauthorized
+            | ApiError::TokenExpired
+            | ApiError::SessionExpired => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden | ApiError::WrongPassword => StatusCode::FORBIDDEN,
             ApiError::NotFound => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
@@ -81,6 +94,12 @@ impl ApiError {
             ),
             ApiError::InvalidCredentials => ("Unauthorized", "Invalid username or password".into()),
             ApiError::Unauthorized => ("Unauthorized", "a valid access token is required".into()),
+            ApiError::TokenExpired => (
+                "Unauthorized",
+                "Session expired. Please log in again (or refresh the access token).".into(),
+            ),
+            ApiError::SessionExpired => ("Unauthorized", "session expired; log in again".into()),
+            ApiError::WrongPassword => ("Forbidden", "the current password is wrong".into()),
             ApiError::Forbidden => (
                 "Forbidden",
                 "you are not allowed to access this resource".into(),
@@ -133,9 +152,10 @@ impl ApiError {
         if status == StatusCode::UNAUTHORIZED {
             // RFC 6750 §3: tell the client which scheme to use.
             let challenge = match self {
-                ApiError::Unauthorized | ApiError::InvalidRefreshToken => {
-                    "Bearer error=\"invalid_token\""
-                }
+                ApiError::Unauthorized
+                | ApiError::TokenExpired
+                | ApiError::SessionExpired
+                | ApiError::InvalidRefreshToken => "Bearer error=\"invalid_token\"",
                 _ => "Bearer",
             };
             response.headers_mut().insert(
@@ -232,6 +252,9 @@ mod tests {
                 429,
             ),
             (ApiError::InvalidRefreshToken, 401),
+            (ApiError::TokenExpired, 401),
+            (ApiError::SessionExpired, 401),
+            (ApiError::WrongPassword, 403),
             (ApiError::internal("boom"), 500),
         ];
         for (error, status) in cases {
@@ -271,5 +294,20 @@ mod tests {
     fn unauthorized_answers_carry_a_bearer_challenge() {
         let response = ApiError::InvalidCredentials.into_response();
         assert_eq!(response.headers()[header::WWW_AUTHENTICATE], "Bearer");
+    }
+
+    #[test]
+    fn a_revoked_or_expired_token_is_named_invalid_in_the_challenge() {
+        for error in [
+            ApiError::Unauthorized,
+            ApiError::TokenExpired,
+            ApiError::SessionExpired,
+        ] {
+            let response = error.into_response();
+            assert_eq!(
+                response.headers()[header::WWW_AUTHENTICATE],
+                "Bearer error=\"invalid_token\""
+            );
+        }
     }
 }

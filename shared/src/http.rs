@@ -109,11 +109,15 @@ pub struct Caller {
     pub sid: String,
     /// The access token's `exp`.
     pub exp: u64,
+    /// The access token's `ver` (the user's token version when its session began).
+    pub ver: u64,
 }
 
 impl Caller {
     /// Reads the authorizer context. Only `requestContext.authorizer` is trusted, never a
-    /// client header; a missing or unreadable context is 401.
+    /// client header; a missing or unreadable context is 401. The context may be as old as
+    /// API Gateway's cache entry: routes act only on a caller that
+    /// [`crate::revocation::current_caller`] has checked against the store.
     pub fn from_request(request: &Request) -> Result<Caller, ApiError> {
         let Some(RequestContext::ApiGatewayV1(context)) = request.request_context_ref() else {
             return Err(ApiError::Unauthorized);
@@ -132,6 +136,7 @@ impl Caller {
             jti: field("jti").ok_or(ApiError::Unauthorized)?,
             sid: field("sid").ok_or(ApiError::Unauthorized)?,
             exp: field("exp").ok_or(ApiError::Unauthorized)?,
+            ver: field("ver").ok_or(ApiError::Unauthorized)?,
         };
         Caller::from_context(&context).ok_or(ApiError::Unauthorized)
     }
@@ -144,6 +149,7 @@ impl Caller {
             jti: context.jti.clone(),
             sid: context.sid.clone(),
             exp: context.exp.parse().ok()?,
+            ver: context.ver.parse().ok()?,
         })
     }
 }

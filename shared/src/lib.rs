@@ -8,6 +8,7 @@
 //! `application/problem+json` answer, and [`login`] (sessions) and [`users`] are the use
 //! cases.
 
+pub mod clock;
 pub mod config;
 pub mod cursor;
 pub mod error;
@@ -16,6 +17,7 @@ pub mod lockout;
 pub mod login;
 pub mod password;
 pub mod policy;
+pub mod revocation;
 pub mod runtime;
 pub mod secret;
 pub mod store;

@@ -16,16 +16,29 @@
 //! where a client retrying a refresh whose answer it lost is refused without revoking
 //! anything (it may hold the successor already).
 //!
-//! **Logout** revokes the session's family and puts the access token's `jti` on the
-//! deny-list until its `exp`; **logout everywhere** bumps the user's token version, which
-//! every earlier access and refresh token of the user carries.
+//! **Sessions end.** A family records when its login happened and ends
+//! `session_max_secs` later however often it is refreshed (its refresh tokens never outlive
+//! it); a refresh after that is 401 "session expired; log in again".
+//!
+//! **Logout** revokes the session's family, which ends every access token of the session
+//! (the authorizer and the signed-in routes check the session), and puts the access
+//! token's `jti` on the deny-list until its `exp` plus the verifier's leeway; **logout
+//! everywhere** bumps the user's token version, which every earlier access and refresh
+//! token of the user carries.
+//!
+//! **Password change** (`POST /password`) proves the current password on the login path
+//! (counted by the lockout like a login), then replaces the hash and bumps the token
+//! version in one transaction, so every earlier token of the user dies at once, and
+//! answers a fresh token pair for a new session.
 
 use crate::ApiError;
 use crate::http::Caller;
 use crate::lockout::{FAILURE_WINDOW_SECS, throttle};
-use crate::password::{MAX_PASSWORD_CHARS, PasswordHasher, Verification};
-use crate::store::{LoginRecord, NewRefreshToken, Rotation, Store};
-use crate::token::{Session, TokenIssuer};
+use crate::password::{
+    MAX_PASSWORD_CHARS, PasswordHasher, StoredHash, Verification, check_new_password,
+};
+use crate::store::{LoginRecord, NewRefreshToken, PasswordWrite, Rotation, Store};
+use crate::token::{CLOCK_LEEWAY_SECS, Session, TokenIssuer};
 use crate::user::{User, normalize_username};
 use base64::Engine as _;
 use secrecy::{ExposeSecret, SecretString};
@@ -60,8 +73,19 @@ pub struct RefreshRequest {
 
 pub const REFRESH_BODY_SHAPE: &str = r#"a JSON object {"refresh_token": string}"#;
 
-/// The answer of `POST /login` and `POST /token/refresh`.
-#[derive(Debug, Serialize, Deserialize)]
+/// `POST /password` body.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChangePasswordRequest {
+    pub current_password: SecretString,
+    pub new_password: SecretString,
+}
+
+pub const CHANGE_PASSWORD_BODY_SHAPE: &str =
+    r#"a JSON object {"current_password": string, "new_password": string}"#;
+
+/// The answer of `POST /login`, `POST /token/refresh` and `POST /password`.
+#[derive(Serialize, Deserialize)]
 pub struct TokenResponse {
     pub access_token: String,
     pub token_type: String,
@@ -71,12 +95,30 @@ pub struct TokenResponse {
     pub user: User,
 }
 
+/// Both tokens are credentials: `Debug` shows neither.
+impl std::fmt::Debug for TokenResponse {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenResponse")
+            .field("access_token", &"[REDACTED]")
+            .field("token_type", &self.token_type)
+            .field("expires_in", &self.expires_in)
+            .field("refresh_token", &"[REDACTED]")
+            .field("refresh_expires_in", &self.refresh_expires_in)
+            .field("user", &self.user)
+            .finish()
+    }
+}
+
 /// Everything the session routes need, built once at cold start.
 pub struct LoginService {
     pub store: Arc<dyn Store>,
     pub hasher: Arc<PasswordHasher>,
     pub issuer: TokenIssuer,
     pub refresh_ttl_secs: u64,
+    /// Absolute session lifetime, from login ([`crate::Config::session_max_secs`]).
+    pub session_max_secs: u64,
+    /// "Now" for the HTTP adapter; the methods here take `now` as an argument.
+    pub clock: crate::clock::Clock,
 }
 
 impl LoginService {
@@ -130,16 +172,16 @@ impl LoginService {
             }
         };
         self.store.clear_login_failures(&username).await?;
-        if needs_rehash {
-            self.upgrade_hash(&record.user.id, password).await;
-        }
         let LoginRecord {
             user,
             token_version,
-            ..
+            password_hash,
         } = record;
+        if needs_rehash {
+            self.upgrade_hash(&user.id, password, &password_hash).await;
+        }
         let session = Session::start(token_version);
-        let response = self.issue(user, &session, now).await?;
+        let response = self.issue(user, &session, now, now).await?;
         tracing::info!(sub = %response.user.id, sid = %session.id, "login succeeded");
         Ok(response)
     }
@@ -164,7 +206,14 @@ impl LoginService {
             return Err(ApiError::InvalidRefreshToken);
         };
         let family_id = record.token.family_id.clone();
-        if record.family_revoked || record.token.expires_at <= now {
+        if record.family_revoked {
+            return Err(ApiError::InvalidRefreshToken);
+        }
+        if self.session_ends_at(record.token.session_started_at) <= now {
+            tracing::info!(sid = %family_id, sub = %record.token.user_id, "refresh past the session's absolute lifetime refused");
+            return Err(ApiError::SessionExpired);
+        }
+        if record.token.expires_at <= now {
             return Err(ApiError::InvalidRefreshToken);
         }
         if let Some(retired_at) = record.retired_at {
@@ -180,7 +229,7 @@ impl LoginService {
         let user = self.store.get_user(&record.token.user_id).await?;
         let state = self
             .store
-            .authorization_state(&record.token.user_id, "")
+            .authorization_state(&record.token.user_id, "", &family_id)
             .await?;
         let (Some(user), Some(state)) = (user, state.user) else {
             return Err(ApiError::InvalidRefreshToken);
@@ -195,7 +244,9 @@ impl LoginService {
             id: family_id,
             token_version: record.token.token_version,
         };
-        let (refresh_token, successor) = self.new_refresh_token(&user, &session, now);
+        let (refresh_token, successor) =
+            self.new_refresh_token(&user, &session, record.token.session_started_at, now);
+        let refresh_expires_at = successor.expires_at;
         match self
             .store
             .rotate_refresh_token(&hash, successor, now)
@@ -204,15 +255,18 @@ impl LoginService {
             Rotation::Rotated => {}
             Rotation::Refused => return Err(ApiError::InvalidRefreshToken),
         }
-        let response = self.access_token_response(user, &session, refresh_token, now)?;
+        let response =
+            self.access_token_response(user, &session, refresh_token, refresh_expires_at, now)?;
         tracing::info!(sub = %response.user.id, sid = %session.id, "session refreshed");
         Ok(response)
     }
 
-    /// `POST /logout`: ends the caller's session and its current access token.
+    /// `POST /logout`: ends the caller's session (every access and refresh token of it) and
+    /// its current access token. `caller` is the one [`crate::revocation::current_caller`]
+    /// checked.
     pub async fn logout(&self, caller: &Caller, now: u64) -> Result<(), ApiError> {
         self.store
-            .revoke_access_token(&caller.jti, caller.exp.max(now))
+            .revoke_access_token(&caller.jti, deny_list_expiry(caller.exp, now))
             .await?;
         self.store
             .revoke_family(&caller.sid, now + self.refresh_ttl_secs)
@@ -225,21 +279,104 @@ impl LoginService {
     pub async fn logout_everywhere(&self, caller: &Caller, now: u64) -> Result<(), ApiError> {
         self.store.revoke_all_tokens(&caller.sub).await?;
         self.store
-            .revoke_access_token(&caller.jti, caller.exp.max(now))
+            .revoke_access_token(&caller.jti, deny_list_expiry(caller.exp, now))
             .await?;
         tracing::info!(sub = %caller.sub, "logged out everywhere");
         Ok(())
     }
 
+    /// `POST /password`: the caller proves its current password and sets a new one. Every
+    /// earlier access and refresh token of the user dies; the answer is a fresh token pair
+    /// for a new session. The proof goes through the login lockout: a wrong current password
+    /// counts as a failed login of the caller's username.
+    pub async fn change_password(
+        &self,
+        caller: &Caller,
+        request: ChangePasswordRequest,
+        now: u64,
+    ) -> Result<TokenResponse, ApiError> {
+        let current = request.current_password.expose_secret();
+        if current.is_empty() || current.chars().count() > MAX_PASSWORD_CHARS {
+            return Err(ApiError::BadRequest(format!(
+                "current_password must be 1 to {MAX_PASSWORD_CHARS} characters"
+            )));
+        }
+        check_new_password(&request.new_password, &caller.username)
+            .map_err(|err| ApiError::BadRequest(format!("new_password: {err}")))?;
+
+        let attempt = self
+            .store
+            .count_login_attempt(&caller.username, now, FAILURE_WINDOW_SECS)
+            .await?;
+        if let Some(retry_after_secs) =
+            throttle(self.store.as_ref(), &caller.username, &attempt, now).await?
+        {
+            tracing::info!(sub = %caller.sub, outcome = "locked", "password change refused");
+            return Err(ApiError::TooManyAttempts { retry_after_secs });
+        }
+        // The credential item is keyed by username; it must still be the caller's.
+        let Some(record) = self
+            .store
+            .find_login(&caller.username)
+            .await?
+            .filter(|record| record.user.id == caller.sub)
+        else {
+            return Err(ApiError::Unauthorized);
+        };
+        let hasher = Arc::clone(&self.hasher);
+        let ChangePasswordRequest {
+            current_password,
+            new_password,
+        } = request;
+        let previous = record.password_hash.clone();
+        let outcome = tokio::task::spawn_blocking(move || {
+            match hasher.verify(&current_password, &previous) {
+                Verification::Match { .. } => hasher.hash(&new_password).map(Some),
+                Verification::Mismatch => Ok(None),
+            }
+        })
+        .await
+        .map_err(ApiError::internal)?
+        .map_err(ApiError::internal)?;
+        let Some(new_hash) = outcome else {
+            tracing::info!(sub = %caller.sub, outcome = "wrong_password", "password change refused");
+            return Err(ApiError::WrongPassword);
+        };
+        self.store.clear_login_failures(&caller.username).await?;
+        let token_version = self
+            .store
+            .set_password_hash(
+                &caller.sub,
+                new_hash,
+                PasswordWrite::Change {
+                    previous: &record.password_hash,
+                },
+            )
+            .await?;
+        let session = Session::start(token_version);
+        let response = self.issue(record.user, &session, now, now).await?;
+        tracing::info!(sub = %caller.sub, sid = %session.id, "password changed; earlier tokens revoked");
+        Ok(response)
+    }
+
+    /// When a session that began at `started_at` ends.
+    fn session_ends_at(&self, started_at: u64) -> u64 {
+        started_at.saturating_add(self.session_max_secs)
+    }
+
+    /// Starts the refresh-token side of `session` (begun at `started_at`) and answers the
+    /// token pair.
     async fn issue(
         &self,
         user: User,
         session: &Session,
+        started_at: u64,
         now: u64,
     ) -> Result<TokenResponse, ApiError> {
-        let (refresh_token, stored) = self.new_refresh_token(&user, session, now);
+        let (refresh_token, stored) = self.new_refresh_token(&user, session, started_at, now);
+        let refresh_expires_at = stored.expires_at;
         self.store.create_refresh_token(stored).await?;
-        self.access_token_response(user, session, refresh_token, now)
+        self.access_token_response(user, session, refresh_token, refresh_expires_at, now)
     }
 
     fn access_token_response(
@@ -247,6 +384,7 @@ impl LoginService {
         user: User,
         session: &Session,
         refresh_token: String,
+        refresh_expires_at: u64,
         now: u64,
     ) -> Result<TokenResponse, ApiError> {
         let issued = self
@@ -258,15 +396,18 @@ impl LoginService {
             token_type: "Bearer".into(),
             expires_in: self.issuer.ttl_secs(),
             refresh_token,
-            refresh_expires_in: self.refresh_ttl_secs,
+            refresh_expires_in: refresh_expires_at.saturating_sub(now),
             user,
         })
     }
 
+    /// A new refresh token of `session`: valid for `refresh_ttl_secs`, never past the
+    /// session's end.
     fn new_refresh_token(
         &self,
         user: &User,
         session: &Session,
+        session_started_at: u64,
         now: u64,
     ) -> (String, NewRefreshToken) {
         let mut bytes = [0u8; 32];
@@ -277,20 +418,23 @@ impl LoginService {
             user_id: user.id.clone(),
             family_id: session.id.clone(),
             token_version: session.token_version,
+            session_started_at,
             created_at: now,
-            expires_at: now + self.refresh_ttl_secs,
+            expires_at: (now + self.refresh_ttl_secs).min(self.session_ends_at(session_started_at)),
         };
         (token, stored)
     }
 
-    /// Rehashes a password stored with weaker parameters. A failure is logged and the login
+    /// Rehashes a password stored with weaker parameters, only if the stored hash is still
+    /// `previous` (a concurrent change or reset wins). A failure is logged and the login
     /// still succeeds: the old hash stays valid and the next login tries again.
-    async fn upgrade_hash(&self, user_id: &str, password: SecretString) {
+    async fn upgrade_hash(&self, user_id: &str, password: SecretString, previous: &StoredHash) {
         let hasher = Arc::clone(&self.hasher);
         let rehashed = tokio::task::spawn_blocking(move || hasher.hash(&password)).await;
         match rehashed {
             Ok(Ok(new_hash)) => {
-                if let Err(err) = self.store.set_password_hash(user_id, new_hash).await {
+                let write = PasswordWrite::Rehash { previous };
+                if let Err(err) = self.store.set_password_hash(user_id, new_hash, write).await {
                     tracing::warn!(error = %crate::error::error_chain(&err), "password rehash not stored");
                 }
             }
@@ -299,8 +443,51 @@ impl LoginService {
     }
 }
 
+/// How long a logged-out `jti` stays on the deny-list: as long as the verifier would still
+/// accept the token (its `exp` plus [`CLOCK_LEEWAY_SECS`]).
+pub fn deny_list_expiry(exp: u64, now: u64) -> u64 {
+    exp.saturating_add(CLOCK_LEEWAY_SECS).max(now)
+}
+
 /// SHA-256 of a refresh token, hex: the only form in which refresh tokens are stored.
 pub fn refresh_token_hash(token: &str) -> String {
     let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, token.as_bytes());
     digest.as_ref().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::user::Role;
+
+    #[test]
+    fn debug_output_of_a_token_response_shows_neither_token() {
+        let response = TokenResponse {
+            access_token: "eyJhbGciOiJIUzI1NiJ9.access-secret.sig".into(),
+            token_type: "Bearer".into(),
+            expires_in: 900,
+            refresh_token: "refresh-secret-0123456789".into(),
+            refresh_expires_in: 3600,
+            user: User {
+                id: "0".repeat(32),
+                username: "alice".into(),
+                name: "Alice".into(),
+                role: Role::Customer,
+                disabled: false,
+                created_at: 0,
+            },
+        };
+        let debug = format!("{response:?}");
+        assert!(!debug.contains("access-secret"), "{debug}");
+        assert!(!debug.contains("refresh-secret"), "{debug}");
+        assert!(debug.contains("alice"), "the rest is still there: {debug}");
+    }
+
+    #[test]
+    fn a_logged_out_jti_is_denied_as_long_as_the_verifier_would_accept_it() {
+        let exp = 1_900_000_900;
+        let expiry = deny_list_expiry(exp, exp - 600);
+        assert!(!crate::token::is_expired(exp, expiry - 1));
+        assert!(crate::token::is_expired(exp, expiry));
+    }
 }

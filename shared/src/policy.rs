@@ -56,6 +56,11 @@ pub const ROUTES: &[Route] = &[
         access: Access::Authenticated,
     },
     Route {
+        method: "POST",
+        path: "/password",
+        access: Access::Authenticated,
+    },
+    Route {
         method: "GET",
         path: "/users",
         access: Access::Admin,
@@ -78,6 +83,11 @@ pub const ROUTES: &[Route] = &[
     Route {
         method: "DELETE",
         path: "/users/{id}",
+        access: Access::Admin,
+    },
+    Route {
+        method: "POST",
+        path: "/users/{id}/password",
         access: Access::Admin,
     },
 ];
@@ -245,9 +255,13 @@ pub struct AuthorizerContext {
     pub jti: String,
     /// The session id, for logout.
     pub sid: String,
-    /// The access token's `exp` (a string, like every context value the backend sees),
-    /// so logout can keep its `jti` on the deny-list exactly as long as needed.
+    /// The access token's `exp` (a string, like every context value the backend sees):
+    /// the backends refuse the token past it, since a cached Allow outlives it, and logout
+    /// keeps its `jti` on the deny-list exactly as long as needed.
     pub exp: String,
+    /// The token's `ver` claim: the user's token version when the session began, which the
+    /// backends compare with the stored one.
+    pub ver: String,
 }
 
 /// The IAM policy allowing every route `role` may call on the API and stage of `method_arn`.
@@ -329,11 +343,13 @@ mod tests {
         let expected: Vec<String> = [
             "POST/logout",
             "POST/logout/all",
+            "POST/password",
             "GET/users",
             "POST/users",
             "GET/users/*",
             "PATCH/users/*",
             "DELETE/users/*",
+            "POST/users/*/password",
         ]
         .iter()
         .map(|resource| format!("{prefix}/{resource}"))
@@ -351,6 +367,7 @@ mod tests {
             vec![
                 format!("{prefix}/POST/logout"),
                 format!("{prefix}/POST/logout/all"),
+                format!("{prefix}/POST/password"),
                 format!("{prefix}/GET/users/{SELF_ID}"),
             ]
         );
@@ -400,6 +417,21 @@ mod tests {
             ("POST", "/logout/all", Role::Customer, None, true),
             ("POST", "/logout", Role::Admin, None, true),
             ("POST", "/token/refresh", Role::Customer, None, true),
+            ("POST", "/password", Role::Customer, None, true),
+            (
+                "POST",
+                "/users/{id}/password",
+                Role::Admin,
+                Some(OTHER_ID),
+                true,
+            ),
+            (
+                "POST",
+                "/users/{id}/password",
+                Role::Customer,
+                Some(SELF_ID),
+                false,
+            ),
         ];
         for (method, path, role, id, allowed) in expectations {
             let found = route(method, path).unwrap();
@@ -445,6 +477,7 @@ mod tests {
                 jti: "j".into(),
                 sid: "s".into(),
                 exp: "1800000900".into(),
+                ver: "0".into(),
             },
         };
         let json = serde_json::to_value(&response).unwrap();

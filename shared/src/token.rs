@@ -249,7 +249,7 @@ impl TokenVerifier {
             return Err(TokenError::Header);
         }
         let claims = data.claims;
-        if claims.exp.saturating_add(CLOCK_LEEWAY_SECS) <= now {
+        if is_expired(claims.exp, now) {
             return Err(TokenError::Expired);
         }
         if claims.nbf > now.saturating_add(CLOCK_LEEWAY_SECS)
@@ -266,6 +266,12 @@ impl TokenVerifier {
         }
         Ok(claims)
     }
+}
+
+/// Whether a token with this `exp` is expired at `now`, with [`CLOCK_LEEWAY_SECS`]: the one
+/// rule the verifier and the backends (behind API Gateway's cache) both apply.
+pub fn is_expired(exp: u64, now: u64) -> bool {
+    exp.saturating_add(CLOCK_LEEWAY_SECS) <= now
 }
 
 /// Extracts the token from `Bearer <token>`: one scheme (case-insensitive, RFC 7235), one

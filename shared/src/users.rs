@@ -6,7 +6,7 @@ use crate::cursor::CursorCodec;
 use crate::http::Caller;
 use crate::password::{PasswordHasher, check_new_password};
 use crate::policy::{is_allowed, route};
-use crate::store::{NewUser, StoreError, UserChanges, UserStore};
+use crate::store::{NewUser, PasswordWrite, StoreError, UserChanges, UserStore};
 use crate::user::{Role, User, is_valid_user_id, normalize_username, validate_display_name};
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
@@ -173,7 +173,8 @@ pub async fn create_user(
     Ok(UserResponse { user })
 }
 
-/// `PATCH /users/{id}` (admins). Changing the role or disabling revokes the user's tokens.
+/// `PATCH /users/{id}` (admins). Changing the role or disabling (to another value than the
+/// stored one) revokes the user's tokens.
 /// An admin cannot demote or disable itself (there would be no one left to undo it).
 pub async fn update_user(
     store: &dyn UserStore,
@@ -206,10 +207,54 @@ pub async fn update_user(
             "an admin cannot demote or disable itself".into(),
         ));
     }
-    let revokes = changes.revokes_tokens();
     let user = store.update_user(id, changes).await?;
-    tracing::info!(admin = %caller.sub, user = %user.id, tokens_revoked = revokes, "user updated");
+    tracing::info!(admin = %caller.sub, user = %user.id, "user updated");
     Ok(UserResponse { user })
+}
+
+/// `POST /users/{id}/password` body.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ResetPasswordRequest {
+    pub new_password: SecretString,
+}
+
+pub const RESET_PASSWORD_BODY_SHAPE: &str = r#"a JSON object {"new_password": string}"#;
+
+/// `POST /users/{id}/password` (admins): sets a user's password and, in the same
+/// transaction, bumps its token version, so every session of the user (an attacker's
+/// included) ends. An admin changes its own password with `POST /password`, which asks for
+/// the current one: a stolen admin token alone cannot take over the admin's account.
+pub async fn reset_password(
+    store: &dyn UserStore,
+    hasher: &Arc<PasswordHasher>,
+    caller: &Caller,
+    id: &str,
+    request: ResetPasswordRequest,
+) -> Result<(), ApiError> {
+    require_admin(caller)?;
+    if !is_valid_user_id(id) {
+        return Err(ApiError::NotFound);
+    }
+    if id == caller.sub {
+        return Err(ApiError::Conflict(
+            "change your own password with POST /password".into(),
+        ));
+    }
+    let user = store.get_user(id).await?.ok_or(ApiError::NotFound)?;
+    check_new_password(&request.new_password, &user.username)
+        .map_err(|err| ApiError::BadRequest(format!("new_password: {err}")))?;
+    let hasher = Arc::clone(hasher);
+    let password = request.new_password;
+    let password_hash = tokio::task::spawn_blocking(move || hasher.hash(&password))
+        .await
+        .map_err(ApiError::internal)?
+        .map_err(ApiError::internal)?;
+    store
+        .set_password_hash(id, password_hash, PasswordWrite::Reset)
+        .await?;
+    tracing::info!(admin = %caller.sub, user = %id, "password reset; the user's tokens revoked");
+    Ok(())
 }
 
 /// `DELETE /users/{id}` (admins). An admin cannot delete itself.

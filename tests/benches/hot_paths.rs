@@ -40,7 +40,7 @@ fn main() {
     let app = TestApp::in_memory();
     let alice = runtime.block_on(app.create_user("alice", Role::Admin, EVENTS_PASSWORD));
     let token = app.token_for(&alice);
-    let now = jwt_auth_core::unix_now();
+    let now = app.clock.now();
 
     // Baseline: the HMAC alone over the token's signing input.
     let signing_input = &token[..token.rfind('.').unwrap()];

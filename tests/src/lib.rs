@@ -5,6 +5,8 @@ pub mod dynamo_local;
 pub mod running_api;
 
 use aws_lambda_events::apigw::ApiGatewayCustomAuthorizerRequest;
+use jwt_auth_core::clock::Clock;
+use jwt_auth_core::config::DEFAULT_SESSION_MAX_SECS;
 use jwt_auth_core::cursor::CursorCodec;
 use jwt_auth_core::login::DEFAULT_REFRESH_TTL_SECS;
 use jwt_auth_core::login::LoginService;
@@ -25,6 +27,10 @@ use users::UsersService;
 pub const EVENTS_SIGNING_SECRET: &[u8] = b"events-only-signing-key-never-deployed-0123456789";
 /// The password that `events/login-ok.json` sends for `alice`.
 pub const EVENTS_PASSWORD: &str = "correct-horse-battery-staple";
+/// When the requests in `events/` were made (their `requestTimeEpoch`); their authorizer
+/// contexts carry `exp` 15 minutes later. [`TestApp`]'s clock stands here, so the events
+/// stay valid whatever the date.
+pub const EVENTS_TIME: u64 = 1_800_000_000;
 
 /// One hasher for the whole test binary: building one computes a dummy hash (~20 ms).
 pub fn hasher() -> Arc<PasswordHasher> {
@@ -39,6 +45,8 @@ pub struct TestApp {
     pub users: UsersService,
     pub verifier: TokenVerifier,
     pub issuer: TokenIssuer,
+    /// "Now" for the handlers and the authorizer: a manual clock at [`EVENTS_TIME`].
+    pub clock: Clock,
 }
 
 impl TestApp {
@@ -46,21 +54,26 @@ impl TestApp {
         let secret = SigningSecret::new(EVENTS_SIGNING_SECRET.to_vec()).expect("long enough");
         let keys = Arc::new(TokenKeys::hs256(&secret));
         let settings = jwt_auth_core::config::TokenSettings::default();
+        let clock = Clock::manual(EVENTS_TIME);
         Self {
             login: LoginService {
                 store: Arc::clone(&store),
                 hasher: hasher(),
                 issuer: TokenIssuer::new(Arc::clone(&keys), settings.clone()),
                 refresh_ttl_secs: DEFAULT_REFRESH_TTL_SECS,
+                session_max_secs: DEFAULT_SESSION_MAX_SECS,
+                clock: clock.clone(),
             },
             users: UsersService {
                 store: Arc::clone(&store),
                 cursors: CursorCodec::new(&secret),
                 hasher: hasher(),
+                clock: clock.clone(),
             },
             verifier: TokenVerifier::new(Arc::clone(&keys), &settings),
             issuer: TokenIssuer::new(keys, settings),
             store,
+            clock,
         }
     }
 
@@ -87,8 +100,8 @@ impl TestApp {
             .expect("test user created")
     }
 
-    /// What the authorizer answers, now, for `events/authorizer-valid.json` carrying this
-    /// `Authorization` value (`None`: no header).
+    /// What the authorizer answers, at the app's clock, for `events/authorizer-valid.json`
+    /// carrying this `Authorization` value (`None`: no header).
     pub async fn authorize(
         &self,
         authorization: Option<&str>,
@@ -99,16 +112,16 @@ impl TestApp {
             &event,
             &self.verifier,
             self.store.as_ref(),
-            jwt_auth_core::unix_now(),
+            self.clock.now(),
         )
         .await
     }
 
-    /// A fresh access token for a user that has never revoked its tokens (token version
-    /// 0), as login would issue it.
+    /// A fresh access token (at the app's clock) for a user that has never revoked its
+    /// tokens (token version 0), as login would issue it.
     pub fn token_for(&self, user: &User) -> String {
         self.issuer
-            .issue(user, &Session::start(0), jwt_auth_core::unix_now())
+            .issue(user, &Session::start(0), self.clock.now())
             .expect("signing works")
             .token
     }
@@ -164,6 +177,8 @@ pub fn edit_context(
 
 /// `request` as sent by `caller` (the authorizer context API Gateway would forward), for
 /// the user `path_id` when given: the ids in `events/` are placeholders no store contains.
+/// The event's `jti`, `sid`, `exp` and `ver` (0, a user that never revoked its tokens)
+/// stay as they are.
 pub fn as_caller(request: Request, caller: &User, path_id: Option<&str>) -> Request {
     use lambda_http::RequestExt;
     let request = edit_context(request, |context| {

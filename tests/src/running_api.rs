@@ -7,6 +7,7 @@ use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
+use jwt_auth_core::clock::Clock;
 use jwt_auth_core::store::{NewUser, Store};
 use jwt_auth_core::user::{Role, User};
 use local_gateway::app::{LocalApi, LocalOptions, StoreChoice};
@@ -18,6 +19,9 @@ pub const PASSWORD: &str = "a-long-test-password";
 
 pub struct RunningApi {
     pub base: String,
+    /// The clock of the authorizer and the functions (the gateway's cache TTL runs on real
+    /// time, as on AWS).
+    pub clock: Clock,
     pub gateway: Arc<Gateway>,
     pub store: Arc<dyn Store>,
     pub issuer: jwt_auth_core::token::TokenIssuer,
@@ -36,7 +40,18 @@ pub async fn start_with(
     template: std::path::PathBuf,
     overrides: &[(&str, &str)],
 ) -> RunningApi {
+    start_at(store, template, overrides, Clock::system()).await
+}
+
+/// The local API with its functions on `clock` (e.g. [`Clock::manual`]).
+pub async fn start_at(
+    store: StoreChoice,
+    template: std::path::PathBuf,
+    overrides: &[(&str, &str)],
+    clock: Clock,
+) -> RunningApi {
     let api = LocalApi::build(LocalOptions {
+        clock: clock.clone(),
         template,
         store,
         secret: None,
@@ -61,6 +76,7 @@ pub async fn start_with(
     ));
     RunningApi {
         base: format!("http://{address}{}", gateway.stage_path()),
+        clock,
         gateway,
         store: api.store,
         issuer: api.issuer,
@@ -136,7 +152,7 @@ impl RunningApi {
                     role,
                     password_hash,
                 },
-                jwt_auth_core::unix_now(),
+                self.clock.now(),
             )
             .await
             .unwrap()

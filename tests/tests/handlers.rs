@@ -3,7 +3,7 @@
 
 use authorizer::{AuthorizerError, authorize};
 use integration_tests::{
-    EVENTS_PASSWORD, TestApp, as_caller, authorizer_event, body_json, http_event,
+    EVENTS_PASSWORD, TestApp, as_caller, authorizer_event, body_json, edit_context, http_event,
 };
 use jwt_auth_core::user::{Role, User};
 use lambda_http::RequestExt;
@@ -32,10 +32,7 @@ async fn login_ok_event_answers_a_token_that_the_authorizer_accepts() {
     assert!(body["user"].get("password_hash").is_none());
     assert!(!body.to_string().contains("argon2"));
     let token = body["access_token"].as_str().unwrap();
-    let claims = app
-        .verifier
-        .verify(token, jwt_auth_core::unix_now())
-        .unwrap();
+    let claims = app.verifier.verify(token, app.clock.now()).unwrap();
     assert_eq!(claims.sub, alice.id);
 }
 
@@ -137,9 +134,16 @@ async fn users_get_event_as_is_is_forbidden_to_another_customer() {
 #[tokio::test]
 async fn users_forbidden_event_refuses_the_list_to_a_customer() {
     let (app, _) = app_with_alice().await;
-    let response = users::handle(http_event("users-forbidden.json"), &app.users)
-        .await
-        .unwrap();
+    // The backend re-checks its caller against the store: the event's customer must exist.
+    let erin = app
+        .create_user("erin", Role::Customer, "password-123")
+        .await;
+    let response = users::handle(
+        as_caller(http_event("users-forbidden.json"), &erin, None),
+        &app.users,
+    )
+    .await
+    .unwrap();
     assert_eq!(response.status(), 403);
     assert_eq!(
         response.headers()["content-type"],
@@ -166,7 +170,9 @@ async fn authorizer_valid_event_with_a_fresh_token_allows_every_admin_route() {
         "POST/users",
         "PATCH/users/*",
         "DELETE/users/*",
+        "POST/users/*/password",
         "POST/logout",
+        "POST/password",
     ] {
         let arn = format!("arn:aws:execute-api:us-east-1:123456789012:abc123/prod/{route}");
         assert!(resources.contains(&json!(arn)), "{route}");
@@ -175,7 +181,7 @@ async fn authorizer_valid_event_with_a_fresh_token_allows_every_admin_route() {
         json["context"],
         json!({
             "sub": alice.id, "role": "admin", "username": "alice", "jti": response.context.jti,
-            "sid": response.context.sid, "exp": response.context.exp,
+            "sid": response.context.sid, "exp": response.context.exp, "ver": "0",
         })
     );
 }
@@ -185,13 +191,7 @@ async fn authorizer_valid_event_as_committed_holds_no_usable_token() {
     let app = TestApp::in_memory();
     let event = authorizer_event("authorizer-valid.json");
     assert_eq!(
-        authorize(
-            &event,
-            &app.verifier,
-            app.store.as_ref(),
-            jwt_auth_core::unix_now()
-        )
-        .await,
+        authorize(&event, &app.verifier, app.store.as_ref(), app.clock.now()).await,
         Err(AuthorizerError::Unauthorized)
     );
 }
@@ -208,14 +208,9 @@ async fn authorizer_expired_event_is_unauthorized() {
         .strip_prefix("Bearer ")
         .unwrap();
     assert!(app.verifier.verify(token, 1_700_000_100).is_ok());
-    let error = authorize(
-        &event,
-        &app.verifier,
-        app.store.as_ref(),
-        jwt_auth_core::unix_now(),
-    )
-    .await
-    .unwrap_err();
+    let error = authorize(&event, &app.verifier, app.store.as_ref(), app.clock.now())
+        .await
+        .unwrap_err();
     assert_eq!(error, AuthorizerError::Unauthorized);
     let diagnostic: lambda_runtime::Diagnostic = error.into();
     assert_eq!(
@@ -230,13 +225,7 @@ async fn authorizer_malformed_and_missing_events_are_unauthorized() {
     for name in ["authorizer-malformed.json", "authorizer-missing.json"] {
         let event = authorizer_event(name);
         assert_eq!(
-            authorize(
-                &event,
-                &app.verifier,
-                app.store.as_ref(),
-                jwt_auth_core::unix_now()
-            )
-            .await,
+            authorize(&event, &app.verifier, app.store.as_ref(), app.clock.now()).await,
             Err(AuthorizerError::Unauthorized),
             "{name}"
         );
@@ -249,14 +238,9 @@ async fn a_valid_token_with_an_unusable_method_arn_fails_without_allowing() {
     let mut event = authorizer_event("authorizer-valid.json");
     event.authorization_token = Some(format!("Bearer {}", app.token_for(&alice)));
     event.method_arn = Some("arn:aws:lambda:us-east-1:1:function:x".into());
-    let error = authorize(
-        &event,
-        &app.verifier,
-        app.store.as_ref(),
-        jwt_auth_core::unix_now(),
-    )
-    .await
-    .unwrap_err();
+    let error = authorize(&event, &app.verifier, app.store.as_ref(), app.clock.now())
+        .await
+        .unwrap_err();
     assert!(matches!(error, AuthorizerError::BadEvent(_)));
     let diagnostic: lambda_runtime::Diagnostic = error.into();
     assert_ne!(diagnostic.error_message, "Unauthorized", "a 500, not a 401");
@@ -312,6 +296,45 @@ async fn users_update_and_delete_events_change_and_remove_a_user() {
 }
 
 #[tokio::test]
+async fn users_reset_password_event_sets_the_password_and_ends_the_users_sessions() {
+    let (app, alice) = app_with_alice().await;
+    let carol = app
+        .create_user("carol", Role::Customer, "password-123")
+        .await;
+    let before = app.store.find_login("carol").await.unwrap().unwrap();
+    let reset = as_caller(
+        http_event("users-reset-password.json"),
+        &alice,
+        Some(&carol.id),
+    );
+    let response = users::handle(reset, &app.users).await.unwrap();
+    assert_eq!(response.status(), 204);
+    let after = app.store.find_login("carol").await.unwrap().unwrap();
+    assert_ne!(after.password_hash, before.password_hash);
+    assert_eq!(after.token_version, before.token_version + 1);
+}
+
+#[tokio::test]
+async fn password_change_event_answers_a_new_token_pair_and_retires_the_old_password() {
+    let (app, alice) = app_with_alice().await;
+    let request = as_caller(http_event("password-change.json"), &alice, None);
+    let response = login::handle(request, &app.login).await.unwrap();
+    assert_eq!(response.status(), 200);
+    let body = body_json(&response);
+    assert_eq!(body["user"]["id"], alice.id.as_str());
+    let token = body["access_token"].as_str().unwrap();
+    assert!(app.verifier.verify(token, app.clock.now()).is_ok());
+    assert_eq!(
+        login::handle(http_event("login-ok.json"), &app.login)
+            .await
+            .unwrap()
+            .status(),
+        401,
+        "the event's old password no longer logs in"
+    );
+}
+
+#[tokio::test]
 async fn users_write_events_are_forbidden_to_a_customer() {
     let (app, _) = app_with_alice().await;
     let carol = app
@@ -321,6 +344,7 @@ async fn users_write_events_are_forbidden_to_a_customer() {
         ("users-create.json", None),
         ("users-update.json", Some(&carol.id)),
         ("users-delete.json", Some(&carol.id)),
+        ("users-reset-password.json", Some(&carol.id)),
     ] {
         let request = as_caller(http_event(name), &carol, id.map(String::as_str));
         assert_eq!(
@@ -371,20 +395,37 @@ async fn logout_events_answer_204_and_revoke() {
     assert_eq!(response.status(), 204);
     let state = app
         .store
-        .authorization_state(&carol.id, "kY3dZ0q1Zb6vQm9YV8w2Xg")
+        .authorization_state(
+            &carol.id,
+            "kY3dZ0q1Zb6vQm9YV8w2Xg",
+            "Ym9ndXMtc2Vzc2lvbi1pZA",
+        )
         .await
         .unwrap();
     assert!(state.jti_revoked, "the event's jti is on the deny-list");
-    let response = login::handle(
+    assert!(state.session_revoked, "the event's session is revoked");
+    // The logged-out token is refused from now on; another session of carol logs out
+    // everywhere.
+    let refused = login::handle(
         as_caller(http_event("logout-all.json"), &carol, None),
         &app.login,
     )
     .await
     .unwrap();
+    assert_eq!(refused.status(), 401);
+    let other_session = edit_context(
+        as_caller(http_event("logout-all.json"), &carol, None),
+        |context| {
+            let fields = &mut context.authorizer.fields;
+            fields.insert("jti".into(), "another-jti".into());
+            fields.insert("sid".into(), "another-session".into());
+        },
+    );
+    let response = login::handle(other_session, &app.login).await.unwrap();
     assert_eq!(response.status(), 204);
     let state = app
         .store
-        .authorization_state(&carol.id, "other")
+        .authorization_state(&carol.id, "other", "another-session")
         .await
         .unwrap();
     assert_eq!(state.user.unwrap().token_version, 1);

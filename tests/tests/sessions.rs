@@ -10,9 +10,9 @@ use jwt_auth_core::http::Caller;
 use jwt_auth_core::lockout::{LOCK_THRESHOLD, lock_secs};
 use jwt_auth_core::login::{LoginRequest, REFRESH_REUSE_GRACE_SECS, RefreshRequest, TokenResponse};
 use jwt_auth_core::password::PasswordHasher;
-use jwt_auth_core::store::UserChanges;
 use jwt_auth_core::store::dynamodb::DynamoUserStore;
 use jwt_auth_core::store::memory::MemoryUserStore;
+use jwt_auth_core::store::{PasswordWrite, UserChanges};
 use jwt_auth_core::user::{Role, User};
 use secrecy::SecretString;
 use std::sync::Arc;
@@ -73,6 +73,7 @@ fn caller(app: &TestApp, access_token: &str, now: u64) -> Caller {
         jti: claims.jti,
         sid: claims.sid,
         exp: claims.exp,
+        ver: claims.ver,
     }
 }
 
@@ -449,6 +450,8 @@ async fn unknown_wrong_and_disabled_logins_do_the_same_work(app: TestApp) {
             Default::default(),
         ),
         refresh_ttl_secs: 3600,
+        session_max_secs: jwt_auth_core::config::DEFAULT_SESSION_MAX_SECS,
+        clock: jwt_auth_core::clock::Clock::manual(T0),
     };
     let mut answers = Vec::new();
     for (username, password) in [
@@ -495,7 +498,10 @@ async fn a_hash_with_weaker_parameters_is_upgraded_at_login(app: TestApp) {
         .to_string();
     assert!(phc.starts_with("$argon2id$v=19$m=8192,t=1,p=1$"));
     let stored = jwt_auth_core::password::StoredHash::from_phc(phc);
-    app.store.set_password_hash(&user.id, stored).await.unwrap();
+    app.store
+        .set_password_hash(&user.id, stored, PasswordWrite::Reset)
+        .await
+        .unwrap();
     login_at(&app, "alice", PASSWORD, T0).await.unwrap();
     let upgraded = app
         .store

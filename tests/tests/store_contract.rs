@@ -13,8 +13,8 @@ use jwt_auth_core::password::StoredHash;
 use jwt_auth_core::store::dynamodb::{BY_KIND_INDEX, DynamoUserStore};
 use jwt_auth_core::store::memory::MemoryUserStore;
 use jwt_auth_core::store::{
-    AuthorizationState, LoginFailures, NewRefreshToken, NewUser, PageKey, Rotation, Store,
-    StoreError, UserAuthState, UserChanges, UserStore,
+    AuthorizationState, LoginFailures, NewRefreshToken, NewUser, PageKey, PasswordWrite, Rotation,
+    Store, StoreError, UserAuthState, UserChanges, UserStore,
 };
 use jwt_auth_core::user::{Role, User, is_valid_user_id};
 use std::collections::{HashMap, HashSet};
@@ -127,7 +127,7 @@ async fn token_version(subject: &Subject, user: &User) -> u64 {
         .expect("login record");
     let state = subject
         .store
-        .authorization_state(&user.id, "no-such-jti")
+        .authorization_state(&user.id, "no-such-jti", "no-such-session")
         .await
         .unwrap()
         .user
@@ -158,6 +158,7 @@ fn refresh_token(tag: &str, family: &str, expires_at: u64) -> NewRefreshToken {
         user_id: "0123456789abcdef0123456789abcdef".into(),
         family_id: family.into(),
         token_version: 3,
+        session_started_at: NOW - 60,
         created_at: NOW,
         expires_at,
     }
@@ -233,6 +234,11 @@ store_contract! {
     parallel_deletes_of_one_user_have_exactly_one_winner,
     #[tokio::test] revoke_all_tokens_bumps_the_token_version_seen_by_login_and_the_authorizer,
     #[tokio::test] authorization_state_reports_a_revoked_jti_and_not_another_one,
+    #[tokio::test] authorization_state_reports_a_revoked_session_and_not_another_one,
+    #[tokio::test] a_rehash_lands_only_over_the_hash_it_replaces_and_keeps_the_token_version,
+    #[tokio::test] a_password_change_lands_only_over_the_proven_hash_and_revokes_tokens,
+    #[tokio::test] a_reset_replaces_any_hash_and_revokes_tokens,
+    #[tokio::test] an_update_to_the_values_already_stored_keeps_the_token_version,
     #[tokio::test] a_refresh_token_round_trips_through_create_and_find,
     #[tokio::test] rotating_retires_the_old_token_at_now_and_stores_the_successor,
     #[tokio::test] rotating_a_retired_token_is_refused_and_writes_nothing,
@@ -494,7 +500,7 @@ async fn changing_an_unknown_id_is_not_found(subject: Subject) {
     let disabled = subject.store.set_disabled(unknown_id, true).await;
     let rehashed = subject
         .store
-        .set_password_hash(unknown_id, fake_hash("new"))
+        .set_password_hash(unknown_id, fake_hash("new"), PasswordWrite::Reset)
         .await;
     let updated = subject
         .store
@@ -555,8 +561,13 @@ async fn concurrent_changes_to_one_user_lose_nothing(subject: Subject) {
                     Ok(())
                 } else {
                     store
-                        .set_password_hash(&id, fake_hash(&format!("racer-{i}")))
+                        .set_password_hash(
+                            &id,
+                            fake_hash(&format!("racer-{i}")),
+                            PasswordWrite::Reset,
+                        )
                         .await
+                        .map(|_| ())
                 }
             })
         })
@@ -604,9 +615,10 @@ async fn concurrent_changes_to_one_user_lose_nothing(subject: Subject) {
             .await
             .expect("profile item");
         let credential_item = raw.item("USERNAME#judy").await.expect("credential item");
+        // A password write moves both items: the profile holds the token version it bumps.
         assert_eq!(
             number(&profile_item, "version"),
-            1 + disables,
+            1 + disables + rehashes,
             "one version per change"
         );
         assert_eq!(
@@ -622,7 +634,7 @@ async fn set_password_hash_replaces_the_hash_seen_by_find_login(subject: Subject
     let mike = create(&subject, "mike").await;
 
     store
-        .set_password_hash(&mike.id, fake_hash("rehashed"))
+        .set_password_hash(&mike.id, fake_hash("rehashed"), PasswordWrite::Reset)
         .await
         .expect("hash replaced");
 
@@ -775,7 +787,10 @@ async fn update_user_applies_name_role_and_disabled_and_bumps_the_token_version_
     assert_eq!(login.user, expected);
     assert_eq!(login.password_hash.as_phc(), fake_hash("first").as_phc());
     assert_eq!(
-        store.authorization_state(&olga.id, "jti").await.unwrap(),
+        store
+            .authorization_state(&olga.id, "jti", "no-such-session")
+            .await
+            .unwrap(),
         AuthorizationState {
             user: Some(UserAuthState {
                 role: Role::Customer,
@@ -783,6 +798,7 @@ async fn update_user_applies_name_role_and_disabled_and_bumps_the_token_version_
                 token_version: 2,
             }),
             jti_revoked: false,
+            session_revoked: false,
         }
     );
     assert_eq!(
@@ -865,11 +881,12 @@ async fn parallel_updates_of_one_user_lose_nothing(subject: Subject) {
             ..pat.clone()
         }
     );
-    let revoking = (UPDATERS / 3 * 2) as u64;
+    // Of the racers that promote or disable, only the first of each changes anything; the
+    // others set a value already stored and revoke nothing.
     assert_eq!(
         token_version(&subject, &pat).await,
-        revoking,
-        "one token version per role or access change"
+        2,
+        "one token version per real role or access change"
     );
     if let Some(raw) = &subject.raw {
         let profile_item = raw.item(&format!("USER#{}", pat.id)).await.unwrap();
@@ -889,10 +906,14 @@ async fn deleting_a_user_frees_its_username_and_leaves_nothing_to_read(subject: 
     assert_eq!(store.get_user(&quinn.id).await.unwrap(), None);
     assert!(store.find_login("quinn").await.unwrap().is_none());
     assert_eq!(
-        store.authorization_state(&quinn.id, "jti").await.unwrap(),
+        store
+            .authorization_state(&quinn.id, "jti", "no-such-session")
+            .await
+            .unwrap(),
         AuthorizationState {
             user: None,
             jti_revoked: false,
+            session_revoked: false,
         }
     );
     assert_eq!(
@@ -1010,44 +1031,48 @@ async fn authorization_state_reports_a_revoked_jti_and_not_another_one(subject: 
     });
     assert_eq!(
         store
-            .authorization_state(&victor.id, "jti-logged-out")
+            .authorization_state(&victor.id, "jti-logged-out", "no-such-session")
             .await
             .unwrap(),
         AuthorizationState {
             user: user.clone(),
             jti_revoked: true,
+            session_revoked: false,
         }
     );
     assert_eq!(
         store
-            .authorization_state(&victor.id, "jti-still-valid")
+            .authorization_state(&victor.id, "jti-still-valid", "no-such-session")
             .await
             .unwrap(),
         AuthorizationState {
             user,
             jti_revoked: false,
+            session_revoked: false,
         }
     );
     // Both halves are independent: a deny-listed jti of an unknown user.
     assert_eq!(
         store
-            .authorization_state(unknown_id, "jti-logged-out")
+            .authorization_state(unknown_id, "jti-logged-out", "no-such-session")
             .await
             .unwrap(),
         AuthorizationState {
             user: None,
             jti_revoked: true,
+            session_revoked: false,
         }
     );
     // A jti is not a user id, nor the other way round.
     assert_eq!(
         store
-            .authorization_state("jti-logged-out", &victor.id)
+            .authorization_state("jti-logged-out", &victor.id, "no-such-session")
             .await
             .unwrap(),
         AuthorizationState {
             user: None,
             jti_revoked: false,
+            session_revoked: false,
         }
     );
     // Revoking again is harmless.
@@ -1057,7 +1082,7 @@ async fn authorization_state_reports_a_revoked_jti_and_not_another_one(subject: 
         .expect("revoked again");
     assert!(
         store
-            .authorization_state(&victor.id, "jti-logged-out")
+            .authorization_state(&victor.id, "jti-logged-out", "no-such-session")
             .await
             .unwrap()
             .jti_revoked
@@ -1637,7 +1662,7 @@ async fn items_without_a_token_version_read_as_version_zero() {
         .expect("login");
     let state = subject
         .store
-        .authorization_state(&pia.id, "jti")
+        .authorization_state(&pia.id, "jti", "no-such-session")
         .await
         .unwrap();
 
@@ -1744,4 +1769,163 @@ async fn a_stale_count_restarts_unlocked_and_clearing_removes_the_lock(subject: 
         store.login_failures("olive").await.unwrap(),
         LoginFailures::default()
     );
+}
+
+async fn authorization_state_reports_a_revoked_session_and_not_another_one(subject: Subject) {
+    let store = subject.store.as_ref();
+    let wanda = create(&subject, "wanda").await;
+    store
+        .revoke_family("session-ended", NOW + 3600)
+        .await
+        .expect("revoked");
+
+    let state = |sid: &'static str| {
+        let id = wanda.id.clone();
+        async move { store.authorization_state(&id, "jti", sid).await.unwrap() }
+    };
+    let ended = state("session-ended").await;
+    assert!(ended.session_revoked && !ended.jti_revoked, "{ended:?}");
+    assert!(ended.user.is_some(), "the user half is read as well");
+    assert!(!state("session-alive").await.session_revoked);
+    // A session id is not a jti: the same value names nothing on the deny-list.
+    assert!(
+        !store
+            .authorization_state(&wanda.id, "session-ended", "session-alive")
+            .await
+            .unwrap()
+            .jti_revoked
+    );
+}
+
+async fn a_rehash_lands_only_over_the_hash_it_replaces_and_keeps_the_token_version(
+    subject: Subject,
+) {
+    let store = subject.store.as_ref();
+    let xena = create(&subject, "xena").await;
+    let first = fake_hash("first");
+
+    let version = store
+        .set_password_hash(
+            &xena.id,
+            fake_hash("rehashed"),
+            PasswordWrite::Rehash { previous: &first },
+        )
+        .await
+        .expect("rehash over the hash it was computed from");
+    assert_eq!(version, 0, "a rehash revokes nothing");
+    assert_eq!(token_version(&subject, &xena).await, 0);
+
+    // A concurrent reset got there first: the rehash (of the old password) must not undo it.
+    store
+        .set_password_hash(&xena.id, fake_hash("reset"), PasswordWrite::Reset)
+        .await
+        .unwrap();
+    let stale = store
+        .set_password_hash(
+            &xena.id,
+            fake_hash("stale-rehash"),
+            PasswordWrite::Rehash {
+                previous: &fake_hash("rehashed"),
+            },
+        )
+        .await;
+    assert!(
+        matches!(stale, Err(StoreError::PasswordChanged)),
+        "{stale:?}"
+    );
+    let stored = store.find_login("xena").await.unwrap().unwrap();
+    assert_eq!(stored.password_hash, fake_hash("reset"));
+    assert_eq!(stored.token_version, 1);
+}
+
+async fn a_password_change_lands_only_over_the_proven_hash_and_revokes_tokens(subject: Subject) {
+    let store = subject.store.as_ref();
+    let yuri = create(&subject, "yuri").await;
+
+    let wrong = store
+        .set_password_hash(
+            &yuri.id,
+            fake_hash("new"),
+            PasswordWrite::Change {
+                previous: &fake_hash("not-the-stored-one"),
+            },
+        )
+        .await;
+    assert!(
+        matches!(wrong, Err(StoreError::PasswordChanged)),
+        "{wrong:?}"
+    );
+    assert_eq!(
+        store
+            .find_login("yuri")
+            .await
+            .unwrap()
+            .unwrap()
+            .password_hash,
+        fake_hash("first"),
+        "nothing written"
+    );
+    assert_eq!(token_version(&subject, &yuri).await, 0);
+
+    let version = store
+        .set_password_hash(
+            &yuri.id,
+            fake_hash("new"),
+            PasswordWrite::Change {
+                previous: &fake_hash("first"),
+            },
+        )
+        .await
+        .expect("changed");
+    assert_eq!(version, 1);
+    assert_eq!(token_version(&subject, &yuri).await, 1);
+    let stored = store.find_login("yuri").await.unwrap().unwrap();
+    assert_eq!(stored.password_hash, fake_hash("new"));
+    assert_eq!(stored.user, yuri, "nothing else changed");
+}
+
+async fn a_reset_replaces_any_hash_and_revokes_tokens(subject: Subject) {
+    let store = subject.store.as_ref();
+    let zoe = create(&subject, "zoe").await;
+    for (round, tag) in ["one", "two"].into_iter().enumerate() {
+        let version = store
+            .set_password_hash(&zoe.id, fake_hash(tag), PasswordWrite::Reset)
+            .await
+            .expect("reset");
+        assert_eq!(version, round as u64 + 1);
+    }
+    assert_eq!(token_version(&subject, &zoe).await, 2);
+    assert_eq!(
+        store
+            .find_login("zoe")
+            .await
+            .unwrap()
+            .unwrap()
+            .password_hash,
+        fake_hash("two")
+    );
+}
+
+async fn an_update_to_the_values_already_stored_keeps_the_token_version(subject: Subject) {
+    let store = subject.store.as_ref();
+    let abel = create(&subject, "abel").await;
+    let same = UserChanges {
+        role: Some(abel.role),
+        disabled: Some(abel.disabled),
+        ..UserChanges::default()
+    };
+    assert_eq!(store.update_user(&abel.id, same).await.unwrap(), abel);
+    assert_eq!(
+        token_version(&subject, &abel).await,
+        0,
+        "nothing really changed"
+    );
+
+    let promoted = UserChanges {
+        role: Some(Role::Admin),
+        disabled: Some(false),
+        ..UserChanges::default()
+    };
+    store.update_user(&abel.id, promoted).await.unwrap();
+    assert_eq!(token_version(&subject, &abel).await, 1, "the role changed");
 }

@@ -7,7 +7,8 @@ use integration_tests::{TestApp, as_caller, body_json, http_event};
 use jwt_auth_core::password::StoredHash;
 use jwt_auth_core::store::{
     AuthorizationState, LoginFailures, LoginRecord, NewRefreshToken, NewUser, PageKey,
-    RefreshTokenRecord, Rotation, SessionStore, StoreError, UserChanges, UserPage, UserStore,
+    PasswordWrite, RefreshTokenRecord, Rotation, SessionStore, StoreError, UserChanges, UserPage,
+    UserStore,
 };
 use jwt_auth_core::user::{Role, User};
 use std::sync::Arc;
@@ -48,10 +49,16 @@ impl UserStore for UnreachableStore {
         &self,
         _: &str,
         _: &str,
+        _: &str,
     ) -> Result<AuthorizationState, StoreError> {
         down()
     }
-    async fn set_password_hash(&self, _: &str, _: StoredHash) -> Result<(), StoreError> {
+    async fn set_password_hash(
+        &self,
+        _: &str,
+        _: StoredHash,
+        _: PasswordWrite<'_>,
+    ) -> Result<u64, StoreError> {
         down()
     }
 }

@@ -149,11 +149,13 @@ fn no_function_is_granted_more_than_it_uses() {
             "ConditionCheckItem"
         ])
     );
-    // Users: read by key and index, conditional transactional writes; never Scan.
+    // Users: re-check the caller, read by key and index, conditional transactional writes;
+    // never Scan.
     assert_eq!(
         dynamo("UsersFunction"),
         set(&[
             "GetItem",
+            "BatchGetItem",
             "Query",
             "PutItem",
             "UpdateItem",

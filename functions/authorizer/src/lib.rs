@@ -2,20 +2,28 @@
 //!
 //! - Missing, malformed, forged or expired token: the error `Unauthorized`, which API
 //!   Gateway answers with 401 (the message must be exactly that word).
-//! - Revoked: a logged-out `jti`, a deleted or disabled user, or a token older than the
-//!   user's last "log out everywhere", role change or disabling (its `ver` claim is behind
-//!   the user's token version): also `Unauthorized`. This costs one DynamoDB round trip
-//!   (a BatchGetItem of the user and the `jti`) per uncached authorization; API Gateway
-//!   caches the answer per token, so a revocation takes effect within
-//!   min(authorizer cache TTL, token lifetime) — 5 minutes with the template's defaults.
+//! - Revoked: a logged-out `jti` or session, a deleted or disabled user, or a token older
+//!   than the user's last "log out everywhere", role change, password change or reset (its
+//!   `ver` claim is behind the user's token version): also `Unauthorized`. This costs one
+//!   DynamoDB round trip (a BatchGetItem of the user, the `jti` and the session) per
+//!   uncached authorization ([`jwt_auth_core::revocation`]).
 //! - Valid token: `principalId` = `sub`, a policy allowing every route the role may call
 //!   (API Gateway caches it per token and reuses it on every route), and the context
-//!   `sub`, `role`, `username`, `jti`, `sid`, `exp` for the backends.
+//!   `sub`, `role`, `username`, `jti`, `sid`, `exp`, `ver` for the backends.
+//!
+//! **What the cache does to this.** API Gateway keeps this answer for the cache TTL
+//! (`AuthorizerCacheTtlSeconds`, counted from the last *uncached* call, whatever the
+//! token's `exp`), so this function alone would let a revoked or expired token through
+//! until then. It does not stand alone: every function route re-checks the caller with the
+//! same read and refuses a token past its `exp` ([`jwt_auth_core::revocation::current_caller`]),
+//! so revocation and expiry take effect on the very next request. What the cache still
+//! decides alone is the gateway's 403 for a route the cached policy does not list.
 //! - Anything else (no usable `methodArn`, the store unreachable): another error, which
 //!   API Gateway answers with 500. Never an Allow, never a panic.
 
 use aws_lambda_events::apigw::ApiGatewayCustomAuthorizerRequest;
 use jwt_auth_core::policy::{AuthorizerContext, AuthorizerResponse, MethodArn, policy_for};
+use jwt_auth_core::revocation::refusal;
 use jwt_auth_core::store::UserStore;
 use jwt_auth_core::token::TokenVerifier;
 use lambda_runtime::{Diagnostic, LambdaEvent};
@@ -65,20 +73,14 @@ pub async fn authorize(
         .as_deref()
         .and_then(MethodArn::parse)
         .ok_or(AuthorizerError::BadEvent("methodArn missing or malformed"))?;
-    let state = store.authorization_state(&claims.sub, &claims.jti).await.map_err(|err| {
-        tracing::error!(error = %jwt_auth_core::error::error_chain(&err), "revocation check failed");
-        AuthorizerError::StoreUnavailable
-    })?;
-    let revoked = match &state.user {
-        None => Some("user deleted"),
-        Some(user) if user.disabled => Some("user disabled"),
-        Some(user) if user.token_version != claims.ver || user.role != claims.role => {
-            Some("token version revoked")
-        }
-        Some(_) if state.jti_revoked => Some("token logged out"),
-        Some(_) => None,
-    };
-    if let Some(reason) = revoked {
+    let state = store
+        .authorization_state(&claims.sub, &claims.jti, &claims.sid)
+        .await
+        .map_err(|err| {
+            tracing::error!(error = %jwt_auth_core::error::error_chain(&err), "revocation check failed");
+            AuthorizerError::StoreUnavailable
+        })?;
+    if let Some(reason) = refusal(&state, claims.role, claims.ver) {
         tracing::info!(reason, sub = %claims.sub, jti = %claims.jti, "token refused");
         return Err(AuthorizerError::Unauthorized);
     }
@@ -94,6 +96,7 @@ pub async fn authorize(
             jti: claims.jti,
             sid: claims.sid,
             exp: claims.exp.to_string(),
+            ver: claims.ver.to_string(),
         },
     })
 }

@@ -16,6 +16,8 @@ async fn main() -> Result<(), Error> {
     let store = DynamoUserStore::new(cold.dynamodb_client(), cold.config.users_table.clone());
     // One cheap read now moves the TLS handshake to DynamoDB (~0.7 s at low memory sizes)
     // out of the first request. Its answer does not matter.
-    let _ = store.authorization_state(&"0".repeat(32), "warm-up").await;
+    let _ = store
+        .authorization_state(&"0".repeat(32), "warm-up", "warm-up")
+        .await;
     run(service_fn(|event| handle(event, &verifier, &store))).await
 }

@@ -1,13 +1,16 @@
-//! The session routes: `POST /login`, `POST /token/refresh` (public), `POST /logout` and
-//! `POST /logout/all` (signed in). The HTTP adapter around
-//! [`jwt_auth_core::login::LoginService`].
+//! The session routes: `POST /login`, `POST /token/refresh` (public), `POST /logout`,
+//! `POST /logout/all` and `POST /password` (signed in). The HTTP adapter around
+//! [`jwt_auth_core::login::LoginService`]. Signed-in routes act only on a caller re-checked
+//! against the store ([`current_caller`]): API Gateway's cached Allow may be stale.
 
 use jwt_auth_core::ApiError;
 use jwt_auth_core::error::{json_response, no_content};
 use jwt_auth_core::http::{Caller, json_body, path_exists_with_other_method, route_of};
 use jwt_auth_core::login::{
-    LOGIN_BODY_SHAPE, LoginRequest, LoginService, REFRESH_BODY_SHAPE, RefreshRequest,
+    CHANGE_PASSWORD_BODY_SHAPE, ChangePasswordRequest, LOGIN_BODY_SHAPE, LoginRequest,
+    LoginService, REFRESH_BODY_SHAPE, RefreshRequest,
 };
+use jwt_auth_core::revocation::current_caller;
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Request, Response};
 
@@ -24,7 +27,7 @@ pub async fn handle(
 }
 
 async fn route(request: Request, service: &LoginService) -> Result<Response<Body>, ApiError> {
-    let now = jwt_auth_core::unix_now();
+    let now = service.clock.now();
     let Some((route, _)) = route_of(&request) else {
         return Err(if path_exists_with_other_method(&request) {
             ApiError::MethodNotAllowed
@@ -48,18 +51,33 @@ async fn route(request: Request, service: &LoginService) -> Result<Response<Body
             ))
         }
         ("POST", "/logout") => {
-            service
-                .logout(&Caller::from_request(&request)?, now)
-                .await?;
+            let caller = signed_in(&request, service, now).await?;
+            service.logout(&caller, now).await?;
             Ok(no_content())
         }
         ("POST", "/logout/all") => {
-            service
-                .logout_everywhere(&Caller::from_request(&request)?, now)
-                .await?;
+            let caller = signed_in(&request, service, now).await?;
+            service.logout_everywhere(&caller, now).await?;
             Ok(no_content())
+        }
+        ("POST", "/password") => {
+            let caller = signed_in(&request, service, now).await?;
+            let body: ChangePasswordRequest = json_body(&request, CHANGE_PASSWORD_BODY_SHAPE)?;
+            Ok(json_response(
+                StatusCode::OK,
+                &service.change_password(&caller, body, now).await?,
+            ))
         }
         // Another function's route sent here by mistake.
         _ => Err(ApiError::NotFound),
     }
+}
+
+/// The caller of a signed-in route, as it stands in the store now.
+async fn signed_in(
+    request: &Request,
+    service: &LoginService,
+    now: u64,
+) -> Result<Caller, ApiError> {
+    current_caller(service.store.as_ref(), Caller::from_request(request)?, now).await
 }

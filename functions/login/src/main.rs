@@ -1,3 +1,4 @@
+use jwt_auth_core::clock::Clock;
 use jwt_auth_core::login::{DEFAULT_REFRESH_TTL_SECS, LoginService};
 use jwt_auth_core::password::PasswordHasher;
 use jwt_auth_core::runtime::ColdStart;
@@ -21,6 +22,8 @@ async fn main() -> Result<(), Error> {
             cold.config.tokens.clone(),
         ),
         refresh_ttl_secs: DEFAULT_REFRESH_TTL_SECS,
+        session_max_secs: cold.config.session_max_secs,
+        clock: Clock::system(),
     };
     run(service_fn(|request| login::handle(request, &service))).await
 }

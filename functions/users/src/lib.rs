@@ -1,16 +1,22 @@
-//! `GET /users` and `GET /users/{id}`: the HTTP adapter around [`jwt_auth_core::users`].
+//! The users routes (`GET`/`POST /users`, `GET`/`PATCH`/`DELETE /users/{id}`,
+//! `POST /users/{id}/password`): the HTTP adapter around [`jwt_auth_core::users`]. Every
+//! route acts only on a caller re-checked against the store, with its stored role
+//! ([`current_caller`]): API Gateway's cached Allow and context may be stale.
 
 use jwt_auth_core::ApiError;
+use jwt_auth_core::clock::Clock;
 use jwt_auth_core::cursor::CursorCodec;
 use jwt_auth_core::error::{json_response, no_content};
 use jwt_auth_core::http::{
     Caller, json_body, path_exists_with_other_method, query_param, route_of,
 };
 use jwt_auth_core::password::PasswordHasher;
+use jwt_auth_core::revocation::current_caller;
 use jwt_auth_core::store::Store;
 use jwt_auth_core::users::{
-    CREATE_USER_BODY_SHAPE, CreateUserRequest, UPDATE_USER_BODY_SHAPE, UpdateUserRequest,
-    create_user, delete_user, get_user, list_users, update_user,
+    CREATE_USER_BODY_SHAPE, CreateUserRequest, RESET_PASSWORD_BODY_SHAPE, ResetPasswordRequest,
+    UPDATE_USER_BODY_SHAPE, UpdateUserRequest, create_user, delete_user, get_user, list_users,
+    reset_password, update_user,
 };
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Request, Response};
@@ -22,6 +28,7 @@ pub struct UsersService {
     pub cursors: CursorCodec,
     /// Hashes the passwords of users created over the API.
     pub hasher: Arc<PasswordHasher>,
+    pub clock: Clock,
 }
 
 /// Answers every request; failures are problem+json responses, never `Err`.
@@ -47,10 +54,11 @@ async fn route(request: Request, service: &UsersService) -> Result<Response<Body
     if !route.path.starts_with("/users") {
         return Err(ApiError::NotFound);
     }
-    let caller = Caller::from_request(&request)?;
+    let now = service.clock.now();
     let store = service.store.as_ref();
-    match (route.method, id) {
-        ("GET", None) => {
+    let caller = current_caller(store, Caller::from_request(&request)?, now).await?;
+    match (route.method, route.path, id) {
+        ("GET", _, None) => {
             let page = list_users(
                 store,
                 &service.cursors,
@@ -61,31 +69,29 @@ async fn route(request: Request, service: &UsersService) -> Result<Response<Body
             .await?;
             Ok(json_response(StatusCode::OK, &page))
         }
-        ("POST", None) => {
+        ("POST", _, None) => {
             let body: CreateUserRequest = json_body(&request, CREATE_USER_BODY_SHAPE)?;
-            let created = create_user(
-                store,
-                &service.hasher,
-                &caller,
-                body,
-                jwt_auth_core::unix_now(),
-            )
-            .await?;
+            let created = create_user(store, &service.hasher, &caller, body, now).await?;
             Ok(json_response(StatusCode::CREATED, &created))
         }
-        ("GET", Some(id)) => Ok(json_response(
+        ("GET", _, Some(id)) => Ok(json_response(
             StatusCode::OK,
             &get_user(store, &caller, &id).await?,
         )),
-        ("PATCH", Some(id)) => {
+        ("PATCH", _, Some(id)) => {
             let body: UpdateUserRequest = json_body(&request, UPDATE_USER_BODY_SHAPE)?;
             Ok(json_response(
                 StatusCode::OK,
                 &update_user(store, &caller, &id, body).await?,
             ))
         }
-        ("DELETE", Some(id)) => {
+        ("DELETE", _, Some(id)) => {
             delete_user(store, &caller, &id).await?;
+            Ok(no_content())
+        }
+        ("POST", "/users/{id}/password", Some(id)) => {
+            let body: ResetPasswordRequest = json_body(&request, RESET_PASSWORD_BODY_SHAPE)?;
+            reset_password(store, &service.hasher, &caller, &id, body).await?;
             Ok(no_content())
         }
         _ => Err(ApiError::NotFound),

@@ -1,3 +1,4 @@
+use jwt_auth_core::clock::Clock;
 use jwt_auth_core::cursor::CursorCodec;
 use jwt_auth_core::password::PasswordHasher;
 use jwt_auth_core::runtime::ColdStart;
@@ -17,6 +18,7 @@ async fn main() -> Result<(), Error> {
         store: Arc::new(store),
         cursors: CursorCodec::new(&cold.secret),
         hasher: Arc::new(PasswordHasher::new()),
+        clock: Clock::system(),
     };
     run(service_fn(|request| users::handle(request, &service))).await
 }

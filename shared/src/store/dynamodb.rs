@@ -27,8 +27,8 @@
 
 use super::{
     AuthorizationState, LoginFailures, LoginRecord, NewRefreshToken, NewUser, PageKey,
-    RefreshTokenRecord, Rotation, SessionStore, StoreError, UserAuthState, UserChanges, UserPage,
-    UserStore,
+    PasswordWrite, RefreshTokenRecord, Rotation, SessionStore, StoreError, UserAuthState,
+    UserChanges, UserPage, UserStore,
 };
 use crate::password::StoredHash;
 use crate::user::{Role, User, new_user_id};
@@ -209,6 +209,10 @@ struct RefreshTokenItem {
     user_id: String,
     family_id: String,
     token_version: u64,
+    /// Absent on items written before sessions had an absolute lifetime; those count from
+    /// the token's own `created_at`.
+    #[serde(default)]
+    session_started_at: Option<u64>,
     created_at: u64,
     /// The TTL attribute.
     expires_at: u64,
@@ -224,6 +228,7 @@ impl RefreshTokenItem {
             user_id: token.user_id.clone(),
             family_id: token.family_id.clone(),
             token_version: token.token_version,
+            session_started_at: Some(token.session_started_at),
             created_at: token.created_at,
             expires_at: token.expires_at,
             retired_at: None,
@@ -242,6 +247,7 @@ impl RefreshTokenItem {
                 user_id: self.user_id,
                 family_id: self.family_id,
                 token_version: self.token_version,
+                session_started_at: self.session_started_at.unwrap_or(self.created_at),
                 created_at: self.created_at,
                 expires_at: self.expires_at,
             },
@@ -373,6 +379,31 @@ async fn backoff(attempt: u32) {
     tokio::time::sleep(Duration::from_millis(jitter_ms.max(1))).await;
 }
 
+/// What [`DynamoUserStore::change_user`] writes.
+struct UserWrite<'a> {
+    changes: &'a UserChanges,
+    /// Bump the token version whatever changes ("log out everywhere").
+    revoke_all: bool,
+    /// A new password hash, and how it replaces the stored one.
+    password: Option<(&'a StoredHash, PasswordWrite<'a>)>,
+}
+
+static NO_CHANGES: UserChanges = UserChanges {
+    name: None,
+    role: None,
+    disabled: None,
+};
+
+impl Default for UserWrite<'_> {
+    fn default() -> Self {
+        Self {
+            changes: &NO_CHANGES,
+            revoke_all: false,
+            password: None,
+        }
+    }
+}
+
 impl DynamoUserStore {
     /// One strongly consistent GetItem.
     async fn get_item(&self, pk: String) -> Result<Option<Item>, StoreError> {
@@ -423,20 +454,30 @@ impl DynamoUserStore {
     /// change makes the transaction fail instead of being overwritten by a decision taken
     /// on stale data). Every field is written, not only the changed ones: the condition
     /// makes the read values current, so this is exactly "what was read, plus the changes".
+    /// `password_hash`, when given, is set too (only the credential item holds one).
     fn user_update(
         &self,
         pk: String,
         user: &User,
         token_version: u64,
         expected_version: u64,
+        password_hash: Option<&StoredHash>,
     ) -> Result<TransactWriteItem, StoreError> {
-        let update = Update::builder()
+        let mut expression = String::from(
+            "SET #name = :name, #role = :role, #disabled = :disabled, \
+             #token_version = :token_version, #version = #version + :one",
+        );
+        let mut update = Update::builder();
+        if let Some(hash) = password_hash {
+            expression.push_str(", #hash = :hash");
+            update = update
+                .expression_attribute_names("#hash", "password_hash")
+                .expression_attribute_values(":hash", AttributeValue::S(hash.as_phc().into()));
+        }
+        let update = update
             .table_name(&self.table)
             .set_key(Some(key(pk)))
-            .update_expression(
-                "SET #name = :name, #role = :role, #disabled = :disabled, \
-                 #token_version = :token_version, #version = #version + :one",
-            )
+            .update_expression(expression)
             .condition_expression("attribute_exists(#pk) AND #version = :expected")
             .expression_attribute_names("#pk", "pk")
             .expression_attribute_names("#name", "name")
@@ -477,16 +518,15 @@ impl DynamoUserStore {
             .build())
     }
 
-    /// Applies `changes` to both items of a user, and bumps its token version if `revoke`:
-    /// read both, write both in one transaction conditioned on both versions, and on a
-    /// lost race read again and decide again. Returns the user as written.
+    /// Applies `write` to both items of a user: read both, write both in one transaction
+    /// conditioned on both versions, and on a lost race read again and decide again.
+    /// Returns the user as written and its token version.
     async fn change_user(
         &self,
         id: &str,
-        changes: &UserChanges,
-        revoke: bool,
+        write: UserWrite<'_>,
         operation: &str,
-    ) -> Result<User, StoreError> {
+    ) -> Result<(User, u64), StoreError> {
         for attempt in 0..MAX_WRITE_ATTEMPTS {
             let (profile, credential) =
                 self.get_user_items(id).await?.ok_or(StoreError::NotFound)?;
@@ -503,13 +543,29 @@ impl DynamoUserStore {
                     "user profile without its credential item",
                 ));
             };
-            // Both copies are always written together; `max` only matters for items that
-            // were never both written since `token_version` was introduced.
-            let token_version =
-                profile.token_version.max(credential.token_version) + u64::from(revoke);
+            if let Some((_, password_write)) = &write.password
+                && password_write
+                    .previous()
+                    .is_some_and(|previous| previous.as_phc() != credential.password_hash)
+            {
+                // Decided on this read; the version condition below makes it still true
+                // when the write lands.
+                return Err(StoreError::PasswordChanged);
+            }
             let profile_pk = profile.pk.clone();
             let profile_version = profile.version;
+            let stored_token_version = profile.token_version.max(credential.token_version);
             let mut user = profile.into_user()?;
+            let changes = write.changes;
+            let revoke = write.revoke_all
+                || changes.revokes_tokens_of(&user)
+                || write
+                    .password
+                    .as_ref()
+                    .is_some_and(|(_, password_write)| password_write.revokes_tokens());
+            // Both copies are always written together; `max` only matters for items that
+            // were never both written since `token_version` was introduced.
+            let token_version = stored_token_version + u64::from(revoke);
             if let Some(name) = &changes.name {
                 user.name.clone_from(name);
             }
@@ -527,19 +583,21 @@ impl DynamoUserStore {
                     &user,
                     token_version,
                     profile_version,
+                    None,
                 )?)
                 .transact_items(self.user_update(
                     credential.pk.clone(),
                     &user,
                     token_version,
                     credential.version,
+                    write.password.as_ref().map(|(hash, _)| *hash),
                 )?)
                 .send()
                 .await;
             match result {
                 // The write was conditioned on the versions read, so the stored user is
                 // exactly the one read with the changes applied.
-                Ok(_) => return Ok(user),
+                Ok(_) => return Ok((user, token_version)),
                 Err(err) => match cancellation(&err) {
                     // Changed (or deleted) since it was read: read again and decide again.
                     Some(_) if attempt + 1 < MAX_WRITE_ATTEMPTS => backoff(attempt).await,
@@ -572,8 +630,12 @@ impl UserStore for DynamoUserStore {
             // Nothing to write: no version bump for a change that changes nothing.
             return self.get_user(id).await?.ok_or(StoreError::NotFound);
         }
-        self.change_user(id, &changes, changes.revokes_tokens(), "update_user")
-            .await
+        let write = UserWrite {
+            changes: &changes,
+            ..UserWrite::default()
+        };
+        let (user, _) = self.change_user(id, write, "update_user").await?;
+        Ok(user)
     }
 
     async fn delete_user(&self, id: &str) -> Result<(), StoreError> {
@@ -607,7 +669,11 @@ impl UserStore for DynamoUserStore {
     }
 
     async fn revoke_all_tokens(&self, id: &str) -> Result<(), StoreError> {
-        self.change_user(id, &UserChanges::default(), true, "revoke_all_tokens")
+        let write = UserWrite {
+            revoke_all: true,
+            ..UserWrite::default()
+        };
+        self.change_user(id, write, "revoke_all_tokens")
             .await
             .map(|_| ())
     }
@@ -616,26 +682,31 @@ impl UserStore for DynamoUserStore {
         &self,
         id: &str,
         jti: &str,
+        sid: &str,
     ) -> Result<AuthorizationState, StoreError> {
-        // One BatchGetItem for both keys, strongly consistent so that a disable, a token
-        // version bump or a logout is seen by the very next request.
+        // One BatchGetItem for the three keys, strongly consistent so that a disable, a
+        // token version bump, a logout or a revoked session is seen by the very next request.
         let user_pk = profile_pk(id);
         let jti_pk = revoked_pk(jti);
+        let family_pk = family_pk(sid);
         let keys = KeysAndAttributes::builder()
             .keys(key(user_pk.clone()))
             .keys(key(jti_pk.clone()))
+            .keys(key(family_pk.clone()))
             .consistent_read(true)
-            .projection_expression("#pk, #role, #disabled, #token_version")
+            .projection_expression("#pk, #role, #disabled, #token_version, #revoked")
             .expression_attribute_names("#pk", "pk")
             .expression_attribute_names("#role", "role")
             .expression_attribute_names("#disabled", "disabled")
             .expression_attribute_names("#token_version", "token_version")
+            .expression_attribute_names("#revoked", "revoked")
             .build()
             .map_err(StoreError::backend)?;
         let mut pending = HashMap::from([(self.table.clone(), keys)]);
         let mut state = AuthorizationState {
             user: None,
             jti_revoked: false,
+            session_revoked: false,
         };
         for attempt in 0..MAX_READ_ATTEMPTS {
             let output = self
@@ -662,6 +733,9 @@ impl UserStore for DynamoUserStore {
                     // Any deny-list item counts, even one past its `expires_at` that TTL
                     // has not removed yet: the token it names has expired by then anyway.
                     Some(AttributeValue::S(pk)) if *pk == jti_pk => state.jti_revoked = true,
+                    Some(AttributeValue::S(pk)) if *pk == family_pk => {
+                        state.session_revoked = from_item::<FamilyItem>(item)?.revoked;
+                    }
                     _ => {}
                 }
             }
@@ -799,42 +873,16 @@ impl UserStore for DynamoUserStore {
         &self,
         id: &str,
         password_hash: StoredHash,
-    ) -> Result<(), StoreError> {
-        let profile = self.get_profile(id).await?.ok_or(StoreError::NotFound)?;
-        // Only the credential item holds the hash. The condition makes sure it still exists
-        // and still belongs to this user: an update must never create an item, nor set the
-        // hash of whoever holds the username if it ever changed hands.
-        let result = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .set_key(Some(key(credential_pk(&profile.username))))
-            .update_expression("SET #hash = :hash, #version = #version + :one")
-            .condition_expression("attribute_exists(#pk) AND #user_id = :user_id")
-            .expression_attribute_names("#pk", "pk")
-            .expression_attribute_names("#hash", "password_hash")
-            .expression_attribute_names("#version", "version")
-            .expression_attribute_names("#user_id", "user_id")
-            .expression_attribute_values(
-                ":hash",
-                AttributeValue::S(password_hash.as_phc().to_string()),
-            )
-            .expression_attribute_values(":one", AttributeValue::N("1".into()))
-            .expression_attribute_values(":user_id", AttributeValue::S(profile.id))
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(err)
-                if matches!(
-                    err.as_service_error(),
-                    Some(UpdateItemError::ConditionalCheckFailedException(_))
-                ) =>
-            {
-                Err(StoreError::NotFound)
-            }
-            Err(err) => Err(StoreError::backend(err)),
-        }
+        write: PasswordWrite<'_>,
+    ) -> Result<u64, StoreError> {
+        // Both items in one transaction even for a rehash: the credential item holds the
+        // hash, the profile the token version, and a change must move both at once.
+        let write = UserWrite {
+            password: Some((&password_hash, write)),
+            ..UserWrite::default()
+        };
+        let (_, token_version) = self.change_user(id, write, "set_password_hash").await?;
+        Ok(token_version)
     }
 }
 

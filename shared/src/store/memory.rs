@@ -4,8 +4,8 @@
 
 use super::{
     AuthorizationState, LoginFailures, LoginRecord, NewRefreshToken, NewUser, PageKey,
-    RefreshTokenRecord, Rotation, SessionStore, StoreError, UserAuthState, UserChanges, UserPage,
-    UserStore,
+    PasswordWrite, RefreshTokenRecord, Rotation, SessionStore, StoreError, UserAuthState,
+    UserChanges, UserPage, UserStore,
 };
 use crate::password::StoredHash;
 use crate::user::{User, new_user_id};
@@ -122,7 +122,7 @@ impl UserStore for MemoryUserStore {
     async fn update_user(&self, id: &str, changes: UserChanges) -> Result<User, StoreError> {
         let mut state = self.write();
         let record = state.by_id.get_mut(id).ok_or(StoreError::NotFound)?;
-        if changes.revokes_tokens() {
+        if changes.revokes_tokens_of(&record.user) {
             record.token_version += 1;
         }
         if let Some(name) = changes.name {
@@ -155,6 +155,7 @@ impl UserStore for MemoryUserStore {
         &self,
         id: &str,
         jti: &str,
+        sid: &str,
     ) -> Result<AuthorizationState, StoreError> {
         let state = self.read();
         Ok(AuthorizationState {
@@ -164,6 +165,7 @@ impl UserStore for MemoryUserStore {
                 token_version: record.token_version,
             }),
             jti_revoked: state.revoked_jtis.contains_key(jti),
+            session_revoked: state.revoked_families.contains_key(sid),
         })
     }
 
@@ -171,11 +173,21 @@ impl UserStore for MemoryUserStore {
         &self,
         id: &str,
         password_hash: StoredHash,
-    ) -> Result<(), StoreError> {
+        write: PasswordWrite<'_>,
+    ) -> Result<u64, StoreError> {
         let mut state = self.write();
         let record = state.by_id.get_mut(id).ok_or(StoreError::NotFound)?;
+        if write
+            .previous()
+            .is_some_and(|previous| *previous != record.password_hash)
+        {
+            return Err(StoreError::PasswordChanged);
+        }
         record.password_hash = password_hash;
-        Ok(())
+        if write.revokes_tokens() {
+            record.token_version += 1;
+        }
+        Ok(record.token_version)
     }
 }
 

@@ -57,19 +57,58 @@ pub struct UserChanges {
 }
 
 impl UserChanges {
-    /// Whether these changes revoke the user's tokens (role or access changed).
-    pub fn revokes_tokens(&self) -> bool {
-        self.role.is_some() || self.disabled.is_some()
+    /// Whether applying these changes to `current` revokes the user's tokens: its role or
+    /// its access really changes. Setting a field to the value it already has revokes
+    /// nothing (a client re-sending a whole form must not log the user out).
+    pub fn revokes_tokens_of(&self, current: &User) -> bool {
+        self.role.is_some_and(|role| role != current.role)
+            || self
+                .disabled
+                .is_some_and(|disabled| disabled != current.disabled)
     }
 }
 
-/// The authorizer's view of a caller.
+/// A caller's current state, read in one strongly consistent round trip: what the
+/// authorizer and every signed-in backend route check before acting.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AuthorizationState {
     /// `None` when the user does not exist (deleted).
     pub user: Option<UserAuthState>,
     /// The access token's `jti` is on the deny-list (logged out).
     pub jti_revoked: bool,
+    /// The token's session (refresh-token family) is revoked: logout, or reuse of a
+    /// retired refresh token.
+    pub session_revoked: bool,
+}
+
+/// How a password hash is replaced ([`UserStore::set_password_hash`]).
+#[derive(Debug, Clone, Copy)]
+pub enum PasswordWrite<'a> {
+    /// The same password under stronger parameters (rehash at login): written only if the
+    /// stored hash is still `previous`, so it can never undo a concurrent change or reset;
+    /// the user's tokens stay valid.
+    Rehash { previous: &'a StoredHash },
+    /// The user changed it after proving `previous`: written only if the stored hash is
+    /// still `previous`; bumps the token version in the same transaction, so every earlier
+    /// access and refresh token of the user dies with the old password.
+    Change { previous: &'a StoredHash },
+    /// An admin set it: unconditional; bumps the token version like [`PasswordWrite::Change`].
+    Reset,
+}
+
+impl PasswordWrite<'_> {
+    pub fn revokes_tokens(&self) -> bool {
+        !matches!(self, PasswordWrite::Rehash { .. })
+    }
+
+    pub fn previous(&self) -> Option<&StoredHash> {
+        match self {
+            PasswordWrite::Rehash { previous } | PasswordWrite::Change { previous } => {
+                Some(previous)
+            }
+            PasswordWrite::Reset => None,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -89,6 +128,9 @@ pub struct NewRefreshToken {
     pub family_id: String,
     /// The user's token version when the family began.
     pub token_version: u64,
+    /// When the family began (its login): the session's absolute lifetime counts from
+    /// here, and every rotation carries it over.
+    pub session_started_at: u64,
     pub created_at: u64,
     pub expires_at: u64,
 }
@@ -139,6 +181,10 @@ pub enum StoreError {
     UsernameTaken,
     #[error("no such user")]
     NotFound,
+    /// A conditional password write found another hash than the one it was based on (a
+    /// concurrent change or reset): nothing was written.
+    #[error("the password was changed concurrently")]
+    PasswordChanged,
     #[error("user store failure")]
     Backend(#[source] Box<dyn std::error::Error + Send + Sync>),
 }
@@ -154,6 +200,9 @@ impl From<StoreError> for crate::ApiError {
         match err {
             StoreError::UsernameTaken => crate::ApiError::Conflict("username already taken".into()),
             StoreError::NotFound => crate::ApiError::NotFound,
+            StoreError::PasswordChanged => crate::ApiError::Conflict(
+                "the password was changed by another request; sign in again".into(),
+            ),
             StoreError::Backend(source) => crate::ApiError::Internal(source),
         }
     }
@@ -183,8 +232,9 @@ pub trait UserStore: Send + Sync {
     ) -> Result<UserPage, StoreError>;
 
     /// Applies `changes` with optimistic locking (a concurrent change is re-read and
-    /// re-applied, never lost). Changing `role` or `disabled` also bumps the user's token
-    /// version, which revokes every token issued before. [`StoreError::NotFound`] if none.
+    /// re-applied, never lost). A change of `role` or `disabled` to another value also
+    /// bumps the user's token version, which revokes every token issued before
+    /// ([`UserChanges::revokes_tokens_of`]). [`StoreError::NotFound`] if none.
     async fn update_user(&self, id: &str, changes: UserChanges) -> Result<User, StoreError>;
 
     /// Disables or re-enables a user (and revokes its tokens); [`StoreError::NotFound`] if
@@ -207,20 +257,26 @@ pub trait UserStore: Send + Sync {
     /// token issued before stops working. [`StoreError::NotFound`] if there is none.
     async fn revoke_all_tokens(&self, id: &str) -> Result<(), StoreError>;
 
-    /// What the authorizer needs, in one round trip (one BatchGetItem on DynamoDB): the
-    /// user's state and whether this access token's `jti` is on the deny-list.
+    /// What the authorizer and the signed-in routes check, in one strongly consistent
+    /// round trip (one BatchGetItem on DynamoDB): the user's state, whether this access
+    /// token's `jti` is on the deny-list, and whether its session `sid` is revoked.
     async fn authorization_state(
         &self,
         id: &str,
         jti: &str,
+        sid: &str,
     ) -> Result<AuthorizationState, StoreError>;
 
-    /// Replaces a user's password hash (password reset, or a rehash after a parameter change).
+    /// Replaces a user's password hash as `write` says, and returns the user's token
+    /// version afterwards (bumped for a change or a reset). [`StoreError::NotFound`] if
+    /// there is no such user; [`StoreError::PasswordChanged`] if `write` names a previous
+    /// hash that is no longer the stored one (nothing is written then).
     async fn set_password_hash(
         &self,
         id: &str,
         password_hash: StoredHash,
-    ) -> Result<(), StoreError>;
+        write: PasswordWrite<'_>,
+    ) -> Result<u64, StoreError>;
 }
 
 /// Refresh tokens, the access-token deny-list and failed-login counters.
