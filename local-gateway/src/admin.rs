@@ -50,7 +50,7 @@ enum UsersAction {
         #[arg(long)]
         username: String,
     },
-    /// Change a user's role (revokes its tokens).
+    /// Change a user's role (revokes its tokens when the role really changes).
     SetRole {
         #[arg(long)]
         username: String,
@@ -168,14 +168,22 @@ pub async fn run(args: UsersArgs, input: &mut dyn BufRead) -> Result<String, Str
                 role: Some(role.into()),
                 ..UserChanges::default()
             };
+            let revokes = changes.revokes_tokens_of(&record.user);
             let user = store
                 .update_user(&record.user.id, changes)
                 .await
                 .map_err(describe)?;
-            report = format!(
-                "{} is now {} (earlier tokens revoked)\n",
-                user.username, user.role
-            );
+            report = if revokes {
+                format!(
+                    "{} is now {} (earlier tokens revoked)\n",
+                    user.username, user.role
+                )
+            } else {
+                format!(
+                    "{} already was {} (nothing changed; use revoke-tokens to end its sessions)\n",
+                    user.username, user.role
+                )
+            };
         }
         UsersAction::RevokeTokens { username } => {
             let record = find(&store, &username).await?;

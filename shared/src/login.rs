@@ -26,9 +26,9 @@
 //! everywhere** bumps the user's token version, which every earlier access and refresh
 //! token of the user carries.
 //!
-//! **Password change** (`POST /password`) proves the current password on the login path
-//! (counted by the lockout like a login), then replaces the hash and bumps the token
-//! version in one transaction, so every earlier token of the user dies at once, and
+//! **Password change** (`POST /password`) proves the current password (its failures are
+//! throttled like logins, on a counter of its own), then replaces the hash and bumps the
+//! token version in one transaction, so every earlier token of the user dies at once, and
 //! answers a fresh token pair for a new session.
 
 use crate::ApiError;
@@ -304,12 +304,16 @@ impl LoginService {
         check_new_password(&request.new_password, &caller.username)
             .map_err(|err| ApiError::BadRequest(format!("new_password: {err}")))?;
 
+        // Its own counter, keyed by the user id: guesses at the current password with a
+        // stolen access token are throttled like logins, and an attacker who hammers
+        // `/login` for the username cannot hold the signed-in user's password change shut.
+        let counter = password_change_counter(&caller.sub);
         let attempt = self
             .store
-            .count_login_attempt(&caller.username, now, FAILURE_WINDOW_SECS)
+            .count_login_attempt(&counter, now, FAILURE_WINDOW_SECS)
             .await?;
         if let Some(retry_after_secs) =
-            throttle(self.store.as_ref(), &caller.username, &attempt, now).await?
+            throttle(self.store.as_ref(), &counter, &attempt, now).await?
         {
             tracing::info!(sub = %caller.sub, outcome = "locked", "password change refused");
             return Err(ApiError::TooManyAttempts { retry_after_secs });
@@ -342,8 +346,8 @@ impl LoginService {
             tracing::info!(sub = %caller.sub, outcome = "wrong_password", "password change refused");
             return Err(ApiError::WrongPassword);
         };
-        self.store.clear_login_failures(&caller.username).await?;
-        let token_version = self
+        self.store.clear_login_failures(&counter).await?;
+        let (user, token_version) = self
             .store
             .set_password_hash(
                 &caller.sub,
@@ -353,8 +357,12 @@ impl LoginService {
                 },
             )
             .await?;
+        // The user as written (a demotion or disable may have landed since it was read).
+        if user.disabled {
+            return Err(ApiError::Unauthorized);
+        }
         let session = Session::start(token_version);
-        let response = self.issue(record.user, &session, now, now).await?;
+        let response = self.issue(user, &session, now, now).await?;
         tracing::info!(sub = %caller.sub, sid = %session.id, "password changed; earlier tokens revoked");
         Ok(response)
     }
@@ -379,6 +387,9 @@ impl LoginService {
         self.access_token_response(user, session, refresh_token, refresh_expires_at, now)
     }
 
+    /// The token pair answer. Neither token outlives the session: `refresh_expires_at` is
+    /// already capped at its end, and the access token's lifetime is capped at the same
+    /// moment (a refresh just before the end would otherwise buy one more token lifetime).
     fn access_token_response(
         &self,
         user: User,
@@ -387,14 +398,18 @@ impl LoginService {
         refresh_expires_at: u64,
         now: u64,
     ) -> Result<TokenResponse, ApiError> {
+        let ttl_secs = self
+            .issuer
+            .ttl_secs()
+            .min(refresh_expires_at.saturating_sub(now));
         let issued = self
             .issuer
-            .issue(&user, session, now)
+            .issue_with_lifetime(&user, session, now, ttl_secs)
             .map_err(ApiError::internal)?;
         Ok(TokenResponse {
             access_token: issued.token,
             token_type: "Bearer".into(),
-            expires_in: self.issuer.ttl_secs(),
+            expires_in: ttl_secs,
             refresh_token,
             refresh_expires_in: refresh_expires_at.saturating_sub(now),
             user,
@@ -441,6 +456,12 @@ impl LoginService {
             _ => tracing::warn!("password rehash failed"),
         }
     }
+}
+
+/// The lockout counter of `POST /password` for user `sub` (usernames cannot contain `#`,
+/// so it never shares a counter with a login).
+pub fn password_change_counter(sub: &str) -> String {
+    format!("password#{sub}")
 }
 
 /// How long a logged-out `jti` stays on the deny-list: as long as the verifier would still

@@ -8,6 +8,7 @@ use integration_tests::running_api::{PASSWORD, RunningApi, dynamo_store, start_a
 use integration_tests::workspace_root;
 use jwt_auth_core::clock::Clock;
 use jwt_auth_core::config::DEFAULT_TOKEN_TTL_SECS;
+use jwt_auth_core::lockout::{LOCK_THRESHOLD, lock_secs};
 use jwt_auth_core::login::REFRESH_REUSE_GRACE_SECS;
 use jwt_auth_core::token::CLOCK_LEEWAY_SECS;
 use jwt_auth_core::user::Role;
@@ -240,10 +241,10 @@ async fn a_password_change_ends_every_earlier_token(store: StoreChoice) {
     let old = api.login_session("alice").await;
     let old_access = text(&old, "access_token");
     let other_device = api.login_session("alice").await;
-    assert_eq!(
-        api.call("GET", &own, Some(&old_access), None).await.status,
-        200
-    );
+    let other_access = text(&other_device, "access_token");
+    for access in [&old_access, &other_access] {
+        assert_eq!(api.call("GET", &own, Some(access), None).await.status, 200);
+    }
     let new_password = "a brand new passphrase";
 
     let wrong = api
@@ -277,21 +278,27 @@ async fn a_password_change_ends_every_earlier_token(store: StoreChoice) {
     assert_eq!(changed.status, 200, "{}", changed.body);
     assert_eq!(changed.body["user"]["id"], alice.id.as_str());
 
-    assert_eq!(cached_call(&api, "GET", &own, &old_access).await, 401);
+    for access in [&old_access, &other_access] {
+        assert_eq!(cached_call(&api, "GET", &own, access).await, 401);
+        assert_eq!(cached_call(&api, "POST", "/logout/all", access).await, 401);
+    }
+    let again = api
+        .call(
+            "POST",
+            "/password",
+            Some(&old_access),
+            Some(
+                json!({"current_password": new_password, "new_password": "yet another passphrase"}),
+            ),
+        )
+        .await;
+    assert_eq!(
+        again.status, 401,
+        "the old token cannot change the password again"
+    );
     for session in [&old, &other_device] {
         assert_eq!(refresh(&api, &text(session, "refresh_token")).await.0, 401);
     }
-    assert_eq!(
-        api.call(
-            "GET",
-            &own,
-            Some(&text(&other_device, "access_token")),
-            None
-        )
-        .await
-        .status,
-        401
-    );
     assert_eq!(login_with(&api, "alice", PASSWORD).await.0, 401);
 
     let new_access = text(&changed.body, "access_token");
@@ -380,11 +387,68 @@ async fn a_refresh_past_the_session_lifetime_fails(store: StoreChoice) {
         "never past the session's end"
     );
 
-    api.clock.advance(3600);
-    let (status, ended) = refresh(&api, &text(&renewed, "refresh_token")).await;
+    // Just before the end: the access token answered does not outlive the session either.
+    api.clock.advance(3600 - 100);
+    let (status, last) = refresh(&api, &text(&renewed, "refresh_token")).await;
+    assert_eq!(status, 200, "{last}");
+    assert_eq!(last["expires_in"], 100, "{last}");
+    assert_eq!(last["refresh_expires_in"], 100, "{last}");
+    let own = format!("/users/{}", text(&last["user"], "id"));
+    let access = text(&last, "access_token");
+    assert_eq!(api.call("GET", &own, Some(&access), None).await.status, 200);
+
+    api.clock.advance(100);
+    let (status, ended) = refresh(&api, &text(&last, "refresh_token")).await;
     assert_eq!(status, 401, "{ended}");
     assert_eq!(ended["detail"], "session expired; log in again");
+    api.clock.advance(CLOCK_LEEWAY_SECS);
+    assert_eq!(cached_call(&api, "GET", &own, &access).await, 401);
     assert_eq!(login_with(&api, "alice", PASSWORD).await.0, 200);
+}
+
+/// Guesses at the current password with a stolen access token are throttled like logins,
+/// on a counter of their own: hammering `/login` for the username does not hold the
+/// signed-in user's password change shut.
+async fn password_change_guesses_are_throttled_on_their_own_counter(store: StoreChoice) {
+    let api = api_on(store, &[]).await;
+    api.create_user("alice", Role::Customer).await;
+    let token = api.login("alice").await;
+    for _ in 0..=LOCK_THRESHOLD {
+        login_with(&api, "alice", "an attacker's guess").await;
+    }
+    assert_eq!(
+        login_with(&api, "alice", PASSWORD).await.0,
+        429,
+        "the username is locked for untrusted logins"
+    );
+
+    let change = |current: &'static str| {
+        let token = token.clone();
+        let api = &api;
+        async move {
+            api.call(
+                "POST",
+                "/password",
+                Some(&token),
+                Some(
+                    json!({"current_password": current, "new_password": "a brand new passphrase"}),
+                ),
+            )
+            .await
+        }
+    };
+    for _ in 0..LOCK_THRESHOLD {
+        assert_eq!(change("a thief's guess").await.status, 403);
+    }
+    let locked = change(PASSWORD).await;
+    assert_eq!(locked.status, 429, "{}", locked.body);
+    assert!(locked.headers.contains_key("retry-after"));
+    api.clock.advance(lock_secs(1));
+    assert_eq!(
+        change(PASSWORD).await.status,
+        200,
+        "the lock ends by itself"
+    );
 }
 
 /// 5b. Re-sending a role or disabled flag the user already has changes nothing and logs
@@ -437,6 +501,7 @@ on_both_stores!(
     a_password_change_ends_every_earlier_token,
     an_admin_reset_ends_every_session_of_the_user,
     a_refresh_past_the_session_lifetime_fails,
+    password_change_guesses_are_throttled_on_their_own_counter,
     an_update_that_changes_nothing_keeps_the_users_sessions,
 );
 

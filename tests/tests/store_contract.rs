@@ -1804,7 +1804,7 @@ async fn a_rehash_lands_only_over_the_hash_it_replaces_and_keeps_the_token_versi
     let xena = create(&subject, "xena").await;
     let first = fake_hash("first");
 
-    let version = store
+    let (_, version) = store
         .set_password_hash(
             &xena.id,
             fake_hash("rehashed"),
@@ -1867,7 +1867,7 @@ async fn a_password_change_lands_only_over_the_proven_hash_and_revokes_tokens(su
     );
     assert_eq!(token_version(&subject, &yuri).await, 0);
 
-    let version = store
+    let (_, version) = store
         .set_password_hash(
             &yuri.id,
             fake_hash("new"),
@@ -1888,7 +1888,7 @@ async fn a_reset_replaces_any_hash_and_revokes_tokens(subject: Subject) {
     let store = subject.store.as_ref();
     let zoe = create(&subject, "zoe").await;
     for (round, tag) in ["one", "two"].into_iter().enumerate() {
-        let version = store
+        let (_, version) = store
             .set_password_hash(&zoe.id, fake_hash(tag), PasswordWrite::Reset)
             .await
             .expect("reset");

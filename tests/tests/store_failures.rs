@@ -58,7 +58,7 @@ impl UserStore for UnreachableStore {
         _: &str,
         _: StoredHash,
         _: PasswordWrite<'_>,
-    ) -> Result<u64, StoreError> {
+    ) -> Result<(User, u64), StoreError> {
         down()
     }
 }

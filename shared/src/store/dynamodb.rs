@@ -17,7 +17,7 @@
 //! The [`SessionStore`] lives in the same table, in items that have no `kind` (so the index
 //! never sees them) and expire through the table's TTL attribute [`TTL_ATTRIBUTE`]:
 //!
-//! - `REVOKED#<jti>`: an access token on the deny-list, until its `exp`.
+//! - `REVOKED#<jti>`: an access token on the deny-list, until its `exp` plus the leeway.
 //! - `REFRESH#<sha-256 hex>`: a refresh token (only its hash), with `retired_at` once
 //!   rotated; `FAMILY#<family id>`: `revoked = true` once its family (session) is revoked.
 //! - `FAILURES#<username>`: the failed-login counter, changed only by atomic updates.
@@ -530,8 +530,8 @@ impl DynamoUserStore {
         for attempt in 0..MAX_WRITE_ATTEMPTS {
             let (profile, credential) =
                 self.get_user_items(id).await?.ok_or(StoreError::NotFound)?;
-            // The credential item has its own version (a password change bumps only it),
-            // so both versions are read and both are checked.
+            // Each item has its own version (items written by older code may differ), so
+            // both versions are read and both are checked.
             let Some(credential) = credential else {
                 // A delete between the two reads (the next read finds no profile), or a
                 // user torn in half, which no write here could have produced.
@@ -874,15 +874,14 @@ impl UserStore for DynamoUserStore {
         id: &str,
         password_hash: StoredHash,
         write: PasswordWrite<'_>,
-    ) -> Result<u64, StoreError> {
+    ) -> Result<(User, u64), StoreError> {
         // Both items in one transaction even for a rehash: the credential item holds the
         // hash, the profile the token version, and a change must move both at once.
         let write = UserWrite {
             password: Some((&password_hash, write)),
             ..UserWrite::default()
         };
-        let (_, token_version) = self.change_user(id, write, "set_password_hash").await?;
-        Ok(token_version)
+        self.change_user(id, write, "set_password_hash").await
     }
 }
 

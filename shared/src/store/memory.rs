@@ -174,7 +174,7 @@ impl UserStore for MemoryUserStore {
         id: &str,
         password_hash: StoredHash,
         write: PasswordWrite<'_>,
-    ) -> Result<u64, StoreError> {
+    ) -> Result<(User, u64), StoreError> {
         let mut state = self.write();
         let record = state.by_id.get_mut(id).ok_or(StoreError::NotFound)?;
         if write
@@ -187,7 +187,7 @@ impl UserStore for MemoryUserStore {
         if write.revokes_tokens() {
             record.token_version += 1;
         }
-        Ok(record.token_version)
+        Ok((record.user.clone(), record.token_version))
     }
 }
 

@@ -237,8 +237,8 @@ pub trait UserStore: Send + Sync {
     /// ([`UserChanges::revokes_tokens_of`]). [`StoreError::NotFound`] if none.
     async fn update_user(&self, id: &str, changes: UserChanges) -> Result<User, StoreError>;
 
-    /// Disables or re-enables a user (and revokes its tokens); [`StoreError::NotFound`] if
-    /// there is none.
+    /// Disables or re-enables a user (revoking its tokens if that changes anything);
+    /// [`StoreError::NotFound`] if there is none.
     async fn set_disabled(&self, id: &str, disabled: bool) -> Result<User, StoreError> {
         self.update_user(
             id,
@@ -267,16 +267,17 @@ pub trait UserStore: Send + Sync {
         sid: &str,
     ) -> Result<AuthorizationState, StoreError>;
 
-    /// Replaces a user's password hash as `write` says, and returns the user's token
-    /// version afterwards (bumped for a change or a reset). [`StoreError::NotFound`] if
-    /// there is no such user; [`StoreError::PasswordChanged`] if `write` names a previous
-    /// hash that is no longer the stored one (nothing is written then).
+    /// Replaces a user's password hash as `write` says, and returns the user as it stands
+    /// after the write with its token version (bumped for a change or a reset).
+    /// [`StoreError::NotFound`] if there is no such user; [`StoreError::PasswordChanged`]
+    /// if `write` names a previous hash that is no longer the stored one (nothing is
+    /// written then).
     async fn set_password_hash(
         &self,
         id: &str,
         password_hash: StoredHash,
         write: PasswordWrite<'_>,
-    ) -> Result<u64, StoreError>;
+    ) -> Result<(User, u64), StoreError>;
 }
 
 /// Refresh tokens, the access-token deny-list and failed-login counters.
