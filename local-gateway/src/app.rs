@@ -6,6 +6,7 @@ use crate::template::ApiModel;
 use jwt_auth_core::clock::Clock;
 use jwt_auth_core::config::Config;
 use jwt_auth_core::cursor::CursorCodec;
+use jwt_auth_core::device::DeviceTokens;
 use jwt_auth_core::login::DEFAULT_REFRESH_TTL_SECS;
 use jwt_auth_core::login::LoginService;
 use jwt_auth_core::password::PasswordHasher;
@@ -133,6 +134,8 @@ impl LocalApi {
                 refresh_ttl_secs: DEFAULT_REFRESH_TTL_SECS,
                 session_max_secs: config.session_max_secs,
                 clock: options.clock.clone(),
+                devices: DeviceTokens::new(&secret),
+                source_failure_limit: config.login_source_failure_limit,
             },
             users: UsersService {
                 store: Arc::clone(&store),

@@ -36,6 +36,9 @@ pub struct Config {
     /// `SESSION_MAX_SECONDS` (default 30 days): a session (refresh-token family) ends this
     /// long after its login, however often it is refreshed.
     pub session_max_secs: u64,
+    /// `LOGIN_SOURCE_FAILURE_LIMIT` (default 100): failed logins one source address may
+    /// make per 15 minutes across usernames before it gets 429 (password spraying).
+    pub login_source_failure_limit: u64,
 }
 
 /// What goes into and is demanded of every access token.
@@ -91,6 +94,7 @@ impl Config {
             }
             (None, None) => return Err(ConfigError::Missing("JWT_SECRET_ARN")),
         };
+        // A whole number within `range` (seconds, or a count), `default` when unset.
         let seconds = |name: &'static str, default: u64, range: std::ops::RangeInclusive<u64>| {
             match non_empty(name) {
                 None => Ok(default),
@@ -118,6 +122,15 @@ impl Config {
             DEFAULT_SESSION_MAX_SECS,
             SESSION_MAX_SECS_RANGE,
         )?;
+        let login_source_failure_limit = seconds(
+            "LOGIN_SOURCE_FAILURE_LIMIT",
+            crate::lockout::DEFAULT_SOURCE_FAILURE_LIMIT,
+            1..=1_000_000,
+        )
+        .map_err(|_| ConfigError::Invalid {
+            name: "LOGIN_SOURCE_FAILURE_LIMIT",
+            reason: "expected a whole number of failed logins in 1..=1000000".into(),
+        })?;
         Ok(Self {
             users_table,
             dynamodb_endpoint: non_empty("DYNAMODB_ENDPOINT"),
@@ -128,6 +141,7 @@ impl Config {
                 ttl_secs,
             },
             session_max_secs,
+            login_source_failure_limit,
         })
     }
 

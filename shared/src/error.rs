@@ -49,10 +49,18 @@ pub enum ApiError {
     /// The refresh token is unknown, expired, already used or revoked: log in again.
     #[error("invalid refresh token")]
     InvalidRefreshToken,
+    /// A dependency (DynamoDB) is throttled or unavailable: 503 with `Retry-After`, so that
+    /// clients can tell "try again" from "broken". The source is logged, never answered.
+    #[error("service unavailable")]
+    Unavailable(#[source] Box<dyn std::error::Error + Send + Sync>),
     /// A fault on our side; the source is logged, never answered.
     #[error("internal error")]
     Internal(#[source] Box<dyn std::error::Error + Send + Sync>),
 }
+
+/// What a 503 asks clients to wait before retrying: DynamoDB throttling and brief outages
+/// usually clear within seconds, and a short, fixed wait spreads retries out.
+pub const UNAVAILABLE_RETRY_AFTER_SECS: u64 = 5;
 
 impl ApiError {
     pub fn internal(err: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
@@ -74,6 +82,7 @@ impl ApiError {
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::TooManyAttempts { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::InvalidRefreshToken => StatusCode::UNAUTHORIZED,
+            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -118,6 +127,10 @@ impl ApiError {
                 "Unauthorized",
                 "the refresh token is invalid or expired; log in again".into(),
             ),
+            ApiError::Unavailable(_) => (
+                "Service Unavailable",
+                "the service is briefly unavailable; try again after Retry-After seconds".into(),
+            ),
             ApiError::Internal(_) => (
                 "Internal Server Error",
                 "the request could not be completed".into(),
@@ -127,8 +140,14 @@ impl ApiError {
 
     /// The HTTP answer. Internal errors are logged here, with their cause chain, once.
     pub fn into_response(self) -> Response<Body> {
-        if let ApiError::Internal(source) = &self {
-            tracing::error!(error = %error_chain(source.as_ref()), "internal error");
+        match &self {
+            ApiError::Internal(source) => {
+                tracing::error!(error = %error_chain(source.as_ref()), "internal error");
+            }
+            ApiError::Unavailable(source) => {
+                tracing::warn!(error = %error_chain(source.as_ref()), "dependency unavailable");
+            }
+            _ => {}
         }
         let status = self.status();
         let (title, detail) = self.title_and_detail();
@@ -143,11 +162,15 @@ impl ApiError {
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/problem+json"),
         );
-        if let ApiError::TooManyAttempts { retry_after_secs } = self {
-            response.headers_mut().insert(
-                header::RETRY_AFTER,
-                HeaderValue::from(retry_after_secs.max(1)),
-            );
+        let retry_after = match self {
+            ApiError::TooManyAttempts { retry_after_secs } => Some(retry_after_secs.max(1)),
+            ApiError::Unavailable(_) => Some(UNAVAILABLE_RETRY_AFTER_SECS),
+            _ => None,
+        };
+        if let Some(secs) = retry_after {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
         }
         if status == StatusCode::UNAUTHORIZED {
             // RFC 6750 §3: tell the client which scheme to use.
@@ -255,6 +278,7 @@ mod tests {
             (ApiError::TokenExpired, 401),
             (ApiError::SessionExpired, 401),
             (ApiError::WrongPassword, 403),
+            (ApiError::Unavailable("throttled".into()), 503),
             (ApiError::internal("boom"), 500),
         ];
         for (error, status) in cases {
@@ -279,6 +303,19 @@ mod tests {
         let response = ApiError::internal("dynamodb exploded at table users").into_response();
         let body = body_json(&response).to_string();
         assert!(!body.contains("dynamodb"));
+    }
+
+    #[test]
+    fn an_unavailable_store_is_a_503_that_says_when_to_retry_and_not_why() {
+        let response =
+            ApiError::Unavailable("ProvisionedThroughputExceededException on users".into())
+                .into_response();
+        assert_eq!(response.status(), 503);
+        assert_eq!(
+            response.headers()[header::RETRY_AFTER],
+            UNAVAILABLE_RETRY_AFTER_SECS.to_string().as_str()
+        );
+        assert!(!body_json(&response).to_string().contains("Provisioned"));
     }
 
     #[test]

@@ -11,6 +11,7 @@
 pub mod clock;
 pub mod config;
 pub mod cursor;
+pub mod device;
 pub mod error;
 pub mod http;
 pub mod lockout;

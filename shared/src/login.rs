@@ -32,8 +32,11 @@
 //! answers a fresh token pair for a new session.
 
 use crate::ApiError;
+use crate::device::{DeviceTokens, device_counter};
 use crate::http::Caller;
-use crate::lockout::{FAILURE_WINDOW_SECS, throttle};
+use crate::lockout::{
+    FAILURE_WINDOW_SECS, SOURCE_WINDOW_SECS, source_counter, source_window_left, throttle,
+};
 use crate::password::{
     MAX_PASSWORD_CHARS, PasswordHasher, StoredHash, Verification, check_new_password,
 };
@@ -59,10 +62,15 @@ const MAX_REFRESH_TOKEN_CHARS: usize = 128;
 pub struct LoginRequest {
     pub username: String,
     pub password: SecretString,
+    /// The device token an earlier login of this username answered on this device
+    /// ([`crate::device`]); an invalid one is treated as absent.
+    #[serde(default)]
+    pub device_token: Option<SecretString>,
 }
 
 /// What `POST /login` names in its 400 answers.
-pub const LOGIN_BODY_SHAPE: &str = r#"a JSON object {"username": string, "password": string}"#;
+pub const LOGIN_BODY_SHAPE: &str =
+    r#"a JSON object {"username": string, "password": string, "device_token"?: string}"#;
 
 /// `POST /token/refresh` body.
 #[derive(Deserialize)]
@@ -93,9 +101,13 @@ pub struct TokenResponse {
     pub refresh_token: String,
     pub refresh_expires_in: u64,
     pub user: User,
+    /// Answered by login and password change: send it back with later logins of this
+    /// username from this device ([`crate::device`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device_token: Option<String>,
 }
 
-/// Both tokens are credentials: `Debug` shows neither.
+/// The tokens are credentials: `Debug` shows none of them.
 impl std::fmt::Debug for TokenResponse {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("TokenResponse")
@@ -105,6 +117,10 @@ impl std::fmt::Debug for TokenResponse {
             .field("refresh_token", &"[REDACTED]")
             .field("refresh_expires_in", &self.refresh_expires_in)
             .field("user", &self.user)
+            .field(
+                "device_token",
+                &self.device_token.as_ref().map(|_| "[REDACTED]"),
+            )
             .finish()
     }
 }
@@ -119,10 +135,21 @@ pub struct LoginService {
     pub session_max_secs: u64,
     /// "Now" for the HTTP adapter; the methods here take `now` as an argument.
     pub clock: crate::clock::Clock,
+    /// Issues and checks device tokens.
+    pub devices: DeviceTokens,
+    /// Failed logins a source may make per [`SOURCE_WINDOW_SECS`], across usernames
+    /// ([`crate::Config::login_source_failure_limit`]).
+    pub source_failure_limit: u64,
 }
 
 impl LoginService {
-    pub async fn login(&self, request: LoginRequest, now: u64) -> Result<TokenResponse, ApiError> {
+    /// `POST /login` from `source_ip` (API Gateway's `requestContext.identity.sourceIp`).
+    pub async fn login(
+        &self,
+        request: LoginRequest,
+        source_ip: &str,
+        now: u64,
+    ) -> Result<TokenResponse, ApiError> {
         // Shape checks answer 400; they depend only on the input, never on what is stored,
         // so they reveal nothing about which usernames exist.
         if request.username.trim().is_empty() || request.password.expose_secret().is_empty() {
@@ -137,15 +164,41 @@ impl LoginService {
         }
         let username = normalize_username(&request.username)
             .map_err(|reason| ApiError::BadRequest(reason.into()))?;
+        let device = request
+            .device_token
+            .as_ref()
+            .and_then(|token| self.devices.verify(token.expose_secret(), &username, now));
 
+        // Spraying: one source's failures across usernames. Checked first, so a source past
+        // its limit touches no username's counter either.
+        let source = source_counter(source_ip, now);
+        let source_attempt = self
+            .store
+            .count_login_attempt(&source, now, SOURCE_WINDOW_SECS)
+            .await?;
+        if source_attempt.count > self.source_failure_limit {
+            tracing::info!(outcome = "source_limited", "login refused");
+            return Err(ApiError::TooManyAttempts {
+                retry_after_secs: source_window_left(now),
+            });
+        }
+
+        // A known device is counted on its own; anyone else shares the username's counter.
+        let counter = device
+            .as_deref()
+            .map_or_else(|| username.clone(), device_counter);
         let attempt = self
             .store
-            .count_login_attempt(&username, now, FAILURE_WINDOW_SECS)
+            .count_login_attempt(&counter, now, FAILURE_WINDOW_SECS)
             .await?;
         if let Some(retry_after_secs) =
-            throttle(self.store.as_ref(), &username, &attempt, now).await?
+            throttle(self.store.as_ref(), &counter, &attempt, now).await?
         {
-            tracing::info!(outcome = "locked", "login refused");
+            tracing::info!(
+                outcome = "locked",
+                known_device = device.is_some(),
+                "login refused"
+            );
             return Err(ApiError::TooManyAttempts { retry_after_secs });
         }
 
@@ -167,11 +220,18 @@ impl LoginService {
                 (record, needs_rehash)
             }
             _ => {
-                tracing::info!(outcome = "invalid_credentials", "login refused");
+                tracing::info!(
+                    outcome = "invalid_credentials",
+                    known_device = device.is_some(),
+                    "login refused"
+                );
                 return Err(ApiError::InvalidCredentials);
             }
         };
-        self.store.clear_login_failures(&username).await?;
+        // Only the counter this attempt used is cleared: a known device's success does not
+        // reset the username's count, which an attacker may be running up.
+        self.store.clear_login_failures(&counter).await?;
+        self.store.uncount_login_attempt(&source).await?;
         let LoginRecord {
             user,
             token_version,
@@ -181,8 +241,9 @@ impl LoginService {
             self.upgrade_hash(&user.id, password, &password_hash).await;
         }
         let session = Session::start(token_version);
-        let response = self.issue(user, &session, now, now).await?;
-        tracing::info!(sub = %response.user.id, sid = %session.id, "login succeeded");
+        let mut response = self.issue(user, &session, now, now).await?;
+        response.device_token = Some(self.devices.issue(&username, device.as_deref(), now));
+        tracing::info!(sub = %response.user.id, sid = %session.id, known_device = device.is_some(), "login succeeded");
         Ok(response)
     }
 
@@ -362,7 +423,8 @@ impl LoginService {
             return Err(ApiError::Unauthorized);
         }
         let session = Session::start(token_version);
-        let response = self.issue(user, &session, now, now).await?;
+        let mut response = self.issue(user, &session, now, now).await?;
+        response.device_token = Some(self.devices.issue(&caller.username, None, now));
         tracing::info!(sub = %caller.sub, sid = %session.id, "password changed; earlier tokens revoked");
         Ok(response)
     }
@@ -413,6 +475,7 @@ impl LoginService {
             refresh_token,
             refresh_expires_in: refresh_expires_at.saturating_sub(now),
             user,
+            device_token: None,
         })
     }
 
@@ -497,10 +560,12 @@ mod tests {
                 disabled: false,
                 created_at: 0,
             },
+            device_token: Some("device-secret-0123".into()),
         };
         let debug = format!("{response:?}");
         assert!(!debug.contains("access-secret"), "{debug}");
         assert!(!debug.contains("refresh-secret"), "{debug}");
+        assert!(!debug.contains("device-secret"), "{debug}");
         assert!(debug.contains("alice"), "the rest is still there: {debug}");
     }
 

@@ -8,6 +8,8 @@ use aws_lambda_events::apigw::ApiGatewayCustomAuthorizerRequest;
 use jwt_auth_core::clock::Clock;
 use jwt_auth_core::config::DEFAULT_SESSION_MAX_SECS;
 use jwt_auth_core::cursor::CursorCodec;
+use jwt_auth_core::device::DeviceTokens;
+use jwt_auth_core::lockout::DEFAULT_SOURCE_FAILURE_LIMIT;
 use jwt_auth_core::login::DEFAULT_REFRESH_TTL_SECS;
 use jwt_auth_core::login::LoginService;
 use jwt_auth_core::password::PasswordHasher;
@@ -63,6 +65,8 @@ impl TestApp {
                 refresh_ttl_secs: DEFAULT_REFRESH_TTL_SECS,
                 session_max_secs: DEFAULT_SESSION_MAX_SECS,
                 clock: clock.clone(),
+                devices: DeviceTokens::new(&secret),
+                source_failure_limit: DEFAULT_SOURCE_FAILURE_LIMIT,
             },
             users: UsersService {
                 store: Arc::clone(&store),

@@ -20,6 +20,8 @@ use std::sync::Arc;
 const PASSWORD: &str = "a-long-test-password";
 /// Tests run at a fixed "now"; tokens are verified at the same time.
 const T0: u64 = 1_900_000_000;
+/// Where the logins come from, unless a test says otherwise.
+const SOURCE_IP: &str = "198.51.100.20";
 
 async fn memory_app() -> TestApp {
     TestApp::new(Arc::new(MemoryUserStore::new()))
@@ -39,8 +41,9 @@ async fn login_at(
     let request = LoginRequest {
         username: username.into(),
         password: SecretString::from(password.to_string()),
+        device_token: None,
     };
-    app.login.login(request, now).await
+    app.login.login(request, SOURCE_IP, now).await
 }
 
 async fn refresh_at(
@@ -452,6 +455,10 @@ async fn unknown_wrong_and_disabled_logins_do_the_same_work(app: TestApp) {
         refresh_ttl_secs: 3600,
         session_max_secs: jwt_auth_core::config::DEFAULT_SESSION_MAX_SECS,
         clock: jwt_auth_core::clock::Clock::manual(T0),
+        devices: jwt_auth_core::device::DeviceTokens::new(
+            &jwt_auth_core::secret::SigningSecret::generate(),
+        ),
+        source_failure_limit: jwt_auth_core::lockout::DEFAULT_SOURCE_FAILURE_LIMIT,
     };
     let mut answers = Vec::new();
     for (username, password) in [
@@ -463,8 +470,9 @@ async fn unknown_wrong_and_disabled_logins_do_the_same_work(app: TestApp) {
         let request = LoginRequest {
             username: username.into(),
             password: SecretString::from(password.to_string()),
+            device_token: None,
         };
-        let error = login.login(request, T0).await.unwrap_err();
+        let error = login.login(request, SOURCE_IP, T0).await.unwrap_err();
         assert_eq!(
             hasher.computations() - before,
             1,

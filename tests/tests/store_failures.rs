@@ -102,6 +102,9 @@ impl SessionStore for UnreachableStore {
     async fn clear_login_failures(&self, _: &str) -> Result<(), StoreError> {
         down()
     }
+    async fn uncount_login_attempt(&self, _: &str) -> Result<(), StoreError> {
+        down()
+    }
 }
 
 fn someone(role: Role) -> User {

@@ -12,7 +12,8 @@ use jwt_auth_core::login::{
 };
 use jwt_auth_core::revocation::current_caller;
 use lambda_http::http::StatusCode;
-use lambda_http::{Body, Request, Response};
+use lambda_http::request::RequestContext;
+use lambda_http::{Body, Request, RequestExt, Response};
 
 /// Answers every request; failures are problem+json responses, never `Err` (which API
 /// Gateway would turn into a 502).
@@ -40,7 +41,7 @@ async fn route(request: Request, service: &LoginService) -> Result<Response<Body
             let body: LoginRequest = json_body(&request, LOGIN_BODY_SHAPE)?;
             Ok(json_response(
                 StatusCode::OK,
-                &service.login(body, now).await?,
+                &service.login(body, &source_ip(&request), now).await?,
             ))
         }
         ("POST", "/token/refresh") => {
@@ -80,4 +81,15 @@ async fn signed_in(
     now: u64,
 ) -> Result<Caller, ApiError> {
     current_caller(service.store.as_ref(), Caller::from_request(request)?, now).await
+}
+
+/// The client address API Gateway saw (`requestContext.identity.sourceIp`); a request
+/// without one (a hand-written event) counts as the "unknown" source.
+fn source_ip(request: &Request) -> String {
+    match request.request_context_ref() {
+        Some(RequestContext::ApiGatewayV1(context)) => {
+            context.identity.source_ip.clone().unwrap_or_default()
+        }
+        _ => String::new(),
+    }
 }

@@ -1,4 +1,5 @@
 use jwt_auth_core::clock::Clock;
+use jwt_auth_core::device::DeviceTokens;
 use jwt_auth_core::login::{DEFAULT_REFRESH_TTL_SECS, LoginService};
 use jwt_auth_core::password::PasswordHasher;
 use jwt_auth_core::runtime::ColdStart;
@@ -24,6 +25,8 @@ async fn main() -> Result<(), Error> {
         refresh_ttl_secs: DEFAULT_REFRESH_TTL_SECS,
         session_max_secs: cold.config.session_max_secs,
         clock: Clock::system(),
+        devices: DeviceTokens::new(&cold.secret),
+        source_failure_limit: cold.config.login_source_failure_limit,
     };
     run(service_fn(|request| login::handle(request, &service))).await
 }

@@ -34,7 +34,7 @@ use crate::password::StoredHash;
 use crate::user::{Role, User, new_user_id};
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::config::{BehaviorVersion, Credentials, Region};
-use aws_sdk_dynamodb::error::SdkError;
+use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::operation::create_table::CreateTableError;
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
@@ -333,6 +333,42 @@ fn from_item<'a, T: Deserialize<'a>>(item: Item) -> Result<T, StoreError> {
     serde_dynamo::from_item(item).map_err(StoreError::backend)
 }
 
+/// An SDK call's failure, told apart: throttling, DynamoDB's own 5xx, timeouts and
+/// connections that fail are [`StoreError::Unavailable`] (503, retry later); the rest (a
+/// validation error, a missing table, a bug) is [`StoreError::Backend`] (500).
+fn sdk_error<E>(err: SdkError<E, aws_sdk_dynamodb::config::http::HttpResponse>) -> StoreError
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+{
+    let unavailable = match &err {
+        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => {
+            true
+        }
+        SdkError::ServiceError(service) => {
+            service.raw().status().is_server_error()
+                || matches!(
+                    err.code(),
+                    Some(
+                        "ProvisionedThroughputExceededException"
+                            | "ThrottlingException"
+                            | "RequestLimitExceeded"
+                            | "LimitExceededException"
+                    )
+                )
+                // A transaction cancelled because one of its items was throttled: its
+                // reasons are only in the message (the typed reasons need the typed error).
+                || (err.code() == Some("TransactionCanceledException")
+                    && err.message().is_some_and(|m| m.contains("Throttl")))
+        }
+        _ => false,
+    };
+    if unavailable {
+        StoreError::Unavailable(Box::new(err))
+    } else {
+        StoreError::Backend(Box::new(err))
+    }
+}
+
 /// Why a TransactWriteItems was cancelled, from its per-item cancellation reasons.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Cancelled {
@@ -415,7 +451,7 @@ impl DynamoUserStore {
             .consistent_read(true)
             .send()
             .await
-            .map_err(StoreError::backend)?;
+            .map_err(sdk_error)?;
         Ok(output.item)
     }
 
@@ -601,11 +637,11 @@ impl DynamoUserStore {
                 Err(err) => match cancellation(&err) {
                     // Changed (or deleted) since it was read: read again and decide again.
                     Some(_) if attempt + 1 < MAX_WRITE_ATTEMPTS => backoff(attempt).await,
-                    _ => return Err(StoreError::backend(err)),
+                    _ => return Err(sdk_error(err)),
                 },
             }
         }
-        Err(StoreError::backend(format!(
+        Err(StoreError::unavailable(format!(
             "{operation}: too many conflicting writes"
         )))
     }
@@ -659,11 +695,11 @@ impl UserStore for DynamoUserStore {
                     // Deleted by someone else since it was read (the next read says
                     // NotFound), or a conflicting write: read again and decide again.
                     Some(_) if attempt + 1 < MAX_WRITE_ATTEMPTS => backoff(attempt).await,
-                    _ => return Err(StoreError::backend(err)),
+                    _ => return Err(sdk_error(err)),
                 },
             }
         }
-        Err(StoreError::backend(
+        Err(StoreError::unavailable(
             "delete_user: too many conflicting writes",
         ))
     }
@@ -715,7 +751,7 @@ impl UserStore for DynamoUserStore {
                 .set_request_items(Some(pending))
                 .send()
                 .await
-                .map_err(StoreError::backend)?;
+                .map_err(sdk_error)?;
             let items = output
                 .responses
                 .and_then(|mut responses| responses.remove(&self.table))
@@ -748,7 +784,7 @@ impl UserStore for DynamoUserStore {
                 _ => return Ok(state),
             }
         }
-        Err(StoreError::backend(
+        Err(StoreError::unavailable(
             "authorization_state: keys left unprocessed",
         ))
     }
@@ -792,10 +828,10 @@ impl UserStore for DynamoUserStore {
                 {
                     backoff(attempt).await
                 }
-                _ => return Err(StoreError::backend(err)),
+                _ => return Err(sdk_error(err)),
             }
         }
-        Err(StoreError::backend(
+        Err(StoreError::unavailable(
             "create_user: too many conflicting writes",
         ))
     }
@@ -849,7 +885,7 @@ impl UserStore for DynamoUserStore {
                 .set_exclusive_start_key(start_key.take())
                 .send()
                 .await
-                .map_err(StoreError::backend)?;
+                .map_err(sdk_error)?;
             for item in output.items.unwrap_or_default() {
                 users.push(from_item::<ProfileItem>(item)?.into_user()?);
             }
@@ -944,7 +980,7 @@ pub async fn create_table(client: &Client, table: &str) -> Result<(), StoreError
         {
             false
         }
-        Err(err) => return Err(StoreError::backend(err)),
+        Err(err) => return Err(sdk_error(err)),
     };
     wait_until_active(client, table).await?;
     if is_new {
@@ -960,7 +996,7 @@ pub async fn create_table(client: &Client, table: &str) -> Result<(), StoreError
             )
             .send()
             .await
-            .map_err(StoreError::backend)?;
+            .map_err(sdk_error)?;
     }
     Ok(())
 }
@@ -978,7 +1014,7 @@ async fn wait_until_active(client: &Client, table: &str) -> Result<(), StoreErro
             .table_name(table)
             .send()
             .await
-            .map_err(StoreError::backend)?
+            .map_err(sdk_error)?
             .table
             .ok_or_else(|| StoreError::backend("DescribeTable answered without a table"))?;
         let table_active = description.table_status() == Some(&TableStatus::Active);
@@ -1051,7 +1087,7 @@ impl SessionStore for DynamoUserStore {
             Err(err) if put_condition_failed(&err) => {
                 Err(StoreError::backend("refresh token hash collision"))
             }
-            Err(err) => Err(StoreError::backend(err)),
+            Err(err) => Err(sdk_error(err)),
         }
     }
 
@@ -1143,10 +1179,10 @@ impl SessionStore for DynamoUserStore {
                 Some(Cancelled::Conflict) if attempt + 1 < MAX_WRITE_ATTEMPTS => {
                     backoff(attempt).await
                 }
-                _ => return Err(StoreError::backend(err)),
+                _ => return Err(sdk_error(err)),
             }
         }
-        Err(StoreError::backend(
+        Err(StoreError::unavailable(
             "rotate_refresh_token: too many conflicting writes",
         ))
     }
@@ -1169,7 +1205,7 @@ impl SessionStore for DynamoUserStore {
             .return_values(ReturnValue::UpdatedNew)
             .send()
             .await
-            .map_err(StoreError::backend)?;
+            .map_err(sdk_error)?;
         let stored_expiry = match output
             .attributes
             .as_ref()
@@ -1198,7 +1234,7 @@ impl SessionStore for DynamoUserStore {
         match result {
             Ok(_) => Ok(()),
             Err(err) if update_condition_failed(&err) => Ok(()),
-            Err(err) => Err(StoreError::backend(err)),
+            Err(err) => Err(sdk_error(err)),
         }
     }
 
@@ -1210,7 +1246,7 @@ impl SessionStore for DynamoUserStore {
             .item(TTL_ATTRIBUTE, number(expires_at))
             .send()
             .await
-            .map_err(StoreError::backend)?;
+            .map_err(sdk_error)?;
         Ok(())
     }
 
@@ -1264,12 +1300,18 @@ impl SessionStore for DynamoUserStore {
                 .await;
             match added {
                 Ok(output) => {
-                    return Ok(
-                        from_item::<FailuresItem>(output.attributes.unwrap_or_default())?.into(),
-                    );
+                    // ALL_NEW always holds the count just added to; an answer without it is
+                    // an error, never a count of 0 (which would let the attempt through).
+                    let attributes = output
+                        .attributes
+                        .filter(|attributes| attributes.contains_key("count"))
+                        .ok_or_else(|| {
+                            StoreError::backend("count_login_attempt: no count returned")
+                        })?;
+                    return Ok(from_item::<FailuresItem>(attributes)?.into());
                 }
                 Err(err) if update_condition_failed(&err) => {}
-                Err(err) => return Err(StoreError::backend(err)),
+                Err(err) => return Err(sdk_error(err)),
             }
             // (b) Stale: start again from 1, if it is still stale (of parallel resetters
             // only one wins; the others go back to (a) and add to its count).
@@ -1298,10 +1340,10 @@ impl SessionStore for DynamoUserStore {
                     });
                 }
                 Err(err) if put_condition_failed(&err) => {}
-                Err(err) => return Err(StoreError::backend(err)),
+                Err(err) => return Err(sdk_error(err)),
             }
         }
-        Err(StoreError::backend(
+        Err(StoreError::unavailable(
             "count_login_attempt: too many conflicting writes",
         ))
     }
@@ -1335,7 +1377,7 @@ impl SessionStore for DynamoUserStore {
         match locked {
             Ok(_) => Ok(true),
             Err(err) if update_condition_failed(&err) => Ok(false),
-            Err(err) => Err(StoreError::backend(err)),
+            Err(err) => Err(sdk_error(err)),
         }
     }
 
@@ -1346,7 +1388,28 @@ impl SessionStore for DynamoUserStore {
             .set_key(Some(key(failures_pk(username))))
             .send()
             .await
-            .map_err(StoreError::backend)?;
+            .map_err(sdk_error)?;
         Ok(())
+    }
+
+    async fn uncount_login_attempt(&self, counter: &str) -> Result<(), StoreError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(failures_pk(counter))))
+            .update_expression("ADD #count :minus_one")
+            .condition_expression("attribute_exists(#pk) AND #count > :zero")
+            .expression_attribute_names("#pk", "pk")
+            .expression_attribute_names("#count", "count")
+            .expression_attribute_values(":minus_one", AttributeValue::N("-1".into()))
+            .expression_attribute_values(":zero", number(0))
+            .send()
+            .await;
+        match result {
+            // Nothing to take off (already zero, or the item expired): nothing to do.
+            Err(err) if update_condition_failed(&err) => Ok(()),
+            other => other.map(|_| ()).map_err(sdk_error),
+        }
     }
 }

@@ -313,4 +313,11 @@ impl SessionStore for MemoryUserStore {
         self.write().login_failures.remove(username);
         Ok(())
     }
+
+    async fn uncount_login_attempt(&self, counter: &str) -> Result<(), StoreError> {
+        if let Some(entry) = self.write().login_failures.get_mut(counter) {
+            entry.count = entry.count.saturating_sub(1);
+        }
+        Ok(())
+    }
 }

@@ -185,6 +185,12 @@ pub enum StoreError {
     /// concurrent change or reset): nothing was written.
     #[error("the password was changed concurrently")]
     PasswordChanged,
+    /// The store is throttled, unreachable or failing on its side (DynamoDB throttling, a
+    /// 5xx, a timeout, a refused connection): nothing was decided, a retry later may work.
+    /// Answered 503 with `Retry-After`.
+    #[error("user store unavailable")]
+    Unavailable(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// Anything else: a bug or bad data. Answered with an opaque 500.
     #[error("user store failure")]
     Backend(#[source] Box<dyn std::error::Error + Send + Sync>),
 }
@@ -192,6 +198,10 @@ pub enum StoreError {
 impl StoreError {
     pub fn backend(err: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
         StoreError::Backend(err.into())
+    }
+
+    pub fn unavailable(err: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
+        StoreError::Unavailable(err.into())
     }
 }
 
@@ -203,6 +213,7 @@ impl From<StoreError> for crate::ApiError {
             StoreError::PasswordChanged => crate::ApiError::Conflict(
                 "the password was changed by another request; sign in again".into(),
             ),
+            StoreError::Unavailable(source) => crate::ApiError::Unavailable(source),
             StoreError::Backend(source) => crate::ApiError::Internal(source),
         }
     }
@@ -335,6 +346,11 @@ pub trait SessionStore: Send + Sync {
 
     /// Forgets the attempts and locks of `username` (after a successful login).
     async fn clear_login_failures(&self, username: &str) -> Result<(), StoreError>;
+
+    /// Takes one attempt off the count of `counter` (never below zero), atomically: a
+    /// per-source count, where every attempt is counted before its check and a success is
+    /// then taken off again, so that only failures use up the source's limit.
+    async fn uncount_login_attempt(&self, counter: &str) -> Result<(), StoreError>;
 }
 
 /// Everything the functions need from storage; both stores implement it.
