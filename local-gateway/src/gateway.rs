@@ -16,7 +16,7 @@
 //! Gateway-made errors use the template's gateway responses.
 
 use crate::iam::{self, Decision};
-use crate::template::{ApiModel, GatewayResponseModel, TemplateRoute};
+use crate::template::{ApiModel, GatewayResponseModel, MethodThrottle, TemplateRoute};
 use aws_lambda_events::apigw::{
     ApiGatewayCustomAuthorizerPolicy, ApiGatewayCustomAuthorizerRequest,
 };
@@ -112,6 +112,32 @@ pub struct Gateway {
     functions: Arc<Functions>,
     validation: Option<regex_lite::Regex>,
     cache: Mutex<HashMap<String, (Authorization, Instant)>>,
+    /// One token bucket per method and route, as API Gateway throttles.
+    buckets: Mutex<HashMap<(String, String), TokenBucket>>,
+}
+
+/// API Gateway's throttling: a bucket of `burst` tokens refilled at `rate_per_sec`; a
+/// request takes one token or is answered 429.
+#[derive(Debug)]
+struct TokenBucket {
+    tokens: f64,
+    refilled_at: Instant,
+}
+
+impl TokenBucket {
+    fn take(&mut self, limits: &MethodThrottle, now: Instant) -> bool {
+        let elapsed = now
+            .saturating_duration_since(self.refilled_at)
+            .as_secs_f64();
+        self.tokens = (self.tokens + elapsed * limits.rate_per_sec).min(limits.burst as f64);
+        self.refilled_at = now;
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
 }
 
 /// Most entries the authorizer cache holds; expired ones are dropped first.
@@ -165,6 +191,7 @@ impl Gateway {
             functions: Arc::new(functions),
             validation,
             cache: Mutex::new(HashMap::new()),
+            buckets: Mutex::new(HashMap::new()),
         })
     }
 
@@ -203,6 +230,11 @@ impl Gateway {
                 "Missing Authentication Token",
             );
         };
+        // Throttling comes first: a throttled request reaches neither the authorizer nor
+        // the function.
+        if !self.take_token(route) {
+            return self.gateway_error("THROTTLED", 429, "Too Many Requests");
+        }
         if request.body.len() > MAX_PAYLOAD_BYTES {
             return self.gateway_error("REQUEST_TOO_LARGE", 413, "Request Too Long");
         }
@@ -367,6 +399,25 @@ impl Gateway {
             cache.insert(token, (authorization.clone(), Instant::now() + ttl));
         }
         Ok((authorization, AuthorizationTrace::CacheMiss))
+    }
+
+    /// Takes a token from the route's bucket; `false`: throttled.
+    fn take_token(&self, route: &TemplateRoute) -> bool {
+        let Some(limits) = self.model.throttle_for(&route.method, &route.path) else {
+            return true;
+        };
+        let now = Instant::now();
+        let mut buckets = self
+            .buckets
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        buckets
+            .entry((route.method.clone(), route.path.clone()))
+            .or_insert(TokenBucket {
+                tokens: limits.burst as f64,
+                refilled_at: now,
+            })
+            .take(limits, now)
     }
 
     fn lock_cache(&self) -> std::sync::MutexGuard<'_, HashMap<String, (Authorization, Instant)>> {

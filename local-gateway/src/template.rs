@@ -21,6 +21,38 @@ pub struct ApiModel {
     /// `Globals.Function.Environment.Variables` whose values resolve without a deployed
     /// stack (literals and parameters); references to resources are left out.
     pub function_environment: HashMap<String, String>,
+    /// The stage's `MethodSettings` that throttle.
+    pub throttling: Vec<MethodThrottle>,
+}
+
+/// One throttling entry of the stage's `MethodSettings`. As on API Gateway, the limits apply
+/// to each method separately (every method has a bucket of its own); `/*` with `*` is the
+/// default for every method, and a more specific entry overrides it for its method.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MethodThrottle {
+    /// `/*`, or a resource path with `~1` decoded (`/token/refresh`).
+    pub path: String,
+    /// `*` or an upper-case method.
+    pub method: String,
+    /// `ThrottlingRateLimit`: tokens added per second.
+    pub rate_per_sec: f64,
+    /// `ThrottlingBurstLimit`: the bucket's size.
+    pub burst: u64,
+}
+
+impl ApiModel {
+    /// The throttling limits of `method` on `path` (a template path such as
+    /// `/users/{id}`): the most specific matching `MethodSettings` entry, if any.
+    pub fn throttle_for(&self, method: &str, path: &str) -> Option<&MethodThrottle> {
+        let candidates = [(path, method), (path, "*"), ("/*", method), ("/*", "*")];
+        candidates
+            .into_iter()
+            .find_map(|(wanted_path, wanted_method)| {
+                self.throttling
+                    .iter()
+                    .find(|entry| entry.path == wanted_path && entry.method == wanted_method)
+            })
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -317,6 +349,50 @@ impl ApiModel {
             }
         }
 
+        let mut throttling = Vec::new();
+        for setting in api_props
+            .get("MethodSettings")
+            .and_then(Value::as_sequence)
+            .into_iter()
+            .flatten()
+        {
+            let (Some(rate), Some(burst)) = (
+                setting.get("ThrottlingRateLimit").and_then(&resolve),
+                setting.get("ThrottlingBurstLimit").and_then(&resolve),
+            ) else {
+                continue;
+            };
+            let raw_path = setting
+                .get("ResourcePath")
+                .and_then(&resolve)
+                .ok_or_else(|| shape("MethodSettings entry without ResourcePath"))?;
+            // `/*` is every resource; otherwise the leading `/` is a separator and the path's
+            // own slashes are `~1`: `/~1token~1refresh` is `/token/refresh`.
+            let path = match raw_path.as_str() {
+                "/*" => raw_path,
+                other => other.strip_prefix('/').unwrap_or(other).replace("~1", "/"),
+            };
+            let method = setting
+                .get("HttpMethod")
+                .and_then(&resolve)
+                .ok_or_else(|| shape("MethodSettings entry without HttpMethod"))?
+                .to_ascii_uppercase();
+            throttling.push(MethodThrottle {
+                rate_per_sec: rate.parse().map_err(|_| {
+                    shape(format!(
+                        "{method} {path}: ThrottlingRateLimit is not a number"
+                    ))
+                })?,
+                burst: burst.parse().map_err(|_| {
+                    shape(format!(
+                        "{method} {path}: ThrottlingBurstLimit is not a whole number"
+                    ))
+                })?,
+                path,
+                method,
+            });
+        }
+
         let function_environment = template
             .get("Globals")
             .and_then(|globals| globals.get("Function"))
@@ -337,6 +413,7 @@ impl ApiModel {
             authorizer,
             gateway_responses,
             function_environment,
+            throttling,
         })
     }
 }

@@ -2,6 +2,7 @@
 //! (same services, same handlers), with an in-memory or DynamoDB Local store.
 
 pub mod dynamo_local;
+pub mod outage;
 pub mod running_api;
 
 use aws_lambda_events::apigw::ApiGatewayCustomAuthorizerRequest;

@@ -43,6 +43,15 @@ pub async fn start_with(
     start_at(store, template, overrides, Clock::system()).await
 }
 
+/// Throttling parameters raised out of the way of tests that are not about throttling (a
+/// test fires requests far faster than any client would); a test's own overrides win.
+const UNTHROTTLED: &[(&str, &str)] = &[
+    ("ApiThrottlingRateLimit", "100000"),
+    ("ApiThrottlingBurstLimit", "100000"),
+    ("LoginThrottlingRateLimit", "100000"),
+    ("LoginThrottlingBurstLimit", "100000"),
+];
+
 /// The local API with its functions on `clock` (e.g. [`Clock::manual`]).
 pub async fn start_at(
     store: StoreChoice,
@@ -50,15 +59,21 @@ pub async fn start_at(
     overrides: &[(&str, &str)],
     clock: Clock,
 ) -> RunningApi {
+    let mut parameter_overrides: std::collections::HashMap<String, String> = UNTHROTTLED
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    parameter_overrides.extend(
+        overrides
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string())),
+    );
     let api = LocalApi::build(LocalOptions {
         clock: clock.clone(),
         template,
         store,
         secret: None,
-        parameter_overrides: overrides
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect(),
+        parameter_overrides,
         seed_demo_users: false,
     })
     .await

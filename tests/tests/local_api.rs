@@ -442,3 +442,50 @@ async fn the_admin_command_creates_lists_and_disables_users_in_dynamodb_local() 
     let unknown = admin(&["disable", "--username", "nobody"], "").await;
     assert!(unknown.unwrap_err().contains("no user named"));
 }
+
+/// The template's throttling, emulated: a burst over `POST /login`'s limit gets API
+/// Gateway's 429 without invoking the function, and the stage default throttles every
+/// other method on its own bucket, before the authorizer.
+#[tokio::test]
+async fn a_burst_over_the_limit_is_throttled_by_the_gateway_without_invoking_anything() {
+    let api = start_with(
+        StoreChoice::Memory,
+        workspace_root().join("template.yaml"),
+        &[
+            ("LoginThrottlingBurstLimit", "2"),
+            ("LoginThrottlingRateLimit", "1"),
+            ("ApiThrottlingBurstLimit", "1"),
+            ("ApiThrottlingRateLimit", "1"),
+        ],
+    )
+    .await;
+    let guess = json!({"username": "nobody", "password": "a wrong guess"});
+    let mut statuses = Vec::new();
+    for _ in 0..3 {
+        let answer = api.call("POST", "/login", None, Some(guess.clone())).await;
+        if answer.status == 429 {
+            assert_eq!(answer.body, json!({"message": "Too Many Requests"}));
+            assert_eq!(answer.headers["retry-after"], "1");
+        }
+        statuses.push(answer.status);
+    }
+    assert_eq!(statuses, [401, 401, 429]);
+    assert_eq!(
+        api.store.login_failures("nobody").await.unwrap().count,
+        2,
+        "the throttled login never reached the function"
+    );
+
+    // Each method has its own bucket: GET /users has one token, GET /users/{id} another.
+    let token = "Bearer a.b.c";
+    assert_eq!(api.trace("GET", "/users", token).await.0, 401);
+    assert_eq!(
+        api.trace("GET", "/users", token).await,
+        (429, AuthorizationTrace::NotCalled),
+        "throttled before the authorizer"
+    );
+    assert_eq!(api.trace("GET", "/users/abc", token).await.0, 401);
+    // The bucket refills at the rate.
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    assert_eq!(api.trace("GET", "/users", token).await.0, 401);
+}

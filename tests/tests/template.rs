@@ -304,6 +304,7 @@ fn gateway_responses_are_json_with_nosniff() {
         "ACCESS_DENIED",
         "MISSING_AUTHENTICATION_TOKEN",
         "AUTHORIZER_FAILURE",
+        "THROTTLED",
         "DEFAULT_4XX",
         "DEFAULT_5XX",
     ] {
@@ -326,4 +327,66 @@ fn gateway_responses_are_json_with_nosniff() {
             "{kind}"
         );
     }
+}
+
+#[test]
+fn login_and_refresh_are_throttled_below_the_default_of_every_other_method() {
+    let model = model();
+    let limits = |method: &str, path: &str| {
+        let throttle = model
+            .throttle_for(method, path)
+            .unwrap_or_else(|| panic!("{method} {path} is not throttled"));
+        (throttle.rate_per_sec, throttle.burst)
+    };
+    let default = limits("GET", "/users");
+    for (method, path) in [("POST", "/login"), ("POST", "/token/refresh")] {
+        let (rate, burst) = limits(method, path);
+        assert!(rate < default.0 && burst < default.1, "{method} {path}");
+    }
+    for route in &model.routes {
+        let (rate, burst) = limits(&route.method, &route.path);
+        assert!(rate > 0.0 && burst > 0, "{} {}", route.method, route.path);
+    }
+}
+
+#[test]
+fn store_outages_and_throttling_are_retryable_answers_from_the_gateway() {
+    let model = model();
+    for (kind, status) in [("AUTHORIZER_FAILURE", 503), ("THROTTLED", 429)] {
+        let response = &model.gateway_responses[kind];
+        assert_eq!(response.status, Some(status), "{kind}");
+        assert!(
+            response
+                .headers
+                .iter()
+                .any(|(name, value)| name == "Retry-After" && value.parse::<u64>().is_ok()),
+            "{kind}"
+        );
+    }
+    // A bug in the authorizer's output is not an outage.
+    assert_eq!(
+        model.gateway_responses["AUTHORIZER_CONFIGURATION_ERROR"].status,
+        Some(500)
+    );
+}
+
+#[test]
+fn a_login_flood_has_a_concurrency_ceiling_and_waf_is_optional() {
+    let template = template();
+    let login = &resource(&template, "LoginFunction")["Properties"];
+    assert!(
+        login.get("ReservedConcurrentExecutions").is_some(),
+        "the login function has a concurrency ceiling"
+    );
+    for waf in ["LoginWebAcl", "LoginWebAclAssociation"] {
+        assert_eq!(
+            resource(&template, waf)["Condition"].as_str(),
+            Some("WafEnabled"),
+            "{waf} is optional"
+        );
+    }
+    assert_eq!(
+        template["Parameters"]["EnableWaf"]["Default"].as_str(),
+        Some("false")
+    );
 }

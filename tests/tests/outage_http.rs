@@ -1,0 +1,145 @@
+//! DynamoDB unreachable or throttled (SECURITY.md row 56), over HTTP through the local
+//! gateway with the default authorizer cache: every route answers 503 with `Retry-After`
+//! (never a 500 or a panic, never an Allow), and once DynamoDB is back everything works
+//! and nothing acknowledged before was lost.
+
+use integration_tests::dynamo_local::{ENDPOINT_VAR, fresh_table};
+use integration_tests::outage::{FlakyDynamo, Outage};
+use integration_tests::running_api::{Answer, PASSWORD, RunningApi, start_with};
+use integration_tests::workspace_root;
+use jwt_auth_core::user::Role;
+use local_gateway::app::StoreChoice;
+use serde_json::json;
+
+async fn api_behind(proxy: &FlakyDynamo) -> RunningApi {
+    let (_, table) = fresh_table().await;
+    start_with(
+        StoreChoice::Dynamo {
+            endpoint: Some(proxy.endpoint.clone()),
+            table,
+        },
+        workspace_root().join("template.yaml"),
+        &[],
+    )
+    .await
+}
+
+fn assert_unavailable(answer: &Answer, what: &str) {
+    assert_eq!(answer.status, 503, "{what}: {}", answer.body);
+    let retry_after: u64 = answer.headers["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap_or_else(|_| panic!("{what}: Retry-After is whole seconds"));
+    assert!(retry_after >= 1, "{what}");
+    let text = answer.body.to_string();
+    assert!(
+        !text.contains("Throughput") && !text.contains("dispatch") && !text.contains("connect"),
+        "{what}: the cause is not answered: {text}"
+    );
+}
+
+async fn every_route_answers_503_while_dynamodb_is(outage: Outage) {
+    let proxy = FlakyDynamo::start(&std::env::var(ENDPOINT_VAR).expect("make test")).await;
+    let api = api_behind(&proxy).await;
+    let admin = api.create_user("root", Role::Admin).await;
+    api.create_user("alice", Role::Customer).await;
+    let admin_token = api.login("root").await;
+    let alice = api.login_session("alice").await;
+    let refresh_token = alice["refresh_token"].as_str().unwrap().to_string();
+    // Cached Allow for the admin; a second admin token the authorizer has not seen yet.
+    assert_eq!(
+        api.call("GET", "/users", Some(&admin_token), None)
+            .await
+            .status,
+        200
+    );
+    let fresh_token = api.login("root").await;
+
+    proxy.set(outage);
+    let login = api
+        .call(
+            "POST",
+            "/login",
+            None,
+            Some(json!({"username": "root", "password": PASSWORD})),
+        )
+        .await;
+    assert_unavailable(&login, "login");
+    assert_eq!(login.headers["content-type"], "application/problem+json");
+    let refresh = api
+        .call(
+            "POST",
+            "/token/refresh",
+            None,
+            Some(json!({"refresh_token": refresh_token})),
+        )
+        .await;
+    assert_unavailable(&refresh, "refresh");
+    assert_unavailable(
+        &api.call("GET", "/users", Some(&admin_token), None).await,
+        "a cached Allow, re-checked by the backend",
+    );
+    assert_unavailable(
+        &api.call("GET", "/users", Some(&fresh_token), None).await,
+        "the authorizer, failing closed",
+    );
+    assert_unavailable(
+        &api.call(
+            "POST",
+            "/users",
+            Some(&admin_token),
+            Some(json!({"username": "dave", "role": "customer", "password": PASSWORD})),
+        )
+        .await,
+        "create",
+    );
+
+    proxy.set(Outage::Up);
+    // Nothing acknowledged before the outage was lost, and nothing half-done during it
+    // got in the way: the refresh token was not spent, the users are all there.
+    let renewed = api
+        .call(
+            "POST",
+            "/token/refresh",
+            None,
+            Some(json!({"refresh_token": refresh_token})),
+        )
+        .await;
+    assert_eq!(renewed.status, 200, "{}", renewed.body);
+    assert_eq!(
+        api.call("GET", "/users", Some(&fresh_token), None)
+            .await
+            .status,
+        200
+    );
+    let created = api
+        .call(
+            "POST",
+            "/users",
+            Some(&admin_token),
+            Some(json!({"username": "dave", "role": "customer", "password": PASSWORD})),
+        )
+        .await;
+    assert_eq!(created.status, 201, "{}", created.body);
+    let listed = api.call("GET", "/users", Some(&admin_token), None).await;
+    let names: Vec<&str> = listed.body["users"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|user| user["username"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["alice", "dave", "root"]);
+    assert_eq!(api.login("root").await.is_empty(), false);
+    assert!(api.store.get_user(&admin.id).await.unwrap().is_some());
+}
+
+#[tokio::test]
+async fn every_route_answers_503_while_dynamodb_is_unreachable() {
+    every_route_answers_503_while_dynamodb_is(Outage::Down).await;
+}
+
+#[tokio::test]
+async fn every_route_answers_503_while_dynamodb_throttles() {
+    every_route_answers_503_while_dynamodb_is(Outage::Throttled).await;
+}
