@@ -22,13 +22,26 @@ trap 'kill "$gateway" 2>/dev/null || true' EXIT
 base="http://127.0.0.1:$port/prod"
 for _ in $(seq 1 100); do curl -s -o /dev/null "$base/login" && break; sleep 0.1; done
 
-token=$(curl -s -X POST "$base/login" -H 'content-type: application/json' \
-  -d '{"username":"admin","password":"local-admin-password"}' \
-  | sed -E 's/.*"access_token":"([^"]+)".*/\1/')
+login() {
+  curl -s -X POST "$base/login" -H 'content-type: application/json' \
+    -d '{"username":"admin","password":"local-admin-password"}' \
+    | sed -E 's/.*"access_token":"([^"]+)".*/\1/'
+}
+fuzz() {
+  "$schemathesis" run openapi.yaml --url "$base" -H "Authorization: Bearer $(login)" \
+    --max-examples 50 --generation-deterministic \
+    --checks not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance,negative_data_rejection \
+    "$@"
+}
 
-"$schemathesis" run openapi.yaml --url "$base" -H "Authorization: Bearer $token" \
-  --max-examples 50 --generation-deterministic \
-  --checks not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance,negative_data_rejection
+# The routes that end the caller's session (logout, log out everywhere, password change)
+# take effect at once, so they are fuzzed last, each pass with a fresh admin token: every
+# other route first, then each of them on its own.
+session_enders='^/(logout|logout/all|password)$'
+fuzz --exclude-path-regex "$session_enders"
+for path in /password /logout /logout/all; do
+  fuzz --include-path "$path"
+done
 
 if grep -E '"status":5[0-9][0-9]|" 5[0-9][0-9] ' "$log" >/dev/null; then
   echo "fuzz-api: the gateway answered a 5xx; see $log" >&2
