@@ -162,6 +162,17 @@ impl Config {
     }
 }
 
+impl Clone for SecretSource {
+    fn clone(&self) -> Self {
+        match self {
+            SecretSource::SecretsManager { secret_id } => SecretSource::SecretsManager {
+                secret_id: secret_id.clone(),
+            },
+            SecretSource::Inline(secret) => SecretSource::Inline(secret.duplicate()),
+        }
+    }
+}
+
 impl SecretSource {
     /// Resolves the signing secret: from Secrets Manager (one call, at cold start) or inline.
     pub async fn resolve(

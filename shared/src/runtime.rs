@@ -1,39 +1,129 @@
 //! Cold-start wiring shared by the three functions' `main`: logging, configuration, the AWS
 //! SDK configuration and the signing secret, each loaded exactly once.
 
-use crate::config::{Config, ConfigError};
-use crate::secret::SigningSecret;
+use crate::ApiError;
+use crate::config::{Config, ConfigError, SecretSource};
+use crate::secret::{SecretError, SigningSecret};
+use std::time::{Duration, Instant};
 
 /// What every function loads before serving its first request.
 pub struct ColdStart {
     pub config: Config,
     pub sdk_config: aws_config::SdkConfig,
-    pub secret: SigningSecret,
 }
 
 impl ColdStart {
-    /// Sets up logging, then reads the environment and the signing secret. Any failure stops
-    /// the function from starting (fail closed) with the reason in the log.
+    /// Sets up logging, then reads the environment and the SDK configuration. Any failure
+    /// stops the function from starting (fail closed) with the reason in the log.
     pub async fn load() -> Result<Self, ConfigError> {
         crate::telemetry::init();
         let config = Config::from_env()
             .inspect_err(|err| tracing::error!(error = %err, "bad configuration"))?;
         let sdk_config = config.aws_sdk_config().await;
-        let secret = config
-            .secret_source
-            .resolve(&sdk_config)
-            .await
-            .inspect_err(
-                |err| tracing::error!(error = %crate::error::error_chain(err), "no signing secret"),
-            )?;
-        Ok(Self {
-            config,
-            sdk_config,
-            secret,
-        })
+        Ok(Self { config, sdk_config })
     }
 
     pub fn dynamodb_client(&self) -> aws_sdk_dynamodb::Client {
         self.config.dynamodb_client(&self.sdk_config)
+    }
+
+    /// The signing secret, now: for the authorizer, which cannot answer anything without
+    /// it (its failure is API Gateway's `AUTHORIZER_FAILURE`, a 503).
+    pub async fn signing_secret(&self) -> Result<SigningSecret, ConfigError> {
+        self.config
+            .secret_source
+            .resolve(&self.sdk_config)
+            .await
+            .inspect_err(log_secret_error)
+    }
+}
+
+fn log_secret_error(err: &ConfigError) {
+    tracing::error!(error = %crate::error::error_chain(err), "no signing secret");
+}
+
+/// Least time between two tries to fetch the signing secret after Secrets Manager was
+/// unavailable: a function instance adds at most one call per interval to an outage.
+pub const SECRET_RETRY_SECS: u64 = 5;
+
+/// An HTTP function's service, which needs the signing secret. It is built at cold start;
+/// if Secrets Manager is throttled or unreachable then, the function starts anyway, answers
+/// every request `503` with `Retry-After`, and tries again at most every
+/// [`SECRET_RETRY_SECS`] until the secret comes. Any other failure (access denied, no such
+/// secret, a secret too short) stops the start: that is a misconfiguration, and refusing to
+/// run is failing closed.
+pub struct NeedsSecret<T> {
+    source: SecretSource,
+    sdk_config: aws_config::SdkConfig,
+    build: Box<dyn Fn(&SigningSecret) -> T + Send + Sync>,
+    service: tokio::sync::OnceCell<T>,
+    next_try: std::sync::Mutex<Instant>,
+}
+
+impl<T> NeedsSecret<T> {
+    /// Fetches the secret and builds the service with `build`, now if it can.
+    pub async fn start(
+        source: SecretSource,
+        sdk_config: aws_config::SdkConfig,
+        build: impl Fn(&SigningSecret) -> T + Send + Sync + 'static,
+    ) -> Result<Self, ConfigError> {
+        let this = Self {
+            source,
+            sdk_config,
+            build: Box::new(build),
+            service: tokio::sync::OnceCell::new(),
+            next_try: std::sync::Mutex::new(Instant::now()),
+        };
+        match this.fetch().await {
+            Ok(secret) => {
+                let _ = this.service.set((this.build)(&secret));
+                Ok(this)
+            }
+            Err(ConfigError::Secret(SecretError::Unavailable(_))) => {
+                tracing::warn!("starting without the signing secret: answering 503 until it comes");
+                *this.lock_next_try() = Instant::now() + Duration::from_secs(SECRET_RETRY_SECS);
+                Ok(this)
+            }
+            Err(fatal) => Err(fatal),
+        }
+    }
+
+    fn lock_next_try(&self) -> std::sync::MutexGuard<'_, Instant> {
+        self.next_try
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// The service, or `503` while the secret cannot be had.
+    pub async fn get(&self) -> Result<&T, ApiError> {
+        if let Some(service) = self.service.get() {
+            return Ok(service);
+        }
+        {
+            let mut next_try = self.lock_next_try();
+            let now = Instant::now();
+            if now < *next_try {
+                return Err(ApiError::Unavailable("signing secret not loaded yet".into()));
+            }
+            *next_try = now + Duration::from_secs(SECRET_RETRY_SECS);
+        }
+        self.service
+            .get_or_try_init(|| async {
+                let secret = self.fetch().await.map_err(|err| match err {
+                    ConfigError::Secret(SecretError::Unavailable(source)) => {
+                        ApiError::Unavailable(source)
+                    }
+                    other => ApiError::internal(other),
+                })?;
+                Ok((self.build)(&secret))
+            })
+            .await
+    }
+
+    async fn fetch(&self) -> Result<SigningSecret, ConfigError> {
+        self.source
+            .resolve(&self.sdk_config)
+            .await
+            .inspect_err(log_secret_error)
     }
 }

@@ -56,6 +56,10 @@ pub enum SecretError {
     TooShort { len: usize },
     #[error("could not read the signing secret from Secrets Manager")]
     SecretsManager(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// Secrets Manager is throttled, failing on its side or unreachable: a retry later may
+    /// work (the functions answer 503 meanwhile, see [`crate::runtime::NeedsSecret`]).
+    #[error("Secrets Manager is unavailable")]
+    Unavailable(#[source] Box<dyn std::error::Error + Send + Sync>),
     #[error("the Secrets Manager secret has no SecretString")]
     NoSecretString,
 }
@@ -80,7 +84,24 @@ pub async fn load_from_secrets_manager(
         .secret_id(secret_id)
         .send()
         .await
-        .map_err(|err| SecretError::SecretsManager(Box::new(err)))?;
+        .map_err(|err| {
+            use aws_sdk_secretsmanager::error::{ProvideErrorMetadata, SdkError};
+            let unavailable = match &err {
+                SdkError::TimeoutError(_)
+                | SdkError::DispatchFailure(_)
+                | SdkError::ResponseError(_) => true,
+                SdkError::ServiceError(service) => {
+                    service.raw().status().is_server_error()
+                        || matches!(err.code(), Some("ThrottlingException"))
+                }
+                _ => false,
+            };
+            if unavailable {
+                SecretError::Unavailable(Box::new(err))
+            } else {
+                SecretError::SecretsManager(Box::new(err))
+            }
+        })?;
     let value = output.secret_string().ok_or(SecretError::NoSecretString)?;
     SigningSecret::new(value.as_bytes().to_vec())
 }

@@ -10,7 +10,7 @@ use std::sync::Arc;
 async fn main() -> Result<(), Error> {
     let cold = ColdStart::load().await?;
     let verifier = TokenVerifier::new(
-        Arc::new(TokenKeys::hs256(&cold.secret)),
+        Arc::new(TokenKeys::hs256(&cold.signing_secret().await?)),
         &cold.config.tokens,
     );
     let store = DynamoUserStore::new(cold.dynamodb_client(), cold.config.users_table.clone());

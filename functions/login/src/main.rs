@@ -2,7 +2,7 @@ use jwt_auth_core::clock::Clock;
 use jwt_auth_core::device::DeviceTokens;
 use jwt_auth_core::login::{DEFAULT_REFRESH_TTL_SECS, LoginService};
 use jwt_auth_core::password::PasswordHasher;
-use jwt_auth_core::runtime::ColdStart;
+use jwt_auth_core::runtime::{ColdStart, NeedsSecret};
 use jwt_auth_core::store::SessionStore;
 use jwt_auth_core::store::dynamodb::DynamoUserStore;
 use jwt_auth_core::token::{TokenIssuer, TokenKeys};
@@ -15,18 +15,37 @@ async fn main() -> Result<(), Error> {
     let store = DynamoUserStore::new(cold.dynamodb_client(), cold.config.users_table.clone());
     // One cheap read now moves the TLS handshake to DynamoDB out of the first request.
     let _ = store.login_failures("warm-up").await;
-    let service = LoginService {
-        store: Arc::new(store),
-        hasher: Arc::new(PasswordHasher::new()),
-        issuer: TokenIssuer::new(
-            Arc::new(TokenKeys::hs256(&cold.secret)),
-            cold.config.tokens.clone(),
-        ),
-        refresh_ttl_secs: DEFAULT_REFRESH_TTL_SECS,
-        session_max_secs: cold.config.session_max_secs,
-        clock: Clock::system(),
-        devices: DeviceTokens::new(&cold.secret),
-        source_failure_limit: cold.config.login_source_failure_limit,
-    };
-    run(service_fn(|request| login::handle(request, &service))).await
+    let store = Arc::new(store);
+    let hasher = Arc::new(PasswordHasher::new());
+    let config = &cold.config;
+    let (tokens, session_max_secs, source_failure_limit) = (
+        config.tokens.clone(),
+        config.session_max_secs,
+        config.login_source_failure_limit,
+    );
+    let service = NeedsSecret::start(
+        config.secret_source.clone(),
+        cold.sdk_config.clone(),
+        move |secret| LoginService {
+            store: store.clone(),
+            hasher: hasher.clone(),
+            issuer: TokenIssuer::new(Arc::new(TokenKeys::hs256(secret)), tokens.clone()),
+            refresh_ttl_secs: DEFAULT_REFRESH_TTL_SECS,
+            session_max_secs,
+            clock: Clock::system(),
+            devices: DeviceTokens::new(secret),
+            source_failure_limit,
+        },
+    )
+    .await?;
+    run(service_fn(|request| {
+        let service = &service;
+        async move {
+            match service.get().await {
+                Ok(service) => login::handle(request, service).await,
+                Err(unavailable) => Ok(unavailable.into_response()),
+            }
+        }
+    }))
+    .await
 }

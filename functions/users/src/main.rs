@@ -1,7 +1,7 @@
 use jwt_auth_core::clock::Clock;
 use jwt_auth_core::cursor::CursorCodec;
 use jwt_auth_core::password::PasswordHasher;
-use jwt_auth_core::runtime::ColdStart;
+use jwt_auth_core::runtime::{ColdStart, NeedsSecret};
 use jwt_auth_core::store::UserStore;
 use jwt_auth_core::store::dynamodb::DynamoUserStore;
 use lambda_http::{Error, run, service_fn};
@@ -14,11 +14,27 @@ async fn main() -> Result<(), Error> {
     let store = DynamoUserStore::new(cold.dynamodb_client(), cold.config.users_table.clone());
     // One cheap read now moves the TLS handshake to DynamoDB out of the first request.
     let _ = store.get_user(&"0".repeat(32)).await;
-    let service = UsersService {
-        store: Arc::new(store),
-        cursors: CursorCodec::new(&cold.secret),
-        hasher: Arc::new(PasswordHasher::new()),
-        clock: Clock::system(),
-    };
-    run(service_fn(|request| users::handle(request, &service))).await
+    let store = Arc::new(store);
+    let hasher = Arc::new(PasswordHasher::new());
+    let service = NeedsSecret::start(
+        cold.config.secret_source.clone(),
+        cold.sdk_config.clone(),
+        move |secret| UsersService {
+            store: store.clone(),
+            cursors: CursorCodec::new(secret),
+            hasher: hasher.clone(),
+            clock: Clock::system(),
+        },
+    )
+    .await?;
+    run(service_fn(|request| {
+        let service = &service;
+        async move {
+            match service.get().await {
+                Ok(service) => users::handle(request, service).await,
+                Err(unavailable) => Ok(unavailable.into_response()),
+            }
+        }
+    }))
+    .await
 }
