@@ -103,7 +103,9 @@ impl<T> NeedsSecret<T> {
             let mut next_try = self.lock_next_try();
             let now = Instant::now();
             if now < *next_try {
-                return Err(ApiError::Unavailable("signing secret not loaded yet".into()));
+                return Err(ApiError::Unavailable(
+                    "signing secret not loaded yet".into(),
+                ));
             }
             *next_try = now + Duration::from_secs(SECRET_RETRY_SECS);
         }

@@ -83,14 +83,111 @@ async fn forward(mut client: TcpStream, upstream: &str, watcher: &mut watch::Rec
 
 /// Reads one HTTP request and answers it with DynamoDB's throttling error.
 async fn throttle(mut client: TcpStream) {
+    if read_request(&mut client).await {
+        let _ = client.write_all(throttled_response().as_bytes()).await;
+        let _ = client.shutdown().await;
+    }
+}
+
+/// A stand-in for Secrets Manager on loopback, for cold-start outage tests: while
+/// [`Outage::Up`] it answers every `GetSecretValue` with `secret`; while `Down` it drops
+/// every connection; while `Throttled` it answers Secrets Manager's `ThrottlingException`.
+pub struct FakeSecretsManager {
+    pub endpoint: String,
+    state: watch::Sender<Outage>,
+    requests: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    _accept: tokio::task::JoinHandle<()>,
+}
+
+impl FakeSecretsManager {
+    pub async fn start(secret: &str, outage: Outage) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let endpoint = format!("http://{}", listener.local_addr().expect("address"));
+        let (state, watcher) = watch::channel(outage);
+        let requests = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counted = std::sync::Arc::clone(&requests);
+        let ok_body = serde_json::json!({
+            "ARN": "arn:aws:secretsmanager:us-east-1:123456789012:secret:signing-AbCdEf",
+            "Name": "signing",
+            "SecretString": secret,
+            "VersionId": "00000000-0000-0000-0000-000000000001",
+            "VersionStages": ["AWSCURRENT"],
+            "CreatedDate": 1.8e9,
+        })
+        .to_string();
+        let accept = tokio::spawn(async move {
+            while let Ok((mut client, _)) = listener.accept().await {
+                counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let outage = *watcher.borrow();
+                let ok_body = ok_body.clone();
+                tokio::spawn(async move {
+                    if outage == Outage::Down || !read_request(&mut client).await {
+                        return;
+                    }
+                    let (status, error_type, body) = match outage {
+                        Outage::Up => ("200 OK", None, ok_body),
+                        _ => (
+                            "400 Bad Request",
+                            Some("ThrottlingException"),
+                            r#"{"__type":"ThrottlingException","message":"Rate exceeded"}"#.into(),
+                        ),
+                    };
+                    let error_header = error_type
+                        .map(|kind| format!("x-amzn-errortype: {kind}\r\n"))
+                        .unwrap_or_default();
+                    let response = format!(
+                        "HTTP/1.1 {status}\r\ncontent-type: application/x-amz-json-1.1\r\n\
+                         {error_header}connection: close\r\ncontent-length: {}\r\n\r\n{body}",
+                        body.len()
+                    );
+                    let _ = client.write_all(response.as_bytes()).await;
+                    let _ = client.shutdown().await;
+                });
+            }
+        });
+        Self {
+            endpoint,
+            state,
+            requests,
+            _accept: accept,
+        }
+    }
+
+    pub fn set(&self, outage: Outage) {
+        self.state.send_replace(outage);
+    }
+
+    /// Connections accepted so far (the SDK opens one per attempt here: each answer closes).
+    pub fn requests(&self) -> usize {
+        self.requests.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// An SDK configuration that sends Secrets Manager calls here.
+    pub fn sdk_config(&self) -> aws_config::SdkConfig {
+        aws_config::SdkConfig::builder()
+            .behavior_version(aws_config::BehaviorVersion::latest())
+            .region(aws_config::Region::new("us-east-1"))
+            .credentials_provider(
+                aws_credential_types::provider::SharedCredentialsProvider::new(
+                    aws_credential_types::Credentials::new("local", "local", None, None, "static"),
+                ),
+            )
+            .endpoint_url(&self.endpoint)
+            .build()
+    }
+}
+
+/// Reads one HTTP request (headers and a `content-length` body); `false` if the client
+/// went away first.
+async fn read_request(client: &mut TcpStream) -> bool {
     let mut request = Vec::new();
     let mut buffer = [0u8; 4096];
     loop {
         let Ok(read) = client.read(&mut buffer).await else {
-            return;
+            return false;
         };
         if read == 0 {
-            return;
+            return false;
         }
         request.extend_from_slice(&buffer[..read]);
         if let Some(end) = request.windows(4).position(|w| w == b"\r\n\r\n") {
@@ -101,10 +198,8 @@ async fn throttle(mut client: TcpStream) {
                 .and_then(|value| value.trim().parse::<usize>().ok())
                 .unwrap_or(0);
             if request.len() >= end + 4 + length {
-                break;
+                return true;
             }
         }
     }
-    let _ = client.write_all(throttled_response().as_bytes()).await;
-    let _ = client.shutdown().await;
 }
