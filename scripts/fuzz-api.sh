@@ -16,7 +16,8 @@ log="${TMPDIR:-/tmp}/fuzz-gateway-$port.log"
 # template's limits allow, and what it checks is the functions (throttling has its own test).
 target/debug/jwt-auth-local serve --addr "127.0.0.1:$port" --log-format json \
   -P ApiThrottlingRateLimit=100000 -P ApiThrottlingBurstLimit=100000 \
-  -P LoginThrottlingRateLimit=100000 -P LoginThrottlingBurstLimit=100000 >"$log" 2>&1 &
+  -P LoginThrottlingRateLimit=100000 -P LoginThrottlingBurstLimit=100000 \
+  -P RefreshThrottlingRateLimit=100000 -P RefreshThrottlingBurstLimit=100000 >"$log" 2>&1 &
 gateway=$!
 trap 'kill "$gateway" 2>/dev/null || true' EXIT
 base="http://127.0.0.1:$port/prod"

@@ -90,7 +90,7 @@ impl LocalApi {
             StoreChoice::Dynamo { endpoint, table } => {
                 let client = match endpoint {
                     Some(endpoint) => local_client(endpoint),
-                    None => aws_sdk_dynamodb::Client::new(
+                    None => jwt_auth_core::store::dynamodb::aws_client(
                         &aws_config::defaults(aws_config::BehaviorVersion::latest())
                             .load()
                             .await,

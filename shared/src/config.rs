@@ -157,7 +157,7 @@ impl Config {
     pub fn dynamodb_client(&self, sdk_config: &aws_config::SdkConfig) -> aws_sdk_dynamodb::Client {
         match &self.dynamodb_endpoint {
             Some(endpoint) => crate::store::dynamodb::local_client(endpoint),
-            None => aws_sdk_dynamodb::Client::new(sdk_config),
+            None => crate::store::dynamodb::aws_client(sdk_config),
         }
     }
 }

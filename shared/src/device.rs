@@ -9,10 +9,16 @@
 //! (none, forged, expired, another username's, another deployment's) a login is an
 //! untrusted client and shares the username's lockout; which of these it was is never told.
 //!
+//! A device token belongs to one user as it stands: its username, its id (a deleted and
+//! re-created "alice" is someone else) and its token version, so a password change or
+//! reset, "log out everywhere", a role change or disabling ends every device token of the
+//! user too: someone who once knew the old password cannot keep device counters (each
+//! worth a few guesses) for after a reset.
+//!
 //! Format: `base64url(json {"d": device id, "exp": seconds}) "." base64url(HMAC-SHA256)`,
-//! the MAC over the username and the payload with a key derived from the signing secret
-//! under its own label (so it is never a valid token signature or cursor MAC). The username
-//! is in the MAC, not in the token: a leaked token does not name its user.
+//! the MAC over the owner and the payload with a key derived from the signing secret under
+//! its own label (so it is never a valid token signature or cursor MAC). The owner is in
+//! the MAC, not in the token: a leaked token does not name its user.
 
 use crate::secret::SigningSecret;
 use aws_lc_rs::hmac;
@@ -32,6 +38,25 @@ struct Payload {
     exp: u64,
 }
 
+/// Whom a device token belongs to.
+#[derive(Debug, Clone, Copy)]
+pub struct DeviceOwner<'a> {
+    pub username: &'a str,
+    pub user_id: &'a str,
+    pub token_version: u64,
+}
+
+impl<'a> DeviceOwner<'a> {
+    /// The owner a login record describes.
+    pub fn of(record: &'a crate::store::LoginRecord) -> Self {
+        Self {
+            username: &record.user.username,
+            user_id: &record.user.id,
+            token_version: record.token_version,
+        }
+    }
+}
+
 /// Issues and checks device tokens. Build once at cold start.
 pub struct DeviceTokens {
     key: hmac::Key,
@@ -45,27 +70,27 @@ impl DeviceTokens {
         }
     }
 
-    /// A token for `device_id` (a new device when `None`) of `username`, valid from `now`.
-    pub fn issue(&self, username: &str, device_id: Option<&str>, now: u64) -> String {
+    /// A token for `device_id` (a new device when `None`) of `owner`, valid from `now`.
+    pub fn issue(&self, owner: &DeviceOwner<'_>, device_id: Option<&str>, now: u64) -> String {
         let payload = Payload {
             d: device_id.map_or_else(new_device_id, str::to_owned),
             exp: now.saturating_add(DEVICE_TOKEN_TTL_SECS),
         };
         // Serialising a string and a number cannot fail.
         let payload = URL_SAFE_NO_PAD.encode(serde_json::to_vec(&payload).unwrap_or_default());
-        let tag = hmac::sign(&self.key, &signed_bytes(username, &payload));
+        let tag = hmac::sign(&self.key, &signed_bytes(owner, &payload));
         format!("{payload}.{}", URL_SAFE_NO_PAD.encode(tag.as_ref()))
     }
 
-    /// The device id of `token` if it is one of ours, for `username`, unexpired at `now`;
-    /// `None` for anything else, without saying why.
-    pub fn verify(&self, token: &str, username: &str, now: u64) -> Option<String> {
+    /// The device id of `token` if it is one of ours, for `owner` as it stands, unexpired
+    /// at `now`; `None` for anything else, without saying why.
+    pub fn verify(&self, token: &str, owner: &DeviceOwner<'_>, now: u64) -> Option<String> {
         if token.len() > MAX_DEVICE_TOKEN_BYTES {
             return None;
         }
         let (payload, tag) = token.split_once('.')?;
         let tag = URL_SAFE_NO_PAD.decode(tag).ok()?;
-        hmac::verify(&self.key, &signed_bytes(username, payload), &tag).ok()?;
+        hmac::verify(&self.key, &signed_bytes(owner, payload), &tag).ok()?;
         let payload: Payload =
             serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).ok()?).ok()?;
         (payload.exp > now && is_device_id(&payload.d)).then_some(payload.d)
@@ -78,9 +103,13 @@ pub fn device_counter(device_id: &str) -> String {
     format!("device#{device_id}")
 }
 
-fn signed_bytes(username: &str, payload: &str) -> Vec<u8> {
-    // The username is at most 64 characters of [a-z0-9._@-]: no separator confusion.
-    format!("{username}\n{payload}").into_bytes()
+fn signed_bytes(owner: &DeviceOwner<'_>, payload: &str) -> Vec<u8> {
+    // Usernames are [a-z0-9._@-], ids hex, the payload base64url: no separator confusion.
+    format!(
+        "{}\n{}\n{}\n{payload}",
+        owner.username, owner.user_id, owner.token_version
+    )
+    .into_bytes()
 }
 
 fn new_device_id() -> String {
@@ -106,17 +135,23 @@ mod tests {
         DeviceTokens::new(&SigningSecret::generate())
     }
 
+    const ALICE: DeviceOwner<'static> = DeviceOwner {
+        username: "alice",
+        user_id: "0123456789abcdef0123456789abcdef",
+        token_version: 0,
+    };
+
     #[test]
     fn a_device_token_names_its_device_for_its_username_until_it_expires() {
         let devices = tokens();
-        let token = devices.issue("alice", None, NOW);
-        let id = devices.verify(&token, "alice", NOW).expect("valid");
+        let token = devices.issue(&ALICE, None, NOW);
+        let id = devices.verify(&token, &ALICE, NOW).expect("valid");
         assert!(is_device_id(&id));
-        let renewed = devices.issue("alice", Some(&id), NOW + 10);
-        assert_eq!(devices.verify(&renewed, "alice", NOW + 10), Some(id));
+        let renewed = devices.issue(&ALICE, Some(&id), NOW + 10);
+        assert_eq!(devices.verify(&renewed, &ALICE, NOW + 10), Some(id));
         assert!(
             devices
-                .verify(&token, "alice", NOW + DEVICE_TOKEN_TTL_SECS)
+                .verify(&token, &ALICE, NOW + DEVICE_TOKEN_TTL_SECS)
                 .is_none(),
             "expired"
         );
@@ -126,9 +161,9 @@ mod tests {
     #[test]
     fn forged_foreign_and_mangled_device_tokens_are_treated_as_absent() {
         let devices = tokens();
-        let token = devices.issue("alice", None, NOW);
+        let token = devices.issue(&ALICE, None, NOW);
         let (payload, tag) = token.split_once('.').unwrap();
-        let other_deployment = tokens().issue("alice", None, NOW);
+        let other_deployment = tokens().issue(&ALICE, None, NOW);
         let longer_life = URL_SAFE_NO_PAD.encode(
             serde_json::to_vec(&Payload {
                 d: "AAAAAAAAAAAAAAAAAAAAAA".into(),
@@ -136,8 +171,22 @@ mod tests {
             })
             .unwrap(),
         );
+        let bob = DeviceOwner {
+            username: "bob",
+            ..ALICE
+        };
+        let recreated_alice = DeviceOwner {
+            user_id: "fedcba9876543210fedcba9876543210",
+            ..ALICE
+        };
+        let after_a_reset = DeviceOwner {
+            token_version: 1,
+            ..ALICE
+        };
         for forged in [
-            devices.issue("bob", None, NOW),
+            devices.issue(&bob, None, NOW),
+            devices.issue(&recreated_alice, None, NOW),
+            devices.issue(&after_a_reset, None, NOW),
             other_deployment,
             format!("{longer_life}.{tag}"),
             format!("{payload}.{}", URL_SAFE_NO_PAD.encode([0u8; 32])),
@@ -146,7 +195,7 @@ mod tests {
             String::new(),
             "x".repeat(MAX_DEVICE_TOKEN_BYTES + 1),
         ] {
-            assert_eq!(devices.verify(&forged, "alice", NOW), None, "{forged}");
+            assert_eq!(devices.verify(&forged, &ALICE, NOW), None, "{forged}");
         }
     }
 }

@@ -32,7 +32,7 @@
 //! answers a fresh token pair for a new session.
 
 use crate::ApiError;
-use crate::device::{DeviceTokens, device_counter};
+use crate::device::{DeviceOwner, DeviceTokens, device_counter};
 use crate::http::Caller;
 use crate::lockout::{
     FAILURE_WINDOW_SECS, SOURCE_WINDOW_SECS, source_counter, source_window_left, throttle,
@@ -164,23 +164,35 @@ impl LoginService {
         }
         let username = normalize_username(&request.username)
             .map_err(|reason| ApiError::BadRequest(reason.into()))?;
-        let device = request
-            .device_token
-            .as_ref()
-            .and_then(|token| self.devices.verify(token.expose_secret(), &username, now));
+        // Read first: a device token is only valid for the user as it stands.
+        let record = self.store.find_login(&username).await?;
+        let device = match (&request.device_token, &record) {
+            (Some(token), Some(record)) => {
+                self.devices
+                    .verify(token.expose_secret(), &DeviceOwner::of(record), now)
+            }
+            _ => None,
+        };
 
-        // Spraying: one source's failures across usernames. Checked first, so a source past
-        // its limit touches no username's counter either.
-        let source = source_counter(source_ip, now);
-        let source_attempt = self
-            .store
-            .count_login_attempt(&source, now, SOURCE_WINDOW_SECS)
-            .await?;
-        if source_attempt.count > self.source_failure_limit {
-            tracing::info!(outcome = "source_limited", "login refused");
-            return Err(ApiError::TooManyAttempts {
-                retry_after_secs: source_window_left(now),
-            });
+        // Spraying: an untrusted client's failures from one source, across usernames.
+        // Checked before the username's counter, so a source past its limit touches no
+        // username's count. A known device is not counted here: sharing an address (a
+        // carrier NAT, an office) with an attacker must not lock it out.
+        let source = match device {
+            Some(_) => None,
+            None => Some(source_counter(source_ip, now)),
+        };
+        if let Some(source) = &source {
+            let source_attempt = self
+                .store
+                .count_login_attempt(source, now, SOURCE_WINDOW_SECS)
+                .await?;
+            if source_attempt.count > self.source_failure_limit {
+                tracing::info!(outcome = "source_limited", "login refused");
+                return Err(ApiError::TooManyAttempts {
+                    retry_after_secs: source_window_left(now),
+                });
+            }
         }
 
         // A known device is counted on its own; anyone else shares the username's counter.
@@ -190,9 +202,48 @@ impl LoginService {
         let attempt = self
             .store
             .count_login_attempt(&counter, now, FAILURE_WINDOW_SECS)
-            .await?;
-        if let Some(retry_after_secs) =
-            throttle(self.store.as_ref(), &counter, &attempt, now).await?
+            .await;
+        let counted = [Some(counter.as_str()), source.as_deref()];
+        let result = match attempt {
+            Ok(attempt) => {
+                self.check_counted_login(
+                    request.password,
+                    record,
+                    &username,
+                    device.as_deref(),
+                    &counter,
+                    source.as_deref(),
+                    &attempt,
+                    now,
+                )
+                .await
+            }
+            Err(err) => Err(err.into()),
+        };
+        if let Err(ApiError::Unavailable(_)) = &result {
+            // The store failed after counting: no verdict reached the client, so the attempt
+            // is taken back (best effort) rather than used up by a client retrying an outage.
+            for counter in counted.into_iter().flatten() {
+                let _ = self.store.uncount_login_attempt(counter).await;
+            }
+        }
+        result
+    }
+
+    /// The rest of a login, once the attempt is counted on `counter` (and `source`).
+    #[allow(clippy::too_many_arguments)]
+    async fn check_counted_login(
+        &self,
+        password: SecretString,
+        record: Option<LoginRecord>,
+        username: &str,
+        device: Option<&str>,
+        counter: &str,
+        source: Option<&str>,
+        attempt: &crate::store::LoginFailures,
+        now: u64,
+    ) -> Result<TokenResponse, ApiError> {
+        if let Some(retry_after_secs) = throttle(self.store.as_ref(), counter, attempt, now).await?
         {
             tracing::info!(
                 outcome = "locked",
@@ -202,9 +253,7 @@ impl LoginService {
             return Err(ApiError::TooManyAttempts { retry_after_secs });
         }
 
-        let record = self.store.find_login(&username).await?;
         let hasher = Arc::clone(&self.hasher);
-        let password = request.password;
         let (record, verification, password) = tokio::task::spawn_blocking(move || {
             let verification = match &record {
                 Some(record) => hasher.verify(&password, &record.password_hash),
@@ -230,20 +279,24 @@ impl LoginService {
         };
         // Only the counter this attempt used is cleared: a known device's success does not
         // reset the username's count, which an attacker may be running up.
-        self.store.clear_login_failures(&counter).await?;
-        self.store.uncount_login_attempt(&source).await?;
+        self.store.clear_login_failures(counter).await?;
+        if let Some(source) = source {
+            self.store.uncount_login_attempt(source).await?;
+        }
+        if needs_rehash {
+            self.upgrade_hash(&record.user.id, password, &record.password_hash)
+                .await;
+        }
+        let device_token = self.devices.issue(&DeviceOwner::of(&record), device, now);
         let LoginRecord {
             user,
             token_version,
-            password_hash,
+            ..
         } = record;
-        if needs_rehash {
-            self.upgrade_hash(&user.id, password, &password_hash).await;
-        }
         let session = Session::start(token_version);
         let mut response = self.issue(user, &session, now, now).await?;
-        response.device_token = Some(self.devices.issue(&username, device.as_deref(), now));
-        tracing::info!(sub = %response.user.id, sid = %session.id, known_device = device.is_some(), "login succeeded");
+        response.device_token = Some(device_token);
+        tracing::info!(sub = %response.user.id, sid = %session.id, known_device = device.is_some(), username, "login succeeded");
         Ok(response)
     }
 
@@ -423,8 +476,17 @@ impl LoginService {
             return Err(ApiError::Unauthorized);
         }
         let session = Session::start(token_version);
+        let device_token = self.devices.issue(
+            &DeviceOwner {
+                username: &user.username,
+                user_id: &user.id,
+                token_version,
+            },
+            None,
+            now,
+        );
         let mut response = self.issue(user, &session, now, now).await?;
-        response.device_token = Some(self.devices.issue(&caller.username, None, now));
+        response.device_token = Some(device_token);
         tracing::info!(sub = %caller.sub, sid = %session.id, "password changed; earlier tokens revoked");
         Ok(response)
     }

@@ -1,7 +1,7 @@
 //! DynamoDB Local behind a switch, for outage tests: a TCP proxy on loopback that forwards
 //! to DynamoDB Local while [`Outage::Up`], refuses every connection while [`Outage::Down`]
-//! (DynamoDB unreachable), and answers every request with DynamoDB's own throttling error
-//! while [`Outage::Throttled`]. Switching away from `Up` also cuts the connections already
+//! (DynamoDB unreachable), answers every request with DynamoDB's own throttling error
+//! while [`Outage::Throttled`], and never answers while [`Outage::Hang`]. Switching away from `Up` also cuts the connections already
 //! open, so the SDK's pooled connections see the outage too.
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -13,6 +13,8 @@ pub enum Outage {
     Up,
     Down,
     Throttled,
+    /// Connections are accepted and never answered.
+    Hang,
 }
 
 /// The proxy; dropping it stops it.
@@ -53,6 +55,10 @@ impl FlakyDynamo {
                     match outage {
                         Outage::Down => drop(client),
                         Outage::Throttled => throttle(client).await,
+                        Outage::Hang => {
+                            let _ = watcher.changed().await;
+                            drop(client);
+                        }
                         Outage::Up => forward(client, &upstream, &mut watcher).await,
                     }
                 });

@@ -50,6 +50,8 @@ const UNTHROTTLED: &[(&str, &str)] = &[
     ("ApiThrottlingBurstLimit", "100000"),
     ("LoginThrottlingRateLimit", "100000"),
     ("LoginThrottlingBurstLimit", "100000"),
+    ("RefreshThrottlingRateLimit", "100000"),
+    ("RefreshThrottlingBurstLimit", "100000"),
 ];
 
 /// The local API with its functions on `clock` (e.g. [`Clock::manual`]).

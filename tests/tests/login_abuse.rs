@@ -6,11 +6,12 @@
 
 use integration_tests::{TestApp, dynamo_local};
 use jwt_auth_core::ApiError;
-use jwt_auth_core::device::DeviceTokens;
+use jwt_auth_core::device::{DeviceOwner, DeviceTokens};
 use jwt_auth_core::lockout::{LOCK_THRESHOLD, SOURCE_WINDOW_SECS, source_window_left};
 use jwt_auth_core::login::{LoginRequest, TokenResponse};
 use jwt_auth_core::password::PasswordHasher;
 use jwt_auth_core::secret::SigningSecret;
+use jwt_auth_core::store::PasswordWrite;
 use jwt_auth_core::store::dynamodb::DynamoUserStore;
 use jwt_auth_core::store::memory::MemoryUserStore;
 use jwt_auth_core::user::Role;
@@ -138,12 +139,14 @@ async fn invalid_device_tokens_are_treated_as_absent(app: TestApp) {
             .await
             .unwrap(),
     );
-    let other_deployment = DeviceTokens::new(&SigningSecret::generate()).issue("alice", None, T0);
+    let record = app.store.find_login("alice").await.unwrap().unwrap();
+    let alice = DeviceOwner::of(&record);
+    let other_deployment = DeviceTokens::new(&SigningSecret::generate()).issue(&alice, None, T0);
     let expired = DeviceTokens::new(
         &SigningSecret::new(integration_tests::EVENTS_SIGNING_SECRET.to_vec()).unwrap(),
     )
     .issue(
-        "alice",
+        &alice,
         None,
         T0 - jwt_auth_core::device::DEVICE_TOKEN_TTL_SECS,
     );
@@ -254,6 +257,77 @@ async fn password_spraying_from_one_source_is_refused_at_its_limit(mut app: Test
     );
 }
 
+/// An attacker behind the same address as the user (a carrier NAT, an office) sprays and
+/// hammers past every limit; the user's known device still logs in from that address.
+async fn a_known_device_behind_the_attackers_address_still_logs_in(mut app: TestApp) {
+    app.login.source_failure_limit = 5;
+    app.create_user("alice", Role::Customer, PASSWORD).await;
+    let device = device_token_of(
+        &login(&app, "alice", PASSWORD, None, USER_IP, T0)
+            .await
+            .unwrap(),
+    );
+    for i in 0..10 {
+        let _ = login(&app, "alice", "guess", None, USER_IP, T0 + i).await;
+        let _ = login(&app, &format!("user{i}"), "guess", None, USER_IP, T0 + i).await;
+    }
+    let at = T0 + 20;
+    assert!(
+        is_locked(&login(&app, "alice", PASSWORD, None, USER_IP, at).await),
+        "untrusted clients from the address are refused"
+    );
+    assert!(
+        login(&app, "alice", PASSWORD, Some(&device), USER_IP, at)
+            .await
+            .is_ok(),
+        "the known device is not"
+    );
+}
+
+/// A password reset or "log out everywhere" ends the user's device tokens: someone who once
+/// knew the password cannot keep device counters for guessing the new one.
+async fn a_reset_or_log_out_everywhere_ends_the_users_device_tokens(app: TestApp) {
+    let user = app.create_user("alice", Role::Customer, PASSWORD).await;
+    let lock_username = |start: u64| {
+        let app = &app;
+        async move {
+            for attempt in 0..=LOCK_THRESHOLD {
+                let _ = login(app, "alice", "guess", None, ATTACKER_IP, start + attempt).await;
+            }
+        }
+    };
+    let before_reset = device_token_of(
+        &login(&app, "alice", PASSWORD, None, USER_IP, T0)
+            .await
+            .unwrap(),
+    );
+    let hash = integration_tests::hasher()
+        .hash(&SecretString::from(PASSWORD.to_string()))
+        .unwrap();
+    app.store
+        .set_password_hash(&user.id, hash, PasswordWrite::Reset)
+        .await
+        .unwrap();
+    let after_reset = device_token_of(
+        &login(&app, "alice", PASSWORD, None, USER_IP, T0 + 1)
+            .await
+            .unwrap(),
+    );
+    app.store.revoke_all_tokens(&user.id).await.unwrap();
+
+    lock_username(T0 + 2).await;
+    let at = T0 + 2 + LOCK_THRESHOLD + 1;
+    for (name, token) in [
+        ("before the reset", before_reset),
+        ("before log out everywhere", after_reset),
+    ] {
+        assert!(
+            is_locked(&login(&app, "alice", PASSWORD, Some(&token), USER_IP, at).await),
+            "a device token from {name} counts as none"
+        );
+    }
+}
+
 macro_rules! on_both_stores {
     ($($case:ident),* $(,)?) => {
         mod memory {
@@ -280,4 +354,6 @@ on_both_stores!(
     a_device_that_fails_its_own_threshold_is_locked_by_itself,
     invalid_device_tokens_are_treated_as_absent,
     password_spraying_from_one_source_is_refused_at_its_limit,
+    a_known_device_behind_the_attackers_address_still_logs_in,
+    a_reset_or_log_out_everywhere_ends_the_users_device_tokens,
 );

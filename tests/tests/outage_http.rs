@@ -144,3 +144,32 @@ async fn every_route_answers_503_while_dynamodb_is_unreachable() {
 async fn every_route_answers_503_while_dynamodb_throttles() {
     every_route_answers_503_while_dynamodb_is(Outage::Throttled).await;
 }
+
+/// A DynamoDB that accepts connections and never answers: the SDK's timeouts end each call,
+/// so the request is answered 503 rather than held until the Lambda timeout (a 502).
+#[tokio::test]
+async fn a_dynamodb_that_never_answers_is_a_503_not_a_timeout() {
+    let proxy = FlakyDynamo::start(&std::env::var(ENDPOINT_VAR).expect("make test")).await;
+    let api = api_behind(&proxy).await;
+    api.create_user("root", Role::Admin).await;
+    let token = api.login("root").await;
+    assert_eq!(
+        api.call("GET", "/users", Some(&token), None).await.status,
+        200
+    );
+
+    proxy.set(Outage::Hang);
+    let started = std::time::Instant::now();
+    assert_unavailable(
+        &api.call("GET", "/users", Some(&token), None).await,
+        "a cached Allow, re-checked by the backend",
+    );
+    // Well inside the template's 10 s function timeout (DynamoDB Local's client allows 6 s).
+    assert!(started.elapsed() < std::time::Duration::from_secs(9));
+
+    proxy.set(Outage::Up);
+    assert_eq!(
+        api.call("GET", "/users", Some(&token), None).await.status,
+        200
+    );
+}

@@ -378,6 +378,10 @@ fn a_login_flood_has_a_concurrency_ceiling_and_waf_is_optional() {
         login.get("ReservedConcurrentExecutions").is_some(),
         "the login function has a concurrency ceiling"
     );
+    let default: u64 = template["Parameters"]["LoginReservedConcurrency"]["Default"]
+        .as_u64()
+        .expect("a number");
+    assert!(default > 0, "the ceiling is on by default");
     for waf in ["LoginWebAcl", "LoginWebAclAssociation"] {
         assert_eq!(
             resource(&template, waf)["Condition"].as_str(),

@@ -637,7 +637,9 @@ impl DynamoUserStore {
                 Err(err) => match cancellation(&err) {
                     // Changed (or deleted) since it was read: read again and decide again.
                     Some(_) if attempt + 1 < MAX_WRITE_ATTEMPTS => backoff(attempt).await,
-                    _ => return Err(sdk_error(err)),
+                    // Still contended after every attempt: a retry later may work (503).
+                    Some(_) => return Err(StoreError::unavailable(err)),
+                    None => return Err(sdk_error(err)),
                 },
             }
         }
@@ -695,7 +697,9 @@ impl UserStore for DynamoUserStore {
                     // Deleted by someone else since it was read (the next read says
                     // NotFound), or a conflicting write: read again and decide again.
                     Some(_) if attempt + 1 < MAX_WRITE_ATTEMPTS => backoff(attempt).await,
-                    _ => return Err(sdk_error(err)),
+                    // Still contended after every attempt: a retry later may work (503).
+                    Some(_) => return Err(StoreError::unavailable(err)),
+                    None => return Err(sdk_error(err)),
                 },
             }
         }
@@ -828,6 +832,7 @@ impl UserStore for DynamoUserStore {
                 {
                     backoff(attempt).await
                 }
+                Some(Cancelled::Conflict) => return Err(StoreError::unavailable(err)),
                 _ => return Err(sdk_error(err)),
             }
         }
@@ -1045,8 +1050,33 @@ pub fn local_client(endpoint: &str) -> Client {
         .region(Region::new("us-east-1"))
         .credentials_provider(Credentials::new("local", "local", None, None, "static"))
         .endpoint_url(endpoint)
+        // DynamoDB Local on a busy test machine (a JVM, GC pauses) is slower than DynamoDB.
+        .timeout_config(timeouts(Duration::from_secs(3), Duration::from_secs(6)))
         .build();
     Client::from_conf(config)
+}
+
+/// The DynamoDB client on AWS: the SDK's configuration with our timeouts.
+pub fn aws_client(sdk_config: &aws_config::SdkConfig) -> Client {
+    let config = aws_sdk_dynamodb::config::Builder::from(sdk_config)
+        .timeout_config(timeouts(Duration::from_secs(1), Duration::from_secs(3)))
+        .build();
+    Client::from_conf(config)
+}
+
+/// Bounds on one DynamoDB call: the SDK sets none by default, so a DynamoDB that accepts a
+/// connection and never answers would hold a request until the Lambda timeout (a 502 from
+/// API Gateway). With these, each attempt and the call as a whole (retries included) give
+/// up in time for the request to be answered 503 with `Retry-After`.
+fn timeouts(
+    attempt: Duration,
+    operation: Duration,
+) -> aws_sdk_dynamodb::config::timeout::TimeoutConfig {
+    aws_sdk_dynamodb::config::timeout::TimeoutConfig::builder()
+        .connect_timeout(attempt)
+        .operation_attempt_timeout(attempt)
+        .operation_timeout(operation)
+        .build()
 }
 
 /// Whether a single-item write failed its condition expression.
@@ -1179,6 +1209,7 @@ impl SessionStore for DynamoUserStore {
                 Some(Cancelled::Conflict) if attempt + 1 < MAX_WRITE_ATTEMPTS => {
                     backoff(attempt).await
                 }
+                Some(Cancelled::Conflict) => return Err(StoreError::unavailable(err)),
                 _ => return Err(sdk_error(err)),
             }
         }
