@@ -239,6 +239,7 @@ store_contract! {
     #[tokio::test] a_password_change_lands_only_over_the_proven_hash_and_revokes_tokens,
     #[tokio::test] a_reset_replaces_any_hash_and_revokes_tokens,
     #[tokio::test] an_update_to_the_values_already_stored_keeps_the_token_version,
+    #[tokio::test] uncounting_takes_one_attempt_off_its_own_counter_and_never_below_zero,
     #[tokio::test] a_refresh_token_round_trips_through_create_and_find,
     #[tokio::test] rotating_retires_the_old_token_at_now_and_stores_the_successor,
     #[tokio::test] rotating_a_retired_token_is_refused_and_writes_nothing,
@@ -1928,4 +1929,67 @@ async fn an_update_to_the_values_already_stored_keeps_the_token_version(subject:
     };
     store.update_user(&abel.id, promoted).await.unwrap();
     assert_eq!(token_version(&subject, &abel).await, 1, "the role changed");
+}
+
+async fn uncounting_takes_one_attempt_off_its_own_counter_and_never_below_zero(subject: Subject) {
+    let store = subject.store.as_ref();
+    for _ in 0..3 {
+        store
+            .count_login_attempt("source#203.0.113.7#1", NOW, WINDOW)
+            .await
+            .unwrap();
+    }
+    store
+        .count_login_attempt("source#198.51.100.1#1", NOW, WINDOW)
+        .await
+        .unwrap();
+
+    store
+        .uncount_login_attempt("source#203.0.113.7#1")
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .login_failures("source#203.0.113.7#1")
+            .await
+            .unwrap()
+            .count,
+        2
+    );
+    assert_eq!(
+        store
+            .login_failures("source#198.51.100.1#1")
+            .await
+            .unwrap()
+            .count,
+        1,
+        "another counter is untouched"
+    );
+    for _ in 0..5 {
+        store
+            .uncount_login_attempt("source#203.0.113.7#1")
+            .await
+            .unwrap();
+    }
+    assert_eq!(
+        store
+            .login_failures("source#203.0.113.7#1")
+            .await
+            .unwrap()
+            .count,
+        0,
+        "never below zero"
+    );
+    // A counter that does not exist stays absent.
+    store
+        .uncount_login_attempt("source#nobody#1")
+        .await
+        .unwrap();
+    assert_eq!(
+        store.login_failures("source#nobody#1").await.unwrap(),
+        LoginFailures::default()
+    );
+    if let Some(raw) = &subject.raw {
+        assert!(raw.item("FAILURES#source#nobody#1").await.is_none());
+    }
 }
