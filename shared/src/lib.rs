@@ -14,6 +14,7 @@ pub mod cursor;
 pub mod device;
 pub mod error;
 pub mod http;
+pub mod keys;
 pub mod lockout;
 pub mod login;
 pub mod password;

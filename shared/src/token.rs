@@ -5,21 +5,23 @@
 //! - the `Authorization` value must be exactly `Bearer <one token>`;
 //! - tokens longer than [`MAX_TOKEN_BYTES`] are refused before any decoding;
 //! - the shape is checked first: three base64url segments without padding;
-//! - the algorithm is pinned to the key's (HS256); `none` and every other `alg` fail;
+//! - the header's `kid` must name one of our keys exactly ([`crate::keys::KeyRing`]); the
+//!   algorithm is pinned to that key's; `none` and every other `alg` fail;
 //! - `typ` must be `JWT`; any `crit` header fails (RFC 7515 §4.1.11: we understand none);
 //!   `jku`/`x5u`/`jwk` are never fetched or used, and a token carrying them fails;
 //! - `sub`, `role`, `iss`, `aud`, `iat`, `nbf`, `exp`, `jti` are all required; `iss` and `aud`
 //!   must equal ours; times must be JSON integers (a string `exp` fails, CVE-2026-25537);
 //! - `exp` and `nbf` are checked against the `now` passed in, with [`CLOCK_LEEWAY_SECS`].
 //!
-//! Keys are built once ([`TokenKeys`]) and shared by the issuer and the verifier; adding an
-//! asymmetric algorithm means a new [`TokenKeys`] constructor, not new handler code.
+//! Keys are built once ([`TokenKeys`], a [`crate::keys::KeyRing`]) and shared by the issuer
+//! and the verifier; every token's header names its key with `kid`.
 
 use crate::config::TokenSettings;
-use crate::secret::SigningSecret;
+use crate::keys::{KeyRing, SigningAlgorithm};
 use crate::user::{Role, User, is_valid_user_id};
-use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use jsonwebtoken::{Header, Validation};
 use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
 
 /// Longest token accepted, in bytes. Ours are ~350 bytes; 4 KiB leaves room for growth and
 /// stops a 1 MB token from being base64-decoded and parsed.
@@ -66,6 +68,8 @@ pub enum TokenError {
     Malformed,
     #[error("header not accepted")]
     Header,
+    #[error("no key of ours has this kid")]
+    UnknownKey,
     #[error("invalid signature or claims")]
     Invalid,
     #[error("token expired")]
@@ -74,23 +78,9 @@ pub enum TokenError {
     NotYetValid,
 }
 
-/// Signing and verification keys for one algorithm, built once at cold start.
-pub struct TokenKeys {
-    algorithm: Algorithm,
-    encoding: EncodingKey,
-    decoding: DecodingKey,
-}
-
-impl TokenKeys {
-    /// HS256 with the deployment's signing secret (at least 32 bytes, checked on load).
-    pub fn hs256(secret: &SigningSecret) -> Self {
-        Self {
-            algorithm: Algorithm::HS256,
-            encoding: EncodingKey::from_secret(secret.expose()),
-            decoding: DecodingKey::from_secret(secret.expose()),
-        }
-    }
-}
+/// The signing and verification keys, built once at cold start: a key ring
+/// ([`KeyRing::hs256`] for the deployment's HS256 secret, or [`KeyRing::from_document`]).
+pub type TokenKeys = KeyRing;
 
 /// The login session a token belongs to: the refresh-token family and the user's token
 /// version when it began.
@@ -135,8 +125,9 @@ pub struct TokenIssuer {
 
 impl TokenIssuer {
     pub fn new(keys: std::sync::Arc<TokenKeys>, settings: TokenSettings) -> Self {
-        let mut header = Header::new(keys.algorithm);
+        let mut header = Header::new(keys.current_algorithm().jwt());
         header.typ = Some(TOKEN_TYPE.into());
+        header.kid = Some(keys.current_kid().to_string());
         Self {
             keys,
             header,
@@ -186,7 +177,7 @@ impl TokenIssuer {
 
     /// Signs arbitrary claims with our header and key (tests craft edge cases with it).
     pub fn sign(&self, claims: &impl Serialize) -> Result<String, jsonwebtoken::errors::Error> {
-        jsonwebtoken::encode(&self.header, claims, &self.keys.encoding)
+        jsonwebtoken::encode(&self.header, claims, self.keys.signing_key())
     }
 }
 
@@ -201,22 +192,29 @@ fn new_jti() -> String {
 /// Verifies access tokens. Build once at cold start; `verify` is ~2 µs.
 pub struct TokenVerifier {
     keys: std::sync::Arc<TokenKeys>,
-    validation: Validation,
+    /// One rule set per algorithm, each allowing that algorithm only.
+    validations: HashMap<SigningAlgorithm, Validation>,
 }
 
 impl TokenVerifier {
     pub fn new(keys: std::sync::Arc<TokenKeys>, settings: &TokenSettings) -> Self {
-        let mut validation = Validation::new(keys.algorithm);
-        validation.algorithms = vec![keys.algorithm];
-        validation.set_required_spec_claims(&["sub", "iss", "aud", "exp", "nbf", "iat"]);
-        validation.set_issuer(&[&settings.issuer]);
-        validation.set_audience(&[&settings.audience]);
-        validation.validate_aud = true;
-        // Time is checked by `verify` against the caller's `now`, with our own leeway.
-        validation.validate_exp = false;
-        validation.validate_nbf = false;
-        validation.leeway = CLOCK_LEEWAY_SECS;
-        Self { keys, validation }
+        let validations = SigningAlgorithm::ALL
+            .into_iter()
+            .map(|alg| {
+                let mut validation = Validation::new(alg.jwt());
+                validation.algorithms = vec![alg.jwt()];
+                validation.set_required_spec_claims(&["sub", "iss", "aud", "exp", "nbf", "iat"]);
+                validation.set_issuer(&[&settings.issuer]);
+                validation.set_audience(&[&settings.audience]);
+                validation.validate_aud = true;
+                // Time is checked by `verify` against the caller's `now`, with our own leeway.
+                validation.validate_exp = false;
+                validation.validate_nbf = false;
+                validation.leeway = CLOCK_LEEWAY_SECS;
+                (alg, validation)
+            })
+            .collect();
+        Self { keys, validations }
     }
 
     /// Verifies the raw `Authorization` value (`Bearer <jwt>`).
@@ -232,11 +230,24 @@ impl TokenVerifier {
     /// Verifies a compact JWS and returns its claims.
     pub fn verify(&self, token: &str, now: u64) -> Result<Claims, TokenError> {
         check_shape(token)?;
-        let data = jsonwebtoken::decode::<Claims>(token, &self.keys.decoding, &self.validation)
-            .map_err(|err| match err.kind() {
-                jsonwebtoken::errors::ErrorKind::InvalidAlgorithm
-                | jsonwebtoken::errors::ErrorKind::InvalidAlgorithmName => TokenError::Header,
-                _ => TokenError::Invalid,
+        // The header is read before the signature is checked, for `kid` only: an exact key
+        // into our own map, never a URL, a path or a key to trust.
+        let kid = jsonwebtoken::decode_header(token)
+            .map_err(|_| TokenError::Header)?
+            .kid
+            .ok_or(TokenError::Header)?;
+        let (alg, key) = self
+            .keys
+            .verifying_key(&kid)
+            .ok_or(TokenError::UnknownKey)?;
+        let validation = self.validations.get(&alg).ok_or(TokenError::Header)?;
+        let data =
+            jsonwebtoken::decode::<Claims>(token, key, validation).map_err(|err| {
+                match err.kind() {
+                    jsonwebtoken::errors::ErrorKind::InvalidAlgorithm
+                    | jsonwebtoken::errors::ErrorKind::InvalidAlgorithmName => TokenError::Header,
+                    _ => TokenError::Invalid,
+                }
             })?;
         let header = &data.header;
         if header.typ.as_deref() != Some(TOKEN_TYPE)

@@ -46,8 +46,15 @@ fn customer() -> User {
     }
 }
 
+/// The `kid` of our HS256 key (derived from the secret).
+fn kid() -> String {
+    TokenKeys::hs256(&SigningSecret::new(SECRET.to_vec()).unwrap())
+        .current_kid()
+        .to_string()
+}
+
 fn header() -> Value {
-    json!({"alg": "HS256", "typ": "JWT"})
+    json!({"alg": "HS256", "typ": "JWT", "kid": kid()})
 }
 
 fn claims() -> Value {

@@ -1,0 +1,415 @@
+//! Token signing keys: a key set of named keys (`kid`), one of them current, in one of three
+//! algorithms, and its public half as an RFC 7517 JWK Set.
+//!
+//! - **Algorithms.** `ES256` (ECDSA P-256), `EdDSA` (Ed25519) and `HS256`. Every key has
+//!   exactly one algorithm, and a token is verified only with the algorithm of the key its
+//!   `kid` names (RFC 8725 §3.1 "one key, one algorithm"): an HS256 token naming an ES256
+//!   key is refused, so a public key can never be used as an HMAC secret.
+//! - **Lookup.** A verifier finds a key by exact `kid` in its own map of known keys, never
+//!   from the token's `jwk`/`jku`/`x5u` (RFC 8725 §3.10); an unknown `kid` is refused.
+//! - **The stored set** ([`KeySetDocument`], JSON) holds the current key and the previous
+//!   ones, each with its `kid`, algorithm, creation time and private material (PKCS#8 DER
+//!   for ES256 and EdDSA, the secret for HS256), base64url. It never appears in `Debug`.
+//! - **The public set** ([`KeySetDocument::public_jwks`]) holds `kty`, `crv`, `x`, (`y`),
+//!   `kid`, `alg`, `use: "sig"` of every asymmetric key, never `d`; HS256 keys have no public
+//!   half and are left out.
+
+use crate::secret::{SigningSecret, fill_random};
+use aws_lc_rs::rand::SystemRandom;
+use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, Ed25519KeyPair};
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use jsonwebtoken::jwk::{Jwk, JwkSet, KeyAlgorithm, PublicKeyUse};
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey};
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+
+/// The algorithms a key set may use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SigningAlgorithm {
+    Es256,
+    EdDsa,
+    Hs256,
+}
+
+impl SigningAlgorithm {
+    pub const ALL: [SigningAlgorithm; 3] = [Self::Es256, Self::EdDsa, Self::Hs256];
+
+    /// The JOSE name (`alg`): `ES256`, `EdDSA`, `HS256`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Es256 => "ES256",
+            Self::EdDsa => "EdDSA",
+            Self::Hs256 => "HS256",
+        }
+    }
+
+    /// Exactly one of the JOSE names (case matters, as in a JWS header).
+    pub fn parse(raw: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|alg| alg.as_str() == raw)
+    }
+
+    pub fn jwt(self) -> Algorithm {
+        match self {
+            Self::Es256 => Algorithm::ES256,
+            Self::EdDsa => Algorithm::EdDSA,
+            Self::Hs256 => Algorithm::HS256,
+        }
+    }
+}
+
+impl std::fmt::Display for SigningAlgorithm {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum KeyError {
+    #[error("the key set has no key named by `current`")]
+    NoCurrentKey,
+    #[error("the key set names one kid twice")]
+    DuplicateKid,
+    #[error("key {kid}: {reason}")]
+    BadKey { kid: String, reason: &'static str },
+    #[error("the key set is not valid JSON of the expected shape")]
+    Shape,
+}
+
+/// One key of a stored key set.
+#[derive(Clone, Serialize, Deserialize)]
+pub struct StoredKey {
+    pub kid: String,
+    pub alg: String,
+    /// Seconds since the Unix epoch.
+    pub created_at: u64,
+    /// base64url: PKCS#8 DER of the private key (ES256, EdDSA), or the HMAC secret (HS256).
+    pub private: String,
+}
+
+/// The key set as stored (in Secrets Manager, as JSON).
+#[derive(Clone, Serialize, Deserialize)]
+pub struct KeySetDocument {
+    /// The `kid` new tokens are signed with.
+    pub current: String,
+    pub keys: Vec<StoredKey>,
+}
+
+impl std::fmt::Debug for KeySetDocument {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let kids: Vec<&str> = self.keys.iter().map(|key| key.kid.as_str()).collect();
+        f.debug_struct("KeySetDocument")
+            .field("current", &self.current)
+            .field("kids", &kids)
+            .finish_non_exhaustive()
+    }
+}
+
+impl KeySetDocument {
+    /// A new set with one fresh key of `alg`, current.
+    pub fn generate(alg: SigningAlgorithm, now: u64) -> Self {
+        let key = generate_key(alg, now);
+        Self {
+            current: key.kid.clone(),
+            keys: vec![key],
+        }
+    }
+
+    /// Parses the stored JSON and checks it: a current key, unique kids, every key usable.
+    pub fn from_json(json: &str) -> Result<Self, KeyError> {
+        let document: Self = serde_json::from_str(json).map_err(|_| KeyError::Shape)?;
+        KeyRing::from_document(&document)?;
+        Ok(document)
+    }
+
+    pub fn to_json(&self) -> String {
+        // Plain strings and numbers: serialising cannot fail.
+        serde_json::to_string(self).unwrap_or_default()
+    }
+
+    /// The public half of every asymmetric key, as an RFC 7517 JWK Set.
+    pub fn public_jwks(&self) -> Result<JwkSet, KeyError> {
+        let mut keys = Vec::new();
+        for key in &self.keys {
+            let alg = algorithm_of(key)?;
+            if alg == SigningAlgorithm::Hs256 {
+                continue;
+            }
+            let mut jwk = Jwk::from_encoding_key(&encoding_key(key, alg)?, alg.jwt())
+                .map_err(|_| bad(key, "no public key"))?;
+            jwk.common.key_id = Some(key.kid.clone());
+            jwk.common.public_key_use = Some(PublicKeyUse::Signature);
+            jwk.common.key_algorithm = Some(match alg {
+                SigningAlgorithm::Es256 => KeyAlgorithm::ES256,
+                _ => KeyAlgorithm::EdDSA,
+            });
+            keys.push(jwk);
+        }
+        Ok(JwkSet { keys })
+    }
+}
+
+/// The key set ready to sign and verify with, built once per version of the set.
+pub struct KeyRing {
+    current_kid: String,
+    current_alg: SigningAlgorithm,
+    signing: EncodingKey,
+    verifying: HashMap<String, (SigningAlgorithm, DecodingKey)>,
+}
+
+impl KeyRing {
+    pub fn from_document(document: &KeySetDocument) -> Result<Self, KeyError> {
+        let mut verifying = HashMap::new();
+        let mut signing = None;
+        for key in &document.keys {
+            let alg = algorithm_of(key)?;
+            if !is_kid(&key.kid) {
+                return Err(bad(key, "a kid is 1 to 64 characters of [A-Za-z0-9._-]"));
+            }
+            let encoding = encoding_key(key, alg)?;
+            let decoding = decoding_key(key, alg, &encoding)?;
+            if verifying.insert(key.kid.clone(), (alg, decoding)).is_some() {
+                return Err(KeyError::DuplicateKid);
+            }
+            if key.kid == document.current {
+                signing = Some((alg, encoding));
+            }
+        }
+        let (current_alg, signing) = signing.ok_or(KeyError::NoCurrentKey)?;
+        Ok(Self {
+            current_kid: document.current.clone(),
+            current_alg,
+            signing,
+            verifying,
+        })
+    }
+
+    /// One HS256 key: the deployment's signing secret (the configuration before key sets).
+    /// Its `kid` is derived from the secret, so every function names it alike.
+    pub fn hs256(secret: &SigningSecret) -> Self {
+        let kid = format!(
+            "hs256-{}",
+            &URL_SAFE_NO_PAD.encode(secret.derive("lambda-jwt-auth/kid/v1").expose())[..16]
+        );
+        let mut verifying = HashMap::new();
+        verifying.insert(
+            kid.clone(),
+            (
+                SigningAlgorithm::Hs256,
+                DecodingKey::from_secret(secret.expose()),
+            ),
+        );
+        Self {
+            current_kid: kid,
+            current_alg: SigningAlgorithm::Hs256,
+            signing: EncodingKey::from_secret(secret.expose()),
+            verifying,
+        }
+    }
+
+    pub fn current_kid(&self) -> &str {
+        &self.current_kid
+    }
+
+    pub fn current_algorithm(&self) -> SigningAlgorithm {
+        self.current_alg
+    }
+
+    pub(crate) fn signing_key(&self) -> &EncodingKey {
+        &self.signing
+    }
+
+    /// The key named `kid`, with the one algorithm it may be used with.
+    pub(crate) fn verifying_key(&self, kid: &str) -> Option<(SigningAlgorithm, &DecodingKey)> {
+        self.verifying.get(kid).map(|(alg, key)| (*alg, key))
+    }
+
+    pub fn kids(&self) -> impl Iterator<Item = (&str, SigningAlgorithm)> {
+        self.verifying
+            .iter()
+            .map(|(kid, (alg, _))| (kid.as_str(), *alg))
+    }
+}
+
+/// A new key of `alg`: a random `kid`, fresh material from the OS CSPRNG.
+pub fn generate_key(alg: SigningAlgorithm, now: u64) -> StoredKey {
+    let rng = SystemRandom::new();
+    // Key generation only fails when the OS has no entropy source: nothing is safe then.
+    let private = match alg {
+        SigningAlgorithm::Es256 => {
+            EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng)
+                .expect("P-256 key generation")
+                .as_ref()
+                .to_vec()
+        }
+        // PKCS#8 v1 (the seed only): what jsonwebtoken expects of an Ed25519 key.
+        SigningAlgorithm::EdDsa => Ed25519KeyPair::generate_pkcs8v1(&rng)
+            .expect("Ed25519 key generation")
+            .as_ref()
+            .to_vec(),
+        SigningAlgorithm::Hs256 => {
+            let mut secret = vec![0u8; 64];
+            fill_random(&mut secret);
+            secret
+        }
+    };
+    let mut id = [0u8; 9];
+    fill_random(&mut id);
+    StoredKey {
+        kid: format!(
+            "{}-{}",
+            alg.as_str().to_ascii_lowercase(),
+            URL_SAFE_NO_PAD.encode(id)
+        ),
+        alg: alg.as_str().into(),
+        created_at: now,
+        private: URL_SAFE_NO_PAD.encode(private),
+    }
+}
+
+fn bad(key: &StoredKey, reason: &'static str) -> KeyError {
+    KeyError::BadKey {
+        kid: key.kid.clone(),
+        reason,
+    }
+}
+
+fn is_kid(kid: &str) -> bool {
+    !kid.is_empty()
+        && kid.len() <= 64
+        && kid
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+}
+
+fn algorithm_of(key: &StoredKey) -> Result<SigningAlgorithm, KeyError> {
+    SigningAlgorithm::parse(&key.alg).ok_or_else(|| bad(key, "unknown algorithm"))
+}
+
+fn material(key: &StoredKey) -> Result<Vec<u8>, KeyError> {
+    URL_SAFE_NO_PAD
+        .decode(&key.private)
+        .map_err(|_| bad(key, "material is not base64url"))
+}
+
+fn encoding_key(key: &StoredKey, alg: SigningAlgorithm) -> Result<EncodingKey, KeyError> {
+    let der = material(key)?;
+    Ok(match alg {
+        SigningAlgorithm::Es256 => {
+            EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &der)
+                .map_err(|_| bad(key, "not a P-256 PKCS#8 key"))?;
+            EncodingKey::from_ec_der(&der)
+        }
+        SigningAlgorithm::EdDsa => {
+            // Accept v1 or v2 and keep v1, the form jsonwebtoken derives the public key from.
+            let pair = Ed25519KeyPair::from_pkcs8_maybe_unchecked(&der)
+                .or_else(|_| Ed25519KeyPair::from_pkcs8(&der))
+                .map_err(|_| bad(key, "not an Ed25519 PKCS#8 key"))?;
+            let v1 = pair
+                .to_pkcs8v1()
+                .map_err(|_| bad(key, "not an Ed25519 PKCS#8 key"))?;
+            EncodingKey::from_ed_der(v1.as_ref())
+        }
+        SigningAlgorithm::Hs256 => {
+            if der.len() < crate::secret::MIN_SECRET_BYTES {
+                return Err(bad(key, "an HS256 secret is at least 32 bytes"));
+            }
+            EncodingKey::from_secret(&der)
+        }
+    })
+}
+
+fn decoding_key(
+    key: &StoredKey,
+    alg: SigningAlgorithm,
+    encoding: &EncodingKey,
+) -> Result<DecodingKey, KeyError> {
+    match alg {
+        SigningAlgorithm::Hs256 => Ok(DecodingKey::from_secret(&material(key)?)),
+        _ => {
+            let jwk = Jwk::from_encoding_key(encoding, alg.jwt())
+                .map_err(|_| bad(key, "no public key"))?;
+            DecodingKey::from_jwk(&jwk).map_err(|_| bad(key, "no public key"))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_generated_set_of_each_algorithm_is_usable_and_names_its_current_key() {
+        for alg in SigningAlgorithm::ALL {
+            let document = KeySetDocument::generate(alg, 1_900_000_000);
+            let reparsed = KeySetDocument::from_json(&document.to_json()).expect(alg.as_str());
+            let ring = KeyRing::from_document(&reparsed).unwrap();
+            assert_eq!(ring.current_kid(), document.current);
+            assert_eq!(ring.current_algorithm(), alg);
+        }
+    }
+
+    #[test]
+    fn the_public_set_holds_public_halves_of_asymmetric_keys_only() {
+        let mut document = KeySetDocument::generate(SigningAlgorithm::Es256, 0);
+        document.keys.push(generate_key(SigningAlgorithm::EdDsa, 0));
+        document.keys.push(generate_key(SigningAlgorithm::Hs256, 0));
+        let jwks = serde_json::to_value(document.public_jwks().unwrap()).unwrap();
+        let keys = jwks["keys"].as_array().unwrap();
+        assert_eq!(keys.len(), 2, "{jwks}");
+        for key in keys {
+            assert!(key.get("d").is_none() && key.get("k").is_none(), "{key}");
+            assert_eq!(key["use"], "sig");
+            assert!(key["kid"].is_string() && key["alg"].is_string() && key["x"].is_string());
+        }
+        assert_eq!(keys[0]["kty"], "EC");
+        assert_eq!(keys[0]["crv"], "P-256");
+        assert!(keys[0]["y"].is_string());
+        assert_eq!(keys[1]["kty"], "OKP");
+        assert_eq!(keys[1]["crv"], "Ed25519");
+    }
+
+    #[test]
+    fn bad_key_sets_are_refused() {
+        let good = KeySetDocument::generate(SigningAlgorithm::Es256, 0);
+        let mut no_current = good.clone();
+        no_current.current = "missing".into();
+        let mut duplicate = good.clone();
+        duplicate.keys.push(good.keys[0].clone());
+        let mut wrong_alg = good.clone();
+        wrong_alg.keys[0].alg = "EdDSA".into();
+        let mut short_hmac = KeySetDocument::generate(SigningAlgorithm::Hs256, 0);
+        short_hmac.keys[0].private = URL_SAFE_NO_PAD.encode([1u8; 16]);
+        let mut injected_kid = good.clone();
+        injected_kid.keys[0].kid = "../../etc/passwd".into();
+        injected_kid.current = injected_kid.keys[0].kid.clone();
+        for document in [no_current, duplicate, wrong_alg, short_hmac, injected_kid] {
+            assert!(
+                KeySetDocument::from_json(&document.to_json()).is_err(),
+                "{document:?}"
+            );
+        }
+        assert!(KeySetDocument::from_json("{\"current\": 1}").is_err());
+    }
+
+    #[test]
+    fn debug_output_of_a_key_set_never_shows_key_material() {
+        let document = KeySetDocument::generate(SigningAlgorithm::EdDsa, 0);
+        let debug = format!("{document:?}");
+        assert!(!debug.contains(&document.keys[0].private), "{debug}");
+        assert!(debug.contains(&document.current));
+    }
+
+    #[test]
+    fn the_hs256_ring_of_a_secret_names_its_key_alike_everywhere() {
+        let secret = SigningSecret::generate();
+        assert_eq!(
+            KeyRing::hs256(&secret).current_kid(),
+            KeyRing::hs256(&secret.duplicate()).current_kid()
+        );
+        assert_ne!(
+            KeyRing::hs256(&secret).current_kid(),
+            KeyRing::hs256(&SigningSecret::generate()).current_kid()
+        );
+    }
+}

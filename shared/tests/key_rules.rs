@@ -1,0 +1,265 @@
+//! Keys with `kid`, in each algorithm (SECURITY.md rows 6, 57, 58): tokens name their key,
+//! verify with the published JWK Set through jsonwebtoken's own `from_jwk` (an
+//! implementation other than our key ring), and are refused for an unknown or retired
+//! `kid` and for every key/algorithm confusion.
+
+use aws_lc_rs::hmac;
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use jwt_auth_core::config::TokenSettings;
+use jwt_auth_core::keys::{KeyRing, KeySetDocument, SigningAlgorithm, generate_key};
+use jwt_auth_core::token::{Claims, Session, TokenError, TokenIssuer, TokenVerifier};
+use jwt_auth_core::user::{Role, User};
+use serde_json::{Value, json};
+use std::sync::Arc;
+
+const NOW: u64 = 1_800_000_000;
+
+fn alice() -> User {
+    User {
+        id: "0123456789abcdef0123456789abcdef".into(),
+        username: "alice".into(),
+        name: "Alice".into(),
+        role: Role::Admin,
+        disabled: false,
+        created_at: NOW,
+    }
+}
+
+struct Deployment {
+    document: KeySetDocument,
+    issuer: TokenIssuer,
+    verifier: TokenVerifier,
+}
+
+fn deployment(document: KeySetDocument) -> Deployment {
+    let ring = Arc::new(KeyRing::from_document(&document).unwrap());
+    let settings = TokenSettings::default();
+    Deployment {
+        document,
+        issuer: TokenIssuer::new(Arc::clone(&ring), settings.clone()),
+        verifier: TokenVerifier::new(ring, &settings),
+    }
+}
+
+fn token_of(deployment: &Deployment) -> String {
+    deployment
+        .issuer
+        .issue(&alice(), &Session::start(0), NOW)
+        .unwrap()
+        .token
+}
+
+fn parts(token: &str) -> (Value, Value, String) {
+    let mut segments = token.split('.');
+    let mut json = || {
+        serde_json::from_slice::<Value>(&URL_SAFE_NO_PAD.decode(segments.next().unwrap()).unwrap())
+            .unwrap()
+    };
+    let header = json();
+    let claims = json();
+    (header, claims, segments.next().unwrap().to_string())
+}
+
+fn b64_json(value: &Value) -> String {
+    URL_SAFE_NO_PAD.encode(value.to_string())
+}
+
+/// An HS256 token over these header and claims, MACed with `key`.
+fn hmac_token(header: &Value, claims: &Value, key: &[u8]) -> String {
+    let input = format!("{}.{}", b64_json(header), b64_json(claims));
+    let tag = hmac::sign(&hmac::Key::new(hmac::HMAC_SHA256, key), input.as_bytes());
+    format!("{input}.{}", URL_SAFE_NO_PAD.encode(tag.as_ref()))
+}
+
+#[test]
+fn issued_tokens_name_their_key_and_verify_with_the_published_jwks_alone() {
+    for alg in [SigningAlgorithm::Es256, SigningAlgorithm::EdDsa] {
+        let deployment = deployment(KeySetDocument::generate(alg, NOW));
+        let token = token_of(&deployment);
+        let (header, _, _) = parts(&token);
+        assert_eq!(header["kid"], deployment.document.current.as_str(), "{alg}");
+        assert_eq!(header["alg"], alg.as_str());
+
+        // Another implementation: jsonwebtoken straight from the published JWK Set.
+        let jwks = deployment.document.public_jwks().unwrap();
+        let published = serde_json::to_string(&jwks).unwrap();
+        assert!(!published.contains("\"d\""), "{published}");
+        let jwk = jwks
+            .find(header["kid"].as_str().unwrap())
+            .expect("published");
+        let key = jsonwebtoken::DecodingKey::from_jwk(jwk).unwrap();
+        let mut validation = jsonwebtoken::Validation::new(alg.jwt());
+        validation.set_audience(&[TokenSettings::default().audience]);
+        validation.validate_exp = false;
+        let data = jsonwebtoken::decode::<Claims>(&token, &key, &validation)
+            .unwrap_or_else(|err| panic!("{alg}: {err}"));
+        assert_eq!(data.claims.sub, alice().id);
+
+        assert!(deployment.verifier.verify(&token, NOW).is_ok(), "{alg}");
+    }
+}
+
+#[test]
+fn the_hs256_algorithm_publishes_an_empty_set() {
+    let document = KeySetDocument::generate(SigningAlgorithm::Hs256, NOW);
+    assert!(document.public_jwks().unwrap().keys.is_empty());
+    let deployment = deployment(document);
+    assert!(
+        deployment
+            .verifier
+            .verify(&token_of(&deployment), NOW)
+            .is_ok()
+    );
+}
+
+#[test]
+fn the_basic_rules_hold_for_every_algorithm() {
+    for alg in SigningAlgorithm::ALL {
+        let deployment = deployment(KeySetDocument::generate(alg, NOW));
+        let token = token_of(&deployment);
+        let (header, claims, signature) = parts(&token);
+        let verify = |token: &str| deployment.verifier.verify(token, NOW);
+        let altered = format!("{}AAAA", &token[..token.len() - 4]);
+        let unsigned = format!("{}.{}.", b64_json(&header), b64_json(&claims));
+        let none = format!(
+            "{}.{}.",
+            b64_json(&json!({"alg": "none", "typ": "JWT", "kid": header["kid"]})),
+            b64_json(&claims)
+        );
+        let mut expired_claims = claims.clone();
+        expired_claims["exp"] = json!(NOW - 3600);
+        let re_signed_claims = format!(
+            "{}.{}.{signature}",
+            b64_json(&header),
+            b64_json(&expired_claims)
+        );
+        for (name, bad) in [
+            ("altered signature", altered),
+            ("empty signature", unsigned),
+            ("alg none", none),
+            ("claims changed under the old signature", re_signed_claims),
+        ] {
+            assert!(verify(&bad).is_err(), "{alg}: {name}");
+        }
+        assert!(
+            matches!(
+                deployment.verifier.verify(&token, NOW + 3600),
+                Err(TokenError::Expired)
+            ),
+            "{alg}: expired"
+        );
+    }
+}
+
+#[test]
+fn an_unknown_kid_or_a_token_without_one_is_refused() {
+    let deployment = deployment(KeySetDocument::generate(SigningAlgorithm::Es256, NOW));
+    let token = token_of(&deployment);
+    let (mut header, claims, signature) = parts(&token);
+    for kid in [json!("es256-unknown"), json!(""), json!(null), json!(7)] {
+        header["kid"] = kid.clone();
+        let forged = format!("{}.{}.{signature}", b64_json(&header), b64_json(&claims));
+        assert!(deployment.verifier.verify(&forged, NOW).is_err(), "{kid}");
+    }
+    // A key from another deployment with the same algorithm is unknown here.
+    let other = self::deployment(KeySetDocument::generate(SigningAlgorithm::Es256, NOW));
+    assert_eq!(
+        deployment
+            .verifier
+            .verify(&token_of(&other), NOW)
+            .unwrap_err(),
+        TokenError::UnknownKey
+    );
+}
+
+#[test]
+fn a_retired_key_verifies_while_it_is_in_the_set_and_never_after() {
+    let first = KeySetDocument::generate(SigningAlgorithm::Es256, NOW);
+    let old_token = token_of(&deployment(first.clone()));
+    // Rotation: a new current key, the old one kept for the tokens it signed.
+    let mut rotated = first.clone();
+    let new_key = generate_key(SigningAlgorithm::Es256, NOW + 60);
+    rotated.current = new_key.kid.clone();
+    rotated.keys.push(new_key);
+    let during = deployment(rotated.clone());
+    assert!(during.verifier.verify(&old_token, NOW).is_ok());
+    let (header, _, _) = parts(&token_of(&during));
+    assert_eq!(
+        header["kid"],
+        rotated.current.as_str(),
+        "new tokens, new kid"
+    );
+    // Retired: removed from the set, its tokens die at once.
+    let mut retired = rotated.clone();
+    retired.keys.retain(|key| key.kid != first.current);
+    let after = deployment(retired);
+    assert_eq!(
+        after.verifier.verify(&old_token, NOW).unwrap_err(),
+        TokenError::UnknownKey
+    );
+}
+
+#[test]
+fn key_and_algorithm_confusion_is_refused() {
+    // One set holding an ES256, an EdDSA and an HS256 key.
+    let mut document = KeySetDocument::generate(SigningAlgorithm::Es256, NOW);
+    let ed = generate_key(SigningAlgorithm::EdDsa, NOW);
+    let hs = generate_key(SigningAlgorithm::Hs256, NOW);
+    document.keys.push(ed.clone());
+    document.keys.push(hs.clone());
+    let deployment = deployment(document.clone());
+    let token = token_of(&deployment);
+    let (header, claims, signature) = parts(&token);
+    let verify = |token: &str| deployment.verifier.verify(token, NOW);
+
+    // An ES256 signature presented under the HS key's or the Ed25519 key's kid.
+    for kid in [&hs.kid, &ed.kid] {
+        let mut renamed = header.clone();
+        renamed["kid"] = json!(kid);
+        let forged = format!("{}.{}.{signature}", b64_json(&renamed), b64_json(&claims));
+        assert!(verify(&forged).is_err(), "ES256 token under {kid}");
+    }
+
+    // HS256 tokens naming the ES256 key, MACed with what an attacker can see of it: the
+    // published JWK's coordinates, the JWK JSON itself, or the raw public point.
+    let jwks = serde_json::to_value(document.public_jwks().unwrap()).unwrap();
+    let es_jwk = jwks["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|jwk| jwk["kid"] == document.current.as_str())
+        .unwrap()
+        .clone();
+    let x = URL_SAFE_NO_PAD
+        .decode(es_jwk["x"].as_str().unwrap())
+        .unwrap();
+    let y = URL_SAFE_NO_PAD
+        .decode(es_jwk["y"].as_str().unwrap())
+        .unwrap();
+    let point: Vec<u8> = [vec![4u8], x.clone(), y].concat();
+    let hs_header = json!({"alg": "HS256", "typ": "JWT", "kid": document.current});
+    for public_key_as_secret in [point, x, es_jwk.to_string().into_bytes()] {
+        let forged = hmac_token(&hs_header, &claims, &public_key_as_secret);
+        assert!(
+            verify(&forged).is_err(),
+            "public key used as an HMAC secret"
+        );
+    }
+
+    // The reverse: a token really MACed with the HS key verifies only under the HS kid and
+    // HS256, never with its alg switched to ES256.
+    let secret = URL_SAFE_NO_PAD.decode(&hs.private).unwrap();
+    let genuine = hmac_token(
+        &json!({"alg": "HS256", "typ": "JWT", "kid": hs.kid}),
+        &claims,
+        &secret,
+    );
+    assert!(verify(&genuine).is_ok(), "the HS key is a key of the set");
+    let switched = hmac_token(
+        &json!({"alg": "ES256", "typ": "JWT", "kid": hs.kid}),
+        &claims,
+        &secret,
+    );
+    assert!(verify(&switched).is_err(), "alg switched under the HS kid");
+}
