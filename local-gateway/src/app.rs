@@ -7,8 +7,9 @@ use jwt_auth_core::clock::Clock;
 use jwt_auth_core::config::Config;
 use jwt_auth_core::cursor::CursorCodec;
 use jwt_auth_core::device::DeviceTokens;
+use jwt_auth_core::keys::{KeySetDocument, SigningAlgorithm};
 use jwt_auth_core::login::DEFAULT_REFRESH_TTL_SECS;
-use jwt_auth_core::login::LoginService;
+use jwt_auth_core::login::{LoginService, PublicKeys};
 use jwt_auth_core::password::PasswordHasher;
 use jwt_auth_core::secret::SigningSecret;
 use jwt_auth_core::store::dynamodb::{DynamoUserStore, create_table, local_client};
@@ -53,6 +54,9 @@ pub struct LocalOptions {
     pub seed_demo_users: bool,
     /// "Now" for the authorizer and the functions: the system clock, or a test's.
     pub clock: Clock,
+    /// The token signing algorithm: a fresh key set of it is generated at start (HS256
+    /// signs with `secret`).
+    pub signing_algorithm: SigningAlgorithm,
 }
 
 pub struct LocalApi {
@@ -71,6 +75,8 @@ pub enum LocalError {
     Config(#[from] jwt_auth_core::config::ConfigError),
     #[error(transparent)]
     Store(#[from] jwt_auth_core::store::StoreError),
+    #[error("signing keys: {0}")]
+    Keys(jwt_auth_core::keys::KeyError),
 }
 
 impl LocalApi {
@@ -125,7 +131,15 @@ impl LocalApi {
             }
         }
 
-        let keys = Arc::new(TokenKeys::hs256(&secret));
+        let (keys, public_keys) = match options.signing_algorithm {
+            SigningAlgorithm::Hs256 => (TokenKeys::hs256(&secret), PublicKeys::none()),
+            algorithm => {
+                let document = KeySetDocument::generate(algorithm, options.clock.now());
+                let ring = TokenKeys::from_document(&document).map_err(LocalError::Keys)?;
+                (ring, PublicKeys::of(&document).map_err(LocalError::Keys)?)
+            }
+        };
+        let keys = Arc::new(keys);
         let functions = Functions {
             login: LoginService {
                 store: Arc::clone(&store),
@@ -136,6 +150,7 @@ impl LocalApi {
                 clock: options.clock.clone(),
                 devices: DeviceTokens::new(&secret),
                 source_failure_limit: config.login_source_failure_limit,
+                public_keys,
             },
             users: UsersService {
                 store: Arc::clone(&store),

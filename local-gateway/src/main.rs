@@ -1,6 +1,7 @@
 //! `jwt-auth-local`: run the API locally, administer users, mint events.
 
 use clap::{Parser, Subcommand, ValueEnum};
+use jwt_auth_core::keys::SigningAlgorithm;
 use jwt_auth_core::secret::SigningSecret;
 use local_gateway::app::{DEMO_USERS, LocalApi, LocalOptions, StoreChoice};
 use std::collections::HashMap;
@@ -56,6 +57,14 @@ struct ServeArgs {
     /// Log format.
     #[arg(long, value_enum, default_value = "text")]
     log_format: LogFormat,
+    /// Token signing algorithm: ES256, EdDSA (a key set generated now, its public half at
+    /// /.well-known/jwks.json) or HS256 (JWT_SECRET, or a generated secret).
+    #[arg(long, default_value = "ES256", value_parser = parse_algorithm)]
+    signing_algorithm: SigningAlgorithm,
+}
+
+fn parse_algorithm(raw: &str) -> Result<SigningAlgorithm, String> {
+    SigningAlgorithm::parse(raw).ok_or_else(|| "expected ES256, EdDSA or HS256".to_string())
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -126,6 +135,7 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
         parameter_overrides: args.parameters.into_iter().collect::<HashMap<_, _>>(),
         seed_demo_users: !args.no_demo_users,
         clock: jwt_auth_core::clock::Clock::system(),
+        signing_algorithm: args.signing_algorithm,
     })
     .await
     .map_err(|err| err.to_string())?;
@@ -140,6 +150,7 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
         &args.template,
         in_memory,
         !args.no_demo_users,
+        args.signing_algorithm,
         generated_secret,
     );
     let shutdown = async {
@@ -155,6 +166,7 @@ fn print_banner(
     template: &std::path::Path,
     in_memory: bool,
     demo_users: bool,
+    signing_algorithm: SigningAlgorithm,
     generated_secret: bool,
 ) {
     let model = gateway.model();
@@ -185,10 +197,14 @@ fn print_banner(
     );
     println!(
         "  signing:   {}",
-        if generated_secret {
-            "a random dev secret generated now (tokens die with this process)"
-        } else {
-            "JWT_SECRET"
+        match (signing_algorithm, generated_secret) {
+            (SigningAlgorithm::Hs256, true) =>
+                "HS256, a random dev secret generated now (tokens die with this process)",
+            (SigningAlgorithm::Hs256, false) => "HS256 with JWT_SECRET",
+            (SigningAlgorithm::Es256, _) =>
+                "ES256, a key set generated now (public keys at /.well-known/jwks.json)",
+            (SigningAlgorithm::EdDsa, _) =>
+                "EdDSA, a key set generated now (public keys at /.well-known/jwks.json)",
         }
     );
     if demo_users {

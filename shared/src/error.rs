@@ -220,6 +220,25 @@ pub fn json_response(status: StatusCode, body: &impl Serialize) -> Response<Body
     response
 }
 
+/// A public JSON document that caches may keep for `max_age_secs` (the JWK Set): the same
+/// headers as [`json_response`] but `Cache-Control: public`.
+pub fn public_json_response(json: &str, max_age_secs: u64) -> Response<Body> {
+    let mut response = Response::new(Body::Text(json.to_string()));
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    if let Ok(value) = HeaderValue::from_str(&format!("public, max-age={max_age_secs}")) {
+        headers.insert(header::CACHE_CONTROL, value);
+    }
+    response
+}
+
 /// `204 No Content` with the headers every answer carries.
 pub fn no_content() -> Response<Body> {
     let mut response = Response::new(Body::Empty);

@@ -140,6 +140,30 @@ pub struct LoginService {
     /// Failed logins a source may make per [`SOURCE_WINDOW_SECS`], across usernames
     /// ([`crate::Config::login_source_failure_limit`]).
     pub source_failure_limit: u64,
+    /// `GET /.well-known/jwks.json`: the public half of the token keys, rendered once.
+    pub public_keys: PublicKeys,
+}
+
+/// The public JWK Set answered at `GET /.well-known/jwks.json` (RFC 7517), rendered once.
+#[derive(Debug, Clone)]
+pub struct PublicKeys(String);
+
+impl PublicKeys {
+    /// Empty: HS256 keys have no public half.
+    pub fn none() -> Self {
+        Self(r#"{"keys":[]}"#.into())
+    }
+
+    pub fn of(document: &crate::keys::KeySetDocument) -> Result<Self, crate::keys::KeyError> {
+        let set = document.public_jwks()?;
+        Ok(Self(
+            serde_json::to_string(&set).unwrap_or_else(|_| r#"{"keys":[]}"#.into()),
+        ))
+    }
+
+    pub fn json(&self) -> &str {
+        &self.0
+    }
 }
 
 impl LoginService {

@@ -46,6 +46,11 @@ pub const ROUTES: &[Route] = &[
         access: Access::Public,
     },
     Route {
+        method: "GET",
+        path: "/.well-known/jwks.json",
+        access: Access::Public,
+    },
+    Route {
         method: "POST",
         path: "/logout",
         access: Access::Authenticated,

@@ -68,6 +68,7 @@ impl TestApp {
                 clock: clock.clone(),
                 devices: DeviceTokens::new(&secret),
                 source_failure_limit: DEFAULT_SOURCE_FAILURE_LIMIT,
+                public_keys: jwt_auth_core::login::PublicKeys::none(),
             },
             users: UsersService {
                 store: Arc::clone(&store),

@@ -72,6 +72,8 @@ pub async fn start_at(
     );
     let api = LocalApi::build(LocalOptions {
         clock: clock.clone(),
+        // The default of `make run`; HS256 is what the handler tests and events use.
+        signing_algorithm: jwt_auth_core::keys::SigningAlgorithm::Es256,
         template,
         store,
         secret: None,

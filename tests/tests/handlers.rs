@@ -430,3 +430,16 @@ async fn logout_events_answer_204_and_revoke() {
         .unwrap();
     assert_eq!(state.user.unwrap().token_version, 1);
 }
+
+#[tokio::test]
+async fn jwks_event_answers_the_public_key_set_cacheably() {
+    let app = TestApp::in_memory();
+    let response = login::handle(http_event("jwks.json"), &app.login)
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["cache-control"], "public, max-age=300");
+    assert_eq!(response.headers()["content-type"], "application/json");
+    // The test app signs HS256, whose key is secret: nothing to publish.
+    assert_eq!(body_json(&response), json!({"keys": []}));
+}

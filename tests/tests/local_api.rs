@@ -497,3 +497,34 @@ async fn a_burst_over_the_limit_is_throttled_by_the_gateway_without_invoking_any
         .await;
     assert_eq!(refresh.status, 401);
 }
+
+/// `make run` signs ES256 with a `kid` and publishes the public key: a token from login
+/// verifies with nothing but the JWK Set fetched over HTTP, through jsonwebtoken's own
+/// `from_jwk` (another service's way to check our tokens).
+#[tokio::test]
+async fn login_tokens_verify_with_the_published_jwks_alone() {
+    let api = start(StoreChoice::Memory).await;
+    api.create_user("alice", Role::Customer).await;
+    let token = api.login("alice").await;
+    let jwks = api.call("GET", "/.well-known/jwks.json", None, None).await;
+    assert_eq!(jwks.status, 200);
+    assert_eq!(jwks.headers["cache-control"], "public, max-age=300");
+    assert!(!jwks.body.to_string().contains("\"d\""));
+    let set: jsonwebtoken::jwk::JwkSet = serde_json::from_value(jwks.body).unwrap();
+    let header = jsonwebtoken::decode_header(&token).unwrap();
+    assert_eq!(header.alg, jsonwebtoken::Algorithm::ES256);
+    let jwk = set
+        .find(header.kid.as_deref().unwrap())
+        .expect("the token's key is published");
+    let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::ES256);
+    validation.set_audience(&["lambda-jwt-auth-api"]);
+    validation.set_issuer(&["lambda-jwt-auth"]);
+    let claims = jsonwebtoken::decode::<serde_json::Value>(
+        &token,
+        &jsonwebtoken::DecodingKey::from_jwk(jwk).unwrap(),
+        &validation,
+    )
+    .unwrap()
+    .claims;
+    assert_eq!(claims["username"], "alice");
+}

@@ -459,6 +459,7 @@ async fn unknown_wrong_and_disabled_logins_do_the_same_work(app: TestApp) {
             &jwt_auth_core::secret::SigningSecret::generate(),
         ),
         source_failure_limit: jwt_auth_core::lockout::DEFAULT_SOURCE_FAILURE_LIMIT,
+        public_keys: jwt_auth_core::login::PublicKeys::none(),
     };
     let mut answers = Vec::new();
     for (username, password) in [

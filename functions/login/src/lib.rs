@@ -4,7 +4,7 @@
 //! against the store ([`current_caller`]): API Gateway's cached Allow may be stale.
 
 use jwt_auth_core::ApiError;
-use jwt_auth_core::error::{json_response, no_content};
+use jwt_auth_core::error::{json_response, no_content, public_json_response};
 use jwt_auth_core::http::{Caller, json_body, path_exists_with_other_method, route_of};
 use jwt_auth_core::login::{
     CHANGE_PASSWORD_BODY_SHAPE, ChangePasswordRequest, LOGIN_BODY_SHAPE, LoginRequest,
@@ -14,6 +14,10 @@ use jwt_auth_core::revocation::current_caller;
 use lambda_http::http::StatusCode;
 use lambda_http::request::RequestContext;
 use lambda_http::{Body, Request, RequestExt, Response};
+
+/// How long clients and caches may keep the JWK Set. Rotation publishes a new key well
+/// before signing with it, so a copy this old still holds every key in use.
+pub const JWKS_MAX_AGE_SECS: u64 = 300;
 
 /// Answers every request; failures are problem+json responses, never `Err` (which API
 /// Gateway would turn into a 502).
@@ -44,6 +48,10 @@ async fn route(request: Request, service: &LoginService) -> Result<Response<Body
                 &service.login(body, &source_ip(&request), now).await?,
             ))
         }
+        ("GET", "/.well-known/jwks.json") => Ok(public_json_response(
+            service.public_keys.json(),
+            JWKS_MAX_AGE_SECS,
+        )),
         ("POST", "/token/refresh") => {
             let body: RefreshRequest = json_body(&request, REFRESH_BODY_SHAPE)?;
             Ok(json_response(

@@ -1,6 +1,6 @@
 use jwt_auth_core::clock::Clock;
 use jwt_auth_core::device::DeviceTokens;
-use jwt_auth_core::login::{DEFAULT_REFRESH_TTL_SECS, LoginService};
+use jwt_auth_core::login::{DEFAULT_REFRESH_TTL_SECS, LoginService, PublicKeys};
 use jwt_auth_core::password::PasswordHasher;
 use jwt_auth_core::runtime::{ColdStart, NeedsSecret};
 use jwt_auth_core::store::SessionStore;
@@ -35,6 +35,8 @@ async fn main() -> Result<(), Error> {
             clock: Clock::system(),
             devices: DeviceTokens::new(secret),
             source_failure_limit,
+            // Deployments sign HS256 (one secret), which has no public keys to publish.
+            public_keys: PublicKeys::none(),
         },
     )
     .await?;
