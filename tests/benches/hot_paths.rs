@@ -1,14 +1,17 @@
 //! `make bench`: medians of the hot paths, each next to a baseline measured in the same run
 //! so the figures compare across machines as ratios:
 //! - the authorizer handler (TOKEN event JSON in, response JSON out) and token verification,
-//!   against one HMAC-SHA256 over the same signing input (the cryptographic floor);
+//!   against one HMAC-SHA256 over the same signing input (the cryptographic floor), and for
+//!   ES256 and EdDSA against the bare aws-lc verify of the same signature;
 //! - the login handler on the in-memory store, against one argon2id verify with the same
 //!   parameters (the deliberate cost) and one with freshly allocated memory.
 
 use authorizer::authorize;
 use aws_lc_rs::hmac;
 use integration_tests::{EVENTS_PASSWORD, TestApp, event_text};
+use jwt_auth_core::keys::{KeyRing, KeySetDocument, SigningAlgorithm};
 use jwt_auth_core::password::HASH_PARAMS;
+use jwt_auth_core::token::{Session, TokenIssuer, TokenVerifier};
 use jwt_auth_core::user::Role;
 use secrecy::SecretString;
 use std::hint::black_box;
@@ -53,8 +56,9 @@ fn main() {
         black_box(app.verifier.verify(black_box(&token), now).unwrap());
     });
 
-    let mut event: serde_json::Value =
+    let template_event: serde_json::Value =
         serde_json::from_str(&event_text("authorizer-valid.json")).unwrap();
+    let mut event = template_event.clone();
     event["authorizationToken"] = format!("Bearer {token}").into();
     let event_json = event.to_string();
     // With the in-memory store: the figure is the handler's own cost, not DynamoDB's.
@@ -92,7 +96,9 @@ fn main() {
         assert_eq!(response.status(), 200);
         black_box(response);
     });
-    // Failure paths: clear the failure count each time so the lockout never kicks in.
+    // Failure paths: clear the failure counts (the username's and the event's source's)
+    // each time so that neither lockout kicks in.
+    let source = jwt_auth_core::lockout::source_counter("203.0.113.10", now);
     let failing_login = |username: &'static str, password: &'static str| {
         let mut request = integration_tests::http_event("login-ok.json");
         *request.body_mut() = lambda_http::Body::Text(format!(
@@ -100,6 +106,7 @@ fn main() {
         ));
         let response = runtime.block_on(async {
             app.store.clear_login_failures(username).await.unwrap();
+            app.store.clear_login_failures(&source).await.unwrap();
             login::handle(request, &app.login).await.unwrap()
         });
         assert_eq!(response.status(), 401);
@@ -123,6 +130,9 @@ fn main() {
         handler_ns / hmac_ns,
         handler_ns / verify_ns
     );
+    for alg in [SigningAlgorithm::Es256, SigningAlgorithm::EdDsa] {
+        asymmetric(alg, &runtime, &app, &alice, &template_event, now);
+    }
     println!(
         "  argon2id verify, fresh 19 MiB (baseline)      {:>9.2} ms/op",
         argon2_fresh_ns / 1e6
@@ -146,5 +156,77 @@ fn main() {
         "  login handler, unknown user                   {:>9.2} ms/op   {:>5.2}x wrong password",
         unknown_ns / 1e6,
         unknown_ns / wrong_password_ns
+    );
+}
+
+/// ES256 or EdDSA: token verify and the authorizer handler, each against the bare aws-lc
+/// signature verify of the same signature (the floor), all in this run.
+fn asymmetric(
+    alg: SigningAlgorithm,
+    runtime: &tokio::runtime::Runtime,
+    app: &TestApp,
+    user: &jwt_auth_core::user::User,
+    event: &serde_json::Value,
+    now: u64,
+) {
+    use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED, ED25519, UnparsedPublicKey};
+    use base64::Engine as _;
+    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let document = KeySetDocument::generate(alg, now);
+    let ring = std::sync::Arc::new(KeyRing::from_document(&document).unwrap());
+    let settings = jwt_auth_core::config::TokenSettings::default();
+    let issuer = TokenIssuer::new(std::sync::Arc::clone(&ring), settings.clone());
+    let verifier = TokenVerifier::new(ring, &settings);
+    let token = issuer.issue(user, &Session::start(0), now).unwrap().token;
+
+    let jwk = serde_json::to_value(document.public_jwks().unwrap()).unwrap()["keys"][0].clone();
+    let coordinate = |name: &str| b64.decode(jwk[name].as_str().unwrap()).unwrap();
+    let (public_key, algorithm): (
+        Vec<u8>,
+        &'static dyn aws_lc_rs::signature::VerificationAlgorithm,
+    ) = match alg {
+        SigningAlgorithm::Es256 => (
+            [vec![4u8], coordinate("x"), coordinate("y")].concat(),
+            &ECDSA_P256_SHA256_FIXED,
+        ),
+        _ => (coordinate("x"), &ED25519),
+    };
+    let public_key = UnparsedPublicKey::new(algorithm, public_key);
+    let (signing_input, signature) = token.rsplit_once('.').unwrap();
+    let signature = b64.decode(signature).unwrap();
+    let floor_ns = median_ns(31, 2_000, || {
+        public_key
+            .verify(black_box(signing_input.as_bytes()), black_box(&signature))
+            .unwrap();
+    });
+    let verify_ns = median_ns(31, 2_000, || {
+        black_box(verifier.verify(black_box(&token), now).unwrap());
+    });
+    let mut event = event.clone();
+    event["authorizationToken"] = format!("Bearer {token}").into();
+    let event_json = event.to_string();
+    let handler_ns = median_ns(31, 2_000, || {
+        let event = serde_json::from_str(black_box(&event_json)).unwrap();
+        let response = runtime
+            .block_on(authorize(&event, &verifier, app.store.as_ref(), now))
+            .unwrap();
+        black_box(serde_json::to_vec(&response).unwrap());
+    });
+    println!(
+        "  {:<5} signature verify, bare aws-lc (floor)  {:>9.2} µs/op",
+        alg.as_str(),
+        floor_ns / 1e3
+    );
+    println!(
+        "  {:<5} token verify                            {:>9.2} µs/op   {:>5.2}x floor",
+        alg.as_str(),
+        verify_ns / 1e3,
+        verify_ns / floor_ns
+    );
+    println!(
+        "  {:<5} authorizer handler                      {:>9.2} µs/op   {:>5.2}x floor",
+        alg.as_str(),
+        handler_ns / 1e3,
+        handler_ns / floor_ns
     );
 }
