@@ -19,7 +19,7 @@ use aws_lc_rs::rand::SystemRandom;
 use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, Ed25519KeyPair};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use jsonwebtoken::jwk::{Jwk, JwkSet, KeyAlgorithm, PublicKeyUse};
+use jsonwebtoken::jwk::{AlgorithmParameters, Jwk, JwkSet, KeyAlgorithm, PublicKeyUse};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
@@ -131,18 +131,25 @@ impl KeySetDocument {
     pub fn public_jwks(&self) -> Result<JwkSet, KeyError> {
         let mut keys = Vec::new();
         for key in &self.keys {
+            let key_algorithm = match algorithm_of(key)? {
+                SigningAlgorithm::Es256 => KeyAlgorithm::ES256,
+                SigningAlgorithm::EdDsa => KeyAlgorithm::EdDSA,
+                // An HMAC key has no public half: its JWK would be the secret itself.
+                SigningAlgorithm::Hs256 => continue,
+            };
             let alg = algorithm_of(key)?;
-            if alg == SigningAlgorithm::Hs256 {
-                continue;
-            }
             let mut jwk = Jwk::from_encoding_key(&encoding_key(key, alg)?, alg.jwt())
                 .map_err(|_| bad(key, "no public key"))?;
+            if !matches!(
+                jwk.algorithm,
+                AlgorithmParameters::EllipticCurve(_) | AlgorithmParameters::OctetKeyPair(_)
+            ) {
+                // Never publish anything but a public curve point.
+                return Err(bad(key, "not a public key"));
+            }
             jwk.common.key_id = Some(key.kid.clone());
             jwk.common.public_key_use = Some(PublicKeyUse::Signature);
-            jwk.common.key_algorithm = Some(match alg {
-                SigningAlgorithm::Es256 => KeyAlgorithm::ES256,
-                _ => KeyAlgorithm::EdDSA,
-            });
+            jwk.common.key_algorithm = Some(key_algorithm);
             keys.push(jwk);
         }
         Ok(JwkSet { keys })
@@ -301,9 +308,9 @@ fn encoding_key(key: &StoredKey, alg: SigningAlgorithm) -> Result<EncodingKey, K
             EncodingKey::from_ec_der(&der)
         }
         SigningAlgorithm::EdDsa => {
-            // Accept v1 or v2 and keep v1, the form jsonwebtoken derives the public key from.
-            let pair = Ed25519KeyPair::from_pkcs8_maybe_unchecked(&der)
-                .or_else(|_| Ed25519KeyPair::from_pkcs8(&der))
+            // v1 or v2 (a v2 key's public key must match its seed); kept as v1, the form
+            // jsonwebtoken derives the public key from.
+            let pair = Ed25519KeyPair::from_pkcs8(&der)
                 .map_err(|_| bad(key, "not an Ed25519 PKCS#8 key"))?;
             let v1 = pair
                 .to_pkcs8v1()

@@ -319,3 +319,25 @@ fn check_shape(token: &str) -> Result<(), TokenError> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::keys::{KeySetDocument, generate_key};
+
+    /// The pin itself, not only its effect: every key of a mixed set is looked up with its
+    /// stored algorithm, and the rules used for it allow that algorithm alone.
+    #[test]
+    fn each_key_is_verified_with_its_own_algorithm_only() {
+        let mut document = KeySetDocument::generate(SigningAlgorithm::Es256, 0);
+        document.keys.push(generate_key(SigningAlgorithm::EdDsa, 0));
+        document.keys.push(generate_key(SigningAlgorithm::Hs256, 0));
+        let ring = std::sync::Arc::new(KeyRing::from_document(&document).unwrap());
+        let verifier = TokenVerifier::new(std::sync::Arc::clone(&ring), &TokenSettings::default());
+        for stored in &document.keys {
+            let (alg, _) = ring.verifying_key(&stored.kid).unwrap();
+            assert_eq!(alg.as_str(), stored.alg);
+            assert_eq!(verifier.validations[&alg].algorithms, vec![alg.jwt()]);
+        }
+    }
+}

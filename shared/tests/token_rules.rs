@@ -178,6 +178,7 @@ fn row_5_algorithms_off_the_allow_list_are_refused() {
     // A real HS512 token made with our secret is still refused: one key, one algorithm.
     let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS512);
     header.typ = Some("JWT".into());
+    header.kid = Some(kid());
     let hs512 = jsonwebtoken::encode(
         &header,
         &claims(),
@@ -424,7 +425,11 @@ fn row_22_duplicate_claim_or_header_names_are_refused() {
         ))
         .is_err()
     );
-    let duplicated_header = r#"{"alg":"HS256","typ":"JWT","alg":"none"}"#;
+    // Our key's kid, so only the duplicated `alg` can be what refuses it.
+    let duplicated_header = format!(
+        r#"{{"alg":"HS256","typ":"JWT","kid":"{}","alg":"none"}}"#,
+        kid()
+    );
     assert!(
         verify(&forge_raw(
             duplicated_header.as_bytes(),

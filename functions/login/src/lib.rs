@@ -15,8 +15,8 @@ use lambda_http::http::StatusCode;
 use lambda_http::request::RequestContext;
 use lambda_http::{Body, Request, RequestExt, Response};
 
-/// How long clients and caches may keep the JWK Set. Rotation publishes a new key well
-/// before signing with it, so a copy this old still holds every key in use.
+/// How long clients and caches may keep the JWK Set (RFC 7517 gives no default; five
+/// minutes bounds how stale another service's copy can be).
 pub const JWKS_MAX_AGE_SECS: u64 = 300;
 
 /// Answers every request; failures are problem+json responses, never `Err` (which API
