@@ -87,6 +87,14 @@ impl TestApp {
         Self::new(Arc::new(MemoryUserStore::new()))
     }
 
+    /// On a fresh DynamoDB Local table.
+    pub async fn on_dynamo_local() -> Self {
+        let (client, table) = dynamo_local::fresh_table().await;
+        Self::new(Arc::new(
+            jwt_auth_core::store::dynamodb::DynamoUserStore::new(client, table),
+        ))
+    }
+
     /// Creates a user with a real argon2id hash of `password`.
     pub async fn create_user(&self, username: &str, role: Role, password: &str) -> User {
         let password_hash = hasher()
@@ -201,4 +209,28 @@ pub fn as_caller(request: Request, caller: &User, path_id: Option<&str>) -> Requ
         )])),
         None => request,
     }
+}
+
+/// Instantiates each `async fn case(app: TestApp)` twice: `memory::case` on the in-memory
+/// store and `dynamo::case` on a fresh DynamoDB Local table.
+#[macro_export]
+macro_rules! on_both_stores {
+    ($($case:ident),* $(,)?) => {
+        mod memory {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $case() {
+                    super::$case($crate::TestApp::in_memory()).await;
+                }
+            )*
+        }
+        mod dynamo {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $case() {
+                    super::$case($crate::TestApp::on_dynamo_local().await).await;
+                }
+            )*
+        }
+    };
 }

@@ -4,7 +4,7 @@
 //! own threshold is locked by itself, invalid device tokens count as none, and one source
 //! spraying many usernames is stopped at its limit.
 
-use integration_tests::{TestApp, dynamo_local};
+use integration_tests::TestApp;
 use jwt_auth_core::ApiError;
 use jwt_auth_core::device::{DeviceOwner, DeviceTokens};
 use jwt_auth_core::lockout::{LOCK_THRESHOLD, SOURCE_WINDOW_SECS, source_window_left};
@@ -12,8 +12,6 @@ use jwt_auth_core::login::{LoginRequest, TokenResponse};
 use jwt_auth_core::password::PasswordHasher;
 use jwt_auth_core::secret::SigningSecret;
 use jwt_auth_core::store::PasswordWrite;
-use jwt_auth_core::store::dynamodb::DynamoUserStore;
-use jwt_auth_core::store::memory::MemoryUserStore;
 use jwt_auth_core::user::Role;
 use secrecy::SecretString;
 use std::sync::Arc;
@@ -23,15 +21,6 @@ const PASSWORD: &str = "a-long-test-password";
 const T0: u64 = 1_900_000_000 - 1_900_000_000 % SOURCE_WINDOW_SECS;
 const USER_IP: &str = "198.51.100.20";
 const ATTACKER_IP: &str = "203.0.113.66";
-
-async fn memory_app() -> TestApp {
-    TestApp::new(Arc::new(MemoryUserStore::new()))
-}
-
-async fn dynamo_app() -> TestApp {
-    let (client, table) = dynamo_local::fresh_table().await;
-    TestApp::new(Arc::new(DynamoUserStore::new(client, table)))
-}
 
 async fn login(
     app: &TestApp,
@@ -328,28 +317,7 @@ async fn a_reset_or_log_out_everywhere_ends_the_users_device_tokens(app: TestApp
     }
 }
 
-macro_rules! on_both_stores {
-    ($($case:ident),* $(,)?) => {
-        mod memory {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $case() {
-                    super::$case(super::memory_app().await).await;
-                }
-            )*
-        }
-        mod dynamo {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $case() {
-                    super::$case(super::dynamo_app().await).await;
-                }
-            )*
-        }
-    };
-}
-
-on_both_stores!(
+integration_tests::on_both_stores!(
     an_attacker_hammering_a_username_never_locks_out_a_known_device,
     a_device_that_fails_its_own_threshold_is_locked_by_itself,
     invalid_device_tokens_are_treated_as_absent,

@@ -4,14 +4,12 @@
 //! checks (SECURITY.md rows 20, 28, 33-37).
 
 use authorizer::{AuthorizerError, authorize};
-use integration_tests::{TestApp, authorizer_event, dynamo_local};
+use integration_tests::{TestApp, authorizer_event};
 use jwt_auth_core::ApiError;
 use jwt_auth_core::http::Caller;
 use jwt_auth_core::lockout::{LOCK_THRESHOLD, lock_secs};
 use jwt_auth_core::login::{LoginRequest, REFRESH_REUSE_GRACE_SECS, RefreshRequest, TokenResponse};
 use jwt_auth_core::password::PasswordHasher;
-use jwt_auth_core::store::dynamodb::DynamoUserStore;
-use jwt_auth_core::store::memory::MemoryUserStore;
 use jwt_auth_core::store::{PasswordWrite, UserChanges};
 use jwt_auth_core::user::{Role, User};
 use secrecy::SecretString;
@@ -22,15 +20,6 @@ const PASSWORD: &str = "a-long-test-password";
 const T0: u64 = 1_900_000_000;
 /// Where the logins come from, unless a test says otherwise.
 const SOURCE_IP: &str = "198.51.100.20";
-
-async fn memory_app() -> TestApp {
-    TestApp::new(Arc::new(MemoryUserStore::new()))
-}
-
-async fn dynamo_app() -> TestApp {
-    let (client, table) = dynamo_local::fresh_table().await;
-    TestApp::new(Arc::new(DynamoUserStore::new(client, table)))
-}
 
 async fn login_at(
     app: &TestApp,
@@ -530,28 +519,7 @@ async fn a_hash_with_weaker_parameters_is_upgraded_at_login(app: TestApp) {
     );
 }
 
-macro_rules! on_both_stores {
-    ($($case:ident),* $(,)?) => {
-        mod memory {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $case() {
-                    super::$case(super::memory_app().await).await;
-                }
-            )*
-        }
-        mod dynamo {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $case() {
-                    super::$case(super::dynamo_app().await).await;
-                }
-            )*
-        }
-    };
-}
-
-on_both_stores!(
+integration_tests::on_both_stores!(
     refresh_rotates_the_token_and_retires_the_old_one,
     reusing_a_retired_refresh_token_revokes_the_whole_family,
     a_retry_within_the_grace_window_is_refused_without_revoking,
