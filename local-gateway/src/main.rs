@@ -177,7 +177,7 @@ fn print_banner(
     for route in &model.routes {
         let auth = if route.authorized { "token" } else { "public" };
         println!(
-            "  route:     {:<6} {:<14} -> {:<10} ({auth})",
+            "  route:     {:<6} {:<22} -> {:<6} ({auth})",
             route.method, route.path, route.function
         );
     }
