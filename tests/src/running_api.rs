@@ -177,6 +177,28 @@ impl RunningApi {
             .unwrap()
     }
 
+    /// `POST /token/refresh` with this refresh token.
+    pub async fn refresh(&self, refresh_token: &str) -> Answer {
+        self.call(
+            "POST",
+            "/token/refresh",
+            None,
+            Some(json!({"refresh_token": refresh_token})),
+        )
+        .await
+    }
+
+    /// `POST /login` with this username and password, whatever the answer.
+    pub async fn try_login(&self, username: &str, password: &str) -> Answer {
+        self.call(
+            "POST",
+            "/login",
+            None,
+            Some(json!({"username": username, "password": password})),
+        )
+        .await
+    }
+
     /// Logs in and returns the access token.
     pub async fn login(&self, username: &str) -> String {
         self.login_session(username).await["access_token"]
@@ -187,14 +209,7 @@ impl RunningApi {
 
     /// Logs in and returns the whole answer (access and refresh tokens, user).
     pub async fn login_session(&self, username: &str) -> Value {
-        let answer = self
-            .call(
-                "POST",
-                "/login",
-                None,
-                Some(json!({"username": username, "password": PASSWORD})),
-            )
-            .await;
+        let answer = self.try_login(username, PASSWORD).await;
         assert_eq!(answer.status, 200, "{username}: {}", answer.body);
         answer.body
     }

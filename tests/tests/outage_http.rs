@@ -57,24 +57,10 @@ async fn every_route_answers_503_while_dynamodb_is(outage: Outage) {
     let fresh_token = api.login("root").await;
 
     proxy.set(outage);
-    let login = api
-        .call(
-            "POST",
-            "/login",
-            None,
-            Some(json!({"username": "root", "password": PASSWORD})),
-        )
-        .await;
+    let login = api.try_login("root", PASSWORD).await;
     assert_unavailable(&login, "login");
     assert_eq!(login.headers["content-type"], "application/problem+json");
-    let refresh = api
-        .call(
-            "POST",
-            "/token/refresh",
-            None,
-            Some(json!({"refresh_token": refresh_token})),
-        )
-        .await;
+    let refresh = api.refresh(&refresh_token).await;
     assert_unavailable(&refresh, "refresh");
     assert_unavailable(
         &api.call("GET", "/users", Some(&admin_token), None).await,
@@ -98,14 +84,7 @@ async fn every_route_answers_503_while_dynamodb_is(outage: Outage) {
     proxy.set(Outage::Up);
     // Nothing acknowledged before the outage was lost, and nothing half-done during it
     // got in the way: the refresh token was not spent, the users are all there.
-    let renewed = api
-        .call(
-            "POST",
-            "/token/refresh",
-            None,
-            Some(json!({"refresh_token": refresh_token})),
-        )
-        .await;
+    let renewed = api.refresh(&refresh_token).await;
     assert_eq!(renewed.status, 200, "{}", renewed.body);
     assert_eq!(
         api.call("GET", "/users", Some(&fresh_token), None)

@@ -61,26 +61,12 @@ async fn cached_call(api: &RunningApi, method: &str, path: &str, token: &str) ->
 }
 
 async fn refresh(api: &RunningApi, refresh_token: &str) -> (u16, Value) {
-    let answer = api
-        .call(
-            "POST",
-            "/token/refresh",
-            None,
-            Some(json!({"refresh_token": refresh_token})),
-        )
-        .await;
+    let answer = api.refresh(refresh_token).await;
     (answer.status, answer.body)
 }
 
 async fn login_with(api: &RunningApi, username: &str, password: &str) -> (u16, Value) {
-    let answer = api
-        .call(
-            "POST",
-            "/login",
-            None,
-            Some(json!({"username": username, "password": password})),
-        )
-        .await;
+    let answer = api.try_login(username, password).await;
     (answer.status, answer.body)
 }
 
