@@ -1,6 +1,6 @@
 # lambda-jwt-auth: the commands the README documents.
 #   make run    serve the whole API locally (emulated API Gateway, in-memory store)
-#   make test   start DynamoDB Local and run every test
+#   make test   start DynamoDB Local and moto (Secrets Manager) and run every test
 #   make bench  print hot-path figures and release bootstrap sizes
 SHELL := /bin/bash
 TOOLS := $(CURDIR)/.tools
@@ -16,6 +16,8 @@ CFN_LINT_VERSION := 1.53.3
 ADDR ?= 127.0.0.1:3000
 
 SCHEMATHESIS_VERSION := 4.32.5
+# Secrets Manager for the tests (TOOLING.md): GetSecretValue, PutSecretValue, stages.
+MOTO_VERSION := 5.2.5
 
 .PHONY: run run-dynamodb test fuzz bench build validate sam-build tools lint clean
 
@@ -25,8 +27,8 @@ run: ## Serve the API on http://$(ADDR)/prod with demo users (no AWS, no Docker,
 run-dynamodb: ## Same, against DynamoDB Local (needs Java 17; installs DynamoDB Local)
 	scripts/with-dynamodb-local.sh bash -c 'cargo run --locked -p local-gateway --bin jwt-auth-local -- serve --addr $(ADDR) --dynamodb-endpoint "$$DYNAMODB_ENDPOINT" $(ARGS)'
 
-test: ## Install and start DynamoDB Local, run every test, stop it (even on failure)
-	scripts/with-dynamodb-local.sh cargo test --workspace --locked --lib --bins --tests
+test: $(TOOLS)/venv-moto/bin/moto_server ## Start DynamoDB Local and moto (Secrets Manager), run every test, stop them
+	WITH_MOTO=$(TOOLS)/venv-moto/bin/moto_server scripts/with-dynamodb-local.sh cargo test --workspace --locked --lib --bins --tests
 
 fuzz: $(TOOLS)/venv-fuzz/bin/schemathesis ## Fuzz the local API from openapi.yaml (schemathesis)
 	scripts/fuzz-api.sh $(TOOLS)/venv-fuzz/bin/schemathesis
@@ -34,7 +36,7 @@ fuzz: $(TOOLS)/venv-fuzz/bin/schemathesis ## Fuzz the local API from openapi.yam
 bench: build ## Hot-path figures (medians, with same-run baselines) and bootstrap sizes
 	cargo bench --locked -p integration-tests --bench hot_paths
 	@echo "release bootstrap sizes (arm64, stripped):"
-	@for f in login users authorizer; do \
+	@for f in login users authorizer rotation; do \
 	  printf '  %-11s %8d bytes\n' $$f $$(stat -c %s target/lambda/$$f/bootstrap); done
 
 lint: ## rustfmt and clippy, as CI runs them
@@ -42,7 +44,7 @@ lint: ## rustfmt and clippy, as CI runs them
 	cargo clippy --workspace --all-targets --locked -- -D warnings
 
 build: $(TOOLS)/venv-lambda/bin/cargo-lambda ## Release bootstraps for Lambda (arm64)
-	cargo lambda build --release --arm64 --locked --bin login --bin users --bin authorizer
+	cargo lambda build --release --arm64 --locked --bin login --bin users --bin authorizer --bin rotation
 
 validate: $(TOOLS)/venv-sam/bin/sam ## sam validate --lint (offline)
 	sam validate --lint
@@ -60,6 +62,10 @@ $(TOOLS)/venv-lambda/bin/cargo-lambda:
 $(TOOLS)/venv-sam/bin/sam:
 	python3 -m venv $(TOOLS)/venv-sam
 	$(TOOLS)/venv-sam/bin/pip install -q "aws-sam-cli==$(SAM_CLI_VERSION)" "cfn-lint==$(CFN_LINT_VERSION)"
+
+$(TOOLS)/venv-moto/bin/moto_server:
+	python3 -m venv $(TOOLS)/venv-moto
+	$(TOOLS)/venv-moto/bin/pip install -q "moto[server]==$(MOTO_VERSION)"
 
 $(TOOLS)/venv-fuzz/bin/schemathesis:
 	python3 -m venv $(TOOLS)/venv-fuzz

@@ -7,15 +7,17 @@ use jwt_auth_core::clock::Clock;
 use jwt_auth_core::config::Config;
 use jwt_auth_core::cursor::CursorCodec;
 use jwt_auth_core::device::DeviceTokens;
+use jwt_auth_core::keys::live::{KeySetSource, LiveKeys, PublishedKeySet, VERIFIER_REFRESH_SECS};
+use jwt_auth_core::keys::local::LocalSecret;
 use jwt_auth_core::keys::{KeySetDocument, SigningAlgorithm};
 use jwt_auth_core::login::DEFAULT_REFRESH_TTL_SECS;
-use jwt_auth_core::login::{LoginService, PublicKeys};
+use jwt_auth_core::login::LoginService;
 use jwt_auth_core::password::PasswordHasher;
 use jwt_auth_core::secret::SigningSecret;
 use jwt_auth_core::store::dynamodb::{DynamoUserStore, create_table, local_client};
 use jwt_auth_core::store::memory::MemoryUserStore;
 use jwt_auth_core::store::{NewUser, Store};
-use jwt_auth_core::token::{TokenIssuer, TokenKeys, TokenVerifier};
+use jwt_auth_core::token::{TokenIssuer, TokenVerifier};
 use jwt_auth_core::user::Role;
 use secrecy::SecretString;
 use std::collections::HashMap;
@@ -46,7 +48,7 @@ pub const DEMO_USERS: &[(&str, Role, &str)] = &[
 pub struct LocalOptions {
     pub template: PathBuf,
     pub store: StoreChoice,
-    /// The signing secret; a random one is generated when `None`.
+    /// The HMAC secret of cursors and device tokens; a random one is generated when `None`.
     pub secret: Option<SigningSecret>,
     /// Template parameter overrides (`StageName=dev`, `AuthorizerCacheTtlSeconds=0`).
     pub parameter_overrides: HashMap<String, String>,
@@ -54,15 +56,24 @@ pub struct LocalOptions {
     pub seed_demo_users: bool,
     /// "Now" for the authorizer and the functions: the system clock, or a test's.
     pub clock: Clock,
-    /// The token signing algorithm: a fresh key set of it is generated at start (HS256
-    /// signs with `secret`).
+    /// The algorithm of the key set generated at start (when `key_file` holds none yet).
     pub signing_algorithm: SigningAlgorithm,
+    /// Where the local stand-in of the key-set secret is kept, so that `keys rotate` (another
+    /// process) can rotate it; in memory when `None`.
+    pub key_file: Option<PathBuf>,
+    /// How often the functions re-read the key set (the deployed default is
+    /// [`jwt_auth_core::keys::live::SIGNER_REFRESH_SECS`]).
+    pub key_refresh_secs: u64,
 }
 
 pub struct LocalApi {
     pub gateway: Gateway,
     pub store: Arc<dyn Store>,
     pub issuer: TokenIssuer,
+    /// The key-set secret the login function reads (rotations run against it).
+    pub key_secret: Arc<LocalSecret>,
+    /// The verifier's keys (the authorizer's view, for tests that count re-reads).
+    pub verifier_keys: Arc<LiveKeys>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -76,7 +87,7 @@ pub enum LocalError {
     #[error(transparent)]
     Store(#[from] jwt_auth_core::store::StoreError),
     #[error("signing keys: {0}")]
-    Keys(jwt_auth_core::keys::KeyError),
+    Keys(String),
 }
 
 impl LocalApi {
@@ -86,8 +97,9 @@ impl LocalApi {
         // and the table come from the options instead of Secrets Manager and the stack.
         let mut environment = model.function_environment.clone();
         environment.insert("USERS_TABLE".into(), "local".into());
-        environment.insert("JWT_SECRET".into(), "x".repeat(32));
-        environment.remove("JWT_SECRET_ARN");
+        environment.insert("HMAC_SECRET".into(), "x".repeat(32));
+        environment.remove("HMAC_SECRET_ARN");
+        environment.remove("SIGNING_KEYS_SECRET_ARN");
         let config = Config::from_lookup(|name| environment.get(name).cloned())?;
         let secret = options.secret.unwrap_or_else(SigningSecret::generate);
 
@@ -131,26 +143,62 @@ impl LocalApi {
             }
         }
 
-        let (keys, public_keys) = match options.signing_algorithm {
-            SigningAlgorithm::Hs256 => (TokenKeys::hs256(&secret), PublicKeys::none()),
-            algorithm => {
-                let document = KeySetDocument::generate(algorithm, options.clock.now());
-                let ring = TokenKeys::from_document(&document).map_err(LocalError::Keys)?;
-                (ring, PublicKeys::of(&document).map_err(LocalError::Keys)?)
-            }
+        // The key set lives in a local stand-in for its Secrets Manager secret; its public
+        // half is published in the store, where the authorizer reads it, as rotation does.
+        let algorithm = options.signing_algorithm;
+        let initial = || KeySetDocument::generate(algorithm, options.clock.now()).to_json();
+        let key_secret = Arc::new(match &options.key_file {
+            Some(path) => LocalSecret::in_file(path.clone(), initial)
+                .map_err(|err| LocalError::Keys(format!("{}: {err}", path.display())))?,
+            None => LocalSecret::in_memory(&initial()),
+        });
+        let document = key_secret
+            .current()
+            .ok()
+            .flatten()
+            .and_then(|json| KeySetDocument::from_json(&json).ok())
+            .ok_or_else(|| LocalError::Keys("the local key set is unusable".into()))?;
+        jwt_auth_core::keys::rotation::publish(store.as_ref(), &document, options.clock.now())
+            .await
+            .map_err(|err| LocalError::Keys(err.to_string()))?;
+        let load = |source: Box<dyn KeySetSource>, refresh_secs| {
+            LiveKeys::load(source, options.clock.clone(), refresh_secs)
         };
-        let keys = Arc::new(keys);
+        let keys_err =
+            |err: jwt_auth_core::keys::live::KeySourceError| LocalError::Keys(err.to_string());
+        let signer_keys = load(Box::new(key_secret.clone()), options.key_refresh_secs)
+            .await
+            .map_err(keys_err)?;
+        let hs256 = document
+            .current_key()
+            .is_some_and(|key| key.alg == SigningAlgorithm::Hs256.as_str());
+        let verifier_source: Box<dyn KeySetSource> = if hs256 {
+            Box::new(key_secret.clone())
+        } else {
+            Box::new(PublishedKeySet::new(store.clone()))
+        };
+        let verifier_keys = load(
+            verifier_source,
+            options.key_refresh_secs.min(VERIFIER_REFRESH_SECS),
+        )
+        .await
+        .map_err(keys_err)?;
         let functions = Functions {
             login: LoginService {
                 store: Arc::clone(&store),
                 hasher: Arc::clone(&hasher),
-                issuer: TokenIssuer::new(Arc::clone(&keys), config.tokens.clone()),
+                issuer: TokenIssuer::new(Arc::clone(&signer_keys), config.tokens.clone()),
                 refresh_ttl_secs: DEFAULT_REFRESH_TTL_SECS,
                 session_max_secs: config.session_max_secs,
                 clock: options.clock.clone(),
                 devices: DeviceTokens::new(&secret),
                 source_failure_limit: config.login_source_failure_limit,
-                public_keys,
+                public_keys: load(
+                    Box::new(PublishedKeySet::new(store.clone())),
+                    jwt_auth_core::login::JWKS_REFRESH_SECS,
+                )
+                .await
+                .map_err(keys_err)?,
             },
             users: UsersService {
                 store: Arc::clone(&store),
@@ -158,7 +206,7 @@ impl LocalApi {
                 hasher,
                 clock: options.clock.clone(),
             },
-            verifier: TokenVerifier::new(Arc::clone(&keys), &config.tokens),
+            verifier: TokenVerifier::new(Arc::clone(&verifier_keys), &config.tokens),
             store: Arc::clone(&store),
             clock: options.clock,
         };
@@ -166,7 +214,9 @@ impl LocalApi {
         Ok(Self {
             gateway,
             store,
-            issuer: TokenIssuer::new(keys, config.tokens),
+            issuer: TokenIssuer::new(signer_keys, config.tokens),
+            key_secret,
+            verifier_keys,
         })
     }
 }

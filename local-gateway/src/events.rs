@@ -5,7 +5,6 @@
 use jwt_auth_core::config::TokenSettings;
 use jwt_auth_core::token::{Session, TokenIssuer, TokenKeys};
 use jwt_auth_core::user::{Role, User, is_valid_user_id, new_user_id};
-use std::sync::Arc;
 
 #[derive(clap::Args)]
 pub struct EventArgs {
@@ -60,7 +59,7 @@ pub fn run(args: EventArgs) -> Result<(), String> {
         audience: std::env::var("JWT_AUDIENCE").unwrap_or(defaults.audience),
         ttl_secs: ttl,
     };
-    let issuer = TokenIssuer::new(Arc::new(TokenKeys::hs256(&secret)), settings);
+    let issuer = TokenIssuer::new(TokenKeys::hs256(&secret), settings);
     let user = User {
         id: sub,
         username,

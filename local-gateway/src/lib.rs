@@ -5,5 +5,6 @@ pub mod admin;
 pub mod app;
 pub mod gateway;
 pub mod iam;
+pub mod keys;
 pub mod server;
 pub mod template;

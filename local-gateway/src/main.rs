@@ -32,6 +32,8 @@ enum Command {
     Users(admin::UsersArgs),
     /// Print a fresh event for `cargo lambda invoke` / `sam local invoke`.
     Event(events::EventArgs),
+    /// List, rotate or revoke the token keys of a local deployment (DynamoDB Local).
+    Keys(local_gateway::keys::KeysArgs),
 }
 
 #[derive(clap::Args)]
@@ -57,13 +59,20 @@ struct ServeArgs {
     /// Log format.
     #[arg(long, value_enum, default_value = "text")]
     log_format: LogFormat,
-    /// Token signing algorithm: ES256, EdDSA (a key set generated now, its public half at
-    /// /.well-known/jwks.json) or HS256 (JWT_SECRET, or a generated secret).
+    /// Token signing algorithm of the key set generated at start: ES256, EdDSA (public
+    /// keys at /.well-known/jwks.json) or HS256.
     #[arg(long, default_value = "ES256", value_parser = parse_algorithm)]
     signing_algorithm: SigningAlgorithm,
+    /// Where the key set is kept, so `keys rotate` can rotate it (default with
+    /// --dynamodb-endpoint: .local/keys-<table>.json; in memory otherwise).
+    #[arg(long)]
+    key_file: Option<PathBuf>,
+    /// How often the functions re-read the key set (seconds; 300 when deployed).
+    #[arg(long, default_value_t = jwt_auth_core::keys::live::SIGNER_REFRESH_SECS)]
+    key_refresh_secs: u64,
 }
 
-fn parse_algorithm(raw: &str) -> Result<SigningAlgorithm, String> {
+pub(crate) fn parse_algorithm(raw: &str) -> Result<SigningAlgorithm, String> {
     SigningAlgorithm::parse(raw).ok_or_else(|| "expected ES256, EdDSA or HS256".to_string())
 }
 
@@ -98,6 +107,9 @@ async fn main() -> ExitCode {
             .await
             .map(|report| print!("{report}")),
         Command::Event(args) => events::run(args),
+        Command::Keys(args) => local_gateway::keys::run(args)
+            .await
+            .map(|report| print!("{report}")),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -119,6 +131,10 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
         LogFormat::Json => builder.json().init(),
     }
     let in_memory = args.dynamodb_endpoint.is_none();
+    let key_file = args
+        .key_file
+        .clone()
+        .or_else(|| (!in_memory).then(|| local_gateway::keys::default_key_file(&args.table)));
     let store = match args.dynamodb_endpoint {
         None => StoreChoice::Memory,
         Some(endpoint) => StoreChoice::Dynamo {
@@ -126,16 +142,16 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
             table: args.table.clone(),
         },
     };
-    let secret = local_secret()?;
-    let generated_secret = secret.is_none();
     let api = LocalApi::build(LocalOptions {
         template: args.template.clone(),
         store,
-        secret,
+        secret: None,
         parameter_overrides: args.parameters.into_iter().collect::<HashMap<_, _>>(),
         seed_demo_users: !args.no_demo_users,
         clock: jwt_auth_core::clock::Clock::system(),
         signing_algorithm: args.signing_algorithm,
+        key_file: key_file.clone(),
+        key_refresh_secs: args.key_refresh_secs,
     })
     .await
     .map_err(|err| err.to_string())?;
@@ -151,7 +167,7 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
         in_memory,
         !args.no_demo_users,
         args.signing_algorithm,
-        generated_secret,
+        key_file.as_deref(),
     );
     let shutdown = async {
         let _ = tokio::signal::ctrl_c().await;
@@ -167,7 +183,7 @@ fn print_banner(
     in_memory: bool,
     demo_users: bool,
     signing_algorithm: SigningAlgorithm,
-    generated_secret: bool,
+    key_file: Option<&std::path::Path>,
 ) {
     let model = gateway.model();
     let base = format!("http://{address}{}", gateway.stage_path());
@@ -195,18 +211,15 @@ fn print_banner(
             "DynamoDB"
         }
     );
-    println!(
-        "  signing:   {}",
-        match (signing_algorithm, generated_secret) {
-            (SigningAlgorithm::Hs256, true) =>
-                "HS256, a random dev secret generated now (tokens die with this process)",
-            (SigningAlgorithm::Hs256, false) => "HS256 with JWT_SECRET",
-            (SigningAlgorithm::Es256, _) =>
-                "ES256, a key set generated now (public keys at /.well-known/jwks.json)",
-            (SigningAlgorithm::EdDsa, _) =>
-                "EdDSA, a key set generated now (public keys at /.well-known/jwks.json)",
-        }
-    );
+    match key_file {
+        None => println!(
+            "  signing:   {signing_algorithm}, a key set generated now (public keys at /.well-known/jwks.json)"
+        ),
+        Some(path) => println!(
+            "  signing:   the key set in {} (rotate: jwt-auth-local keys rotate)",
+            path.display()
+        ),
+    }
     if demo_users {
         println!("  demo users (local only; never seeded in a deployment):");
         for (username, role, password) in DEMO_USERS {

@@ -14,12 +14,25 @@ pub const DEFAULT_SESSION_MAX_SECS: u64 = 30 * 24 * 3600;
 /// Bounds of `SESSION_MAX_SECONDS`: an hour to a year.
 pub const SESSION_MAX_SECS_RANGE: std::ops::RangeInclusive<u64> = 3600..=365 * 24 * 3600;
 
-/// Where the HS256 signing secret comes from.
+/// Where the HMAC secret of pagination cursors and device tokens comes from.
 #[derive(Debug)]
 pub enum SecretSource {
-    /// `JWT_SECRET_ARN`: AWS Secrets Manager, read once at cold start (production).
+    /// `HMAC_SECRET_ARN`: AWS Secrets Manager, read once at cold start (production).
     SecretsManager { secret_id: String },
-    /// `JWT_SECRET`: the value itself (local runs and tests only).
+    /// `HMAC_SECRET`: the value itself (local runs and tests only).
+    Inline(SigningSecret),
+}
+
+/// Where the token keys come from.
+#[derive(Debug)]
+pub enum TokenKeySource {
+    /// `SIGNING_KEYS_SECRET_ARN`: the key set in Secrets Manager, private keys included (the
+    /// login function; the authorizer of an HS256 deployment).
+    SecretsManager { secret_id: String },
+    /// Neither variable set: the public keys rotation publishes in the users table (the
+    /// authorizer of an ES256 or EdDSA deployment, which may not read private keys).
+    Published,
+    /// `JWT_SECRET`: one HS256 key given inline (local runs, `sam local invoke`, tests).
     Inline(SigningSecret),
 }
 
@@ -30,12 +43,20 @@ pub struct Config {
     pub users_table: String,
     /// `DYNAMODB_ENDPOINT`: overrides the DynamoDB endpoint (DynamoDB Local); unset on AWS.
     pub dynamodb_endpoint: Option<String>,
-    /// `JWT_SECRET_ARN` or `JWT_SECRET`.
-    pub secret_source: SecretSource,
+    /// `HMAC_SECRET_ARN` or `HMAC_SECRET`: required by the functions that make cursors
+    /// or device tokens ([`Config::hmac_secret`]).
+    pub hmac_secret: Option<SecretSource>,
+    /// `SIGNING_KEYS_SECRET_ARN`, `JWT_SECRET`, or the published public keys.
+    pub token_keys: TokenKeySource,
     pub tokens: TokenSettings,
     /// `SESSION_MAX_SECONDS` (default 30 days): a session (refresh-token family) ends this
     /// long after its login, however often it is refreshed.
     pub session_max_secs: u64,
+    /// `SIGNING_ALGORITHM` (default ES256): the algorithm of keys rotation creates.
+    pub signing_algorithm: crate::keys::SigningAlgorithm,
+    /// `AUTHORIZER_CACHE_TTL_SECONDS` (default 300): how long API Gateway may replay an
+    /// answer; a retired key stays verifiable that much longer.
+    pub authorizer_cache_ttl_secs: u64,
     /// `LOGIN_SOURCE_FAILURE_LIMIT` (default 100): failed logins one source address may
     /// make per 15 minutes across usernames before it gets 429 (password spraying).
     pub login_source_failure_limit: u64,
@@ -82,17 +103,28 @@ impl Config {
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let non_empty = |name: &str| lookup(name).filter(|value| !value.trim().is_empty());
         let users_table = non_empty("USERS_TABLE").ok_or(ConfigError::Missing("USERS_TABLE"))?;
-        let secret_source = match (non_empty("JWT_SECRET_ARN"), non_empty("JWT_SECRET")) {
-            (Some(secret_id), _) => SecretSource::SecretsManager { secret_id },
-            (None, Some(inline)) => {
-                SecretSource::Inline(SigningSecret::new(inline.into_bytes()).map_err(|err| {
-                    ConfigError::Invalid {
-                        name: "JWT_SECRET",
+        let inline_secret = |name: &'static str| -> Result<Option<SigningSecret>, ConfigError> {
+            non_empty(name)
+                .map(|inline| {
+                    SigningSecret::new(inline.into_bytes()).map_err(|err| ConfigError::Invalid {
+                        name,
                         reason: err.to_string(),
-                    }
-                })?)
-            }
-            (None, None) => return Err(ConfigError::Missing("JWT_SECRET_ARN")),
+                    })
+                })
+                .transpose()
+        };
+        let hmac_secret = match (non_empty("HMAC_SECRET_ARN"), inline_secret("HMAC_SECRET")?) {
+            (Some(secret_id), _) => Some(SecretSource::SecretsManager { secret_id }),
+            (None, Some(inline)) => Some(SecretSource::Inline(inline)),
+            (None, None) => None,
+        };
+        let token_keys = match (
+            non_empty("SIGNING_KEYS_SECRET_ARN"),
+            inline_secret("JWT_SECRET")?,
+        ) {
+            (Some(secret_id), _) => TokenKeySource::SecretsManager { secret_id },
+            (None, Some(inline)) => TokenKeySource::Inline(inline),
+            (None, None) => TokenKeySource::Published,
         };
         // A whole number within `range` (seconds, or a count), `default` when unset.
         let seconds = |name: &'static str, default: u64, range: std::ops::RangeInclusive<u64>| {
@@ -131,10 +163,23 @@ impl Config {
             name: "LOGIN_SOURCE_FAILURE_LIMIT",
             reason: "expected a whole number of failed logins in 1..=1000000".into(),
         })?;
+        let signing_algorithm = match non_empty("SIGNING_ALGORITHM") {
+            None => crate::keys::SigningAlgorithm::Es256,
+            Some(raw) => {
+                crate::keys::SigningAlgorithm::parse(raw.trim()).ok_or(ConfigError::Invalid {
+                    name: "SIGNING_ALGORITHM",
+                    reason: "expected ES256, EdDSA or HS256".into(),
+                })?
+            }
+        };
+        let authorizer_cache_ttl_secs = seconds("AUTHORIZER_CACHE_TTL_SECONDS", 300, 0..=3600)?;
         Ok(Self {
+            signing_algorithm,
+            authorizer_cache_ttl_secs,
             users_table,
             dynamodb_endpoint: non_empty("DYNAMODB_ENDPOINT"),
-            secret_source,
+            hmac_secret,
+            token_keys,
             tokens: TokenSettings {
                 issuer: non_empty("JWT_ISSUER").unwrap_or(defaults.issuer),
                 audience: non_empty("JWT_AUDIENCE").unwrap_or(defaults.audience),
@@ -143,6 +188,13 @@ impl Config {
             session_max_secs,
             login_source_failure_limit,
         })
+    }
+
+    /// The HMAC secret's source, for the functions that need one (login, users).
+    pub fn hmac_secret(&self) -> Result<SecretSource, ConfigError> {
+        self.hmac_secret
+            .clone()
+            .ok_or(ConfigError::Missing("HMAC_SECRET_ARN"))
     }
 
     /// Loads the AWS SDK configuration once; `DYNAMODB_ENDPOINT` points it at DynamoDB Local.
@@ -207,7 +259,7 @@ mod tests {
     fn defaults_apply_when_only_the_required_variables_are_set() {
         let config = Config::from_lookup(lookup(&[
             ("USERS_TABLE", "users"),
-            ("JWT_SECRET", GOOD_SECRET),
+            ("HMAC_SECRET", GOOD_SECRET),
         ]))
         .unwrap();
         assert_eq!(config.users_table, "users");
@@ -217,24 +269,26 @@ mod tests {
 
     #[test]
     fn a_missing_table_is_named_in_the_error() {
-        let err = Config::from_lookup(lookup(&[("JWT_SECRET", GOOD_SECRET)])).unwrap_err();
+        let err = Config::from_lookup(lookup(&[("HMAC_SECRET", GOOD_SECRET)])).unwrap_err();
         assert!(err.to_string().contains("USERS_TABLE"));
     }
 
     #[test]
     fn startup_fails_closed_without_a_secret() {
-        let err = Config::from_lookup(lookup(&[("USERS_TABLE", "users")])).unwrap_err();
-        assert!(err.to_string().contains("JWT_SECRET_ARN"));
+        let config = Config::from_lookup(lookup(&[("USERS_TABLE", "users")])).unwrap();
+        let err = config.hmac_secret().unwrap_err();
+        assert!(err.to_string().contains("HMAC_SECRET_ARN"));
+        assert!(matches!(config.token_keys, TokenKeySource::Published));
     }
 
     #[test]
     fn startup_fails_closed_with_a_short_secret() {
         let err = Config::from_lookup(lookup(&[
             ("USERS_TABLE", "users"),
-            ("JWT_SECRET", "secret"),
+            ("HMAC_SECRET", "secret"),
         ]))
         .unwrap_err();
-        assert!(err.to_string().contains("JWT_SECRET"));
+        assert!(err.to_string().contains("HMAC_SECRET"));
         assert!(
             !err.to_string().contains("secret\""),
             "the value is not echoed"
@@ -245,16 +299,25 @@ mod tests {
     fn the_secrets_manager_arn_wins_over_an_inline_secret() {
         let config = Config::from_lookup(lookup(&[
             ("USERS_TABLE", "users"),
+            ("HMAC_SECRET", GOOD_SECRET),
+            (
+                "HMAC_SECRET_ARN",
+                "arn:aws:secretsmanager:us-east-1:1:secret:x",
+            ),
             ("JWT_SECRET", GOOD_SECRET),
             (
-                "JWT_SECRET_ARN",
-                "arn:aws:secretsmanager:us-east-1:1:secret:x",
+                "SIGNING_KEYS_SECRET_ARN",
+                "arn:aws:secretsmanager:us-east-1:1:secret:keys",
             ),
         ]))
         .unwrap();
         assert!(matches!(
-            config.secret_source,
-            SecretSource::SecretsManager { .. }
+            config.hmac_secret,
+            Some(SecretSource::SecretsManager { .. })
+        ));
+        assert!(matches!(
+            config.token_keys,
+            TokenKeySource::SecretsManager { .. }
         ));
     }
 
@@ -263,7 +326,7 @@ mod tests {
         for bad in ["0", "59", "3601", "abc", "-5"] {
             let result = Config::from_lookup(lookup(&[
                 ("USERS_TABLE", "users"),
-                ("JWT_SECRET", GOOD_SECRET),
+                ("HMAC_SECRET", GOOD_SECRET),
                 ("TOKEN_TTL_SECONDS", bad),
             ]));
             assert!(result.is_err(), "{bad} accepted");
@@ -273,7 +336,7 @@ mod tests {
     #[test]
     fn session_lifetime_defaults_to_thirty_days_and_is_bounded() {
         let vars = |value: Option<&'static str>| {
-            let mut vars = vec![("USERS_TABLE", "users"), ("JWT_SECRET", GOOD_SECRET)];
+            let mut vars = vec![("USERS_TABLE", "users"), ("HMAC_SECRET", GOOD_SECRET)];
             vars.extend(value.map(|v| ("SESSION_MAX_SECONDS", v)));
             Config::from_lookup(lookup(&vars))
         };
@@ -289,7 +352,7 @@ mod tests {
     fn debug_output_of_the_config_never_shows_the_secret() {
         let config = Config::from_lookup(lookup(&[
             ("USERS_TABLE", "users"),
-            ("JWT_SECRET", GOOD_SECRET),
+            ("HMAC_SECRET", GOOD_SECRET),
         ]))
         .unwrap();
         assert!(!format!("{config:?}").contains(GOOD_SECRET));

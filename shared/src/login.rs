@@ -140,31 +140,14 @@ pub struct LoginService {
     /// Failed logins a source may make per [`SOURCE_WINDOW_SECS`], across usernames
     /// ([`crate::Config::login_source_failure_limit`]).
     pub source_failure_limit: u64,
-    /// `GET /.well-known/jwks.json`: the public half of the token keys, rendered once.
-    pub public_keys: PublicKeys,
+    /// The public keys as rotation published them (re-read every
+    /// [`JWKS_REFRESH_SECS`]): what `GET /.well-known/jwks.json` answers, so a new key is
+    /// public before this instance's signer uses it.
+    pub public_keys: Arc<crate::keys::live::LiveKeys>,
 }
 
-/// The public JWK Set answered at `GET /.well-known/jwks.json` (RFC 7517), rendered once.
-#[derive(Debug, Clone)]
-pub struct PublicKeys(String);
-
-impl PublicKeys {
-    /// Empty: HS256 keys have no public half.
-    pub fn none() -> Self {
-        Self(r#"{"keys":[]}"#.into())
-    }
-
-    pub fn of(document: &crate::keys::KeySetDocument) -> Result<Self, crate::keys::KeyError> {
-        let set = document.public_jwks()?;
-        Ok(Self(
-            serde_json::to_string(&set).unwrap_or_else(|_| r#"{"keys":[]}"#.into()),
-        ))
-    }
-
-    pub fn json(&self) -> &str {
-        &self.0
-    }
-}
+/// Least time between two reads of the published public keys by the JWKS route.
+pub const JWKS_REFRESH_SECS: u64 = 30;
 
 impl LoginService {
     /// `POST /login` from `source_ip` (API Gateway's `requestContext.identity.sourceIp`).
@@ -520,6 +503,25 @@ impl LoginService {
         started_at.saturating_add(self.session_max_secs)
     }
 
+    /// `503` while no signing key has been read (see [`crate::keys::live`]).
+    pub fn ensure_signing_keys(&self) -> Result<(), ApiError> {
+        match self.issuer.keys().ring() {
+            Some(_) => Ok(()),
+            None => Err(ApiError::Unavailable("no signing key loaded yet".into())),
+        }
+    }
+
+    /// `GET /.well-known/jwks.json`: the public keys verifying at `now`, as an RFC 7517
+    /// JWK Set (empty for HS256, whose keys have no public half).
+    pub async fn public_keys(&self, now: u64) -> Result<String, ApiError> {
+        self.public_keys.refresh_if_due().await;
+        let ring = self
+            .public_keys
+            .ring()
+            .ok_or_else(|| ApiError::Unavailable("no public keys published yet".into()))?;
+        serde_json::to_string(&ring.public_jwks(now)).map_err(ApiError::internal)
+    }
+
     /// Starts the refresh-token side of `session` (begun at `started_at`) and answers the
     /// token pair.
     async fn issue(
@@ -529,6 +531,8 @@ impl LoginService {
         started_at: u64,
         now: u64,
     ) -> Result<TokenResponse, ApiError> {
+        // No refresh token is stored for a session that cannot get its access token.
+        self.ensure_signing_keys()?;
         let (refresh_token, stored) = self.new_refresh_token(&user, session, started_at, now);
         let refresh_expires_at = stored.expires_at;
         self.store.create_refresh_token(stored).await?;
@@ -553,7 +557,10 @@ impl LoginService {
         let issued = self
             .issuer
             .issue_with_lifetime(&user, session, now, ttl_secs)
-            .map_err(ApiError::internal)?;
+            .map_err(|err| match err {
+                crate::token::IssueError::NoKeys => ApiError::Unavailable(err.into()),
+                other => ApiError::internal(other),
+            })?;
         Ok(TokenResponse {
             access_token: issued.token,
             token_type: "Bearer".into(),

@@ -2,8 +2,13 @@
 //! SDK configuration and the signing secret, each loaded exactly once.
 
 use crate::ApiError;
-use crate::config::{Config, ConfigError, SecretSource};
+use crate::clock::Clock;
+use crate::config::{Config, ConfigError, SecretSource, TokenKeySource};
+use crate::keys::KeyRing;
+use crate::keys::live::{KeySetSource, LiveKeys, PublishedKeySet, SecretKeySet};
 use crate::secret::{SecretError, SigningSecret};
+use crate::store::PublicKeyStore;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// What every function loads before serving its first request.
@@ -27,19 +32,41 @@ impl ColdStart {
         self.config.dynamodb_client(&self.sdk_config)
     }
 
-    /// The signing secret, now: for the authorizer, which cannot answer anything without
-    /// it (its failure is API Gateway's `AUTHORIZER_FAILURE`, a 503).
-    pub async fn signing_secret(&self) -> Result<SigningSecret, ConfigError> {
-        self.config
-            .secret_source
-            .resolve(&self.sdk_config)
+    /// The token keys, read now and kept current ([`crate::keys::live`]): the key set in
+    /// Secrets Manager, the public keys published in `published` (a verifier without
+    /// `SIGNING_KEYS_SECRET_ARN`), or an inline local key. A signer (`signs`) needs the
+    /// private set. An unreachable source is retried later; a misconfigured one (access
+    /// denied, no such secret, an unusable set) stops the start.
+    pub async fn token_keys(
+        &self,
+        signs: bool,
+        refresh_secs: u64,
+        published: Arc<dyn PublicKeyStore>,
+    ) -> Result<Arc<LiveKeys>, lambda_runtime::Error> {
+        let source: Box<dyn KeySetSource> = match &self.config.token_keys {
+            TokenKeySource::Inline(secret) => {
+                return Ok(LiveKeys::fixed(Arc::new(KeyRing::hs256(secret))));
+            }
+            TokenKeySource::SecretsManager { secret_id } => Box::new(SecretKeySet::new(
+                crate::secret::secrets_manager_client(&self.sdk_config),
+                secret_id.clone(),
+            )),
+            TokenKeySource::Published if signs => {
+                return Err(ConfigError::Missing("SIGNING_KEYS_SECRET_ARN").into());
+            }
+            TokenKeySource::Published => Box::new(PublishedKeySet::new(published)),
+        };
+        LiveKeys::load(source, Clock::system(), refresh_secs)
             .await
-            .inspect_err(log_secret_error)
+            .map_err(|err| {
+                tracing::error!(error = %crate::error::error_chain(&err), "no token keys");
+                err.into()
+            })
     }
 }
 
 fn log_secret_error(err: &ConfigError) {
-    tracing::error!(error = %crate::error::error_chain(err), "no signing secret");
+    tracing::error!(error = %crate::error::error_chain(err), "no HMAC secret");
 }
 
 /// Least time between two tries to fetch the signing secret after Secrets Manager was

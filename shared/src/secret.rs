@@ -73,37 +73,95 @@ pub fn fill_random(bytes: &mut [u8]) {
         .expect("the operating system's random number generator failed");
 }
 
-/// Reads the secret once at cold start from AWS Secrets Manager.
+/// Which version of a secret to read.
+#[derive(Debug, Clone, Copy)]
+pub enum SecretVersion<'a> {
+    /// `AWSCURRENT`, asked for by name (a stage-less read may lag behind a stage move).
+    Current,
+    /// The version a rotation is creating: `AWSPENDING` with this `ClientRequestToken`.
+    Pending(&'a str),
+}
+
+/// The `SecretString` of one version of a secret; `None` when the version does not exist
+/// (or holds no string). Throttling, server errors and network failures are
+/// [`SecretError::Unavailable`].
+pub async fn read_secret_string(
+    client: &aws_sdk_secretsmanager::Client,
+    secret_id: &str,
+    version: SecretVersion<'_>,
+) -> Result<Option<String>, SecretError> {
+    let request = client.get_secret_value().secret_id(secret_id);
+    let request = match version {
+        SecretVersion::Current => request.version_stage("AWSCURRENT"),
+        SecretVersion::Pending(token) => request.version_id(token).version_stage("AWSPENDING"),
+    };
+    match request.send().await {
+        Ok(output) => Ok(output.secret_string().map(str::to_owned)),
+        Err(err) if matches!(version, SecretVersion::Pending(_)) && is_not_found(&err) => Ok(None),
+        Err(err) => Err(secrets_manager_error(err)),
+    }
+}
+
+fn is_not_found<E: aws_sdk_secretsmanager::error::ProvideErrorMetadata>(
+    err: &aws_sdk_secretsmanager::error::SdkError<
+        E,
+        aws_sdk_secretsmanager::config::http::HttpResponse,
+    >,
+) -> bool {
+    use aws_sdk_secretsmanager::error::ProvideErrorMetadata;
+    matches!(err.code(), Some("ResourceNotFoundException"))
+}
+
+/// Sorts a Secrets Manager failure into "try again later" and "misconfigured".
+pub fn secrets_manager_error<E>(
+    err: aws_sdk_secretsmanager::error::SdkError<
+        E,
+        aws_sdk_secretsmanager::config::http::HttpResponse,
+    >,
+) -> SecretError
+where
+    E: aws_sdk_secretsmanager::error::ProvideErrorMetadata
+        + std::error::Error
+        + Send
+        + Sync
+        + 'static,
+{
+    use aws_sdk_secretsmanager::error::{ProvideErrorMetadata, SdkError};
+    let unavailable = match &err {
+        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => {
+            true
+        }
+        SdkError::ServiceError(service) => {
+            service.raw().status().is_server_error()
+                || matches!(err.code(), Some("ThrottlingException"))
+        }
+        _ => false,
+    };
+    if unavailable {
+        SecretError::Unavailable(Box::new(err))
+    } else {
+        SecretError::SecretsManager(Box::new(err))
+    }
+}
+
+/// Reads the HMAC secret once at cold start from AWS Secrets Manager.
 pub async fn load_from_secrets_manager(
     sdk_config: &aws_config::SdkConfig,
     secret_id: &str,
 ) -> Result<SigningSecret, SecretError> {
-    let client = aws_sdk_secretsmanager::Client::new(sdk_config);
-    let output = client
-        .get_secret_value()
-        .secret_id(secret_id)
-        .send()
-        .await
-        .map_err(|err| {
-            use aws_sdk_secretsmanager::error::{ProvideErrorMetadata, SdkError};
-            let unavailable = match &err {
-                SdkError::TimeoutError(_)
-                | SdkError::DispatchFailure(_)
-                | SdkError::ResponseError(_) => true,
-                SdkError::ServiceError(service) => {
-                    service.raw().status().is_server_error()
-                        || matches!(err.code(), Some("ThrottlingException"))
-                }
-                _ => false,
-            };
-            if unavailable {
-                SecretError::Unavailable(Box::new(err))
-            } else {
-                SecretError::SecretsManager(Box::new(err))
-            }
-        })?;
-    let value = output.secret_string().ok_or(SecretError::NoSecretString)?;
-    SigningSecret::new(value.as_bytes().to_vec())
+    let client = secrets_manager_client(sdk_config);
+    let value = read_secret_string(&client, secret_id, SecretVersion::Current)
+        .await?
+        .ok_or(SecretError::NoSecretString)?;
+    SigningSecret::new(value.into_bytes())
+}
+
+/// The Secrets Manager client of the SDK configuration (which honours
+/// `AWS_ENDPOINT_URL_SECRETS_MANAGER`: the tests point it at moto).
+pub fn secrets_manager_client(
+    sdk_config: &aws_config::SdkConfig,
+) -> aws_sdk_secretsmanager::Client {
+    aws_sdk_secretsmanager::Client::new(sdk_config)
 }
 
 #[cfg(test)]

@@ -82,7 +82,7 @@ fn issued_tokens_name_their_key_and_verify_with_the_published_jwks_alone() {
         assert_eq!(header["alg"], alg.as_str());
 
         // Another implementation: jsonwebtoken straight from the published JWK Set.
-        let jwks = deployment.document.public_jwks().unwrap();
+        let jwks = deployment.document.public_jwks(0).unwrap();
         let published = serde_json::to_string(&jwks).unwrap();
         assert!(!published.contains("\"d\""), "{published}");
         let jwk = jwks
@@ -103,7 +103,7 @@ fn issued_tokens_name_their_key_and_verify_with_the_published_jwks_alone() {
 #[test]
 fn the_hs256_algorithm_publishes_an_empty_set() {
     let document = KeySetDocument::generate(SigningAlgorithm::Hs256, NOW);
-    assert!(document.public_jwks().unwrap().keys.is_empty());
+    assert!(document.public_jwks(0).unwrap().keys.is_empty());
     let deployment = deployment(document);
     assert!(
         deployment
@@ -174,28 +174,82 @@ fn an_unknown_kid_or_a_token_without_one_is_refused() {
 }
 
 #[test]
-fn a_retired_key_verifies_while_it_is_in_the_set_and_never_after() {
-    let first = KeySetDocument::generate(SigningAlgorithm::Es256, NOW);
+fn a_rotated_key_signs_after_its_lead_and_the_retired_one_verifies_until_its_retirement() {
+    use jwt_auth_core::keys::SIGNING_LEAD_SECS;
+    use jwt_auth_core::keys::rotation::rotate;
+    const RETENTION: u64 = 2_000;
+    let first = KeySetDocument::generate(SigningAlgorithm::Es256, NOW - 86_400);
     let old_token = token_of(&deployment(first.clone()));
-    // Rotation: a new current key, the old one kept for the tokens it signed.
-    let mut rotated = first.clone();
-    let new_key = generate_key(SigningAlgorithm::Es256, NOW + 60);
-    rotated.current = new_key.kid.clone();
-    rotated.keys.push(new_key);
+    let rotated = rotate(Some(&first), SigningAlgorithm::Es256, NOW, RETENTION);
     let during = deployment(rotated.clone());
-    assert!(during.verifier.verify(&old_token, NOW).is_ok());
-    let (header, _, _) = parts(&token_of(&during));
+    let kid_at = |at: u64| {
+        let issued = during
+            .issuer
+            .issue(&alice(), &Session::start(0), at)
+            .unwrap();
+        parts(&issued.token).0["kid"].as_str().unwrap().to_string()
+    };
+    // Published but not yet used: verifiers get the lead to learn the new key.
+    assert_eq!(kid_at(NOW + SIGNING_LEAD_SECS - 1), first.current);
     assert_eq!(
-        header["kid"],
-        rotated.current.as_str(),
+        kid_at(NOW + SIGNING_LEAD_SECS),
+        rotated.current,
         "new tokens, new kid"
     );
-    // Retired: removed from the set, its tokens die at once.
-    let mut retired = rotated.clone();
-    retired.keys.retain(|key| key.kid != first.current);
-    let after = deployment(retired);
+    // The old key's tokens verify until its retirement; the public set lists it until then.
+    assert!(during.verifier.verify(&old_token, NOW + 600).is_ok());
+    let published_kids = |at: u64| -> Vec<String> {
+        rotated
+            .public_jwks(at)
+            .unwrap()
+            .keys
+            .into_iter()
+            .filter_map(|jwk| jwk.common.key_id)
+            .collect()
+    };
+    assert!(published_kids(NOW + RETENTION - 1).contains(&first.current));
+    // A token of the old key with a lifetime past the retirement (only a forger could hold
+    // one: real tokens expire first) is refused once the key retired.
+    let long_lived = {
+        let issuer = TokenIssuer::new(
+            Arc::new(KeyRing::from_document(&first).unwrap()),
+            TokenSettings::default(),
+        );
+        issuer
+            .issue_with_lifetime(&alice(), &Session::start(0), NOW, 3 * RETENTION)
+            .unwrap()
+            .token
+    };
+    assert!(
+        during
+            .verifier
+            .verify(&long_lived, NOW + RETENTION - 1)
+            .is_ok()
+    );
     assert_eq!(
-        after.verifier.verify(&old_token, NOW).unwrap_err(),
+        during
+            .verifier
+            .verify(&long_lived, NOW + RETENTION)
+            .unwrap_err(),
+        TokenError::UnknownKey
+    );
+    assert!(!published_kids(NOW + RETENTION).contains(&first.current));
+    // The next rotation after the retirement drops it from the stored set too.
+    let later = rotate(
+        Some(&rotated),
+        SigningAlgorithm::Es256,
+        NOW + RETENTION,
+        RETENTION,
+    );
+    assert!(later.keys.iter().all(|key| key.kid != first.current));
+    // Removed from the set (emergency revocation): its tokens die at once.
+    let mut removed = rotated.clone();
+    removed.keys.retain(|key| key.kid != first.current);
+    assert_eq!(
+        deployment(removed)
+            .verifier
+            .verify(&old_token, NOW)
+            .unwrap_err(),
         TokenError::UnknownKey
     );
 }
@@ -223,7 +277,7 @@ fn key_and_algorithm_confusion_is_refused() {
 
     // HS256 tokens naming the ES256 key, MACed with what an attacker can see of it: the
     // published JWK's coordinates, the JWK JSON itself, or the raw public point.
-    let jwks = serde_json::to_value(document.public_jwks().unwrap()).unwrap();
+    let jwks = serde_json::to_value(document.public_jwks(0).unwrap()).unwrap();
     let es_jwk = jwks["keys"]
         .as_array()
         .unwrap()

@@ -179,7 +179,7 @@ fn asymmetric(
     let verifier = TokenVerifier::new(ring, &settings);
     let token = issuer.issue(user, &Session::start(0), now).unwrap().token;
 
-    let jwk = serde_json::to_value(document.public_jwks().unwrap()).unwrap()["keys"][0].clone();
+    let jwk = serde_json::to_value(document.public_jwks(0).unwrap()).unwrap()["keys"][0].clone();
     let coordinate = |name: &str| b64.decode(jwk[name].as_str().unwrap()).unwrap();
     let (public_key, algorithm): (
         Vec<u8>,

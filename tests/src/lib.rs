@@ -2,6 +2,7 @@
 //! (same services, same handlers), with an in-memory or DynamoDB Local store.
 
 pub mod dynamo_local;
+pub mod moto;
 pub mod outage;
 pub mod running_api;
 
@@ -68,7 +69,10 @@ impl TestApp {
                 clock: clock.clone(),
                 devices: DeviceTokens::new(&secret),
                 source_failure_limit: DEFAULT_SOURCE_FAILURE_LIMIT,
-                public_keys: jwt_auth_core::login::PublicKeys::none(),
+                public_keys: jwt_auth_core::keys::live::LiveKeys::fixed(std::sync::Arc::new(
+                    jwt_auth_core::keys::KeyRing::from_published(&Default::default())
+                        .expect("an empty set"),
+                )),
             },
             users: UsersService {
                 store: Arc::clone(&store),

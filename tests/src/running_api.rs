@@ -8,6 +8,7 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use jwt_auth_core::clock::Clock;
+use jwt_auth_core::keys::SigningAlgorithm;
 use jwt_auth_core::store::{NewUser, Store};
 use jwt_auth_core::user::{Role, User};
 use local_gateway::app::{LocalApi, LocalOptions, StoreChoice};
@@ -25,6 +26,10 @@ pub struct RunningApi {
     pub gateway: Arc<Gateway>,
     pub store: Arc<dyn Store>,
     pub issuer: jwt_auth_core::token::TokenIssuer,
+    /// The local key-set secret the login function reads; rotations run against it.
+    pub key_secret: Arc<jwt_auth_core::keys::local::LocalSecret>,
+    /// The authorizer's keys (to count its re-reads).
+    pub verifier_keys: Arc<jwt_auth_core::keys::live::LiveKeys>,
     pub client: Client<HttpConnector, Full<Bytes>>,
     pub _shutdown: tokio::sync::oneshot::Sender<()>,
 }
@@ -61,6 +66,18 @@ pub async fn start_at(
     overrides: &[(&str, &str)],
     clock: Clock,
 ) -> RunningApi {
+    // The default of `make run`.
+    start_signing(store, template, overrides, clock, SigningAlgorithm::Es256).await
+}
+
+/// The local API signing with a key set of `algorithm`.
+pub async fn start_signing(
+    store: StoreChoice,
+    template: std::path::PathBuf,
+    overrides: &[(&str, &str)],
+    clock: Clock,
+    algorithm: SigningAlgorithm,
+) -> RunningApi {
     let mut parameter_overrides: std::collections::HashMap<String, String> = UNTHROTTLED
         .iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -72,13 +89,14 @@ pub async fn start_at(
     );
     let api = LocalApi::build(LocalOptions {
         clock: clock.clone(),
-        // The default of `make run`; HS256 is what the handler tests and events use.
-        signing_algorithm: jwt_auth_core::keys::SigningAlgorithm::Es256,
+        signing_algorithm: algorithm,
         template,
         store,
         secret: None,
         parameter_overrides,
         seed_demo_users: false,
+        key_file: None,
+        key_refresh_secs: jwt_auth_core::keys::live::SIGNER_REFRESH_SECS,
     })
     .await
     .expect("local API builds from template.yaml");
@@ -99,6 +117,8 @@ pub async fn start_at(
         gateway,
         store: api.store,
         issuer: api.issuer,
+        key_secret: api.key_secret,
+        verifier_keys: api.verifier_keys,
         client: Client::builder(TokioExecutor::new()).build_http(),
         _shutdown: shutdown,
     }

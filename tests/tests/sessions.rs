@@ -448,7 +448,10 @@ async fn unknown_wrong_and_disabled_logins_do_the_same_work(app: TestApp) {
             &jwt_auth_core::secret::SigningSecret::generate(),
         ),
         source_failure_limit: jwt_auth_core::lockout::DEFAULT_SOURCE_FAILURE_LIMIT,
-        public_keys: jwt_auth_core::login::PublicKeys::none(),
+        public_keys: jwt_auth_core::keys::live::LiveKeys::fixed(std::sync::Arc::new(
+            jwt_auth_core::keys::KeyRing::from_published(&Default::default())
+                .expect("an empty set"),
+        )),
     };
     let mut answers = Vec::new();
     for (username, password) in [

@@ -171,3 +171,20 @@ async fn the_authorizer_fails_closed_when_it_cannot_check_revocation() {
         "a 500 at API Gateway, not a 401"
     );
 }
+
+#[async_trait::async_trait]
+impl jwt_auth_core::store::PublicKeyStore for UnreachableStore {
+    async fn published_keys(
+        &self,
+    ) -> Result<Option<jwt_auth_core::keys::PublishedKeys>, StoreError> {
+        down()
+    }
+
+    async fn publish_keys(
+        &self,
+        _: &jwt_auth_core::keys::PublishedKeys,
+        _: u64,
+    ) -> Result<(), StoreError> {
+        down()
+    }
+}

@@ -33,6 +33,11 @@ fn granted_actions(template: &Value, function: &str) -> Vec<(String, String)> {
         .as_sequence()
         .unwrap()
     {
+        // `!If [Condition, policy, AWS::NoValue]`: the policy, its actions marked "if:".
+        let (policy, prefix) = match policy {
+            Value::Tagged(tagged) if tagged.tag == "If" => (&tagged.value[1], "if:"),
+            plain => (plain, ""),
+        };
         if let Some(statements) = policy.get("Statement").and_then(Value::as_sequence) {
             for statement in statements {
                 let resources = serde_yaml::to_string(&statement["Resource"]).unwrap();
@@ -47,7 +52,7 @@ fn granted_actions(template: &Value, function: &str) -> Vec<(String, String)> {
                 granted.extend(
                     actions
                         .into_iter()
-                        .map(|action| (action, resources.clone())),
+                        .map(|action| (format!("{prefix}{action}"), resources.clone())),
                 );
             }
         } else {
@@ -60,7 +65,7 @@ fn granted_actions(template: &Value, function: &str) -> Vec<(String, String)> {
                 .as_str()
                 .unwrap();
             granted.push((
-                format!("template:{name}"),
+                format!("{prefix}template:{name}"),
                 serde_yaml::to_string(policy).unwrap(),
             ));
         }
@@ -163,9 +168,19 @@ fn no_function_is_granted_more_than_it_uses() {
             "ConditionCheckItem"
         ])
     );
-    // The authorizer only reads, in one BatchGetItem.
-    assert_eq!(dynamo("AuthorizerFunction"), set(&["BatchGetItem"]));
-    for function in ["LoginFunction", "UsersFunction", "AuthorizerFunction"] {
+    // The authorizer only reads: one BatchGetItem, and the published public keys.
+    assert_eq!(
+        dynamo("AuthorizerFunction"),
+        set(&["BatchGetItem", "GetItem"])
+    );
+    // Rotation reads and writes the public keys item, nothing else of the table.
+    assert_eq!(dynamo("KeyRotationFunction"), set(&["GetItem", "PutItem"]));
+    for function in [
+        "LoginFunction",
+        "UsersFunction",
+        "AuthorizerFunction",
+        "KeyRotationFunction",
+    ] {
         for (action, resources) in granted_actions(&template, function) {
             assert!(
                 !resources.contains("'*'") && !resources.trim().eq("'*'"),
@@ -185,45 +200,138 @@ fn no_function_is_granted_more_than_it_uses() {
                 "{function}: {action}"
             );
         }
-        let secret_policies: Vec<_> = granted_actions(&template, function)
-            .into_iter()
-            .filter(|(action, _)| action == "template:AWSSecretsManagerGetSecretValuePolicy")
-            .collect();
-        assert_eq!(
-            secret_policies.len(),
-            1,
-            "{function} reads exactly the signing secret"
-        );
-        assert!(
-            secret_policies[0].1.contains("JwtSigningSecret"),
-            "{function}"
-        );
     }
+    // Who reads which secret: only the signer reads the private token keys; the authorizer
+    // only when they are HMAC keys (which have no public half).
+    let secrets = |function: &str| -> Vec<String> {
+        granted_actions(&template, function)
+            .into_iter()
+            .filter(|(action, _)| {
+                action.ends_with("template:AWSSecretsManagerGetSecretValuePolicy")
+            })
+            .map(|(action, policy)| {
+                let secret = if policy.contains("SigningKeysSecret") {
+                    "keys"
+                } else if policy.contains("HmacSecret") {
+                    "hmac"
+                } else {
+                    "other"
+                };
+                format!(
+                    "{}{secret}",
+                    if action.starts_with("if:") { "if:" } else { "" }
+                )
+            })
+            .collect()
+    };
+    assert_eq!(secrets("LoginFunction"), ["keys", "hmac"]);
+    assert_eq!(secrets("UsersFunction"), ["hmac"]);
+    assert_eq!(secrets("AuthorizerFunction"), ["if:keys"]);
+    let authorizer = serde_yaml::to_string(resource(&template, "AuthorizerFunction")).unwrap();
+    assert!(
+        authorizer.contains("KEYS#public"),
+        "GetItem limited to the keys item"
+    );
+    let rotation: BTreeSet<String> = granted_actions(&template, "KeyRotationFunction")
+        .into_iter()
+        .filter(|(action, _)| action.starts_with("secretsmanager:"))
+        .map(|(action, resources)| {
+            assert!(resources.contains("SigningKeysSecret"), "{action}");
+            action
+        })
+        .collect();
+    assert_eq!(
+        rotation,
+        [
+            "secretsmanager:DescribeSecret",
+            "secretsmanager:GetSecretValue",
+            "secretsmanager:PutSecretValue",
+            "secretsmanager:UpdateSecretVersionStage"
+        ]
+        .map(str::to_owned)
+        .into()
+    );
     assert!(
         !template_text().contains("Resource: \"*\"") && !template_text().contains("Resource: '*'")
     );
 }
 
 #[test]
-fn the_signing_secret_never_appears_in_the_template() {
+fn no_key_or_secret_value_appears_in_the_template() {
     let template = template();
-    let environment = &template["Globals"]["Function"]["Environment"]["Variables"];
+    let text = template_text();
+    for literal in ["JWT_SECRET:", "HMAC_SECRET:"] {
+        assert!(!text.contains(literal), "{literal}");
+    }
+    for secret in ["HmacSecret", "SigningKeysSecret"] {
+        assert!(
+            resource(&template, secret)["Properties"]
+                .get("SecretString")
+                .is_none(),
+            "{secret} is generated, not written down"
+        );
+    }
+    let hmac = resource(&template, "HmacSecret");
+    assert_eq!(hmac["Type"], "AWS::SecretsManager::Secret");
     assert!(
-        environment.get("JWT_SECRET").is_none(),
-        "no literal secret in the environment"
-    );
-    assert!(matches!(&environment["JWT_SECRET_ARN"], Value::Tagged(tagged) if tagged.tag == "Ref"));
-    let secret = resource(&template, "JwtSigningSecret");
-    assert_eq!(secret["Type"], "AWS::SecretsManager::Secret");
-    assert!(
-        secret["Properties"].get("SecretString").is_none(),
-        "generated, not written down"
-    );
-    assert!(
-        secret["Properties"]["GenerateSecretString"]["PasswordLength"]
+        hmac["Properties"]["GenerateSecretString"]["PasswordLength"]
             .as_u64()
             .unwrap()
             >= 32
+    );
+    // The key set starts as a placeholder without `keys`, which the first rotation (at
+    // deploy) replaces; the functions treat it as "no key set yet" (503, retried).
+    let keys = resource(&template, "SigningKeysSecret");
+    let placeholder = keys["Properties"]["GenerateSecretString"]["SecretStringTemplate"]
+        .as_str()
+        .unwrap();
+    assert!(jwt_auth_core::keys::live::is_placeholder(placeholder));
+    let env = |function: &str| {
+        resource(&template, function)["Properties"]["Environment"]["Variables"].clone()
+    };
+    assert!(
+        matches!(&env("LoginFunction")["SIGNING_KEYS_SECRET_ARN"], Value::Tagged(t) if t.tag == "Ref")
+    );
+    assert!(matches!(&env("LoginFunction")["HMAC_SECRET_ARN"], Value::Tagged(t) if t.tag == "Ref"));
+    assert!(
+        env("UsersFunction")
+            .get("SIGNING_KEYS_SECRET_ARN")
+            .is_none()
+    );
+    assert!(
+        matches!(&env("AuthorizerFunction")["SIGNING_KEYS_SECRET_ARN"], Value::Tagged(t) if t.tag == "If")
+    );
+}
+
+#[test]
+fn keys_are_es256_by_default_and_rotate_on_a_schedule_from_the_first_deploy() {
+    let template = template();
+    let parameters = &template["Parameters"];
+    assert_eq!(parameters["SigningAlgorithm"]["Default"], "ES256");
+    assert_eq!(parameters["KeyRotationDays"]["Default"], 90);
+    let schedule = resource(&template, "SigningKeysRotation");
+    assert_eq!(schedule["Type"], "AWS::SecretsManager::RotationSchedule");
+    let properties = &schedule["Properties"];
+    assert_eq!(properties["RotateImmediatelyOnUpdate"], true);
+    let text = serde_yaml::to_string(properties).unwrap();
+    for expected in [
+        "SigningKeysSecret",
+        "KeyRotationFunction",
+        "KeyRotationDays",
+    ] {
+        assert!(text.contains(expected), "{expected} in {text}");
+    }
+    let permission = resource(&template, "KeyRotationPermission");
+    assert_eq!(
+        permission["Properties"]["Principal"],
+        "secretsmanager.amazonaws.com"
+    );
+    let rotation_env =
+        &resource(&template, "KeyRotationFunction")["Properties"]["Environment"]["Variables"];
+    assert!(
+        serde_yaml::to_string(&rotation_env["SIGNING_ALGORITHM"])
+            .unwrap()
+            .contains("SigningAlgorithm")
     );
 }
 
@@ -282,6 +390,7 @@ fn every_function_is_an_arm64_rust_build_on_provided_al2023() {
         ("LoginFunction", "login"),
         ("UsersFunction", "users"),
         ("AuthorizerFunction", "authorizer"),
+        ("KeyRotationFunction", "rotation"),
     ] {
         let function = resource(&template, function);
         assert_eq!(function["Metadata"]["BuildMethod"], "rust-cargolambda");

@@ -39,13 +39,18 @@ pub enum AuthorizerError {
     /// The revocation state could not be read: fail closed with a 500, never an Allow.
     #[error("AuthorizerFailure: revocation state unavailable")]
     StoreUnavailable,
+    /// A token named a key this instance lacks and the key set could not be re-read.
+    #[error("AuthorizerFailure: token keys unavailable")]
+    KeysUnavailable,
 }
 
 impl From<AuthorizerError> for Diagnostic {
     fn from(error: AuthorizerError) -> Self {
         let error_type = match error {
             AuthorizerError::Unauthorized => "Unauthorized",
-            AuthorizerError::BadEvent(_) | AuthorizerError::StoreUnavailable => "AuthorizerFailure",
+            AuthorizerError::BadEvent(_)
+            | AuthorizerError::StoreUnavailable
+            | AuthorizerError::KeysUnavailable => "AuthorizerFailure",
         };
         Diagnostic {
             error_type: error_type.into(),
@@ -62,11 +67,15 @@ pub async fn authorize(
     now: u64,
 ) -> Result<AuthorizerResponse, AuthorizerError> {
     let claims = verifier
-        .verify_authorization(event.authorization_token.as_deref(), now)
-        .map_err(|reason| {
-            // The reason and nothing of the token itself: tokens never reach the logs.
-            tracing::info!(%reason, "token refused");
-            AuthorizerError::Unauthorized
+        .verify_authorization_live(event.authorization_token.as_deref(), now)
+        .await
+        .map_err(|failure| match failure {
+            Ok(reason) => {
+                // The reason and nothing of the token itself: tokens never reach the logs.
+                tracing::info!(%reason, "token refused");
+                AuthorizerError::Unauthorized
+            }
+            Err(_) => AuthorizerError::KeysUnavailable,
         })?;
     let method_arn = event
         .method_arn

@@ -32,6 +32,8 @@ pub async fn handle(
 }
 
 async fn route(request: Request, service: &LoginService) -> Result<Response<Body>, ApiError> {
+    // A rotation's new current key reaches this instance without a cold start.
+    service.issuer.keys().refresh_if_due().await;
     let now = service.clock.now();
     let Some((route, _)) = route_of(&request) else {
         return Err(if path_exists_with_other_method(&request) {
@@ -42,6 +44,8 @@ async fn route(request: Request, service: &LoginService) -> Result<Response<Body
     };
     match (route.method, route.path) {
         ("POST", "/login") => {
+            // Checked before any attempt is counted or refresh token spent: no key, 503.
+            service.ensure_signing_keys()?;
             let body: LoginRequest = json_body(&request, LOGIN_BODY_SHAPE)?;
             Ok(json_response(
                 StatusCode::OK,
@@ -49,10 +53,11 @@ async fn route(request: Request, service: &LoginService) -> Result<Response<Body
             ))
         }
         ("GET", "/.well-known/jwks.json") => Ok(public_json_response(
-            service.public_keys.json(),
+            &service.public_keys(now).await?,
             JWKS_MAX_AGE_SECS,
         )),
         ("POST", "/token/refresh") => {
+            service.ensure_signing_keys()?;
             let body: RefreshRequest = json_body(&request, REFRESH_BODY_SHAPE)?;
             Ok(json_response(
                 StatusCode::OK,
@@ -70,6 +75,7 @@ async fn route(request: Request, service: &LoginService) -> Result<Response<Body
             Ok(no_content())
         }
         ("POST", "/password") => {
+            service.ensure_signing_keys()?;
             let caller = signed_in(&request, service, now).await?;
             let body: ChangePasswordRequest = json_body(&request, CHANGE_PASSWORD_BODY_SHAPE)?;
             Ok(json_response(

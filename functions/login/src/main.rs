@@ -1,11 +1,12 @@
 use jwt_auth_core::clock::Clock;
 use jwt_auth_core::device::DeviceTokens;
-use jwt_auth_core::login::{DEFAULT_REFRESH_TTL_SECS, LoginService, PublicKeys};
+use jwt_auth_core::keys::live::{LiveKeys, PublishedKeySet, SIGNER_REFRESH_SECS};
+use jwt_auth_core::login::{DEFAULT_REFRESH_TTL_SECS, JWKS_REFRESH_SECS, LoginService};
 use jwt_auth_core::password::PasswordHasher;
 use jwt_auth_core::runtime::{ColdStart, NeedsSecret};
 use jwt_auth_core::store::SessionStore;
 use jwt_auth_core::store::dynamodb::DynamoUserStore;
-use jwt_auth_core::token::{TokenIssuer, TokenKeys};
+use jwt_auth_core::token::TokenIssuer;
 use lambda_http::{Error, run, service_fn};
 use std::sync::Arc;
 
@@ -16,6 +17,15 @@ async fn main() -> Result<(), Error> {
     // One cheap read now moves the TLS handshake to DynamoDB out of the first request.
     let _ = store.login_failures("warm-up").await;
     let store = Arc::new(store);
+    let keys = cold
+        .token_keys(true, SIGNER_REFRESH_SECS, store.clone())
+        .await?;
+    let public_keys = LiveKeys::load(
+        Box::new(PublishedKeySet::new(store.clone())),
+        Clock::system(),
+        JWKS_REFRESH_SECS,
+    )
+    .await?;
     let hasher = Arc::new(PasswordHasher::new());
     let config = &cold.config;
     let (tokens, session_max_secs, source_failure_limit) = (
@@ -24,19 +34,18 @@ async fn main() -> Result<(), Error> {
         config.login_source_failure_limit,
     );
     let service = NeedsSecret::start(
-        config.secret_source.clone(),
+        config.hmac_secret()?,
         cold.sdk_config.clone(),
         move |secret| LoginService {
             store: store.clone(),
             hasher: hasher.clone(),
-            issuer: TokenIssuer::new(Arc::new(TokenKeys::hs256(secret)), tokens.clone()),
+            issuer: TokenIssuer::new(keys.clone(), tokens.clone()),
             refresh_ttl_secs: DEFAULT_REFRESH_TTL_SECS,
             session_max_secs,
             clock: Clock::system(),
             devices: DeviceTokens::new(secret),
             source_failure_limit,
-            // Deployments sign HS256 (one secret), which has no public keys to publish.
-            public_keys: PublicKeys::none(),
+            public_keys: public_keys.clone(),
         },
     )
     .await?;

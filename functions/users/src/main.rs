@@ -17,7 +17,7 @@ async fn main() -> Result<(), Error> {
     let store = Arc::new(store);
     let hasher = Arc::new(PasswordHasher::new());
     let service = NeedsSecret::start(
-        cold.config.secret_source.clone(),
+        cold.config.hmac_secret()?,
         cold.sdk_config.clone(),
         move |secret| UsersService {
             store: store.clone(),

@@ -21,14 +21,16 @@
 //! - `REFRESH#<sha-256 hex>`: a refresh token (only its hash), with `retired_at` once
 //!   rotated; `FAMILY#<family id>`: `revoked = true` once its family (session) is revoked.
 //! - `FAILURES#<username>`: the failed-login counter, changed only by atomic updates.
+//! - `KEYS#public`: the public token keys (JWK Set and retirement times) that rotation
+//!   publishes for the authorizer, which reads no private key.
 //!
 //! The table layout is the `UsersTable` of `template.yaml`; [`create_table`] builds the same
 //! table for DynamoDB Local.
 
 use super::{
     AuthorizationState, LoginFailures, LoginRecord, NewRefreshToken, NewUser, PageKey,
-    PasswordWrite, RefreshTokenRecord, Rotation, SessionStore, StoreError, UserAuthState,
-    UserChanges, UserPage, UserStore,
+    PasswordWrite, PublicKeyStore, RefreshTokenRecord, Rotation, SessionStore, StoreError,
+    UserAuthState, UserChanges, UserPage, UserStore,
 };
 use crate::password::StoredHash;
 use crate::user::{Role, User, new_user_id};
@@ -67,6 +69,7 @@ const REVOKED_PREFIX: &str = "REVOKED#";
 const REFRESH_PREFIX: &str = "REFRESH#";
 const FAMILY_PREFIX: &str = "FAMILY#";
 const FAILURES_PREFIX: &str = "FAILURES#";
+const PUBLIC_KEYS_PK: &str = "KEYS#public";
 
 /// Attempts for a write that lost a race (a transaction conflict or a changed version).
 /// Each attempt re-reads, so only a hot item exhausts them; 8 attempts with the backoff
@@ -1442,5 +1445,41 @@ impl SessionStore for DynamoUserStore {
             Err(err) if update_condition_failed(&err) => Ok(()),
             other => other.map(|_| ()).map_err(sdk_error),
         }
+    }
+}
+
+#[async_trait::async_trait]
+impl PublicKeyStore for DynamoUserStore {
+    async fn published_keys(&self) -> Result<Option<crate::keys::PublishedKeys>, StoreError> {
+        let Some(item) = self.get_item(PUBLIC_KEYS_PK.into()).await? else {
+            return Ok(None);
+        };
+        match item.get("public_keys") {
+            Some(AttributeValue::S(json)) => serde_json::from_str(json)
+                .map(Some)
+                .map_err(|err| StoreError::backend(format!("published keys: {err}"))),
+            _ => Err(StoreError::backend(
+                "published keys item without public_keys",
+            )),
+        }
+    }
+
+    async fn publish_keys(
+        &self,
+        keys: &crate::keys::PublishedKeys,
+        now: u64,
+    ) -> Result<(), StoreError> {
+        let json = serde_json::to_string(keys)
+            .map_err(|err| StoreError::backend(format!("published keys: {err}")))?;
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .item("pk", AttributeValue::S(PUBLIC_KEYS_PK.into()))
+            .item("public_keys", AttributeValue::S(json))
+            .item("published_at", number(now))
+            .send()
+            .await
+            .map_err(sdk_error)?;
+        Ok(())
     }
 }

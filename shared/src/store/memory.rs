@@ -29,6 +29,7 @@ struct State {
     /// jti -> expires_at
     revoked_jtis: HashMap<String, u64>,
     login_failures: HashMap<String, LoginFailures>,
+    published_keys: Option<crate::keys::PublishedKeys>,
 }
 
 impl MemoryUserStore {
@@ -318,6 +319,22 @@ impl SessionStore for MemoryUserStore {
         if let Some(entry) = self.write().login_failures.get_mut(counter) {
             entry.count = entry.count.saturating_sub(1);
         }
+        Ok(())
+    }
+}
+
+#[async_trait::async_trait]
+impl super::PublicKeyStore for MemoryUserStore {
+    async fn published_keys(&self) -> Result<Option<crate::keys::PublishedKeys>, StoreError> {
+        Ok(self.read().published_keys.clone())
+    }
+
+    async fn publish_keys(
+        &self,
+        keys: &crate::keys::PublishedKeys,
+        _now: u64,
+    ) -> Result<(), StoreError> {
+        self.write().published_keys = Some(keys.clone());
         Ok(())
     }
 }

@@ -5,6 +5,7 @@
 pub mod dynamodb;
 pub mod memory;
 
+use crate::keys::PublishedKeys;
 use crate::password::StoredHash;
 use crate::user::{Role, User};
 use serde::{Deserialize, Serialize};
@@ -353,7 +354,17 @@ pub trait SessionStore: Send + Sync {
     async fn uncount_login_attempt(&self, counter: &str) -> Result<(), StoreError>;
 }
 
-/// Everything the functions need from storage; both stores implement it.
-pub trait Store: UserStore + SessionStore {}
+/// The public token keys, published by rotation for the verifiers (one item).
+#[async_trait::async_trait]
+pub trait PublicKeyStore: Send + Sync {
+    /// The published set; `None` before the first rotation.
+    async fn published_keys(&self) -> Result<Option<PublishedKeys>, StoreError>;
 
-impl<T: UserStore + SessionStore> Store for T {}
+    /// Replaces the published set.
+    async fn publish_keys(&self, keys: &PublishedKeys, now: u64) -> Result<(), StoreError>;
+}
+
+/// Everything the functions need from storage; both stores implement it.
+pub trait Store: UserStore + SessionStore + PublicKeyStore {}
+
+impl<T: UserStore + SessionStore + PublicKeyStore> Store for T {}

@@ -20,9 +20,13 @@ use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, Ed2551
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::jwk::{AlgorithmParameters, Jwk, JwkSet, KeyAlgorithm, PublicKeyUse};
-use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey};
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header};
 use serde::{Deserialize, Serialize};
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
+
+pub mod live;
+pub mod local;
+pub mod rotation;
 
 /// The algorithms a key set may use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -76,6 +80,12 @@ pub enum KeyError {
     Shape,
 }
 
+/// How long a new key is published before any signer uses it: longer than the least time
+/// between two re-reads of a verifier that meets an unknown `kid`
+/// ([`live::UNKNOWN_KID_REREAD_SECS`]), so every verifier can learn a key before it sees a
+/// token signed with it.
+pub const SIGNING_LEAD_SECS: u64 = 60;
+
 /// One key of a stored key set.
 #[derive(Clone, Serialize, Deserialize)]
 pub struct StoredKey {
@@ -83,6 +93,11 @@ pub struct StoredKey {
     pub alg: String,
     /// Seconds since the Unix epoch.
     pub created_at: u64,
+    /// When a replaced key stops verifying and leaves the public set (seconds since the
+    /// epoch); unset while the key is current. Set by rotation to outlast every token it
+    /// signed ([`rotation`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retires_at: Option<u64>,
     /// base64url: PKCS#8 DER of the private key (ES256, EdDSA), or the HMAC secret (HS256).
     pub private: String,
 }
@@ -90,7 +105,8 @@ pub struct StoredKey {
 /// The key set as stored (in Secrets Manager, as JSON).
 #[derive(Clone, Serialize, Deserialize)]
 pub struct KeySetDocument {
-    /// The `kid` new tokens are signed with.
+    /// The newest key, which new tokens are signed with once it has been published for
+    /// [`SIGNING_LEAD_SECS`].
     pub current: String,
     pub keys: Vec<StoredKey>,
 }
@@ -127,23 +143,26 @@ impl KeySetDocument {
         serde_json::to_string(self).unwrap_or_default()
     }
 
-    /// The public half of every asymmetric key, as an RFC 7517 JWK Set.
-    pub fn public_jwks(&self) -> Result<JwkSet, KeyError> {
+    pub fn current_key(&self) -> Option<&StoredKey> {
+        self.keys.iter().find(|key| key.kid == self.current)
+    }
+
+    /// The public half of every asymmetric key, as an RFC 7517 JWK Set, with the
+    /// retirement time of each replaced key: what rotation publishes for the verifiers.
+    pub fn published(&self) -> Result<PublishedKeys, KeyError> {
         let mut keys = Vec::new();
+        let mut retires_at = BTreeMap::new();
         for key in &self.keys {
-            let key_algorithm = match algorithm_of(key)? {
+            let alg = algorithm_of(key)?;
+            let key_algorithm = match alg {
                 SigningAlgorithm::Es256 => KeyAlgorithm::ES256,
                 SigningAlgorithm::EdDsa => KeyAlgorithm::EdDSA,
                 // An HMAC key has no public half: its JWK would be the secret itself.
                 SigningAlgorithm::Hs256 => continue,
             };
-            let alg = algorithm_of(key)?;
             let mut jwk = Jwk::from_encoding_key(&encoding_key(key, alg)?, alg.jwt())
                 .map_err(|_| bad(key, "no public key"))?;
-            if !matches!(
-                jwk.algorithm,
-                AlgorithmParameters::EllipticCurve(_) | AlgorithmParameters::OctetKeyPair(_)
-            ) {
+            if !is_public_point(&jwk, alg) {
                 // Never publish anything but a public curve point.
                 return Err(bad(key, "not a public key"));
             }
@@ -151,23 +170,79 @@ impl KeySetDocument {
             jwk.common.public_key_use = Some(PublicKeyUse::Signature);
             jwk.common.key_algorithm = Some(key_algorithm);
             keys.push(jwk);
+            if let Some(at) = key.retires_at {
+                retires_at.insert(key.kid.clone(), at);
+            }
         }
-        Ok(JwkSet { keys })
+        Ok(PublishedKeys {
+            jwks: JwkSet { keys },
+            retires_at,
+        })
     }
+
+    /// The public JWK Set of the keys still verifying at `now`.
+    pub fn public_jwks(&self, now: u64) -> Result<JwkSet, KeyError> {
+        Ok(self.published()?.jwks_at(now))
+    }
+}
+
+/// The public half of a key set as published for verifiers (a table item, written by
+/// rotation): the JWK Set and when each replaced key retires.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct PublishedKeys {
+    pub jwks: JwkSet,
+    /// kid -> retirement time (seconds since the epoch) of each replaced key.
+    #[serde(default)]
+    pub retires_at: BTreeMap<String, u64>,
+}
+
+impl PublishedKeys {
+    /// The RFC 7517 JWK Set of the keys still verifying at `now`.
+    pub fn jwks_at(&self, now: u64) -> JwkSet {
+        let live = |jwk: &&Jwk| {
+            jwk.common
+                .key_id
+                .as_ref()
+                .and_then(|kid| self.retires_at.get(kid))
+                .is_none_or(|at| *at > now)
+        };
+        JwkSet {
+            keys: self.jwks.keys.iter().filter(live).cloned().collect(),
+        }
+    }
+}
+
+/// A key a signer may use.
+struct SigningKey {
+    kid: String,
+    alg: SigningAlgorithm,
+    created_at: u64,
+    retires_at: Option<u64>,
+    key: EncodingKey,
+    header: Header,
+}
+
+/// A key a verifier accepts, with the one algorithm it may be used with.
+struct VerifyingKey {
+    alg: SigningAlgorithm,
+    key: DecodingKey,
+    retires_at: Option<u64>,
 }
 
 /// The key set ready to sign and verify with, built once per version of the set.
 pub struct KeyRing {
-    current_kid: String,
-    current_alg: SigningAlgorithm,
-    signing: EncodingKey,
-    verifying: HashMap<String, (SigningAlgorithm, DecodingKey)>,
+    /// The current key first, then the others, newest first.
+    signing: Vec<SigningKey>,
+    verifying: HashMap<String, VerifyingKey>,
+    published: PublishedKeys,
 }
 
 impl KeyRing {
+    /// A ring that signs and verifies: the private key set (the login function; an HS256
+    /// authorizer).
     pub fn from_document(document: &KeySetDocument) -> Result<Self, KeyError> {
         let mut verifying = HashMap::new();
-        let mut signing = None;
+        let mut signing = Vec::new();
         for key in &document.keys {
             let alg = algorithm_of(key)?;
             if !is_kid(&key.kid) {
@@ -175,19 +250,71 @@ impl KeyRing {
             }
             let encoding = encoding_key(key, alg)?;
             let decoding = decoding_key(key, alg, &encoding)?;
-            if verifying.insert(key.kid.clone(), (alg, decoding)).is_some() {
+            let verifying_key = VerifyingKey {
+                alg,
+                key: decoding,
+                retires_at: key.retires_at,
+            };
+            if verifying.insert(key.kid.clone(), verifying_key).is_some() {
                 return Err(KeyError::DuplicateKid);
             }
-            if key.kid == document.current {
-                signing = Some((alg, encoding));
-            }
+            signing.push(SigningKey {
+                header: header_for(&key.kid, alg),
+                kid: key.kid.clone(),
+                alg,
+                created_at: key.created_at,
+                retires_at: key.retires_at,
+                key: encoding,
+            });
         }
-        let (current_alg, signing) = signing.ok_or(KeyError::NoCurrentKey)?;
+        if !signing.iter().any(|key| key.kid == document.current) {
+            return Err(KeyError::NoCurrentKey);
+        }
+        // Current first, then the newest of the rest.
+        signing.sort_by_key(|key| (key.kid != document.current, u64::MAX - key.created_at));
         Ok(Self {
-            current_kid: document.current.clone(),
-            current_alg,
             signing,
             verifying,
+            published: document.published()?,
+        })
+    }
+
+    /// A ring that only verifies: the public keys published by rotation (the authorizer
+    /// of an ES256 or EdDSA deployment, which never sees a private key).
+    pub fn from_published(published: &PublishedKeys) -> Result<Self, KeyError> {
+        let mut verifying = HashMap::new();
+        for jwk in &published.jwks.keys {
+            let kid = jwk.common.key_id.clone().unwrap_or_default();
+            let refuse = |reason| KeyError::BadKey {
+                kid: kid.clone(),
+                reason,
+            };
+            if !is_kid(&kid) {
+                return Err(refuse("a kid is 1 to 64 characters of [A-Za-z0-9._-]"));
+            }
+            let alg = match jwk.common.key_algorithm {
+                Some(KeyAlgorithm::ES256) => SigningAlgorithm::Es256,
+                Some(KeyAlgorithm::EdDSA) => SigningAlgorithm::EdDsa,
+                // A published HMAC key would be a secret in public: never accepted.
+                _ => return Err(refuse("a published key is ES256 or EdDSA")),
+            };
+            if !is_public_point(jwk, alg) {
+                return Err(refuse("not a public key of its algorithm"));
+            }
+            let key = DecodingKey::from_jwk(jwk).map_err(|_| refuse("not a usable JWK"))?;
+            let verifying_key = VerifyingKey {
+                alg,
+                key,
+                retires_at: published.retires_at.get(&kid).copied(),
+            };
+            if verifying.insert(kid, verifying_key).is_some() {
+                return Err(KeyError::DuplicateKid);
+            }
+        }
+        Ok(Self {
+            signing: Vec::new(),
+            verifying,
+            published: published.clone(),
         })
     }
 
@@ -201,40 +328,104 @@ impl KeyRing {
         let mut verifying = HashMap::new();
         verifying.insert(
             kid.clone(),
-            (
-                SigningAlgorithm::Hs256,
-                DecodingKey::from_secret(secret.expose()),
-            ),
+            VerifyingKey {
+                alg: SigningAlgorithm::Hs256,
+                key: DecodingKey::from_secret(secret.expose()),
+                retires_at: None,
+            },
         );
         Self {
-            current_kid: kid,
-            current_alg: SigningAlgorithm::Hs256,
-            signing: EncodingKey::from_secret(secret.expose()),
+            signing: vec![SigningKey {
+                header: header_for(&kid, SigningAlgorithm::Hs256),
+                kid,
+                alg: SigningAlgorithm::Hs256,
+                created_at: 0,
+                retires_at: None,
+                key: EncodingKey::from_secret(secret.expose()),
+            }],
             verifying,
+            published: PublishedKeys::default(),
         }
     }
 
+    /// The `kid` of the current key (the newest), whether or not signers use it yet.
     pub fn current_kid(&self) -> &str {
-        &self.current_kid
+        self.signing.first().map_or("", |key| key.kid.as_str())
     }
 
-    pub fn current_algorithm(&self) -> SigningAlgorithm {
-        self.current_alg
+    pub fn current_algorithm(&self) -> Option<SigningAlgorithm> {
+        self.signing.first().map(|key| key.alg)
     }
 
-    pub(crate) fn signing_key(&self) -> &EncodingKey {
-        &self.signing
+    /// The key to sign with at `now`: the current key once it has been published for
+    /// [`SIGNING_LEAD_SECS`]; until then the newest older key that has not retired (or the
+    /// current one when there is none, as in a brand-new set no verifier has tokens of).
+    pub(crate) fn signer(&self, now: u64) -> Option<(&Header, &EncodingKey)> {
+        let current = self.signing.first()?;
+        let chosen = if current.created_at.saturating_add(SIGNING_LEAD_SECS) <= now {
+            current
+        } else {
+            self.signing[1..]
+                .iter()
+                .find(|key| key.retires_at.is_none_or(|at| at > now))
+                .unwrap_or(current)
+        };
+        Some((&chosen.header, &chosen.key))
     }
 
-    /// The key named `kid`, with the one algorithm it may be used with.
-    pub(crate) fn verifying_key(&self, kid: &str) -> Option<(SigningAlgorithm, &DecodingKey)> {
-        self.verifying.get(kid).map(|(alg, key)| (*alg, key))
+    /// The `kid` a token signed at `now` carries.
+    pub fn signing_kid(&self, now: u64) -> Option<&str> {
+        self.signer(now)
+            .and_then(|(header, _)| header.kid.as_deref())
+    }
+
+    /// The key named `kid`, with the one algorithm it may be used with, unless it has
+    /// retired by `now`.
+    pub(crate) fn verifying_key(
+        &self,
+        kid: &str,
+        now: u64,
+    ) -> Option<(SigningAlgorithm, &DecodingKey)> {
+        self.verifying
+            .get(kid)
+            .filter(|key| key.retires_at.is_none_or(|at| at > now))
+            .map(|key| (key.alg, &key.key))
+    }
+
+    pub fn knows(&self, kid: &str) -> bool {
+        self.verifying.contains_key(kid)
     }
 
     pub fn kids(&self) -> impl Iterator<Item = (&str, SigningAlgorithm)> {
         self.verifying
             .iter()
-            .map(|(kid, (alg, _))| (kid.as_str(), *alg))
+            .map(|(kid, key)| (kid.as_str(), key.alg))
+    }
+
+    /// The public JWK Set of the keys still verifying at `now` (empty for HS256).
+    pub fn public_jwks(&self, now: u64) -> JwkSet {
+        self.published.jwks_at(now)
+    }
+}
+
+fn header_for(kid: &str, alg: SigningAlgorithm) -> Header {
+    let mut header = Header::new(alg.jwt());
+    header.typ = Some(crate::token::TOKEN_TYPE.into());
+    header.kid = Some(kid.to_string());
+    header
+}
+
+/// A JWK holding a public curve point of `alg`'s curve, and nothing private.
+fn is_public_point(jwk: &Jwk, alg: SigningAlgorithm) -> bool {
+    use jsonwebtoken::jwk::{EllipticCurve, EllipticCurveKeyType, OctetKeyPairType};
+    match (&jwk.algorithm, alg) {
+        (AlgorithmParameters::EllipticCurve(ec), SigningAlgorithm::Es256) => {
+            ec.key_type == EllipticCurveKeyType::EC && ec.curve == EllipticCurve::P256
+        }
+        (AlgorithmParameters::OctetKeyPair(okp), SigningAlgorithm::EdDsa) => {
+            okp.key_type == OctetKeyPairType::OctetKeyPair && okp.curve == EllipticCurve::Ed25519
+        }
+        _ => false,
     }
 }
 
@@ -270,6 +461,7 @@ pub fn generate_key(alg: SigningAlgorithm, now: u64) -> StoredKey {
         ),
         alg: alg.as_str().into(),
         created_at: now,
+        retires_at: None,
         private: URL_SAFE_NO_PAD.encode(private),
     }
 }
@@ -353,7 +545,7 @@ mod tests {
                 .unwrap_or_else(|err| panic!("{alg}: {err}"));
             let ring = KeyRing::from_document(&reparsed).unwrap();
             assert_eq!(ring.current_kid(), document.current);
-            assert_eq!(ring.current_algorithm(), alg);
+            assert_eq!(ring.current_algorithm(), Some(alg));
         }
     }
 
@@ -362,7 +554,7 @@ mod tests {
         let mut document = KeySetDocument::generate(SigningAlgorithm::Es256, 0);
         document.keys.push(generate_key(SigningAlgorithm::EdDsa, 0));
         document.keys.push(generate_key(SigningAlgorithm::Hs256, 0));
-        let jwks = serde_json::to_value(document.public_jwks().unwrap()).unwrap();
+        let jwks = serde_json::to_value(document.public_jwks(0).unwrap()).unwrap();
         let keys = jwks["keys"].as_array().unwrap();
         assert_eq!(keys.len(), 2, "{jwks}");
         for key in keys {

@@ -1,0 +1,302 @@
+//! Key sets that change while a function runs: rotation adds a key and retires an old one
+//! without a cold start anywhere.
+//!
+//! A [`LiveKeys`] holds the [`KeyRing`] built from the last read of its [`KeySetSource`]
+//! and re-reads it:
+//! - **on a schedule**: at most every `refresh_secs` ([`SIGNER_REFRESH_SECS`] for signers,
+//!   [`VERIFIER_REFRESH_SECS`] for verifiers), checked when a request comes, so a signer
+//!   picks up a new current key and a verifier drops a removed one within that time;
+//! - **on an unknown `kid`** (verifiers): at most once per [`UNKNOWN_KID_REREAD_SECS`],
+//!   whatever the number of such tokens, so forged `kid`s cannot multiply reads;
+//! - **while it has no set** (the source was unreachable at cold start, or rotation has not
+//!   created the first set yet): at most every [`UNAVAILABLE_RETRY_SECS`].
+//!
+//! One read runs at a time; requests that arrive meanwhile use the ring they have. A failed
+//! read keeps the previous ring (and is logged): an outage of the source never drops keys.
+
+use super::{KeyError, KeyRing, KeySetDocument};
+use crate::clock::Clock;
+use crate::store::{PublicKeyStore, StoreError};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+
+/// Least time between two scheduled re-reads of a signer (the login function).
+pub const SIGNER_REFRESH_SECS: u64 = 300;
+/// Least time between two scheduled re-reads of a verifier (the authorizer).
+pub const VERIFIER_REFRESH_SECS: u64 = 300;
+/// Least time between two re-reads caused by tokens naming a `kid` the verifier lacks.
+pub const UNKNOWN_KID_REREAD_SECS: u64 = 30;
+/// Least time between two tries while no key set could be read at all.
+pub const UNAVAILABLE_RETRY_SECS: u64 = 5;
+
+#[derive(Debug, thiserror::Error)]
+pub enum KeySourceError {
+    /// The source is throttled, failing or unreachable: a later read may work.
+    #[error("the key set source is unavailable")]
+    Unavailable(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// The source answered something that is not a usable key set.
+    #[error("the stored key set is unusable")]
+    Invalid(#[source] KeyError),
+    /// Any other failure (access denied, no such secret): a misconfiguration.
+    #[error("could not read the key set")]
+    Failed(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+impl From<StoreError> for KeySourceError {
+    fn from(err: StoreError) -> Self {
+        match err {
+            StoreError::Unavailable(source) => Self::Unavailable(source),
+            other => Self::Failed(Box::new(other)),
+        }
+    }
+}
+
+/// Where a key set is read from.
+#[async_trait::async_trait]
+pub trait KeySetSource: Send + Sync {
+    /// The set as stored now; `None` when none has been created yet (a new deployment
+    /// before its first rotation).
+    async fn read(&self) -> Result<Option<KeyRing>, KeySourceError>;
+}
+
+/// The private key set in a Secrets Manager secret (`AWSCURRENT`): the signer's source, and
+/// the verifier's for HS256, whose keys have no public half.
+pub struct SecretKeySet {
+    client: aws_sdk_secretsmanager::Client,
+    secret_id: String,
+}
+
+impl SecretKeySet {
+    pub fn new(client: aws_sdk_secretsmanager::Client, secret_id: String) -> Self {
+        Self { client, secret_id }
+    }
+}
+
+#[async_trait::async_trait]
+impl KeySetSource for SecretKeySet {
+    async fn read(&self) -> Result<Option<KeyRing>, KeySourceError> {
+        let value = crate::secret::read_secret_string(
+            &self.client,
+            &self.secret_id,
+            crate::secret::SecretVersion::Current,
+        )
+        .await
+        .map_err(|err| match err {
+            crate::secret::SecretError::Unavailable(source) => KeySourceError::Unavailable(source),
+            other => KeySourceError::Failed(Box::new(other)),
+        })?;
+        match value {
+            Some(json) => ring_of_stored(&json),
+            None => Ok(None),
+        }
+    }
+}
+
+/// A stored secret value as a ring: `None` for the placeholder a new deployment's secret
+/// holds until rotation writes the first key set (JSON without `keys`).
+pub fn ring_of_stored(json: &str) -> Result<Option<KeyRing>, KeySourceError> {
+    if is_placeholder(json) {
+        return Ok(None);
+    }
+    let document = KeySetDocument::from_json(json).map_err(KeySourceError::Invalid)?;
+    KeyRing::from_document(&document)
+        .map(Some)
+        .map_err(KeySourceError::Invalid)
+}
+
+/// The placeholder of a new deployment: a JSON object with no `keys` member.
+pub fn is_placeholder(json: &str) -> bool {
+    serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(json)
+        .is_ok_and(|object| !object.contains_key("keys"))
+}
+
+/// The public keys rotation published in the table: the verifier's source for ES256 and
+/// EdDSA, which needs no permission on the private keys.
+pub struct PublishedKeySet {
+    store: Arc<dyn PublicKeyStore>,
+}
+
+impl PublishedKeySet {
+    pub fn new(store: Arc<dyn PublicKeyStore>) -> Self {
+        Self { store }
+    }
+}
+
+#[async_trait::async_trait]
+impl KeySetSource for PublishedKeySet {
+    async fn read(&self) -> Result<Option<KeyRing>, KeySourceError> {
+        match self.store.published_keys().await? {
+            None => Ok(None),
+            Some(published) => KeyRing::from_published(&published)
+                .map(Some)
+                .map_err(KeySourceError::Invalid),
+        }
+    }
+}
+
+/// A set that never changes (tests, and local runs without a store to rotate in).
+struct Fixed;
+
+#[async_trait::async_trait]
+impl KeySetSource for Fixed {
+    async fn read(&self) -> Result<Option<KeyRing>, KeySourceError> {
+        Err(KeySourceError::Failed(
+            "a fixed key set is never re-read".into(),
+        ))
+    }
+}
+
+#[derive(Default)]
+struct State {
+    ring: Option<Arc<KeyRing>>,
+    /// When the last read (successful or not) started.
+    last_read: Option<u64>,
+    /// When the last read caused by an unknown `kid` started.
+    last_unknown_kid_read: Option<u64>,
+}
+
+/// The current key ring of a function, re-read as the module documentation says.
+pub struct LiveKeys {
+    source: Box<dyn KeySetSource>,
+    clock: Clock,
+    refresh_secs: u64,
+    state: RwLock<State>,
+    reading: tokio::sync::Mutex<()>,
+    reads: AtomicU64,
+}
+
+impl LiveKeys {
+    /// A ring that is never re-read.
+    pub fn fixed(ring: Arc<KeyRing>) -> Arc<Self> {
+        Arc::new(Self {
+            source: Box::new(Fixed),
+            clock: Clock::system(),
+            refresh_secs: u64::MAX,
+            state: RwLock::new(State {
+                ring: Some(ring),
+                last_read: Some(0),
+                last_unknown_kid_read: Some(u64::MAX),
+            }),
+            reading: tokio::sync::Mutex::new(()),
+            reads: AtomicU64::new(0),
+        })
+    }
+
+    /// Reads `source` now (at cold start) and re-reads it every `refresh_secs`. A failed
+    /// first read is logged and leaves no ring: signing answers 503 and verifying refuses
+    /// until a later read works; a misconfiguration is left to the caller to refuse.
+    pub async fn load(
+        source: Box<dyn KeySetSource>,
+        clock: Clock,
+        refresh_secs: u64,
+    ) -> Result<Arc<Self>, KeySourceError> {
+        let live = Arc::new(Self {
+            source,
+            clock,
+            refresh_secs,
+            state: RwLock::new(State::default()),
+            reading: tokio::sync::Mutex::new(()),
+            reads: AtomicU64::new(0),
+        });
+        match live.read_now().await {
+            Ok(()) | Err(KeySourceError::Unavailable(_)) => Ok(live),
+            Err(fatal) => Err(fatal),
+        }
+    }
+
+    fn state(&self) -> std::sync::RwLockReadGuard<'_, State> {
+        self.state
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// The ring of the last successful read.
+    pub fn ring(&self) -> Option<Arc<KeyRing>> {
+        self.state().ring.clone()
+    }
+
+    pub fn now(&self) -> u64 {
+        self.clock.now()
+    }
+
+    /// How many times the source has been read (for tests and figures).
+    pub fn reads(&self) -> u64 {
+        self.reads.load(Ordering::SeqCst)
+    }
+
+    fn due(&self, now: u64) -> bool {
+        let state = self.state();
+        let interval = if state.ring.is_some() {
+            self.refresh_secs
+        } else {
+            UNAVAILABLE_RETRY_SECS
+        };
+        state
+            .last_read
+            .is_none_or(|at| at.saturating_add(interval) <= now)
+    }
+
+    /// Re-reads the set if the schedule says so. Never fails: a failed read keeps the ring.
+    pub async fn refresh_if_due(&self) {
+        if !self.due(self.clock.now()) {
+            return;
+        }
+        let Ok(_reading) = self.reading.try_lock() else {
+            return; // another request is reading; this one uses the ring it has
+        };
+        if self.due(self.clock.now()) {
+            let _ = self.read_now().await;
+        }
+    }
+
+    /// For a token naming `kid`, which the ring lacks: re-reads the set unless a re-read
+    /// for an unknown `kid` happened in the last [`UNKNOWN_KID_REREAD_SECS`]. Answers
+    /// whether the ring knows `kid` now.
+    pub async fn reread_for_unknown_kid(&self, kid: &str) -> Result<bool, KeySourceError> {
+        let knows = |this: &Self| this.ring().is_some_and(|ring| ring.knows(kid));
+        if knows(self) {
+            return Ok(true);
+        }
+        let _reading = self.reading.lock().await;
+        // Someone else's read, while this one waited, may have brought the key.
+        if knows(self) {
+            return Ok(true);
+        }
+        let now = self.clock.now();
+        {
+            let mut state = self.state.write().unwrap_or_else(|p| p.into_inner());
+            let recently = state
+                .last_unknown_kid_read
+                .is_some_and(|at| now < at.saturating_add(UNKNOWN_KID_REREAD_SECS));
+            if recently {
+                return Ok(false);
+            }
+            state.last_unknown_kid_read = Some(now);
+        }
+        self.read_now().await?;
+        Ok(knows(self))
+    }
+
+    async fn read_now(&self) -> Result<(), KeySourceError> {
+        let now = self.clock.now();
+        self.state
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .last_read = Some(now);
+        self.reads.fetch_add(1, Ordering::SeqCst);
+        match self.source.read().await {
+            Ok(Some(ring)) => {
+                self.state.write().unwrap_or_else(|p| p.into_inner()).ring = Some(Arc::new(ring));
+                Ok(())
+            }
+            Ok(None) => {
+                tracing::warn!("no key set yet: rotation has not created the first one");
+                Ok(())
+            }
+            Err(err) => {
+                tracing::error!(error = %crate::error::error_chain(&err), "key set not read; keeping the previous one");
+                Err(err)
+            }
+        }
+    }
+}

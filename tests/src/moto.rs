@@ -1,0 +1,37 @@
+//! moto's server mode standing in for Secrets Manager (TOOLING.md): `make test` starts it
+//! and exports `MOTO_ENDPOINT`. Without it these tests fail loudly rather than skip.
+
+/// The environment variable naming moto's URL, e.g. `http://127.0.0.1:8124`.
+pub const ENDPOINT_VAR: &str = "MOTO_ENDPOINT";
+
+/// An SDK configuration for moto: its endpoint, a fixed region, dummy credentials.
+pub fn sdk_config() -> aws_config::SdkConfig {
+    let endpoint = std::env::var(ENDPOINT_VAR)
+        .ok()
+        .filter(|value| !value.trim().is_empty())
+        .unwrap_or_else(|| panic!("{ENDPOINT_VAR} is not set: run `make test`, which starts moto"));
+    aws_config::SdkConfig::builder()
+        .behavior_version(aws_config::BehaviorVersion::latest())
+        .region(aws_config::Region::new("us-east-1"))
+        .credentials_provider(
+            aws_credential_types::provider::SharedCredentialsProvider::new(
+                aws_credential_types::Credentials::new("local", "local", None, None, "static"),
+            ),
+        )
+        .endpoint_url(endpoint)
+        .build()
+}
+
+/// A new secret holding `value` (a name unique to the test); answers its ARN.
+pub async fn create_secret(client: &aws_sdk_secretsmanager::Client, value: &str) -> String {
+    let name = format!("test-{}", &jwt_auth_core::user::new_user_id()[..16]);
+    client
+        .create_secret()
+        .name(name)
+        .secret_string(value)
+        .send()
+        .await
+        .unwrap_or_else(|err| panic!("moto CreateSecret: {err:?}"))
+        .arn
+        .expect("an ARN")
+}

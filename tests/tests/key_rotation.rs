@@ -1,0 +1,476 @@
+//! Signing keys rotate without logging anyone out (SECURITY.md section E, keys):
+//! - the four rotation steps against Secrets Manager (moto) and DynamoDB Local, each
+//!   repeated as Secrets Manager repeats a step after a crash, through the rotation
+//!   function's own handler; the functions' cold-start reads of both secrets;
+//! - a rotation while traffic runs through the local gateway with the policy cache on:
+//!   tokens signed before, during and after verify until their expiry, new tokens carry the
+//!   new `kid` once the signers re-read the set and the lead has passed, no request fails,
+//!   and the retired key leaves the JWKS and stops verifying at its retirement;
+//! - a flood of tokens naming unknown `kid`s makes the authorizer re-read the public keys at
+//!   most once per interval.
+
+use integration_tests::dynamo_local::fresh_table;
+use integration_tests::moto;
+use integration_tests::running_api::{RunningApi, dynamo_store, start_signing};
+use integration_tests::workspace_root;
+use jwt_auth_core::clock::Clock;
+use jwt_auth_core::config::TokenSettings;
+use jwt_auth_core::keys::live::{
+    LiveKeys, PublishedKeySet, SIGNER_REFRESH_SECS, SecretKeySet, UNKNOWN_KID_REREAD_SECS,
+};
+use jwt_auth_core::keys::rotation::{KeyRotation, SecretsManagerSecret, retention_secs};
+use jwt_auth_core::keys::{KeyRing, KeySetDocument, SIGNING_LEAD_SECS, SigningAlgorithm};
+use jwt_auth_core::secret::{SecretVersion, read_secret_string};
+use jwt_auth_core::store::PublicKeyStore;
+use jwt_auth_core::store::dynamodb::DynamoUserStore;
+use jwt_auth_core::token::{Session, TokenIssuer, TokenVerifier};
+use jwt_auth_core::user::Role;
+use local_gateway::app::StoreChoice;
+use rotation::{RotationEvent, rotate};
+use serde_json::Value;
+use std::sync::Arc;
+
+const T0: u64 = 1_900_000_000;
+const TOKEN_TTL: u64 = 900;
+const CACHE_TTL: u64 = 300;
+const STEPS: [&str; 4] = ["createSecret", "setSecret", "testSecret", "finishSecret"];
+/// What the template's SigningKeysSecret starts as.
+const PLACEHOLDER: &str = r#"{"note":"the first rotation writes the key set","placeholder":"x"}"#;
+
+fn kid_of(token: &str) -> String {
+    jsonwebtoken::decode_header(token).unwrap().kid.unwrap()
+}
+
+fn event(secret_id: &str, token: &str, step: &str) -> RotationEvent {
+    RotationEvent {
+        secret_id: secret_id.into(),
+        client_request_token: token.into(),
+        step: step.into(),
+    }
+}
+
+async fn current_set(client: &aws_sdk_secretsmanager::Client, arn: &str) -> KeySetDocument {
+    let json = read_secret_string(client, arn, SecretVersion::Current)
+        .await
+        .unwrap()
+        .unwrap();
+    KeySetDocument::from_json(&json).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rotation_steps_against_secrets_manager_are_idempotent_and_publish_before_signing() {
+    let sdk_config = moto::sdk_config();
+    let client = aws_sdk_secretsmanager::Client::new(&sdk_config);
+    let arn = moto::create_secret(&client, PLACEHOLDER).await;
+    let (dynamo, table) = fresh_table().await;
+    let store = Arc::new(DynamoUserStore::new(dynamo, table));
+    let settings = TokenSettings::default();
+    let rotation = KeyRotation {
+        secret: Box::new(SecretsManagerSecret {
+            client: client.clone(),
+            secret_id: arn.clone(),
+        }),
+        store: store.clone(),
+        algorithm: SigningAlgorithm::Es256,
+        retention_secs: retention_secs(TOKEN_TTL, CACHE_TTL),
+        tokens: settings.clone(),
+    };
+
+    // A new deployment: the placeholder is "no key set yet", not an error; login would
+    // answer 503 and try again.
+    let signer_source = || Box::new(SecretKeySet::new(client.clone(), arn.clone()));
+    let before = LiveKeys::load(signer_source(), Clock::manual(T0), SIGNER_REFRESH_SECS)
+        .await
+        .expect("a placeholder does not stop the start");
+    assert!(before.ring().is_none());
+
+    // The first rotation (at deploy), every step run twice: a crash after a step's work
+    // and before its answer makes Secrets Manager run it again.
+    for step in STEPS {
+        for attempt in 0..2 {
+            rotate(
+                &event(&arn, "first-rotation-0000-0000-000000000000", step),
+                &rotation,
+                &arn,
+                T0,
+            )
+            .await
+            .unwrap_or_else(|err| panic!("{step} attempt {attempt}: {err}"));
+            if step == "createSecret" {
+                let stages = client
+                    .describe_secret()
+                    .secret_id(&arn)
+                    .send()
+                    .await
+                    .unwrap();
+                let pending: Vec<_> = stages
+                    .version_ids_to_stages()
+                    .unwrap()
+                    .iter()
+                    .filter(|(_, labels)| labels.iter().any(|l| l == "AWSPENDING"))
+                    .collect();
+                assert_eq!(
+                    pending.len(),
+                    1,
+                    "one pending version after attempt {attempt}"
+                );
+            }
+        }
+    }
+    let first = current_set(&client, &arn).await;
+    assert_eq!(first.keys.len(), 1);
+    assert_eq!(first.current_key().unwrap().alg, "ES256");
+    let published = store.published_keys().await.unwrap().unwrap();
+    assert_eq!(
+        published.jwks.keys[0].common.key_id.as_deref(),
+        Some(first.current.as_str())
+    );
+
+    // The functions' cold start: the signer reads the private set from Secrets Manager,
+    // the verifier the public set from the table, and they agree.
+    let signer = LiveKeys::load(signer_source(), Clock::manual(T0), SIGNER_REFRESH_SECS)
+        .await
+        .unwrap();
+    let verifier = TokenVerifier::new(
+        LiveKeys::load(
+            Box::new(PublishedKeySet::new(store.clone())),
+            Clock::manual(T0),
+            300,
+        )
+        .await
+        .unwrap(),
+        &settings,
+    );
+    let issuer = TokenIssuer::new(signer.clone(), settings.clone());
+    let user = probe_user();
+    let old_token = issuer.issue(&user, &Session::start(0), T0).unwrap().token;
+    assert_eq!(kid_of(&old_token), first.current);
+    assert!(verifier.verify(&old_token, T0).is_ok());
+
+    // The cursor/device HMAC secret: the other cold-start read.
+    let hmac_arn = moto::create_secret(&client, &"h".repeat(48)).await;
+    let hmac = jwt_auth_core::secret::load_from_secrets_manager(&sdk_config, &hmac_arn)
+        .await
+        .unwrap();
+    assert_eq!(hmac.expose(), "h".repeat(48).as_bytes());
+
+    // A second rotation an hour later: testSecret before setSecret fails (the new key is not
+    // public yet), then the steps go through, repeated.
+    let t1 = T0 + 3_600;
+    rotate(
+        &event(
+            &arn,
+            "second-rotation-0000-0000-000000000000",
+            "createSecret",
+        ),
+        &rotation,
+        &arn,
+        t1,
+    )
+    .await
+    .unwrap();
+    assert!(
+        rotate(
+            &event(&arn, "second-rotation-0000-0000-000000000000", "testSecret"),
+            &rotation,
+            &arn,
+            t1
+        )
+        .await
+        .is_err(),
+        "a key that is not published must not become current"
+    );
+    for step in STEPS {
+        for _ in 0..2 {
+            rotate(
+                &event(&arn, "second-rotation-0000-0000-000000000000", step),
+                &rotation,
+                &arn,
+                t1,
+            )
+            .await
+            .unwrap_or_else(|err| panic!("{step}: {err}"));
+        }
+    }
+    let second = current_set(&client, &arn).await;
+    assert_ne!(second.current, first.current);
+    let old = second
+        .keys
+        .iter()
+        .find(|key| key.kid == first.current)
+        .unwrap();
+    assert_eq!(
+        old.retires_at,
+        Some(t1 + retention_secs(TOKEN_TTL, CACHE_TTL))
+    );
+
+    // Verifiers that read the new public set still accept the old key's token; the
+    // signer, once it re-reads and the lead has passed, signs with the new key.
+    let reread = TokenVerifier::new(
+        KeyRing::from_published(&store.published_keys().await.unwrap().unwrap()).unwrap(),
+        &settings,
+    );
+    assert!(reread.verify(&old_token, T0 + 60).is_ok());
+    let signer = LiveKeys::load(signer_source(), Clock::manual(t1), SIGNER_REFRESH_SECS)
+        .await
+        .unwrap();
+    let ring = signer.ring().unwrap();
+    assert_eq!(ring.signing_kid(t1), Some(first.current.as_str()));
+    assert_eq!(
+        ring.signing_kid(t1 + SIGNING_LEAD_SECS),
+        Some(second.current.as_str())
+    );
+
+    // Only this deployment's secret, only the four steps.
+    assert!(
+        rotate(
+            &event(
+                "arn:other",
+                "third-rotation-0000-0000-000000000000",
+                "createSecret"
+            ),
+            &rotation,
+            &arn,
+            t1
+        )
+        .await
+        .is_err()
+    );
+    assert!(
+        rotate(
+            &event(&arn, "third-rotation-0000-0000-000000000000", "dropSecret"),
+            &rotation,
+            &arn,
+            t1
+        )
+        .await
+        .is_err()
+    );
+}
+
+fn probe_user() -> jwt_auth_core::user::User {
+    jwt_auth_core::user::User {
+        id: "0123456789abcdef0123456789abcdef".into(),
+        username: "alice".into(),
+        name: "Alice".into(),
+        role: Role::Admin,
+        disabled: false,
+        created_at: T0,
+    }
+}
+
+async fn api(store: StoreChoice, algorithm: SigningAlgorithm) -> RunningApi {
+    start_signing(
+        store,
+        workspace_root().join("template.yaml"),
+        &[("AuthorizerCacheTtlSeconds", "300")],
+        Clock::manual(T0),
+        algorithm,
+    )
+    .await
+}
+
+async fn status_with(api: &RunningApi, token: &str, id: &str) -> u16 {
+    api.call("GET", &format!("/users/{id}"), Some(token), None)
+        .await
+        .status
+}
+
+async fn jwks_kids(api: &RunningApi) -> Vec<String> {
+    let answer = api.call("GET", "/.well-known/jwks.json", None, None).await;
+    assert_eq!(answer.status, 200);
+    answer.body["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|key| key["kid"].as_str().unwrap().to_string())
+        .collect()
+}
+
+async fn rotation_while_traffic_runs(store: StoreChoice, algorithm: SigningAlgorithm) {
+    let api = Arc::new(api(store, algorithm).await);
+    let admin = api.create_user("admin", Role::Admin).await;
+    let before_rotation =
+        KeySetDocument::from_json(&api.key_secret.current().unwrap().unwrap()).unwrap();
+    let k1 = before_rotation.current.clone();
+    let a = api.login("admin").await;
+    assert_eq!(kid_of(&a), k1);
+
+    // Traffic with the first token runs all through the rotation.
+    let traffic = {
+        let api = Arc::clone(&api);
+        let (token, id) = (a.clone(), admin.id.clone());
+        tokio::spawn(async move {
+            let mut refused = Vec::new();
+            for _ in 0..40 {
+                let status = status_with(&api, &token, &id).await;
+                if status != 200 {
+                    refused.push(status);
+                }
+            }
+            refused
+        })
+    };
+    let rotation = KeyRotation {
+        secret: Box::new(api.key_secret.clone()),
+        store: api.store.clone(),
+        algorithm,
+        retention_secs: retention_secs(TOKEN_TTL, CACHE_TTL),
+        tokens: TokenSettings::default(),
+    };
+    for step in STEPS {
+        rotation
+            .run(
+                jwt_auth_core::keys::rotation::Step::parse(step).unwrap(),
+                "r1-rotation-0000-0000-000000000000",
+                T0,
+            )
+            .await
+            .unwrap();
+    }
+    // During: the signer has not re-read the set yet and keeps the old key.
+    let b = api.login("admin").await;
+    assert_eq!(kid_of(&b), k1);
+    assert_eq!(
+        traffic.await.unwrap(),
+        Vec::<u16>::new(),
+        "no request failed"
+    );
+    let k2 = KeySetDocument::from_json(&api.key_secret.current().unwrap().unwrap())
+        .unwrap()
+        .current;
+    assert_ne!(k2, k1);
+    if algorithm != SigningAlgorithm::Hs256 {
+        // The JWKS route re-reads what rotation published within its interval.
+        api.clock.advance(jwt_auth_core::login::JWKS_REFRESH_SECS);
+        let kids = jwks_kids(&api).await;
+        assert!(
+            kids.contains(&k1) && kids.contains(&k2),
+            "published first: {kids:?}"
+        );
+    }
+
+    // After: past the signers' re-read interval, new tokens carry the new kid.
+    api.clock.advance(SIGNER_REFRESH_SECS + 1);
+    let c = api.login("admin").await;
+    assert_eq!(kid_of(&c), k2, "new tokens, new kid");
+    for token in [&a, &b, &c] {
+        assert_eq!(status_with(&api, token, &admin.id).await, 200);
+    }
+
+    // Each token lives its own lifetime: the first two expire, the new one goes on.
+    api.clock.set(T0 + TOKEN_TTL + 31);
+    assert_eq!(status_with(&api, &a, &admin.id).await, 401);
+    assert_eq!(status_with(&api, &c, &admin.id).await, 200);
+
+    // At its retirement the old key leaves the JWKS and nothing it signed verifies, even a
+    // token (forged with the old key, as only a thief of it could) that has not expired.
+    let retires_at = T0 + retention_secs(TOKEN_TTL, CACHE_TTL);
+    let old_key = TokenIssuer::new(
+        KeyRing::from_document(&before_rotation).unwrap(),
+        TokenSettings::default(),
+    );
+    let forged = || {
+        old_key
+            .issue_with_lifetime(&admin, &Session::start(0), T0, 3 * 3_600)
+            .unwrap()
+            .token
+    };
+    api.clock.set(retires_at - 1);
+    assert_eq!(
+        status_with(&api, &forged(), &admin.id).await,
+        200,
+        "still verifying"
+    );
+    api.clock.set(retires_at);
+    assert_eq!(
+        status_with(&api, &forged(), &admin.id).await,
+        401,
+        "retired"
+    );
+    if algorithm != SigningAlgorithm::Hs256 {
+        assert_eq!(jwks_kids(&api).await, vec![k2.clone()]);
+    }
+    let d = api.login("admin").await;
+    assert_eq!(kid_of(&d), k2);
+    assert_eq!(status_with(&api, &d, &admin.id).await, 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_es256_rotation_under_traffic_on_dynamodb() {
+    rotation_while_traffic_runs(dynamo_store().await, SigningAlgorithm::Es256).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_eddsa_rotation_under_traffic_in_memory() {
+    rotation_while_traffic_runs(StoreChoice::Memory, SigningAlgorithm::EdDsa).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_hs256_rotation_under_traffic_in_memory() {
+    rotation_while_traffic_runs(StoreChoice::Memory, SigningAlgorithm::Hs256).await;
+}
+
+/// `count` tokens, each naming its own `kid` that no key set of ours has, otherwise
+/// well-formed (signed by an attacker's own ES256 key).
+fn forged_kid_tokens(count: usize) -> Vec<String> {
+    (0..count)
+        .map(|_| {
+            let attacker =
+                KeyRing::from_document(&KeySetDocument::generate(SigningAlgorithm::Es256, 0))
+                    .unwrap();
+            TokenIssuer::new(attacker, TokenSettings::default())
+                .issue(&probe_user(), &Session::start(0), T0)
+                .unwrap()
+                .token
+        })
+        .collect()
+}
+
+async fn flood(api: &Arc<RunningApi>, count: usize) -> Vec<u16> {
+    let tasks: Vec<_> = forged_kid_tokens(count)
+        .into_iter()
+        .map(|token| {
+            let api = Arc::clone(api);
+            tokio::spawn(async move { api.call("GET", "/users", Some(&token), None).await.status })
+        })
+        .collect();
+    let mut statuses = Vec::new();
+    for task in tasks {
+        statuses.push(task.await.unwrap());
+    }
+    statuses
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_of_unknown_kids_rereads_the_public_keys_at_most_once_per_interval() {
+    let api = Arc::new(api(dynamo_store().await, SigningAlgorithm::Es256).await);
+    let reads = || api.verifier_keys.reads();
+    let start = reads();
+
+    let statuses = flood(&api, 30).await;
+    assert!(statuses.iter().all(|status| *status == 401), "{statuses:?}");
+    assert!(
+        reads() - start <= 1,
+        "{} reads for one flood",
+        reads() - start
+    );
+
+    // Within the interval, another flood reads nothing.
+    let after_first = reads();
+    api.clock.advance(UNKNOWN_KID_REREAD_SECS - 1);
+    assert!(flood(&api, 30).await.iter().all(|status| *status == 401));
+    assert_eq!(reads(), after_first);
+
+    // After it, at most one more.
+    api.clock.advance(2);
+    assert!(flood(&api, 30).await.iter().all(|status| *status == 401));
+    assert!(reads() - after_first <= 1);
+
+    // And a genuine new key is still learnt through that path.
+    let fresh: Value = api
+        .call("GET", "/.well-known/jwks.json", None, None)
+        .await
+        .body;
+    assert!(!fresh["keys"].as_array().unwrap().is_empty());
+}
