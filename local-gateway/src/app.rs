@@ -195,7 +195,9 @@ impl LocalApi {
                 source_failure_limit: config.login_source_failure_limit,
                 public_keys: load(
                     Box::new(PublishedKeySet::new(store.clone())),
-                    jwt_auth_core::login::JWKS_REFRESH_SECS,
+                    options
+                        .key_refresh_secs
+                        .min(jwt_auth_core::login::JWKS_REFRESH_SECS),
                 )
                 .await
                 .map_err(keys_err)?,

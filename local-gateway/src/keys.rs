@@ -13,7 +13,8 @@ use jwt_auth_core::store::dynamodb::{DynamoUserStore, local_client};
 use std::path::PathBuf;
 use std::sync::Arc;
 
-#[derive(clap::Args)]
+#[derive(clap::Parser)]
+#[command(name = "keys")]
 pub struct KeysArgs {
     /// The file `serve` keeps the local key set in (its default for this table).
     #[arg(long)]

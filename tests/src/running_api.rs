@@ -87,8 +87,8 @@ pub async fn start_signing(
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string())),
     );
-    let api = LocalApi::build(LocalOptions {
-        clock: clock.clone(),
+    start_local(LocalOptions {
+        clock,
         signing_algorithm: algorithm,
         template,
         store,
@@ -99,7 +99,14 @@ pub async fn start_signing(
         key_refresh_secs: jwt_auth_core::keys::live::SIGNER_REFRESH_SECS,
     })
     .await
-    .expect("local API builds from template.yaml");
+}
+
+/// The local API built from `options` as they are (throttling as `options` say).
+pub async fn start_local(options: LocalOptions) -> RunningApi {
+    let clock = options.clock.clone();
+    let api = LocalApi::build(options)
+        .await
+        .expect("local API builds from template.yaml");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap();
     let gateway = Arc::new(api.gateway);

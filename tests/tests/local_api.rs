@@ -298,6 +298,83 @@ async fn a_change_in_template_yaml_changes_local_behaviour() {
     );
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_keys_command_rotates_and_revokes_the_key_set_of_a_running_local_deployment() {
+    use clap::Parser;
+    use local_gateway::keys::{KeysArgs, run};
+    let store = dynamo_store().await;
+    let StoreChoice::Dynamo {
+        endpoint: Some(endpoint),
+        table,
+    } = store.clone()
+    else {
+        unreachable!()
+    };
+    let key_file = std::env::temp_dir().join(format!("keys-{table}.json"));
+    // Re-read on every request, and no cache: what the command changes shows at once.
+    let api = integration_tests::running_api::start_local(local_gateway::app::LocalOptions {
+        template: workspace_root().join("template.yaml"),
+        store,
+        secret: None,
+        parameter_overrides: [("AuthorizerCacheTtlSeconds".to_string(), "0".to_string())].into(),
+        seed_demo_users: false,
+        clock: jwt_auth_core::clock::Clock::system(),
+        signing_algorithm: jwt_auth_core::keys::SigningAlgorithm::EdDsa,
+        key_file: Some(key_file.clone()),
+        key_refresh_secs: 0,
+    })
+    .await;
+    let keys = |args: &[&str]| {
+        let mut argv = vec![
+            "keys",
+            "--key-file",
+            key_file.to_str().unwrap(),
+            "--table",
+            &table,
+            "--dynamodb-endpoint",
+            &endpoint,
+        ];
+        argv.extend_from_slice(args);
+        let parsed = KeysArgs::try_parse_from(argv).unwrap();
+        async move { run(parsed).await }
+    };
+    let user = api.create_user("kim", Role::Admin).await;
+    let old = api.login("kim").await;
+    let old_kid = jsonwebtoken::decode_header(&old).unwrap().kid.unwrap();
+    assert!(keys(&["list"]).await.unwrap().contains(&old_kid));
+
+    let rotated = keys(&["rotate", "--algorithm", "ES256"]).await.unwrap();
+    assert!(
+        rotated.contains("ES256") && rotated.contains(&old_kid),
+        "{rotated}"
+    );
+    let jwks = api
+        .call("GET", "/.well-known/jwks.json", None, None)
+        .await
+        .body;
+    let kids: Vec<&str> = jwks["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|key| key["kid"].as_str().unwrap())
+        .collect();
+    assert_eq!(kids.len(), 2, "the new key is published: {jwks}");
+    let path = format!("/users/{}", user.id);
+    assert_eq!(api.call("GET", &path, Some(&old), None).await.status, 200);
+
+    // A leaked key, removed: its tokens are refused on the next read of the set.
+    let revoked = keys(&["revoke", &old_kid]).await.unwrap();
+    assert!(!revoked.contains(&format!("{old_kid} ")), "{revoked}");
+    assert_eq!(api.call("GET", &path, Some(&old), None).await.status, 401);
+    let fresh = api.login("kim").await;
+    assert_ne!(
+        jsonwebtoken::decode_header(&fresh).unwrap().kid.unwrap(),
+        old_kid
+    );
+    assert_eq!(api.call("GET", &path, Some(&fresh), None).await.status, 200);
+    let _ = std::fs::remove_file(&key_file);
+}
+
 #[tokio::test]
 async fn the_admin_command_creates_lists_and_disables_users_in_dynamodb_local() {
     use clap::Parser;
