@@ -92,6 +92,18 @@ pub async fn run(args: KeysArgs) -> Result<String, String> {
             token_ttl,
             cache_ttl,
         } => {
+            // The running `serve` chose its authorizer's key source (public keys, or the
+            // secret for HS256) at start, as a deployment does from its template.
+            let hs256 = |alg: SigningAlgorithm| alg == SigningAlgorithm::Hs256;
+            let serving = current()?
+                .current_key()
+                .and_then(|key| SigningAlgorithm::parse(&key.alg))
+                .ok_or("the key file has no current key")?;
+            if hs256(serving) != hs256(algorithm) {
+                return Err(format!(
+                    "serve verifies {serving} keys; rotating to {algorithm} needs a restart of serve with --signing-algorithm {algorithm}"
+                ));
+            }
             let rotation = KeyRotation {
                 secret: Box::new(secret.clone()),
                 store,

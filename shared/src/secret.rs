@@ -161,7 +161,17 @@ pub async fn load_from_secrets_manager(
 pub fn secrets_manager_client(
     sdk_config: &aws_config::SdkConfig,
 ) -> aws_sdk_secretsmanager::Client {
-    aws_sdk_secretsmanager::Client::new(sdk_config)
+    // The SDK sets no timeout: a Secrets Manager that never answers would hold the request
+    // that happens to re-read the keys until the Lambda timeout.
+    let timeouts = aws_config::timeout::TimeoutConfig::builder()
+        .connect_timeout(std::time::Duration::from_secs(1))
+        .operation_attempt_timeout(std::time::Duration::from_secs(2))
+        .operation_timeout(std::time::Duration::from_secs(4))
+        .build();
+    let config = aws_sdk_secretsmanager::config::Builder::from(sdk_config)
+        .timeout_config(timeouts)
+        .build();
+    aws_sdk_secretsmanager::Client::from_conf(config)
 }
 
 #[cfg(test)]

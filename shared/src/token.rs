@@ -218,7 +218,9 @@ impl TokenIssuer {
 
     fn sign_at(&self, claims: &impl Serialize, now: u64) -> Result<String, IssueError> {
         let ring = self.keys.ring().ok_or(IssueError::NoKeys)?;
-        let (header, key) = ring.signer(now).ok_or(IssueError::NoKeys)?;
+        let (header, key) = ring
+            .signer(now, &|kid| self.keys.first_seen(kid))
+            .ok_or(IssueError::NoKeys)?;
         Ok(jsonwebtoken::encode(header, claims, key)?)
     }
 }

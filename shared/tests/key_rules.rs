@@ -160,7 +160,12 @@ fn an_unknown_kid_or_a_token_without_one_is_refused() {
     for kid in [json!("es256-unknown"), json!(""), json!(null), json!(7)] {
         header["kid"] = kid.clone();
         let forged = format!("{}.{}.{signature}", b64_json(&header), b64_json(&claims));
-        assert!(deployment.verifier.verify(&forged, NOW).is_err(), "{kid}");
+        // Refused for the kid itself, before any signature check.
+        let err = deployment.verifier.verify(&forged, NOW).unwrap_err();
+        assert!(
+            matches!(err, TokenError::UnknownKey | TokenError::Header),
+            "{kid}: {err:?}"
+        );
     }
     // A key from another deployment with the same algorithm is unknown here.
     let other = self::deployment(KeySetDocument::generate(SigningAlgorithm::Es256, NOW));
@@ -272,7 +277,18 @@ fn key_and_algorithm_confusion_is_refused() {
         let mut renamed = header.clone();
         renamed["kid"] = json!(kid);
         let forged = format!("{}.{}.{signature}", b64_json(&renamed), b64_json(&claims));
-        assert!(verify(&forged).is_err(), "ES256 token under {kid}");
+        let err = verify(&forged).unwrap_err();
+        if *kid == hs.kid {
+            // Refused by the HS key's pinned algorithm before any MAC is computed: an
+            // ES256 header never selects HMAC verification.
+            assert_eq!(err, TokenError::Header, "ES256 token under {kid}");
+        } else {
+            // An Ed25519 key cannot check an ECDSA signature in any case.
+            assert!(
+                matches!(err, TokenError::Header | TokenError::Invalid),
+                "{kid}: {err:?}"
+            );
+        }
     }
 
     // HS256 tokens naming the ES256 key, MACed with what an attacker can see of it: the

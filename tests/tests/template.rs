@@ -40,6 +40,9 @@ fn granted_actions(template: &Value, function: &str) -> Vec<(String, String)> {
         };
         if let Some(statements) = policy.get("Statement").and_then(Value::as_sequence) {
             for statement in statements {
+                if statement["Effect"] == "Deny" {
+                    continue;
+                }
                 let resources = serde_yaml::to_string(&statement["Resource"]).unwrap();
                 let actions = match &statement["Action"] {
                     Value::String(one) => vec![one.clone()],
@@ -227,11 +230,54 @@ fn no_function_is_granted_more_than_it_uses() {
     assert_eq!(secrets("LoginFunction"), ["keys", "hmac"]);
     assert_eq!(secrets("UsersFunction"), ["hmac"]);
     assert_eq!(secrets("AuthorizerFunction"), ["if:keys"]);
-    let authorizer = serde_yaml::to_string(resource(&template, "AuthorizerFunction")).unwrap();
-    assert!(
-        authorizer.contains("KEYS#public"),
-        "GetItem limited to the keys item"
-    );
+    // The public keys item: read by the authorizer and written by rotation, each limited to
+    // that one item; the login and users functions, which write the table, may not write it.
+    let statements = |function: &str| -> Vec<Value> {
+        resource(&template, function)["Properties"]["Policies"]
+            .as_sequence()
+            .unwrap()
+            .iter()
+            .filter_map(|policy| policy.get("Statement").and_then(Value::as_sequence))
+            .flatten()
+            .cloned()
+            .collect()
+    };
+    let keys_item = |statement: &Value, operator: &str| {
+        statement["Condition"][operator]["dynamodb:LeadingKeys"]
+            .as_sequence()
+            .is_some_and(|keys| keys.len() == 1 && keys[0] == "KEYS#public")
+    };
+    let actions = |statement: &Value| -> BTreeSet<String> {
+        statement["Action"]
+            .as_sequence()
+            .unwrap()
+            .iter()
+            .map(|a| a.as_str().unwrap().to_string())
+            .collect()
+    };
+    for (function, limited) in [
+        ("AuthorizerFunction", set(&["GetItem"])),
+        ("KeyRotationFunction", set(&["GetItem", "PutItem"])),
+    ] {
+        assert!(
+            statements(function)
+                .iter()
+                .any(|statement| statement["Effect"] == "Allow"
+                    && actions(statement) == limited
+                    && keys_item(statement, "ForAllValues:StringEquals")),
+            "{function}: {limited:?} only on KEYS#public"
+        );
+    }
+    for function in ["LoginFunction", "UsersFunction"] {
+        assert!(
+            statements(function)
+                .iter()
+                .any(|statement| statement["Effect"] == "Deny"
+                    && actions(statement) == set(&["PutItem", "UpdateItem", "DeleteItem"])
+                    && keys_item(statement, "ForAnyValue:StringEquals")),
+            "{function} may not write the public keys"
+        );
+    }
     let rotation: BTreeSet<String> = granted_actions(&template, "KeyRotationFunction")
         .into_iter()
         .filter(|(action, _)| action.starts_with("secretsmanager:"))

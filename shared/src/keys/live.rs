@@ -163,6 +163,8 @@ pub struct LiveKeys {
     state: RwLock<State>,
     reading: tokio::sync::Mutex<()>,
     reads: AtomicU64,
+    /// When this instance first read each `kid` (a signer waits the lead from then too).
+    first_seen: std::sync::Mutex<std::collections::HashMap<String, u64>>,
 }
 
 impl LiveKeys {
@@ -179,6 +181,7 @@ impl LiveKeys {
             }),
             reading: tokio::sync::Mutex::new(()),
             reads: AtomicU64::new(0),
+            first_seen: Default::default(),
         })
     }
 
@@ -197,6 +200,7 @@ impl LiveKeys {
             state: RwLock::new(State::default()),
             reading: tokio::sync::Mutex::new(()),
             reads: AtomicU64::new(0),
+            first_seen: Default::default(),
         });
         match live.read_now().await {
             Ok(()) | Err(KeySourceError::Unavailable(_)) => Ok(live),
@@ -217,6 +221,16 @@ impl LiveKeys {
 
     pub fn now(&self) -> u64 {
         self.clock.now()
+    }
+
+    /// When this instance first read `kid`; 0 for a key it has always had (a fixed ring).
+    pub fn first_seen(&self, kid: &str) -> u64 {
+        self.first_seen
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(kid)
+            .copied()
+            .unwrap_or(0)
     }
 
     /// How many times the source has been read (for tests and figures).
@@ -286,6 +300,12 @@ impl LiveKeys {
         self.reads.fetch_add(1, Ordering::SeqCst);
         match self.source.read().await {
             Ok(Some(ring)) => {
+                {
+                    let mut seen = self.first_seen.lock().unwrap_or_else(|p| p.into_inner());
+                    for (kid, _) in ring.kids() {
+                        seen.entry(kid.to_string()).or_insert(now);
+                    }
+                }
                 self.state.write().unwrap_or_else(|p| p.into_inner()).ring = Some(Arc::new(ring));
                 Ok(())
             }

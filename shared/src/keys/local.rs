@@ -86,8 +86,8 @@ impl LocalSecret {
                 // Written whole then renamed: a reader never sees half a file.
                 let json = serde_json::to_string_pretty(versions).map_err(std::io::Error::other)?;
                 let partial = path.with_extension("partial");
-                std::fs::write(&partial, json)?;
-                restrict_to_owner(&partial)?;
+                let _ = std::fs::remove_file(&partial);
+                write_owner_only(&partial, json.as_bytes())?;
                 std::fs::rename(partial, path)
             }
         }
@@ -117,15 +117,14 @@ impl LocalSecret {
     }
 }
 
-#[cfg(unix)]
-fn restrict_to_owner(path: &std::path::Path) -> std::io::Result<()> {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
-}
-
-#[cfg(not(unix))]
-fn restrict_to_owner(_path: &std::path::Path) -> std::io::Result<()> {
-    Ok(())
+/// Creates `path` readable by its owner only, from the start (it holds private keys).
+fn write_owner_only(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    options.open(path)?.write_all(bytes)
 }
 
 fn io(err: std::io::Error) -> RotationError {

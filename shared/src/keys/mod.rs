@@ -197,6 +197,16 @@ pub struct PublishedKeys {
 }
 
 impl PublishedKeys {
+    /// The same keys with no retirement times but those of `kept`: what `setSecret`
+    /// publishes, so that a rotation that stalls before `finishSecret` retires nothing
+    /// (signers keep the old key until the new set is current).
+    pub fn retiring_only_as_in(mut self, kept: &BTreeMap<String, u64>) -> Self {
+        self.retires_at.retain(|kid, at| kept.get(kid) == Some(at));
+        self
+    }
+}
+
+impl PublishedKeys {
     /// The RFC 7517 JWK Set of the keys still verifying at `now`.
     pub fn jwks_at(&self, now: u64) -> JwkSet {
         let live = |jwk: &&Jwk| {
@@ -357,25 +367,40 @@ impl KeyRing {
         self.signing.first().map(|key| key.alg)
     }
 
-    /// The key to sign with at `now`: the current key once it has been published for
-    /// [`SIGNING_LEAD_SECS`]; until then the newest older key that has not retired (or the
-    /// current one when there is none, as in a brand-new set no verifier has tokens of).
-    pub(crate) fn signer(&self, now: u64) -> Option<(&Header, &EncodingKey)> {
+    /// The key to sign with at `now`. A key is ready once [`SIGNING_LEAD_SECS`] have passed
+    /// since it was created and since this signer first saw it (`first_seen`): by then
+    /// every verifier can have learnt it. The current key if it is ready; else the newest
+    /// other key that has not retired, ready ones first; else the current key (a brand-new
+    /// set, which no verifier has tokens of).
+    pub(crate) fn signer(
+        &self,
+        now: u64,
+        first_seen: &dyn Fn(&str) -> u64,
+    ) -> Option<(&Header, &EncodingKey)> {
+        let ready = |key: &SigningKey| {
+            key.created_at
+                .max(first_seen(&key.kid))
+                .saturating_add(SIGNING_LEAD_SECS)
+                <= now
+        };
+        let live = |key: &&SigningKey| key.retires_at.is_none_or(|at| at > now);
         let current = self.signing.first()?;
-        let chosen = if current.created_at.saturating_add(SIGNING_LEAD_SECS) <= now {
+        let older = || self.signing[1..].iter().filter(live);
+        let chosen = if ready(current) {
             current
         } else {
-            self.signing[1..]
-                .iter()
-                .find(|key| key.retires_at.is_none_or(|at| at > now))
+            older()
+                .find(|key| ready(key))
+                .or_else(|| older().next())
                 .unwrap_or(current)
         };
         Some((&chosen.header, &chosen.key))
     }
 
-    /// The `kid` a token signed at `now` carries.
+    /// The `kid` a token signed at `now` carries, for a signer that has known the set since
+    /// its keys were created.
     pub fn signing_kid(&self, now: u64) -> Option<&str> {
-        self.signer(now)
+        self.signer(now, &|_| 0)
             .and_then(|(header, _)| header.kid.as_deref())
     }
 

@@ -7,13 +7,17 @@
 //!    `retires_at` of T + [`retention_secs`]; keys whose `retires_at` has passed leave.
 //! 2. `setSecret`: the pending set's public half ([`PublishedKeys`]) is written to the
 //!    table, where verifiers read it: the new key is public before anyone signs with it.
+//!    The new retirement is not published yet: if the rotation stalls here, nothing
+//!    retires while signers still use the old key.
 //! 3. `testSecret`: the published set must hold every public key of the pending set, and a
 //!    probe token signed with the new key must verify with what was published.
-//! 4. `finishSecret`: `AWSCURRENT` moves to the pending version.
+//! 4. `finishSecret`: refused after T + [`ROTATION_WINDOW_SECS`] (the retention counts
+//!    from T; a later rotation starts over); `AWSCURRENT` moves to the pending version and
+//!    the public set is published again, now with the old key's retirement.
 //!
 //! Signers re-read `AWSCURRENT` at most every [`super::live::SIGNER_REFRESH_SECS`] and sign
-//! with the new key only once it is [`super::SIGNING_LEAD_SECS`] old; a verifier meeting
-//! its `kid` first re-reads the published set (at most once per
+//! with the new key only [`super::SIGNING_LEAD_SECS`] after they first saw it (and after
+//! its creation); a verifier meeting its `kid` first re-reads its source (at most once per
 //! [`super::live::UNKNOWN_KID_REREAD_SECS`], which is shorter than the lead). The old key
 //! keeps verifying until its `retires_at`, after the last token it can have signed expired.
 //!
@@ -31,12 +35,18 @@ use crate::token::{CLOCK_LEEWAY_SECS, Session, TokenIssuer, TokenVerifier};
 use std::collections::HashMap;
 use std::sync::Arc;
 
+/// The longest a rotation may take from `createSecret` to `finishSecret` (Secrets Manager
+/// runs the four steps within seconds, retries included); a later `finishSecret` is refused.
+pub const ROTATION_WINDOW_SECS: u64 = 300;
+
 /// How long a replaced key keeps verifying: the longest an access token it signed can
-/// live after the rotation. A signer may sign with it until it re-reads the set and the
-/// new key's lead has passed, and the token then lives its lifetime plus the clock
+/// live after the rotation. The rotation may finish up to [`ROTATION_WINDOW_SECS`] after it
+/// started; a signer may sign with the old key until it re-reads the set and the new key's
+/// lead has passed, and the token then lives its lifetime plus the clock
 /// leeway; API Gateway may replay a cached Allow for one more cache TTL.
 pub fn retention_secs(token_ttl_secs: u64, authorizer_cache_ttl_secs: u64) -> u64 {
-    SIGNER_REFRESH_SECS
+    ROTATION_WINDOW_SECS
+        + SIGNER_REFRESH_SECS
         + SIGNING_LEAD_SECS
         + token_ttl_secs
         + CLOCK_LEEWAY_SECS
@@ -207,6 +217,10 @@ impl KeyRotation {
         let stages = self.secret.stages().await?;
         match stages.get(token) {
             Some(labels) if labels.iter().any(|label| label == "AWSCURRENT") => {
+                if step == Step::FinishSecret {
+                    // A retry after the stage moved: the publication after it may not have.
+                    self.publish_current(now).await?;
+                }
                 tracing::info!(?step, "version already current: nothing to do");
                 return Ok(());
             }
@@ -224,7 +238,7 @@ impl KeyRotation {
             Step::CreateSecret => self.create(token, now).await,
             Step::SetSecret => self.publish(token, now).await,
             Step::TestSecret => self.test(token, now).await,
-            Step::FinishSecret => self.finish(token, &stages).await,
+            Step::FinishSecret => self.finish(token, &stages, now).await,
         }
     }
 
@@ -264,8 +278,27 @@ impl KeyRotation {
 
     async fn publish(&self, token: &str, now: u64) -> Result<(), RotationError> {
         let pending = self.pending(token).await?;
-        self.store.publish_keys(&pending.published()?, now).await?;
+        let retiring_now = match self.secret.read(SecretVersion::Current).await? {
+            Some(json) if !is_placeholder(&json) => {
+                KeySetDocument::from_json(&json)?.published()?.retires_at
+            }
+            _ => Default::default(),
+        };
+        let published = pending.published()?.retiring_only_as_in(&retiring_now);
+        self.store.publish_keys(&published, now).await?;
         tracing::info!(kid = %pending.current, "public keys published");
+        Ok(())
+    }
+
+    /// Publishes the current set with its retirement times (the end of `finishSecret`).
+    async fn publish_current(&self, now: u64) -> Result<(), RotationError> {
+        let json = self
+            .secret
+            .read(SecretVersion::Current)
+            .await?
+            .ok_or_else(|| RotationError::Refused("no current key set".into()))?;
+        let current = KeySetDocument::from_json(&json)?;
+        self.store.publish_keys(&current.published()?, now).await?;
         Ok(())
     }
 
@@ -318,12 +351,24 @@ impl KeyRotation {
         &self,
         token: &str,
         stages: &HashMap<String, Vec<String>>,
+        now: u64,
     ) -> Result<(), RotationError> {
+        let pending = self.pending(token).await?;
+        let started = pending.current_key().map_or(0, |key| key.created_at);
+        if now > started.saturating_add(ROTATION_WINDOW_SECS) {
+            // The old key's retirement counts from the start: finishing now could retire
+            // it before its last tokens expire. The next rotation starts over.
+            return Err(RotationError::Refused(format!(
+                "the rotation began {} s ago, more than {ROTATION_WINDOW_SECS} s",
+                now.saturating_sub(started)
+            )));
+        }
         let previous = stages
             .iter()
             .find(|(_, labels)| labels.iter().any(|label| label == "AWSCURRENT"))
             .map(|(version, _)| version.as_str());
         self.secret.make_current(token, previous).await?;
+        self.publish_current(now).await?;
         tracing::info!("key set rotated: the new version is current");
         Ok(())
     }
@@ -375,7 +420,7 @@ mod tests {
         let (ttl, cache) = (900, 300);
         // The latest a signer uses the old key: a re-read interval and the lead after the
         // rotation; its token is then accepted until exp + leeway, or a cached Allow after.
-        let last_signed = SIGNER_REFRESH_SECS + SIGNING_LEAD_SECS;
+        let last_signed = ROTATION_WINDOW_SECS + SIGNER_REFRESH_SECS + SIGNING_LEAD_SECS;
         assert!(retention_secs(ttl, cache) >= last_signed + ttl + CLOCK_LEEWAY_SECS + cache);
     }
 
