@@ -19,16 +19,21 @@ SCHEMATHESIS_VERSION := 4.32.5
 # Secrets Manager for the tests (TOOLING.md): GetSecretValue, PutSecretValue, stages.
 MOTO_VERSION := 5.2.5
 
-.PHONY: run run-dynamodb test fuzz bench build validate sam-build tools lint clean
+.PHONY: run run-dynamodb test fuzz bench build validate sam-build tools lint clean screenshot
 
-run: ## Serve the API on http://$(ADDR)/prod with demo users (no AWS, no Docker, no Java)
-	cargo run --locked -p local-gateway --bin jwt-auth-local -- serve --addr $(ADDR) $(ARGS)
+run: ## Serve the API on http://$(ADDR)/prod with demo users, and the web page on :3001 (no AWS, no Docker, no Java)
+	cargo run --locked -p jwt-auth-cli --bin jwt-auth -- serve --addr $(ADDR) $(ARGS)
 
 run-dynamodb: ## Same, against DynamoDB Local (needs Java 17; installs DynamoDB Local)
-	scripts/with-dynamodb-local.sh bash -c 'cargo run --locked -p local-gateway --bin jwt-auth-local -- serve --addr $(ADDR) --dynamodb-endpoint "$$DYNAMODB_ENDPOINT" $(ARGS)'
+	scripts/with-dynamodb-local.sh bash -c 'cargo run --locked -p jwt-auth-cli --bin jwt-auth -- serve --addr $(ADDR) --dynamodb-endpoint "$$DYNAMODB_ENDPOINT" $(ARGS)'
 
-test: $(TOOLS)/venv-moto/bin/moto_server ## Start DynamoDB Local and moto (Secrets Manager), run every test, stop them
+test: $(TOOLS)/venv-moto/bin/moto_server ## Start DynamoDB Local and moto (Secrets Manager), install Chromium, run every test
+	scripts/ensure-chromium.sh
 	WITH_MOTO=$(TOOLS)/venv-moto/bin/moto_server scripts/with-dynamodb-local.sh cargo test --workspace --locked --lib --bins --tests
+
+screenshot: ## docs/web-page.png: the browser client, signed in, taken by headless Chromium
+	scripts/ensure-chromium.sh
+	BROWSER_SCREENSHOT=$(CURDIR)/docs/web-page.png cargo test --locked -p integration-tests --test browser
 
 fuzz: $(TOOLS)/venv-fuzz/bin/schemathesis ## Fuzz the local API from openapi.yaml (schemathesis)
 	scripts/fuzz-api.sh $(TOOLS)/venv-fuzz/bin/schemathesis

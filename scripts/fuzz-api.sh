@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# API fuzzing from openapi.yaml (schemathesis) against the local API (`jwt-auth-local serve`,
+# API fuzzing from openapi.yaml (schemathesis) against the local API (`jwt-auth serve`,
 # in-memory store), authenticated as the demo admin. Fails on any 5xx, any answer the spec
 # does not declare (status, content type, body schema), or schema-violating input accepted.
 #
@@ -9,12 +9,12 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 schemathesis="$1"
 
-cargo build --locked -q -p local-gateway --bin jwt-auth-local
+cargo build --locked -q -p jwt-auth-cli --bin jwt-auth
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()')
 log="${TMPDIR:-/tmp}/fuzz-gateway-$port.log"
 # Throttling raised out of the way: the fuzzer fires requests far faster than the
 # template's limits allow, and what it checks is the functions (throttling has its own test).
-target/debug/jwt-auth-local serve --addr "127.0.0.1:$port" --log-format json \
+target/debug/jwt-auth serve --addr "127.0.0.1:$port" --no-web --log-format json \
   -P ApiThrottlingRateLimit=100000 -P ApiThrottlingBurstLimit=100000 \
   -P LoginThrottlingRateLimit=100000 -P LoginThrottlingBurstLimit=100000 \
   -P RefreshThrottlingRateLimit=100000 -P RefreshThrottlingBurstLimit=100000 >"$log" 2>&1 &

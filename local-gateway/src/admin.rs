@@ -1,4 +1,4 @@
-//! `jwt-auth-local users …`: user administration for operators, against a DynamoDB table
+//! `jwt-auth users …`: user administration for operators, against a DynamoDB table
 //! (DynamoDB Local with --dynamodb-endpoint, or the deployed table with the usual AWS
 //! credentials). Passwords are read without echo, or from stdin; never from a flag.
 

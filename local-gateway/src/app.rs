@@ -38,7 +38,7 @@ pub enum StoreChoice {
 }
 
 /// Demo accounts of the in-memory store: local runs only (a deployed stack has no seeded
-/// account; its first admin is created with `jwt-auth-local users create`).
+/// account; its first admin is created with `jwt-auth users create`).
 pub const DEMO_USERS: &[(&str, Role, &str)] = &[
     ("admin", Role::Admin, "local-admin-password"),
     ("alice", Role::Customer, "local-alice-password"),
@@ -201,12 +201,14 @@ impl LocalApi {
                 )
                 .await
                 .map_err(keys_err)?,
+                cors: config.cors.clone(),
             },
             users: UsersService {
                 store: Arc::clone(&store),
                 cursors: CursorCodec::new(&secret),
                 hasher,
                 clock: options.clock.clone(),
+                cors: config.cors.clone(),
             },
             verifier: TokenVerifier::new(Arc::clone(&verifier_keys), &config.tokens),
             store: Arc::clone(&store),

@@ -16,7 +16,7 @@
 //! Gateway-made errors use the template's gateway responses.
 
 use crate::iam::{self, Decision};
-use crate::template::{ApiModel, GatewayResponseModel, MethodThrottle, TemplateRoute};
+use crate::template::{ApiModel, CorsModel, GatewayResponseModel, MethodThrottle, TemplateRoute};
 use aws_lambda_events::apigw::{
     ApiGatewayCustomAuthorizerPolicy, ApiGatewayCustomAuthorizerRequest,
 };
@@ -222,6 +222,14 @@ impl Gateway {
                 );
             }
         };
+        // SAM's generated OPTIONS method on every path of the API (a mock integration: no
+        // authorizer, no function).
+        if request.method == "OPTIONS"
+            && let Some(cors) = &self.model.cors
+            && let Some(preflight) = self.preflight(cors, &resource_path, &request_id)
+        {
+            return preflight;
+        }
         let Some((route, path_parameters)) = self.match_route(&request.method, &resource_path)
         else {
             return self.gateway_error(
@@ -284,6 +292,48 @@ impl Gateway {
             .headers
             .push(("x-amzn-RequestId".into(), request_id));
         response
+    }
+
+    /// The preflight answer for `path`, if it is a path of the API: the methods it has
+    /// (with `OPTIONS`), the allowed headers, the max age, and the origin when CORS is on.
+    fn preflight(&self, cors: &CorsModel, path: &str, request_id: &str) -> Option<GatewayResponse> {
+        let mut methods: Vec<&str> = self
+            .model
+            .routes
+            .iter()
+            .filter(|route| match_template(&route.path, path).is_some())
+            .map(|route| route.method.as_str())
+            .collect();
+        if methods.is_empty() {
+            return None;
+        }
+        methods.push("OPTIONS");
+        methods.sort_unstable();
+        methods.dedup();
+        let mut headers = vec![
+            ("content-type".to_string(), "application/json".to_string()),
+            (
+                "Access-Control-Allow-Methods".to_string(),
+                methods.join(","),
+            ),
+            ("x-amzn-RequestId".to_string(), request_id.to_string()),
+        ];
+        let optional = [
+            ("Access-Control-Allow-Origin", &cors.allow_origin),
+            ("Access-Control-Allow-Headers", &cors.allow_headers),
+            ("Access-Control-Max-Age", &cors.max_age),
+        ];
+        for (name, value) in optional {
+            if let Some(value) = value {
+                headers.push((name.to_string(), value.clone()));
+            }
+        }
+        Some(GatewayResponse {
+            status: 200,
+            headers,
+            body: b"{}".to_vec(),
+            authorization: AuthorizationTrace::NotCalled,
+        })
     }
 
     fn match_route(

@@ -1,4 +1,4 @@
-//! `jwt-auth-local keys …`: the token key set of a local deployment (`serve` with
+//! `jwt-auth keys …`: the token key set of a local deployment (`serve` with
 //! `--dynamodb-endpoint`), kept in a local stand-in for its Secrets Manager secret
 //! (`--key-file`) with its public half in the table. `rotate` runs the deployed rotation
 //! function's four steps against them, so a person can watch a rotation happen: new tokens

@@ -8,3 +8,4 @@ pub mod iam;
 pub mod keys;
 pub mod server;
 pub mod template;
+pub mod web;

@@ -3,8 +3,10 @@
 //! out of the authorizer, the authorizer's identity header, validation expression and cache
 //! TTL, and the gateway responses.
 //!
-//! CloudFormation tags (`!Ref`, `!GetAtt`, `!Sub`) are understood as far as needed: a `!Ref`
-//! to a parameter resolves to the parameter's default (or an override passed in).
+//! CloudFormation tags are understood as far as needed: a `!Ref` to a parameter resolves to
+//! the parameter's default (or an override passed in), `!Ref AWS::NoValue` to nothing,
+//! `!Sub` substitutes parameters, and `!If` evaluates the template's `Conditions`
+//! (`!Equals`, `!Not`, `!And`, `!Or`, `!Condition`).
 
 use serde_yaml::Value;
 use std::collections::HashMap;
@@ -23,6 +25,17 @@ pub struct ApiModel {
     pub function_environment: HashMap<String, String>,
     /// The stage's `MethodSettings` that throttle.
     pub throttling: Vec<MethodThrottle>,
+    /// The API's `Cors` (the OPTIONS preflight SAM generates for every path), if any.
+    pub cors: Option<CorsModel>,
+}
+
+/// SAM's `Cors` on the API, values resolved and unquoted. An unset `allow_origin` (CORS
+/// off) still answers preflights, without granting any origin.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct CorsModel {
+    pub allow_origin: Option<String>,
+    pub allow_headers: Option<String>,
+    pub max_age: Option<String>,
 }
 
 /// One throttling entry of the stage's `MethodSettings`. As on API Gateway, the limits apply
@@ -136,15 +149,15 @@ impl ApiModel {
             }
         }
         parameters.extend(overrides.iter().map(|(k, v)| (k.clone(), v.clone())));
-        let resolve = |value: &Value| -> Option<String> {
-            match value {
-                Value::Tagged(tagged) if tagged.tag == "Ref" => tagged
-                    .value
-                    .as_str()
-                    .and_then(|name| parameters.get(name).cloned()),
-                other => scalar(other),
-            }
+        let empty = serde_yaml::Mapping::new();
+        let intrinsics = Intrinsics {
+            parameters: &parameters,
+            conditions: template
+                .get("Conditions")
+                .and_then(Value::as_mapping)
+                .unwrap_or(&empty),
         };
+        let resolve = |value: &Value| intrinsics.value(value, 0);
 
         let resources = template
             .get("Resources")
@@ -326,9 +339,8 @@ impl ApiModel {
                             .iter()
                             .filter_map(|(name, value)| {
                                 // Static header values are quoted: "'nosniff'".
-                                let value = value.as_str()?.trim();
-                                let value = value.strip_prefix('\'')?.strip_suffix('\'')?;
-                                Some((name.as_str()?.to_string(), value.to_string()))
+                                let value = unquote(&resolve(value)?)?;
+                                Some((name.as_str()?.to_string(), value))
                             })
                             .collect()
                     })
@@ -407,6 +419,15 @@ impl ApiModel {
             })
             .unwrap_or_default();
 
+        let cors = api_props.get("Cors").map(|cors| {
+            let field = |key: &str| cors.get(key).and_then(&resolve).and_then(|v| unquote(&v));
+            CorsModel {
+                allow_origin: field("AllowOrigin"),
+                allow_headers: field("AllowHeaders"),
+                max_age: field("MaxAge"),
+            }
+        });
+
         Ok(Self {
             stage,
             routes,
@@ -414,7 +435,87 @@ impl ApiModel {
             gateway_responses,
             function_environment,
             throttling,
+            cors,
         })
+    }
+}
+
+/// A quoted API Gateway header value (`'nosniff'`) without its quotes.
+fn unquote(value: &str) -> Option<String> {
+    let value = value.trim();
+    Some(value.strip_prefix('\'')?.strip_suffix('\'')?.to_string())
+}
+
+/// Deepest nesting of conditions and intrinsics evaluated (a template's are shallow; this
+/// only stops a cycle of conditions).
+const MAX_INTRINSIC_DEPTH: usize = 16;
+
+/// Evaluates the intrinsic functions the local gateway needs against parameter values.
+struct Intrinsics<'a> {
+    parameters: &'a HashMap<String, String>,
+    conditions: &'a serde_yaml::Mapping,
+}
+
+impl Intrinsics<'_> {
+    /// A value as a string; `None` for `AWS::NoValue` or anything unresolvable here.
+    fn value(&self, value: &Value, depth: usize) -> Option<String> {
+        if depth > MAX_INTRINSIC_DEPTH {
+            return None;
+        }
+        let Value::Tagged(tagged) = value else {
+            return scalar(value);
+        };
+        match tagged.tag.to_string().trim_start_matches('!') {
+            "Ref" => self.parameters.get(tagged.value.as_str()?).cloned(),
+            "Sub" => {
+                let mut text = tagged.value.as_str()?.to_string();
+                while let Some(start) = text.find("${") {
+                    let end = start + text[start..].find('}')?;
+                    let replacement = self.parameters.get(&text[start + 2..end])?;
+                    text.replace_range(start..=end, replacement);
+                }
+                Some(text)
+            }
+            "If" => {
+                let branches = tagged.value.as_sequence()?;
+                let chosen = if self.condition(branches.first()?.as_str()?, depth + 1)? {
+                    branches.get(1)?
+                } else {
+                    branches.get(2)?
+                };
+                self.value(chosen, depth + 1)
+            }
+            _ => None,
+        }
+    }
+
+    fn condition(&self, name: &str, depth: usize) -> Option<bool> {
+        self.truth(self.conditions.get(name)?, depth + 1)
+    }
+
+    fn truth(&self, value: &Value, depth: usize) -> Option<bool> {
+        if depth > MAX_INTRINSIC_DEPTH {
+            return None;
+        }
+        let Value::Tagged(tagged) = value else {
+            return None;
+        };
+        let operands = || tagged.value.as_sequence().map(Vec::as_slice);
+        match tagged.tag.to_string().trim_start_matches('!') {
+            "Equals" => match operands()? {
+                [a, b] => Some(self.value(a, depth + 1)? == self.value(b, depth + 1)?),
+                _ => None,
+            },
+            "Not" => Some(!self.truth(operands()?.first()?, depth + 1)?),
+            "And" => operands()?
+                .iter()
+                .try_fold(true, |all, x| Some(all && self.truth(x, depth + 1)?)),
+            "Or" => operands()?
+                .iter()
+                .try_fold(false, |any, x| Some(any || self.truth(x, depth + 1)?)),
+            "Condition" => self.condition(tagged.value.as_str()?, depth + 1),
+            _ => None,
+        }
     }
 }
 

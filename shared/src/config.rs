@@ -52,6 +52,11 @@ pub struct Config {
     /// `SESSION_MAX_SECONDS` (default 30 days): a session (refresh-token family) ends this
     /// long after its login, however often it is refreshed.
     pub session_max_secs: u64,
+    /// `METRICS_NAMESPACE` (default `LambdaJwtAuth`): the CloudWatch namespace of the
+    /// security events' metrics ([`crate::audit`]).
+    pub metrics_namespace: String,
+    /// `CORS_ALLOW_ORIGIN` (empty = off): the one origin (or `*`) browsers may call from.
+    pub cors: crate::http::Cors,
     /// `SIGNING_ALGORITHM` (default ES256): the algorithm of keys rotation creates.
     pub signing_algorithm: crate::keys::SigningAlgorithm,
     /// `AUTHORIZER_CACHE_TTL_SECONDS` (default 300): how long API Gateway may replay an
@@ -113,8 +118,15 @@ impl Config {
                 })
                 .transpose()
         };
+        // A local secret beside a Secrets Manager ARN is a deployment that `sam local` or a
+        // mistake gave a test key: refused, never silently preferred or ignored.
+        let refuse_local = |name: &'static str, arn: &str| ConfigError::Invalid {
+            name,
+            reason: format!("a local secret is refused when {arn} is set"),
+        };
         let hmac_secret = match (non_empty("HMAC_SECRET_ARN"), inline_secret("HMAC_SECRET")?) {
-            (Some(secret_id), _) => Some(SecretSource::SecretsManager { secret_id }),
+            (Some(_), Some(_)) => return Err(refuse_local("HMAC_SECRET", "HMAC_SECRET_ARN")),
+            (Some(secret_id), None) => Some(SecretSource::SecretsManager { secret_id }),
             (None, Some(inline)) => Some(SecretSource::Inline(inline)),
             (None, None) => None,
         };
@@ -122,7 +134,10 @@ impl Config {
             non_empty("SIGNING_KEYS_SECRET_ARN"),
             inline_secret("JWT_SECRET")?,
         ) {
-            (Some(secret_id), _) => TokenKeySource::SecretsManager { secret_id },
+            (Some(_), Some(_)) => {
+                return Err(refuse_local("JWT_SECRET", "SIGNING_KEYS_SECRET_ARN"));
+            }
+            (Some(secret_id), None) => TokenKeySource::SecretsManager { secret_id },
             (None, Some(inline)) => TokenKeySource::Inline(inline),
             (None, None) => TokenKeySource::Published,
         };
@@ -173,7 +188,19 @@ impl Config {
             }
         };
         let authorizer_cache_ttl_secs = seconds("AUTHORIZER_CACHE_TTL_SECONDS", 300, 0..=3600)?;
+        let cors = match non_empty("CORS_ALLOW_ORIGIN") {
+            None => crate::http::Cors::off(),
+            Some(origin) => {
+                crate::http::Cors::allowing(origin.trim()).ok_or(ConfigError::Invalid {
+                    name: "CORS_ALLOW_ORIGIN",
+                    reason: "expected * or one origin such as https://app.example.com".into(),
+                })?
+            }
+        };
         Ok(Self {
+            metrics_namespace: non_empty("METRICS_NAMESPACE")
+                .unwrap_or_else(|| crate::audit::DEFAULT_NAMESPACE.into()),
+            cors,
             signing_algorithm,
             authorizer_cache_ttl_secs,
             users_table,
@@ -296,15 +323,29 @@ mod tests {
     }
 
     #[test]
-    fn the_secrets_manager_arn_wins_over_an_inline_secret() {
+    fn a_local_secret_beside_a_secrets_manager_arn_is_refused() {
+        for (local, arn) in [
+            ("HMAC_SECRET", "HMAC_SECRET_ARN"),
+            ("JWT_SECRET", "SIGNING_KEYS_SECRET_ARN"),
+        ] {
+            let err = Config::from_lookup(lookup(&[
+                ("USERS_TABLE", "users"),
+                (local, GOOD_SECRET),
+                (arn, "arn:aws:secretsmanager:us-east-1:1:secret:x"),
+            ]))
+            .unwrap_err();
+            assert!(err.to_string().contains(local), "{err}");
+            assert!(!err.to_string().contains(GOOD_SECRET));
+        }
+        // Declared but empty (how the template declares them for `sam local`): unset.
         let config = Config::from_lookup(lookup(&[
             ("USERS_TABLE", "users"),
-            ("HMAC_SECRET", GOOD_SECRET),
+            ("HMAC_SECRET", ""),
             (
                 "HMAC_SECRET_ARN",
                 "arn:aws:secretsmanager:us-east-1:1:secret:x",
             ),
-            ("JWT_SECRET", GOOD_SECRET),
+            ("JWT_SECRET", ""),
             (
                 "SIGNING_KEYS_SECRET_ARN",
                 "arn:aws:secretsmanager:us-east-1:1:secret:keys",

@@ -8,6 +8,7 @@
 //! `application/problem+json` answer, and [`login`] (sessions) and [`users`] are the use
 //! cases.
 
+pub mod audit;
 pub mod clock;
 pub mod config;
 pub mod cursor;

@@ -144,6 +144,8 @@ pub struct LoginService {
     /// [`JWKS_REFRESH_SECS`]): what `GET /.well-known/jwks.json` answers, so a new key is
     /// public before this instance's signer uses it.
     pub public_keys: Arc<crate::keys::live::LiveKeys>,
+    /// CORS headers on every answer ([`crate::Config::cors`]).
+    pub cors: crate::http::Cors,
 }
 
 /// Least time between two reads of the published public keys by the JWKS route.
@@ -196,6 +198,7 @@ impl LoginService {
                 .await?;
             if source_attempt.count > self.source_failure_limit {
                 tracing::info!(outcome = "source_limited", "login refused");
+                crate::audit::record(crate::audit::SecurityEvent::LoginLocked, None, None);
                 return Err(ApiError::TooManyAttempts {
                     retry_after_secs: source_window_left(now),
                 });
@@ -257,9 +260,11 @@ impl LoginService {
                 known_device = device.is_some(),
                 "login refused"
             );
+            crate::audit::record(crate::audit::SecurityEvent::LoginLocked, None, None);
             return Err(ApiError::TooManyAttempts { retry_after_secs });
         }
 
+        let known_user = record.as_ref().map(|record| record.user.id.clone());
         let hasher = Arc::clone(&self.hasher);
         let (record, verification, password) = tokio::task::spawn_blocking(move || {
             let verification = match &record {
@@ -280,6 +285,11 @@ impl LoginService {
                     outcome = "invalid_credentials",
                     known_device = device.is_some(),
                     "login refused"
+                );
+                crate::audit::record(
+                    crate::audit::SecurityEvent::LoginFailed,
+                    known_user.as_deref(),
+                    None,
                 );
                 return Err(ApiError::InvalidCredentials);
             }
@@ -304,6 +314,11 @@ impl LoginService {
         let mut response = self.issue(user, &session, now, now).await?;
         response.device_token = Some(device_token);
         tracing::info!(sub = %response.user.id, sid = %session.id, known_device = device.is_some(), username, "login succeeded");
+        crate::audit::record(
+            crate::audit::SecurityEvent::LoginSucceeded,
+            Some(&response.user.id),
+            None,
+        );
         Ok(response)
     }
 
@@ -332,6 +347,11 @@ impl LoginService {
         }
         if self.session_ends_at(record.token.session_started_at) <= now {
             tracing::info!(sid = %family_id, sub = %record.token.user_id, "refresh past the session's absolute lifetime refused");
+            crate::audit::record(
+                crate::audit::SecurityEvent::RefreshRefused,
+                Some(&record.token.user_id),
+                None,
+            );
             return Err(ApiError::SessionExpired);
         }
         if record.token.expires_at <= now {
@@ -343,6 +363,11 @@ impl LoginService {
                     .revoke_family(&family_id, now + self.refresh_ttl_secs)
                     .await?;
                 tracing::warn!(sid = %family_id, sub = %record.token.user_id, "retired refresh token reused: session revoked");
+                crate::audit::record(
+                    crate::audit::SecurityEvent::RefreshReuseDetected,
+                    Some(&record.token.user_id),
+                    None,
+                );
             }
             return Err(ApiError::InvalidRefreshToken);
         }
@@ -379,6 +404,11 @@ impl LoginService {
         let response =
             self.access_token_response(user, &session, refresh_token, refresh_expires_at, now)?;
         tracing::info!(sub = %response.user.id, sid = %session.id, "session refreshed");
+        crate::audit::record(
+            crate::audit::SecurityEvent::RefreshRotated,
+            Some(&response.user.id),
+            None,
+        );
         Ok(response)
     }
 
@@ -393,6 +423,7 @@ impl LoginService {
             .revoke_family(&caller.sid, now + self.refresh_ttl_secs)
             .await?;
         tracing::info!(sub = %caller.sub, sid = %caller.sid, "logged out");
+        crate::audit::record(crate::audit::SecurityEvent::Logout, Some(&caller.sub), None);
         Ok(())
     }
 
@@ -403,6 +434,11 @@ impl LoginService {
             .revoke_access_token(&caller.jti, deny_list_expiry(caller.exp, now))
             .await?;
         tracing::info!(sub = %caller.sub, "logged out everywhere");
+        crate::audit::record(
+            crate::audit::SecurityEvent::LogoutEverywhere,
+            Some(&caller.sub),
+            None,
+        );
         Ok(())
     }
 
@@ -437,6 +473,11 @@ impl LoginService {
             throttle(self.store.as_ref(), &counter, &attempt, now).await?
         {
             tracing::info!(sub = %caller.sub, outcome = "locked", "password change refused");
+            crate::audit::record(
+                crate::audit::SecurityEvent::PasswordChangeRefused,
+                Some(&caller.sub),
+                None,
+            );
             return Err(ApiError::TooManyAttempts { retry_after_secs });
         }
         // The credential item is keyed by username; it must still be the caller's.
@@ -465,6 +506,11 @@ impl LoginService {
         .map_err(ApiError::internal)?;
         let Some(new_hash) = outcome else {
             tracing::info!(sub = %caller.sub, outcome = "wrong_password", "password change refused");
+            crate::audit::record(
+                crate::audit::SecurityEvent::PasswordChangeRefused,
+                Some(&caller.sub),
+                None,
+            );
             return Err(ApiError::WrongPassword);
         };
         self.store.clear_login_failures(&counter).await?;
@@ -495,6 +541,11 @@ impl LoginService {
         let mut response = self.issue(user, &session, now, now).await?;
         response.device_token = Some(device_token);
         tracing::info!(sub = %caller.sub, sid = %session.id, "password changed; earlier tokens revoked");
+        crate::audit::record(
+            crate::audit::SecurityEvent::PasswordChanged,
+            Some(&caller.sub),
+            None,
+        );
         Ok(response)
     }
 

@@ -170,6 +170,11 @@ pub async fn create_user(
         )
         .await?;
     tracing::info!(admin = %caller.sub, user = %user.id, role = %user.role, "user created");
+    crate::audit::record(
+        crate::audit::SecurityEvent::UserCreated,
+        Some(&caller.sub),
+        Some(&user.id),
+    );
     Ok(UserResponse { user })
 }
 
@@ -209,6 +214,11 @@ pub async fn update_user(
     }
     let user = store.update_user(id, changes).await?;
     tracing::info!(admin = %caller.sub, user = %user.id, "user updated");
+    crate::audit::record(
+        crate::audit::SecurityEvent::UserUpdated,
+        Some(&caller.sub),
+        Some(&user.id),
+    );
     Ok(UserResponse { user })
 }
 
@@ -254,6 +264,11 @@ pub async fn reset_password(
         .set_password_hash(id, password_hash, PasswordWrite::Reset)
         .await?;
     tracing::info!(admin = %caller.sub, user = %id, "password reset; the user's tokens revoked");
+    crate::audit::record(
+        crate::audit::SecurityEvent::PasswordReset,
+        Some(&caller.sub),
+        Some(id),
+    );
     Ok(())
 }
 
@@ -269,6 +284,11 @@ pub async fn delete_user(store: &dyn UserStore, caller: &Caller, id: &str) -> Re
     match store.delete_user(id).await {
         Ok(()) => {
             tracing::info!(admin = %caller.sub, user = %id, "user deleted");
+            crate::audit::record(
+                crate::audit::SecurityEvent::UserDeleted,
+                Some(&caller.sub),
+                Some(id),
+            );
             Ok(())
         }
         Err(StoreError::NotFound) => Err(ApiError::NotFound),

@@ -73,12 +73,14 @@ impl TestApp {
                     jwt_auth_core::keys::KeyRing::from_published(&Default::default())
                         .expect("an empty set"),
                 )),
+                cors: jwt_auth_core::http::Cors::off(),
             },
             users: UsersService {
                 store: Arc::clone(&store),
                 cursors: CursorCodec::new(&secret),
                 hasher: hasher(),
                 clock: clock.clone(),
+                cors: jwt_auth_core::http::Cors::off(),
             },
             verifier: TokenVerifier::new(Arc::clone(&keys), &settings),
             issuer: TokenIssuer::new(keys, settings),

@@ -452,6 +452,7 @@ async fn unknown_wrong_and_disabled_logins_do_the_same_work(app: TestApp) {
             jwt_auth_core::keys::KeyRing::from_published(&Default::default())
                 .expect("an empty set"),
         )),
+        cors: jwt_auth_core::http::Cors::off(),
     };
     let mut answers = Vec::new();
     for (username, password) in [

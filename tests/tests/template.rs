@@ -306,9 +306,12 @@ fn no_function_is_granted_more_than_it_uses() {
 fn no_key_or_secret_value_appears_in_the_template() {
     let template = template();
     let text = template_text();
-    for literal in ["JWT_SECRET:", "HMAC_SECRET:"] {
-        assert!(!text.contains(literal), "{literal}");
+    let globals = &template["Globals"]["Function"]["Environment"]["Variables"];
+    for local in ["JWT_SECRET", "HMAC_SECRET", "DYNAMODB_ENDPOINT"] {
+        // Declared for `sam local invoke --env-vars`, empty in every deployment.
+        assert_eq!(globals[local], "", "{local}");
     }
+    let _ = &text;
     for secret in ["HmacSecret", "SigningKeysSecret"] {
         assert!(
             resource(&template, secret)["Properties"]
@@ -548,4 +551,282 @@ fn a_login_flood_has_a_concurrency_ceiling_and_waf_is_optional() {
         template["Parameters"]["EnableWaf"]["Default"].as_str(),
         Some("false")
     );
+}
+
+#[test]
+fn cors_is_a_parameter_applied_to_the_preflight_and_every_gateway_response() {
+    let template = template();
+    assert_eq!(template["Parameters"]["CorsAllowOrigin"]["Default"], "");
+    let api = &resource(&template, "Api")["Properties"];
+    let cors = serde_yaml::to_string(&api["Cors"]).unwrap();
+    assert!(
+        cors.contains("CorsEnabled") && cors.contains("CorsAllowOrigin"),
+        "{cors}"
+    );
+    assert!(
+        api["Cors"]["AllowHeaders"]
+            .as_str()
+            .unwrap()
+            .contains("Authorization")
+    );
+    assert_eq!(
+        api["Auth"]["AddDefaultAuthorizerToCorsPreflight"], false,
+        "browsers send preflights without a token"
+    );
+    let responses = api["GatewayResponses"].as_mapping().unwrap();
+    assert!(responses.len() >= 8);
+    for (kind, response) in responses {
+        let headers = &response["ResponseParameters"]["Headers"];
+        for header in ["Access-Control-Allow-Origin", "Vary"] {
+            assert!(
+                matches!(&headers[header], Value::Tagged(tagged) if tagged.tag == "If"),
+                "{kind:?}: {header}"
+            );
+        }
+    }
+    // The functions get the same origin.
+    let env = &template["Globals"]["Function"]["Environment"]["Variables"];
+    assert!(matches!(&env["CORS_ALLOW_ORIGIN"], Value::Tagged(t) if t.tag == "Ref"));
+    // Evaluated as the local gateway evaluates the template: on with an origin, off empty.
+    let on = ApiModel::from_yaml(
+        &template_text(),
+        &HashMap::from([(
+            "CorsAllowOrigin".to_string(),
+            "https://app.example.com".to_string(),
+        )]),
+    )
+    .unwrap();
+    for (kind, response) in &on.gateway_responses {
+        assert!(
+            response.headers.contains(&(
+                "Access-Control-Allow-Origin".into(),
+                "https://app.example.com".into()
+            )),
+            "{kind}"
+        );
+        assert!(
+            response.headers.contains(&("Vary".into(), "Origin".into())),
+            "{kind}"
+        );
+    }
+    let star = ApiModel::from_yaml(
+        &template_text(),
+        &HashMap::from([("CorsAllowOrigin".to_string(), "*".to_string())]),
+    )
+    .unwrap();
+    assert!(
+        star.gateway_responses
+            .values()
+            .all(|r| !r.headers.iter().any(|(n, _)| n == "Vary"))
+    );
+    let off = model();
+    assert_eq!(off.cors.as_ref().unwrap().allow_origin, None);
+    assert!(off.gateway_responses.values().all(|r| {
+        !r.headers
+            .iter()
+            .any(|(n, _)| n.starts_with("Access-Control"))
+    }));
+}
+
+#[test]
+fn the_sam_local_env_file_names_real_functions_and_declared_variables_only() {
+    // SAM overrides only variables the template declares, for functions it has; anything
+    // else in events/env.json would be silently ignored (Docker is not available here to
+    // run `sam local invoke` itself).
+    let template = template();
+    let env: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(integration_tests::workspace_root().join("events/env.json"))
+            .unwrap(),
+    )
+    .unwrap();
+    let globals: BTreeSet<String> = template["Globals"]["Function"]["Environment"]["Variables"]
+        .as_mapping()
+        .unwrap()
+        .keys()
+        .map(|k| k.as_str().unwrap().to_string())
+        .collect();
+    let declared = |function: &str| -> BTreeSet<String> {
+        let mut names = globals.clone();
+        if let Some(own) =
+            resource(&template, function)["Properties"]["Environment"]["Variables"].as_mapping()
+        {
+            names.extend(own.keys().map(|k| k.as_str().unwrap().to_string()));
+        }
+        names
+    };
+    let functions = ["LoginFunction", "UsersFunction", "AuthorizerFunction"];
+    for (section, variables) in env.as_object().unwrap() {
+        let variables = variables.as_object().unwrap();
+        if section == "Parameters" {
+            // Applies to every function: each name must be declared by at least one, and the
+            // AWS credential placeholders are SAM's own.
+            for name in variables.keys() {
+                assert!(
+                    name.starts_with("AWS_")
+                        || functions.iter().any(|f| declared(f).contains(name)),
+                    "Parameters.{name} is declared by no function"
+                );
+            }
+            continue;
+        }
+        assert!(
+            functions.contains(&section.as_str()),
+            "{section} is not a function of the template"
+        );
+        for name in variables.keys() {
+            assert!(
+                declared(section).contains(name),
+                "{section}.{name} is not declared"
+            );
+        }
+    }
+    // With it, every function starts locally: the ARNs blanked, local secrets set.
+    let parameters = env["Parameters"].as_object().unwrap();
+    for (name, value) in parameters {
+        let value = value.as_str().unwrap();
+        if name.ends_with("_ARN") {
+            assert_eq!(value, "", "{name}");
+        }
+    }
+    for function in functions {
+        let mut variables: HashMap<String, String> = parameters
+            .iter()
+            .map(|(k, v)| (k.clone(), v.as_str().unwrap().to_string()))
+            .collect();
+        if let Some(own) = env[function].as_object() {
+            variables.extend(
+                own.iter()
+                    .map(|(k, v)| (k.clone(), v.as_str().unwrap().to_string())),
+            );
+        }
+        let config = jwt_auth_core::Config::from_lookup(|name| variables.get(name).cloned())
+            .unwrap_or_else(|err| panic!("{function}: {err}"));
+        assert!(config.dynamodb_endpoint.is_some(), "{function}");
+        if function != "AuthorizerFunction" {
+            assert!(config.hmac_secret().is_ok(), "{function}");
+        }
+    }
+}
+
+#[test]
+fn every_function_logs_json_to_a_group_with_retention_and_is_traced() {
+    let template = template();
+    assert_eq!(template["Parameters"]["LogRetentionDays"]["Default"], 30);
+    assert_eq!(
+        serde_yaml::to_string(&template["Globals"]["Function"]["Tracing"])
+            .unwrap()
+            .trim(),
+        "!If\n- TracingOn\n- Active\n- PassThrough"
+    );
+    for function in [
+        "LoginFunction",
+        "UsersFunction",
+        "AuthorizerFunction",
+        "KeyRotationFunction",
+    ] {
+        let logging = &resource(&template, function)["Properties"]["LoggingConfig"];
+        assert_eq!(logging["LogFormat"], "JSON", "{function}");
+        let Value::Tagged(group) = &logging["LogGroup"] else {
+            panic!("{function}: LogGroup is not a !Ref");
+        };
+        let group = resource(&template, group.value.as_str().unwrap());
+        assert_eq!(group["Type"], "AWS::Logs::LogGroup");
+        assert!(
+            serde_yaml::to_string(&group["Properties"]["RetentionInDays"])
+                .unwrap()
+                .contains("LogRetentionDays")
+        );
+    }
+    let api = &resource(&template, "Api")["Properties"];
+    assert!(
+        serde_yaml::to_string(&api["TracingEnabled"])
+            .unwrap()
+            .contains("TracingOn")
+    );
+    // The access log: JSON with the request id, status, latency and the authorizer's
+    // status, to a group with retention; never a header or the query string.
+    let access = &api["AccessLogSetting"];
+    let text = access["Format"].as_str().unwrap();
+    serde_json::from_str::<serde_json::Value>(text).expect("the access log format is JSON");
+    for field in [
+        "$context.requestId",
+        "$context.status",
+        "$context.responseLatency",
+        "$context.authorizer.status",
+    ] {
+        assert!(text.contains(field), "{field}");
+    }
+    for never in [
+        "$input.params",
+        "$context.identity.apiKey",
+        "Authorization",
+        "querystring",
+    ] {
+        assert!(!text.contains(never), "{never}");
+    }
+    assert!(
+        serde_yaml::to_string(&access["DestinationArn"])
+            .unwrap()
+            .contains("ApiAccessLogGroup")
+    );
+}
+
+#[test]
+fn alarms_watch_authorizer_errors_5xx_reuse_and_lockouts_and_notify_one_topic() {
+    let template = template();
+    let alarms: Vec<(&str, &Value)> = template["Resources"]
+        .as_mapping()
+        .unwrap()
+        .iter()
+        .filter(|(_, r)| r["Type"] == "AWS::CloudWatch::Alarm")
+        .map(|(name, r)| (name.as_str().unwrap(), r))
+        .collect();
+    let metrics: BTreeSet<&str> = alarms
+        .iter()
+        .map(|(_, alarm)| alarm["Properties"]["MetricName"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        metrics,
+        BTreeSet::from([
+            "AuthorizerError",
+            "5XXError",
+            "RefreshReuseDetected",
+            "LoginLocked"
+        ])
+    );
+    for (name, alarm) in &alarms {
+        let actions = serde_yaml::to_string(&alarm["Properties"]["AlarmActions"]).unwrap();
+        assert!(actions.contains("AlarmTopic"), "{name}");
+        assert_eq!(
+            alarm["Properties"]["TreatMissingData"], "notBreaching",
+            "{name}"
+        );
+    }
+    // The custom metrics are the ones the functions emit (audit.rs), in the namespace the
+    // functions are given.
+    let emitted: BTreeSet<&str> = jwt_auth_core::audit::SecurityEvent::ALL
+        .iter()
+        .map(|event| event.parts().2)
+        .collect();
+    for (name, alarm) in &alarms {
+        let metric = alarm["Properties"]["MetricName"].as_str().unwrap();
+        if metric != "5XXError" {
+            assert!(
+                emitted.contains(metric),
+                "{name}: {metric} is never emitted"
+            );
+            assert!(
+                serde_yaml::to_string(&alarm["Properties"]["Namespace"])
+                    .unwrap()
+                    .contains("MetricsNamespace")
+            );
+        }
+    }
+    assert_eq!(resource(&template, "AlarmTopic")["Type"], "AWS::SNS::Topic");
+    assert_eq!(
+        resource(&template, "AlarmEmailSubscription")["Condition"],
+        "HasAlarmEmail"
+    );
+    let env = &template["Globals"]["Function"]["Environment"]["Variables"];
+    assert!(matches!(&env["METRICS_NAMESPACE"], Value::Tagged(t) if t.tag == "Ref"));
 }

@@ -22,6 +22,7 @@
 //!   API Gateway answers with 500. Never an Allow, never a panic.
 
 use aws_lambda_events::apigw::ApiGatewayCustomAuthorizerRequest;
+use jwt_auth_core::audit::{RequestMeta, SecurityEvent, with_request};
 use jwt_auth_core::policy::{AuthorizerContext, AuthorizerResponse, MethodArn, policy_for};
 use jwt_auth_core::revocation::refusal;
 use jwt_auth_core::store::UserStore;
@@ -73,28 +74,38 @@ pub async fn authorize(
             Ok(reason) => {
                 // The reason and nothing of the token itself: tokens never reach the logs.
                 tracing::info!(%reason, "token refused");
+                jwt_auth_core::audit::record(SecurityEvent::AuthorizerDeny, None, None);
                 AuthorizerError::Unauthorized
             }
-            Err(_) => AuthorizerError::KeysUnavailable,
+            Err(_) => {
+                jwt_auth_core::audit::record(SecurityEvent::AuthorizerError, None, None);
+                AuthorizerError::KeysUnavailable
+            }
         })?;
     let method_arn = event
         .method_arn
         .as_deref()
         .and_then(MethodArn::parse)
-        .ok_or(AuthorizerError::BadEvent("methodArn missing or malformed"))?;
+        .ok_or(AuthorizerError::BadEvent("methodArn missing or malformed"))
+        .inspect_err(|_| {
+            jwt_auth_core::audit::record(SecurityEvent::AuthorizerError, Some(&claims.sub), None)
+        })?;
     let state = store
         .authorization_state(&claims.sub, &claims.jti, &claims.sid)
         .await
         .map_err(|err| {
             tracing::error!(error = %jwt_auth_core::error::error_chain(&err), "revocation check failed");
+            jwt_auth_core::audit::record(SecurityEvent::AuthorizerError, Some(&claims.sub), None);
             AuthorizerError::StoreUnavailable
         })?;
     if let Some(reason) = refusal(&state, claims.role, claims.ver) {
         tracing::info!(reason, sub = %claims.sub, jti = %claims.jti, "token refused");
+        jwt_auth_core::audit::record(SecurityEvent::AuthorizerDeny, Some(&claims.sub), None);
         return Err(AuthorizerError::Unauthorized);
     }
     let policy_document = policy_for(claims.role, &claims.sub, &method_arn);
     tracing::info!(sub = %claims.sub, role = %claims.role, jti = %claims.jti, "token accepted");
+    jwt_auth_core::audit::record(SecurityEvent::AuthorizerAllow, Some(&claims.sub), None);
     Ok(AuthorizerResponse {
         principal_id: claims.sub.clone(),
         policy_document,
@@ -116,5 +127,14 @@ pub async fn handle(
     verifier: &TokenVerifier,
     store: &dyn UserStore,
 ) -> Result<AuthorizerResponse, AuthorizerError> {
-    authorize(&event.payload, verifier, store, jwt_auth_core::unix_now()).await
+    // A TOKEN event carries no client address.
+    let meta = RequestMeta {
+        request_id: event.context.request_id.clone(),
+        source_ip: String::new(),
+    };
+    with_request(
+        meta,
+        authorize(&event.payload, verifier, store, jwt_auth_core::unix_now()),
+    )
+    .await
 }

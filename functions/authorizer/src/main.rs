@@ -10,6 +10,7 @@ use std::sync::Arc;
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     let cold = ColdStart::load().await?;
+    jwt_auth_core::audit::init(&cold.config.metrics_namespace, "authorizer");
     let store = Arc::new(DynamoUserStore::new(
         cold.dynamodb_client(),
         cold.config.users_table.clone(),

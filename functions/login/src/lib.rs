@@ -25,10 +25,14 @@ pub async fn handle(
     request: Request,
     service: &LoginService,
 ) -> Result<Response<Body>, std::convert::Infallible> {
-    Ok(match route(request, service).await {
+    let meta = jwt_auth_core::http::request_meta(&request);
+    let mut response = match jwt_auth_core::audit::with_request(meta, route(request, service)).await
+    {
         Ok(response) => response,
         Err(error) => error.into_response(),
-    })
+    };
+    service.cors.apply(&mut response);
+    Ok(response)
 }
 
 async fn route(request: Request, service: &LoginService) -> Result<Response<Body>, ApiError> {

@@ -13,6 +13,7 @@ use std::sync::Arc;
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     let cold = ColdStart::load().await?;
+    jwt_auth_core::audit::init(&cold.config.metrics_namespace, "login");
     let store = DynamoUserStore::new(cold.dynamodb_client(), cold.config.users_table.clone());
     // One cheap read now moves the TLS handshake to DynamoDB out of the first request.
     let _ = store.login_failures("warm-up").await;
@@ -33,6 +34,8 @@ async fn main() -> Result<(), Error> {
         config.session_max_secs,
         config.login_source_failure_limit,
     );
+    let cors = config.cors.clone();
+    let unavailable_cors = cors.clone();
     let service = NeedsSecret::start(
         config.hmac_secret()?,
         cold.sdk_config.clone(),
@@ -46,15 +49,20 @@ async fn main() -> Result<(), Error> {
             devices: DeviceTokens::new(secret),
             source_failure_limit,
             public_keys: public_keys.clone(),
+            cors: cors.clone(),
         },
     )
     .await?;
     run(service_fn(|request| {
-        let service = &service;
+        let (service, cors) = (&service, &unavailable_cors);
         async move {
             match service.get().await {
                 Ok(service) => login::handle(request, service).await,
-                Err(unavailable) => Ok(unavailable.into_response()),
+                Err(unavailable) => {
+                    let mut response = unavailable.into_response();
+                    cors.apply(&mut response);
+                    Ok(response)
+                }
             }
         }
     }))

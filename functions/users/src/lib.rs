@@ -29,6 +29,8 @@ pub struct UsersService {
     /// Hashes the passwords of users created over the API.
     pub hasher: Arc<PasswordHasher>,
     pub clock: Clock,
+    /// CORS headers on every answer ([`jwt_auth_core::Config::cors`]).
+    pub cors: jwt_auth_core::http::Cors,
 }
 
 /// Answers every request; failures are problem+json responses, never `Err`.
@@ -36,10 +38,14 @@ pub async fn handle(
     request: Request,
     service: &UsersService,
 ) -> Result<Response<Body>, std::convert::Infallible> {
-    Ok(match route(request, service).await {
+    let meta = jwt_auth_core::http::request_meta(&request);
+    let mut response = match jwt_auth_core::audit::with_request(meta, route(request, service)).await
+    {
         Ok(response) => response,
         Err(error) => error.into_response(),
-    })
+    };
+    service.cors.apply(&mut response);
+    Ok(response)
 }
 
 async fn route(request: Request, service: &UsersService) -> Result<Response<Body>, ApiError> {

@@ -11,11 +11,14 @@ use users::UsersService;
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     let cold = ColdStart::load().await?;
+    jwt_auth_core::audit::init(&cold.config.metrics_namespace, "users");
     let store = DynamoUserStore::new(cold.dynamodb_client(), cold.config.users_table.clone());
     // One cheap read now moves the TLS handshake to DynamoDB out of the first request.
     let _ = store.get_user(&"0".repeat(32)).await;
     let store = Arc::new(store);
     let hasher = Arc::new(PasswordHasher::new());
+    let cors = cold.config.cors.clone();
+    let unavailable_cors = cors.clone();
     let service = NeedsSecret::start(
         cold.config.hmac_secret()?,
         cold.sdk_config.clone(),
@@ -24,15 +27,20 @@ async fn main() -> Result<(), Error> {
             cursors: CursorCodec::new(secret),
             hasher: hasher.clone(),
             clock: Clock::system(),
+            cors: cors.clone(),
         },
     )
     .await?;
     run(service_fn(|request| {
-        let service = &service;
+        let (service, cors) = (&service, &unavailable_cors);
         async move {
             match service.get().await {
                 Ok(service) => users::handle(request, service).await,
-                Err(unavailable) => Ok(unavailable.into_response()),
+                Err(unavailable) => {
+                    let mut response = unavailable.into_response();
+                    cors.apply(&mut response);
+                    Ok(response)
+                }
             }
         }
     }))

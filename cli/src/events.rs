@@ -1,4 +1,4 @@
-//! `jwt-auth-local event …`: prints fresh events, so that `events/` never needs a
+//! `jwt-auth event …`: prints fresh events, so that `events/` never needs a
 //! long-lived token. The token is signed with `JWT_SECRET`, the secret the locally invoked
 //! authorizer must be started with (`cargo lambda watch` passes the environment on).
 

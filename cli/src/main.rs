@@ -1,4 +1,4 @@
-//! `jwt-auth-local`: run the API locally, administer users, mint events.
+//! `jwt-auth`: the one CLI of lambda-jwt-auth: `serve` (the API locally), `users` (admin, local or AWS), `keys` (local key rotation), `event` (test events).
 
 use clap::{Parser, Subcommand, ValueEnum};
 use jwt_auth_core::keys::SigningAlgorithm;
@@ -15,9 +15,9 @@ use local_gateway::admin;
 
 #[derive(Parser)]
 #[command(
-    name = "jwt-auth-local",
+    name = "jwt-auth",
     version,
-    about = "Run lambda-jwt-auth locally, administer users, mint test events"
+    about = "lambda-jwt-auth: serve the API locally, administer users (local or AWS), manage token keys, mint test events"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -67,6 +67,13 @@ struct ServeArgs {
     /// --dynamodb-endpoint: .local/keys-<table>.json; in memory otherwise).
     #[arg(long)]
     key_file: Option<PathBuf>,
+    /// Where to serve the browser client (its own origin; the API's CORS allows it unless
+    /// -P CorsAllowOrigin=... says otherwise).
+    #[arg(long, default_value = "127.0.0.1:3001")]
+    web_addr: std::net::SocketAddr,
+    /// Do not serve the browser client.
+    #[arg(long)]
+    no_web: bool,
     /// How often the functions re-read the key set (seconds; 300 when deployed).
     #[arg(long, default_value_t = jwt_auth_core::keys::live::SIGNER_REFRESH_SECS)]
     key_refresh_secs: u64,
@@ -114,7 +121,7 @@ async fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {
-            eprintln!("jwt-auth-local: {message}");
+            eprintln!("jwt-auth: {message}");
             ExitCode::FAILURE
         }
     }
@@ -142,11 +149,18 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
             table: args.table.clone(),
         },
     };
+    let mut parameters: HashMap<String, String> = args.parameters.into_iter().collect();
+    let web_origin = format!("http://{}", args.web_addr);
+    if !args.no_web {
+        parameters
+            .entry("CorsAllowOrigin".into())
+            .or_insert_with(|| web_origin.clone());
+    }
     let api = LocalApi::build(LocalOptions {
         template: args.template.clone(),
         store,
         secret: None,
-        parameter_overrides: args.parameters.into_iter().collect::<HashMap<_, _>>(),
+        parameter_overrides: parameters,
         seed_demo_users: !args.no_demo_users,
         clock: jwt_auth_core::clock::Clock::system(),
         signing_algorithm: args.signing_algorithm,
@@ -169,6 +183,21 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
         args.signing_algorithm,
         key_file.as_deref(),
     );
+    if !args.no_web {
+        let web_listener = tokio::net::TcpListener::bind(args.web_addr)
+            .await
+            .map_err(|err| format!("cannot listen on {}: {err}", args.web_addr))?;
+        let api_base = format!("http://{address}{}", gateway.stage_path());
+        println!(
+            "  web page:  http://{}/ (signs in to the API above)",
+            args.web_addr
+        );
+        tokio::spawn(local_gateway::web::serve(
+            web_listener,
+            api_base,
+            std::future::pending(),
+        ));
+    }
     let shutdown = async {
         let _ = tokio::signal::ctrl_c().await;
     };
@@ -216,7 +245,7 @@ fn print_banner(
             "  signing:   {signing_algorithm}, a key set generated now (public keys at /.well-known/jwks.json)"
         ),
         Some(path) => println!(
-            "  signing:   the key set in {} (rotate: jwt-auth-local keys rotate)",
+            "  signing:   the key set in {} (rotate: jwt-auth keys rotate)",
             path.display()
         ),
     }

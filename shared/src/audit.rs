@@ -1,0 +1,255 @@
+//! Security events: one JSON line per event on stdout, which is at once the audit record
+//! and a CloudWatch metric.
+//!
+//! Each line has one shape: `event`, `outcome`, `request_id`, `source_ip`, `user_id` (the
+//! actor; `null` when unknown, as for a login of an unknown username), `subject_id` (the
+//! user acted on, for admin actions), and never a password, token, hash or username. It is
+//! also an [Embedded Metric Format] document: the `_aws` member declares one count metric
+//! (e.g. `LoginFailed`) in the namespace `METRICS_NAMESPACE`, with the dimension
+//! `Function`, so CloudWatch turns the log line into the metric the template's alarms
+//! watch, with no API call and no agent.
+//!
+//! The request's id and source address come from the handler, which runs the request
+//! inside [`with_request`].
+//!
+//! [Embedded Metric Format]: https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/CloudWatch_Embedded_Metric_Format_Specification.html
+
+use serde_json::{Value, json};
+use std::sync::{Arc, Mutex, OnceLock};
+
+/// Default `METRICS_NAMESPACE`.
+pub const DEFAULT_NAMESPACE: &str = "LambdaJwtAuth";
+
+/// What happened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SecurityEvent {
+    LoginSucceeded,
+    LoginFailed,
+    /// Refused without a password check: the username, device or source is locked.
+    LoginLocked,
+    RefreshRotated,
+    /// A retired refresh token came back: the session was revoked.
+    RefreshReuseDetected,
+    RefreshRefused,
+    Logout,
+    LogoutEverywhere,
+    PasswordChanged,
+    PasswordChangeRefused,
+    AuthorizerAllow,
+    AuthorizerDeny,
+    AuthorizerError,
+    UserCreated,
+    UserUpdated,
+    UserDeleted,
+    PasswordReset,
+}
+
+impl SecurityEvent {
+    pub const ALL: [SecurityEvent; 17] = [
+        Self::LoginSucceeded,
+        Self::LoginFailed,
+        Self::LoginLocked,
+        Self::RefreshRotated,
+        Self::RefreshReuseDetected,
+        Self::RefreshRefused,
+        Self::Logout,
+        Self::LogoutEverywhere,
+        Self::PasswordChanged,
+        Self::PasswordChangeRefused,
+        Self::AuthorizerAllow,
+        Self::AuthorizerDeny,
+        Self::AuthorizerError,
+        Self::UserCreated,
+        Self::UserUpdated,
+        Self::UserDeleted,
+        Self::PasswordReset,
+    ];
+
+    /// (`event`, `outcome`, metric name).
+    pub fn parts(self) -> (&'static str, &'static str, &'static str) {
+        match self {
+            Self::LoginSucceeded => ("login", "succeeded", "LoginSucceeded"),
+            Self::LoginFailed => ("login", "failed", "LoginFailed"),
+            Self::LoginLocked => ("login", "locked", "LoginLocked"),
+            Self::RefreshRotated => ("refresh", "rotated", "RefreshRotated"),
+            Self::RefreshReuseDetected => ("refresh", "reuse_detected", "RefreshReuseDetected"),
+            Self::RefreshRefused => ("refresh", "refused", "RefreshRefused"),
+            Self::Logout => ("logout", "succeeded", "Logout"),
+            Self::LogoutEverywhere => ("logout_everywhere", "succeeded", "LogoutEverywhere"),
+            Self::PasswordChanged => ("password_change", "succeeded", "PasswordChanged"),
+            Self::PasswordChangeRefused => ("password_change", "refused", "PasswordChangeRefused"),
+            Self::AuthorizerAllow => ("authorize", "allow", "AuthorizerAllow"),
+            Self::AuthorizerDeny => ("authorize", "deny", "AuthorizerDeny"),
+            Self::AuthorizerError => ("authorize", "error", "AuthorizerError"),
+            Self::UserCreated => ("user_admin", "created", "UserCreated"),
+            Self::UserUpdated => ("user_admin", "updated", "UserUpdated"),
+            Self::UserDeleted => ("user_admin", "deleted", "UserDeleted"),
+            Self::PasswordReset => ("user_admin", "password_reset", "PasswordReset"),
+        }
+    }
+}
+
+/// The request an event belongs to.
+#[derive(Debug, Clone, Default)]
+pub struct RequestMeta {
+    /// API Gateway's (or Lambda's) request id.
+    pub request_id: String,
+    /// The client address API Gateway saw; empty when the event carries none.
+    pub source_ip: String,
+}
+
+tokio::task_local! {
+    static REQUEST: RequestMeta;
+}
+
+/// Runs `work` as the handling of `meta`'s request: its events carry that id and address.
+pub async fn with_request<F: std::future::Future>(meta: RequestMeta, work: F) -> F::Output {
+    REQUEST.scope(meta, work).await
+}
+
+struct Settings {
+    namespace: String,
+    function: String,
+}
+
+static SETTINGS: OnceLock<Settings> = OnceLock::new();
+
+/// Sets the metric namespace and the `Function` dimension, once at cold start.
+pub fn init(namespace: &str, function: &str) {
+    let _ = SETTINGS.set(Settings {
+        namespace: namespace.to_string(),
+        function: function.to_string(),
+    });
+}
+
+type Sink = Arc<Mutex<Vec<String>>>;
+static CAPTURE: OnceLock<Sink> = OnceLock::new();
+
+/// From now on, lines are also kept in the returned list (tests read what was recorded).
+pub fn capture() -> Sink {
+    Arc::clone(CAPTURE.get_or_init(Sink::default))
+}
+
+/// Records `event` by `user_id` (the actor), about `subject_id` (for admin actions).
+pub fn record(event: SecurityEvent, user_id: Option<&str>, subject_id: Option<&str>) {
+    let meta = REQUEST.try_with(Clone::clone).unwrap_or_default();
+    let (namespace, function) = SETTINGS.get().map_or((DEFAULT_NAMESPACE, "local"), |s| {
+        (s.namespace.as_str(), s.function.as_str())
+    });
+    let line = line(
+        event,
+        &meta,
+        user_id,
+        subject_id,
+        namespace,
+        function,
+        now_millis(),
+    );
+    if let Some(sink) = CAPTURE.get() {
+        sink.lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(line.clone());
+    }
+    // Straight to stdout, not through `tracing`: EMF must be a top-level JSON object.
+    println!("{line}");
+}
+
+/// The JSON line of one event.
+pub fn line(
+    event: SecurityEvent,
+    meta: &RequestMeta,
+    user_id: Option<&str>,
+    subject_id: Option<&str>,
+    namespace: &str,
+    function: &str,
+    timestamp_ms: u64,
+) -> String {
+    let (name, outcome, metric) = event.parts();
+    let optional = |text: &str| -> Value {
+        if text.is_empty() {
+            Value::Null
+        } else {
+            json!(text)
+        }
+    };
+    let mut document = json!({
+        "_aws": {
+            "Timestamp": timestamp_ms,
+            "CloudWatchMetrics": [{
+                "Namespace": namespace,
+                "Dimensions": [["Function"]],
+                "Metrics": [{ "Name": metric, "Unit": "Count" }],
+            }],
+        },
+        "Function": function,
+        "event": name,
+        "outcome": outcome,
+        "request_id": optional(&meta.request_id),
+        "source_ip": optional(&meta.source_ip),
+        "user_id": user_id,
+        "audit": true,
+    });
+    document[metric] = json!(1);
+    if let Some(subject) = subject_id {
+        document["subject_id"] = json!(subject);
+    }
+    document.to_string()
+}
+
+fn now_millis() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|elapsed| elapsed.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_event_is_a_valid_emf_document_with_the_audit_shape() {
+        let meta = RequestMeta {
+            request_id: "req-1".into(),
+            source_ip: "203.0.113.7".into(),
+        };
+        for event in SecurityEvent::ALL {
+            let line = line(
+                event,
+                &meta,
+                Some("u1"),
+                None,
+                "NS",
+                "login",
+                1_700_000_000_000,
+            );
+            let value: Value = serde_json::from_str(&line).unwrap();
+            let (name, outcome, metric) = event.parts();
+            let directive = &value["_aws"]["CloudWatchMetrics"][0];
+            assert_eq!(value["_aws"]["Timestamp"], 1_700_000_000_000u64);
+            assert_eq!(directive["Namespace"], "NS");
+            // Every dimension and metric the directive names is a member of the document.
+            for dimension in directive["Dimensions"][0].as_array().unwrap() {
+                assert!(value[dimension.as_str().unwrap()].is_string());
+            }
+            assert_eq!(directive["Metrics"][0]["Name"], metric);
+            assert_eq!(value[metric], 1);
+            assert_eq!(value["event"], name);
+            assert_eq!(value["outcome"], outcome);
+            assert_eq!(value["request_id"], "req-1");
+            assert_eq!(value["source_ip"], "203.0.113.7");
+            assert_eq!(value["user_id"], "u1");
+        }
+        let anonymous = line(
+            SecurityEvent::LoginFailed,
+            &RequestMeta::default(),
+            None,
+            None,
+            "NS",
+            "login",
+            0,
+        );
+        let value: Value = serde_json::from_str(&anonymous).unwrap();
+        assert!(value["user_id"].is_null() && value["request_id"].is_null());
+    }
+}

@@ -1,0 +1,258 @@
+//! The browser client (`web/`) in a real browser: headless Chromium driven over WebDriver
+//! (chromedriver, through fantoccini). The page is served on its own origin and calls the
+//! local API cross-origin, so CORS is exercised the way a single-page app meets it: sign in
+//! as an admin, see the users and page through them, sign out, and be refused with the old
+//! token. `make test` installs Chromium (scripts/ensure-chromium.sh); without it this test
+//! fails and says so, it never skips.
+
+use fantoccini::{Client, ClientBuilder, Locator};
+use integration_tests::running_api::{PASSWORD, RunningApi, start_with};
+use integration_tests::workspace_root;
+use jwt_auth_core::user::Role;
+use local_gateway::app::StoreChoice;
+use std::process::Stdio;
+use std::time::Duration;
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// chromedriver on a free port, killed when dropped.
+struct Driver {
+    child: std::process::Child,
+    url: String,
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn chromedriver() -> Driver {
+    let port = free_port();
+    let mut child = std::process::Command::new("chromedriver")
+        .arg(format!("--port={port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|err| {
+            panic!("chromedriver did not start ({err}): run `make test`, which installs it")
+        });
+    let url = format!("http://127.0.0.1:{port}");
+    for _ in 0..100 {
+        if tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_ok()
+        {
+            return Driver { child, url };
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    panic!("chromedriver did not listen on {port} within 10 s");
+}
+
+async fn browser(driver: &Driver) -> Client {
+    let mut capabilities = serde_json::Map::new();
+    capabilities.insert(
+        "goog:chromeOptions".into(),
+        serde_json::json!({
+            "args": ["--headless=new", "--no-sandbox", "--disable-gpu",
+                     "--disable-dev-shm-usage", "--window-size=1100,900"]
+        }),
+    );
+    ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+        .capabilities(capabilities)
+        .connect(&driver.url)
+        .await
+        .expect("a Chromium session")
+}
+
+/// The API with CORS for `page_origin`, and the page served on `page_port`.
+async fn api_and_page(page_port: u16) -> (RunningApi, String) {
+    let page_origin = format!("http://127.0.0.1:{page_port}");
+    let api = start_with(
+        StoreChoice::Memory,
+        workspace_root().join("template.yaml"),
+        &[("CorsAllowOrigin", page_origin.as_str())],
+    )
+    .await;
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", page_port))
+        .await
+        .unwrap();
+    tokio::spawn(local_gateway::web::serve(
+        listener,
+        api.base.clone(),
+        std::future::pending(),
+    ));
+    (api, format!("{page_origin}/"))
+}
+
+/// Waits until `script` (a JavaScript expression) is true in the page.
+async fn wait_for(client: &Client, script: &str, what: &str) {
+    for _ in 0..100 {
+        let value = client
+            .execute(&format!("return Boolean({script});"), vec![])
+            .await
+            .unwrap();
+        if value == serde_json::Value::Bool(true) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let message = client
+        .execute(
+            "return document.getElementById('message').textContent;",
+            vec![],
+        )
+        .await
+        .unwrap();
+    panic!("timed out waiting for {what}; the page says {message}");
+}
+
+async fn fill(client: &Client, id: &str, text: &str) {
+    let field = client.find(Locator::Id(id)).await.unwrap();
+    field.clear().await.unwrap();
+    field.send_keys(text).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_admin_signs_in_sees_the_users_signs_out_and_is_refused_in_chromium() {
+    let driver = chromedriver().await;
+    let (api, page) = api_and_page(free_port()).await;
+    api.create_user("admin", Role::Admin).await;
+    for name in ["alice", "bob", "carol", "dave", "erin", "frank"] {
+        api.create_user(name, Role::Customer).await;
+    }
+    let client = browser(&driver).await;
+    client.goto(&page).await.unwrap();
+
+    // A wrong password is refused with the API's own message.
+    fill(&client, "username", "admin").await;
+    fill(&client, "password", "not-the-password").await;
+    client
+        .find(Locator::Id("login"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_for(
+        &client,
+        "document.getElementById('message').className === 'error'",
+        "the refusal",
+    )
+    .await;
+
+    // Sign in: the profile and the first page of users (5 of 7), across origins.
+    fill(&client, "username", "admin").await;
+    fill(&client, "password", PASSWORD).await;
+    client
+        .find(Locator::Id("login"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_for(
+        &client,
+        "document.querySelectorAll('#users tr').length === 5",
+        "the first page of users",
+    )
+    .await;
+    let who = client
+        .find(Locator::Id("who"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(who, "admin");
+    let profile = client
+        .find(Locator::Id("profile"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(profile.contains("admin"), "{profile}");
+
+    // The next page holds the other two.
+    client
+        .find(Locator::Id("next-page"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_for(
+        &client,
+        "document.querySelectorAll('#users tr').length === 2",
+        "the second page",
+    )
+    .await;
+    let rows = client
+        .find(Locator::Id("users"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(rows.contains("erin") && rows.contains("frank"), "{rows}");
+
+    // Sign out, then the old token is refused by the API (asked from the page's origin,
+    // so the 401 must carry CORS for the script to read its status at all).
+    client
+        .find(Locator::Id("logout"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_for(
+        &client,
+        "!document.getElementById('signed-out').hidden",
+        "the sign-in form again",
+    )
+    .await;
+    let status = client
+        .execute_async(
+            r#"const done = arguments[arguments.length - 1];
+               const token = window.lambdaJwtAuth.state.lastAccessToken;
+               fetch(window.LAMBDA_JWT_AUTH.apiBase + "/users", {
+                 headers: { Authorization: "Bearer " + token }
+               }).then(r => done(r.status), e => done(String(e)));"#,
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(status, serde_json::json!(401), "the ended session's token");
+
+    if let Ok(path) = std::env::var("BROWSER_SCREENSHOT") {
+        // `make screenshot`: the README's picture, signed in again.
+        fill(&client, "username", "admin").await;
+        fill(&client, "password", PASSWORD).await;
+        client
+            .find(Locator::Id("login"))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
+        wait_for(
+            &client,
+            "document.querySelectorAll('#users tr').length === 5",
+            "the users",
+        )
+        .await;
+        std::fs::write(path, client.screenshot().await.unwrap()).unwrap();
+    }
+    client.close().await.unwrap();
+}

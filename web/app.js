@@ -1,0 +1,178 @@
+// A browser client of the lambda-jwt-auth API: plain JavaScript, no build step.
+// Tokens live in memory only (a page reload signs out); the device token, which only
+// exempts this browser from the username's lockout, is kept in localStorage.
+"use strict";
+
+const apiBase = (window.LAMBDA_JWT_AUTH || {}).apiBase || "";
+const PAGE_SIZE = 5;
+const $ = (id) => document.getElementById(id);
+
+// What the page knows of the session. `lastAccessToken` keeps the token of the session
+// that just ended, so one can check that the API refuses it.
+const state = { accessToken: null, refreshToken: null, claims: null, cursor: null, lastAccessToken: null };
+window.lambdaJwtAuth = { state };
+
+function say(text, isError) {
+  $("message").textContent = text || "";
+  $("message").className = isError ? "error" : "";
+}
+
+function claimsOf(token) {
+  const payload = token.split(".")[1].replace(/-/g, "+").replace(/_/g, "/");
+  return JSON.parse(atob(payload));
+}
+
+async function call(method, path, body, token) {
+  const headers = {};
+  if (body !== undefined) headers["Content-Type"] = "application/json";
+  if (token) headers["Authorization"] = "Bearer " + token;
+  const response = await fetch(apiBase + path, {
+    method,
+    headers,
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  const text = await response.text();
+  let json = null;
+  try { json = text ? JSON.parse(text) : null; } catch (_) { json = null; }
+  return { status: response.status, json };
+}
+
+function detail(answer) {
+  const json = answer.json || {};
+  return json.detail || json.title || json.message || ("HTTP " + answer.status);
+}
+
+// A signed-in call: on 401 it refreshes once and retries; if that fails too the session
+// is over.
+async function authed(method, path, body) {
+  let answer = await call(method, path, body, state.accessToken);
+  if (answer.status === 401 && state.refreshToken) {
+    if (await refresh()) {
+      answer = await call(method, path, body, state.accessToken);
+    }
+  }
+  if (answer.status === 401) {
+    signedOut("Session expired. Please log in again.", true);
+  }
+  return answer;
+}
+
+async function refresh() {
+  const answer = await call("POST", "/token/refresh", { refresh_token: state.refreshToken });
+  if (answer.status !== 200) return false;
+  adopt(answer.json);
+  return true;
+}
+
+function adopt(tokens) {
+  state.accessToken = tokens.access_token;
+  state.refreshToken = tokens.refresh_token;
+  state.claims = claimsOf(tokens.access_token);
+  if (tokens.device_token) {
+    localStorage.setItem("device:" + state.claims.username, tokens.device_token);
+  }
+}
+
+function signedOut(text, isError) {
+  if (state.accessToken) state.lastAccessToken = state.accessToken;
+  state.accessToken = null;
+  state.refreshToken = null;
+  state.claims = null;
+  $("signed-in").hidden = true;
+  $("signed-out").hidden = false;
+  say(text, isError);
+}
+
+async function showSignedIn() {
+  $("signed-out").hidden = true;
+  $("signed-in").hidden = false;
+  $("who").textContent = state.claims.username;
+  $("role").textContent = state.claims.role;
+  await loadProfile();
+  $("admin").hidden = state.claims.role !== "admin";
+  if (state.claims.role === "admin") await loadUsers(null);
+}
+
+async function loadProfile() {
+  const answer = await authed("GET", "/users/" + encodeURIComponent(state.claims.sub));
+  if (answer.status !== 200) return say(detail(answer), true);
+  const user = answer.json.user;
+  const profile = $("profile");
+  profile.replaceChildren();
+  for (const [label, value] of [
+    ["Username", user.username], ["Name", user.name], ["Role", user.role],
+    ["User id", user.id], ["Created", new Date(user.created_at * 1000).toISOString()],
+  ]) {
+    const dt = document.createElement("dt");
+    dt.textContent = label;
+    const dd = document.createElement("dd");
+    dd.textContent = value;
+    profile.append(dt, dd);
+  }
+}
+
+async function loadUsers(cursor) {
+  let path = "/users?limit=" + PAGE_SIZE;
+  if (cursor) path += "&cursor=" + encodeURIComponent(cursor);
+  const answer = await authed("GET", path);
+  if (answer.status !== 200) return say(detail(answer), true);
+  const rows = $("users");
+  rows.replaceChildren();
+  for (const user of answer.json.users) {
+    const row = document.createElement("tr");
+    row.dataset.username = user.username;
+    for (const value of [user.username, user.name, user.role, user.disabled ? "yes" : "no",
+                         new Date(user.created_at * 1000).toISOString().slice(0, 10)]) {
+      const cell = document.createElement("td");
+      cell.textContent = value;   // never innerHTML: names are user input
+      row.append(cell);
+    }
+    rows.append(row);
+  }
+  state.cursor = answer.json.next_cursor;
+  $("next-page").disabled = !state.cursor;
+  $("page-info").textContent = answer.json.users.length + " shown" + (state.cursor ? ", more on the next page" : "");
+}
+
+$("login-form").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const username = $("username").value.trim();
+  const body = { username, password: $("password").value };
+  const device = localStorage.getItem("device:" + username.toLowerCase());
+  if (device) body.device_token = device;
+  say("Signing in…");
+  const answer = await call("POST", "/login", body);
+  $("password").value = "";
+  if (answer.status !== 200) return say(detail(answer), true);
+  adopt(answer.json);
+  say("");
+  await showSignedIn();
+});
+
+$("logout").addEventListener("click", async () => {
+  await call("POST", "/logout", undefined, state.accessToken);
+  signedOut("Signed out.");
+});
+
+$("logout-all").addEventListener("click", async () => {
+  await call("POST", "/logout/all", undefined, state.accessToken);
+  signedOut("Signed out on every device.");
+});
+
+$("first-page").addEventListener("click", () => loadUsers(null));
+$("next-page").addEventListener("click", () => loadUsers(state.cursor));
+
+$("password-form").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const answer = await authed("POST", "/password", {
+    current_password: $("current-password").value,
+    new_password: $("new-password").value,
+  });
+  $("current-password").value = "";
+  $("new-password").value = "";
+  if (answer.status !== 200) return say(detail(answer), true);
+  adopt(answer.json);
+  say("Password changed. Other sessions were signed out.");
+});
+
+$("api-base").textContent = "API: " + (apiBase || "(not configured)");
