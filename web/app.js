@@ -10,7 +10,9 @@ const $ = (id) => document.getElementById(id);
 // What the page knows of the session. `lastAccessToken` keeps the token of the session
 // that just ended, so one can check that the API refuses it.
 const state = { accessToken: null, refreshToken: null, claims: null, cursor: null, lastAccessToken: null };
-window.lambdaJwtAuth = { state };
+// Only the token of the session that ended (dead by then) is visible outside: the test
+// checks that the API refuses it.
+window.lambdaJwtAuth = { get lastAccessToken() { return state.lastAccessToken; } };
 
 function say(text, isError) {
   $("message").textContent = text || "";
@@ -149,15 +151,16 @@ $("login-form").addEventListener("submit", async (event) => {
   await showSignedIn();
 });
 
-$("logout").addEventListener("click", async () => {
-  await call("POST", "/logout", undefined, state.accessToken);
-  signedOut("Signed out.");
-});
+// Signing out goes through `authed`: an expired access token is refreshed first, and the
+// page says it worked only when the API said so.
+async function signOut(path, done) {
+  const answer = await authed("POST", path);
+  if (answer.status === 204) return signedOut(done);
+  if (answer.status !== 401) say("Not signed out: " + detail(answer), true);
+}
 
-$("logout-all").addEventListener("click", async () => {
-  await call("POST", "/logout/all", undefined, state.accessToken);
-  signedOut("Signed out on every device.");
-});
+$("logout").addEventListener("click", () => signOut("/logout", "Signed out."));
+$("logout-all").addEventListener("click", () => signOut("/logout/all", "Signed out on every device."));
 
 $("first-page").addEventListener("click", () => loadUsers(null));
 $("next-page").addEventListener("click", () => loadUsers(state.cursor));

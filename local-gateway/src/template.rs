@@ -468,12 +468,17 @@ impl Intrinsics<'_> {
         match tagged.tag.to_string().trim_start_matches('!') {
             "Ref" => self.parameters.get(tagged.value.as_str()?).cloned(),
             "Sub" => {
-                let mut text = tagged.value.as_str()?.to_string();
-                while let Some(start) = text.find("${") {
-                    let end = start + text[start..].find('}')?;
-                    let replacement = self.parameters.get(&text[start + 2..end])?;
-                    text.replace_range(start..=end, replacement);
+                // One pass over the template text: a value is never scanned again, so a
+                // parameter whose value holds `${...}` cannot loop.
+                let mut rest = tagged.value.as_str()?;
+                let mut text = String::new();
+                while let Some(start) = rest.find("${") {
+                    let end = start + rest[start..].find('}')?;
+                    text.push_str(&rest[..start]);
+                    text.push_str(self.parameters.get(&rest[start + 2..end])?);
+                    rest = &rest[end + 1..];
                 }
+                text.push_str(rest);
                 Some(text)
             }
             "If" => {

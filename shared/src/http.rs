@@ -224,11 +224,14 @@ pub fn is_cors_origin(origin: &str) -> bool {
         Some((host, port)) if !host.ends_with(']') || rest.starts_with('[') => (host, Some(port)),
         _ => (rest, None),
     };
+    // Browsers send origins in lower case; an upper-case one would never match.
     let host_ok = !host.is_empty()
         && host.len() <= 253
-        && host
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'[' | b']' | b':'));
+        && host.bytes().all(|b| {
+            b.is_ascii_lowercase()
+                || b.is_ascii_digit()
+                || matches!(b, b'.' | b'-' | b'[' | b']' | b':')
+        });
     let port_ok = port.is_none_or(|port| {
         !port.is_empty() && port.len() <= 5 && port.bytes().all(|b| b.is_ascii_digit())
     });
@@ -260,6 +263,8 @@ mod cors_tests {
             "https://app.example.com\r\nX-Evil: 1",
             "http://host:99999999",
             "null",
+            "https://App.example.com",
+            "HTTPS://app.example.com",
         ] {
             assert!(!is_cors_origin(bad), "{bad:?}");
         }

@@ -260,7 +260,8 @@ impl LoginService {
                 known_device = device.is_some(),
                 "login refused"
             );
-            crate::audit::record(crate::audit::SecurityEvent::LoginLocked, None, None);
+            let target = record.as_ref().map(|record| record.user.id.as_str());
+            crate::audit::record(crate::audit::SecurityEvent::LoginLocked, target, None);
             return Err(ApiError::TooManyAttempts { retry_after_secs });
         }
 
@@ -322,8 +323,21 @@ impl LoginService {
         Ok(response)
     }
 
-    /// `POST /token/refresh`: rotates the refresh token.
+    /// `POST /token/refresh`: rotates the refresh token. Every refusal is recorded as
+    /// `refresh/refused` (a reuse additionally as `refresh/reuse_detected`).
     pub async fn refresh(
+        &self,
+        request: RefreshRequest,
+        now: u64,
+    ) -> Result<TokenResponse, ApiError> {
+        let result = self.rotate_refresh_token(request, now).await;
+        if let Err(ApiError::InvalidRefreshToken | ApiError::SessionExpired) = &result {
+            crate::audit::record(crate::audit::SecurityEvent::RefreshRefused, None, None);
+        }
+        result
+    }
+
+    async fn rotate_refresh_token(
         &self,
         request: RefreshRequest,
         now: u64,
@@ -347,11 +361,6 @@ impl LoginService {
         }
         if self.session_ends_at(record.token.session_started_at) <= now {
             tracing::info!(sid = %family_id, sub = %record.token.user_id, "refresh past the session's absolute lifetime refused");
-            crate::audit::record(
-                crate::audit::SecurityEvent::RefreshRefused,
-                Some(&record.token.user_id),
-                None,
-            );
             return Err(ApiError::SessionExpired);
         }
         if record.token.expires_at <= now {

@@ -10,6 +10,9 @@ use jwt_auth_core::user::Role;
 use lambda_http::Body;
 use serde_json::Value;
 
+/// The captured lines are one list for the process: the tests that read it take turns.
+static CAPTURING: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 /// Checks the EMF envelope of `line` and answers it parsed.
 fn emf(line: &str) -> Value {
     let value: Value = serde_json::from_str(line).unwrap_or_else(|_| panic!("not JSON: {line}"));
@@ -50,7 +53,9 @@ fn emf(line: &str) -> Value {
 
 #[tokio::test]
 async fn logins_and_authorizer_decisions_are_emf_audit_lines_without_secrets() {
+    let _turn = CAPTURING.lock().await;
     let lines = capture();
+    lines.lock().unwrap().clear();
     let app = TestApp::in_memory();
     let password = "a-distinctive-password-5519";
     let alice = app.create_user("alice", Role::Admin, password).await;
@@ -149,5 +154,99 @@ fn every_outcome_has_one_audit_shape_and_no_room_for_a_secret() {
         ];
         expected.sort_unstable();
         assert_eq!(members, expected, "{event:?}");
+    }
+}
+
+#[tokio::test]
+async fn the_events_the_alarms_watch_are_recorded_with_their_user_and_request() {
+    use jwt_auth_core::lockout::LOCK_THRESHOLD;
+    use jwt_auth_core::login::{LoginRequest, REFRESH_REUSE_GRACE_SECS, RefreshRequest};
+    use secrecy::SecretString;
+    let _turn = CAPTURING.lock().await;
+    let lines = capture();
+    lines.lock().unwrap().clear();
+    let app = TestApp::in_memory();
+    let password = "a-distinctive-password-7731";
+    let carol = app.create_user("carol", Role::Customer, password).await;
+    let dave = app.create_user("dave", Role::Customer, password).await;
+    let login = |username: &str, password: &str| LoginRequest {
+        username: username.into(),
+        password: SecretString::from(password.to_string()),
+        device_token: None,
+    };
+    let now = app.clock.now();
+
+    // A guessed username locks: the refusal without a password check names the account.
+    for _ in 0..=LOCK_THRESHOLD {
+        let _ = app
+            .login
+            .login(login("carol", "wrong-guess-0001"), "198.51.100.9", now)
+            .await;
+    }
+    // A copied refresh token comes back after its rotation: the session is revoked.
+    let session = app
+        .login
+        .login(login("dave", password), "198.51.100.9", now)
+        .await
+        .unwrap();
+    let refresh = |token: &str| RefreshRequest {
+        refresh_token: SecretString::from(token.to_string()),
+    };
+    app.login
+        .refresh(refresh(&session.refresh_token), now)
+        .await
+        .unwrap();
+    app.clock.advance(REFRESH_REUSE_GRACE_SECS + 1);
+    assert!(
+        app.login
+            .refresh(refresh(&session.refresh_token), app.clock.now())
+            .await
+            .is_err()
+    );
+    // The authorizer's lines carry the invocation's request id.
+    let token = app.token_for(&dave);
+    let mut event = integration_tests::authorizer_event("authorizer-valid.json");
+    event.authorization_token = Some(format!("Bearer {token}"));
+    let mut context = lambda_runtime::Context::default();
+    context.request_id = "lambda-request-42".into();
+    let _ = authorizer::handle(
+        lambda_runtime::LambdaEvent::new(event, context),
+        &app.verifier,
+        app.store.as_ref(),
+    )
+    .await;
+
+    let recorded: Vec<Value> = lines.lock().unwrap().iter().map(|line| emf(line)).collect();
+    let has = |event: &str, outcome: &str, user: &str| {
+        recorded
+            .iter()
+            .any(|v| v["event"] == event && v["outcome"] == outcome && v["user_id"] == user)
+    };
+    assert!(has("login", "locked", &carol.id), "LoginLocked names carol");
+    assert!(has("refresh", "rotated", &dave.id));
+    assert!(
+        has("refresh", "reuse_detected", &dave.id),
+        "RefreshReuseDetected"
+    );
+    assert!(
+        recorded
+            .iter()
+            .any(|v| v["event"] == "refresh" && v["outcome"] == "refused")
+    );
+    // (`handle` runs at the wall clock, before the test clock's token is valid: a deny.)
+    assert!(
+        recorded
+            .iter()
+            .any(|v| v["event"] == "authorize" && v["request_id"] == "lambda-request-42")
+    );
+    let all = lines.lock().unwrap().join("\n");
+    for secret in [
+        password,
+        "wrong-guess-0001",
+        &session.refresh_token,
+        &session.access_token,
+        &token,
+    ] {
+        assert!(!all.contains(secret), "audit line holds a secret");
     }
 }

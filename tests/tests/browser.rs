@@ -225,7 +225,7 @@ async fn an_admin_signs_in_sees_the_users_signs_out_and_is_refused_in_chromium()
     let status = client
         .execute_async(
             r#"const done = arguments[arguments.length - 1];
-               const token = window.lambdaJwtAuth.state.lastAccessToken;
+               const token = window.lambdaJwtAuth.lastAccessToken;
                fetch(window.LAMBDA_JWT_AUTH.apiBase + "/users", {
                  headers: { Authorization: "Bearer " + token }
                }).then(r => done(r.status), e => done(String(e)));"#,

@@ -311,7 +311,25 @@ fn no_key_or_secret_value_appears_in_the_template() {
         // Declared for `sam local invoke --env-vars`, empty in every deployment.
         assert_eq!(globals[local], "", "{local}");
     }
-    let _ = &text;
+    // No variable of any function holds a literal secret: each is empty or a reference.
+    let mut environments = vec![globals.clone()];
+    for (_, resource) in template["Resources"].as_mapping().unwrap() {
+        if resource["Type"] == "AWS::Serverless::Function" {
+            environments.push(resource["Properties"]["Environment"]["Variables"].clone());
+        }
+    }
+    for variables in environments.iter().filter_map(Value::as_mapping) {
+        for (name, value) in variables {
+            let name = name.as_str().unwrap();
+            if name.contains("SECRET") {
+                assert!(
+                    value == "" || matches!(value, Value::Tagged(_)),
+                    "{name} holds a literal: {value:?}"
+                );
+            }
+        }
+    }
+    assert!(!text.contains("BEGIN PRIVATE KEY"));
     for secret in ["HmacSecret", "SigningKeysSecret"] {
         assert!(
             resource(&template, secret)["Properties"]
@@ -658,12 +676,10 @@ fn the_sam_local_env_file_names_real_functions_and_declared_variables_only() {
     for (section, variables) in env.as_object().unwrap() {
         let variables = variables.as_object().unwrap();
         if section == "Parameters" {
-            // Applies to every function: each name must be declared by at least one, and the
-            // AWS credential placeholders are SAM's own.
+            // Applies to every function: each name must be declared by at least one.
             for name in variables.keys() {
                 assert!(
-                    name.starts_with("AWS_")
-                        || functions.iter().any(|f| declared(f).contains(name)),
+                    functions.iter().any(|f| declared(f).contains(name)),
                     "Parameters.{name} is declared by no function"
                 );
             }
@@ -822,6 +838,34 @@ fn alarms_watch_authorizer_errors_5xx_reuse_and_lockouts_and_notify_one_topic() 
             );
         }
     }
+    // The Function dimension names what each binary passes to audit::init.
+    for (name, function) in [
+        ("AuthorizerErrorAlarm", "authorizer"),
+        ("RefreshReuseAlarm", "login"),
+        ("LockoutSpikeAlarm", "login"),
+    ] {
+        let dimensions = &resource(&template, name)["Properties"]["Dimensions"];
+        assert_eq!(dimensions[0]["Name"], "Function", "{name}");
+        assert_eq!(dimensions[0]["Value"], function, "{name}");
+        let main = std::fs::read_to_string(
+            integration_tests::workspace_root().join(format!("functions/{function}/src/main.rs")),
+        )
+        .unwrap();
+        assert!(
+            main.contains(&format!(
+                "audit::init(&cold.config.metrics_namespace, \"{function}\")"
+            )),
+            "{function}"
+        );
+    }
+    // The 5xx alarm's ApiName is the API's Name.
+    let api_name =
+        serde_yaml::to_string(&resource(&template, "Api")["Properties"]["Name"]).unwrap();
+    let alarm_api = serde_yaml::to_string(
+        &resource(&template, "Api5xxAlarm")["Properties"]["Dimensions"][0]["Value"],
+    )
+    .unwrap();
+    assert_eq!(api_name, alarm_api);
     assert_eq!(resource(&template, "AlarmTopic")["Type"], "AWS::SNS::Topic");
     assert_eq!(
         resource(&template, "AlarmEmailSubscription")["Condition"],
