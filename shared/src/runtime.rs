@@ -149,6 +149,29 @@ impl<T> NeedsSecret<T> {
             .await
     }
 
+    /// Answers a request with `handle` on the service, or the `503` (with `cors`) while the
+    /// secret cannot be had: the whole request loop of an HTTP function's `main`.
+    pub async fn respond<'a, F, Fut>(
+        &'a self,
+        cors: &crate::http::Cors,
+        handle: F,
+    ) -> Result<lambda_http::Response<lambda_http::Body>, std::convert::Infallible>
+    where
+        F: FnOnce(&'a T) -> Fut,
+        Fut: std::future::Future<
+                Output = Result<lambda_http::Response<lambda_http::Body>, std::convert::Infallible>,
+            >,
+    {
+        match self.get().await {
+            Ok(service) => handle(service).await,
+            Err(unavailable) => {
+                let mut response = unavailable.into_response();
+                cors.apply(&mut response);
+                Ok(response)
+            }
+        }
+    }
+
     async fn fetch(&self) -> Result<SigningSecret, ConfigError> {
         self.source
             .resolve(&self.sdk_config)

@@ -2,6 +2,21 @@
 //! (same services, same handlers), with an in-memory or DynamoDB Local store.
 
 pub mod dynamo_local;
+
+/// An SDK configuration for an emulator at `endpoint` (moto, the fake Secrets Manager): a
+/// fixed region and dummy static credentials, as DynamoDB Local's client has.
+pub fn local_sdk_config(endpoint: &str) -> aws_config::SdkConfig {
+    aws_config::SdkConfig::builder()
+        .behavior_version(aws_config::BehaviorVersion::latest())
+        .region(aws_config::Region::new("us-east-1"))
+        .credentials_provider(
+            aws_credential_types::provider::SharedCredentialsProvider::new(
+                aws_credential_types::Credentials::new("local", "local", None, None, "static"),
+            ),
+        )
+        .endpoint_url(endpoint)
+        .build()
+}
 pub mod moto;
 pub mod outage;
 pub mod running_api;

@@ -10,16 +10,7 @@ pub fn sdk_config() -> aws_config::SdkConfig {
         .ok()
         .filter(|value| !value.trim().is_empty())
         .unwrap_or_else(|| panic!("{ENDPOINT_VAR} is not set: run `make test`, which starts moto"));
-    aws_config::SdkConfig::builder()
-        .behavior_version(aws_config::BehaviorVersion::latest())
-        .region(aws_config::Region::new("us-east-1"))
-        .credentials_provider(
-            aws_credential_types::provider::SharedCredentialsProvider::new(
-                aws_credential_types::Credentials::new("local", "local", None, None, "static"),
-            ),
-        )
-        .endpoint_url(endpoint)
-        .build()
+    crate::local_sdk_config(&endpoint)
 }
 
 /// A new secret holding `value` (a name unique to the test); answers its ARN.

@@ -170,16 +170,7 @@ impl FakeSecretsManager {
 
     /// An SDK configuration that sends Secrets Manager calls here.
     pub fn sdk_config(&self) -> aws_config::SdkConfig {
-        aws_config::SdkConfig::builder()
-            .behavior_version(aws_config::BehaviorVersion::latest())
-            .region(aws_config::Region::new("us-east-1"))
-            .credentials_provider(
-                aws_credential_types::provider::SharedCredentialsProvider::new(
-                    aws_credential_types::Credentials::new("local", "local", None, None, "static"),
-                ),
-            )
-            .endpoint_url(&self.endpoint)
-            .build()
+        crate::local_sdk_config(&self.endpoint)
     }
 }
 

@@ -123,6 +123,32 @@ async fn fill(client: &Client, id: &str, text: &str) {
     field.send_keys(text).await.unwrap();
 }
 
+async fn click(client: &Client, id: &str) {
+    client
+        .find(Locator::Id(id))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+}
+
+async fn text(client: &Client, id: &str) -> String {
+    client
+        .find(Locator::Id(id))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
+async fn sign_in(client: &Client, username: &str, password: &str) {
+    fill(client, "username", username).await;
+    fill(client, "password", password).await;
+    click(client, "login").await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_admin_signs_in_sees_the_users_signs_out_and_is_refused_in_chromium() {
     let driver = chromedriver().await;
@@ -135,15 +161,7 @@ async fn an_admin_signs_in_sees_the_users_signs_out_and_is_refused_in_chromium()
     client.goto(&page).await.unwrap();
 
     // A wrong password is refused with the API's own message.
-    fill(&client, "username", "admin").await;
-    fill(&client, "password", "not-the-password").await;
-    client
-        .find(Locator::Id("login"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    sign_in(&client, "admin", "not-the-password").await;
     wait_for(
         &client,
         "document.getElementById('message').className === 'error'",
@@ -152,70 +170,32 @@ async fn an_admin_signs_in_sees_the_users_signs_out_and_is_refused_in_chromium()
     .await;
 
     // Sign in: the profile and the first page of users (5 of 7), across origins.
-    fill(&client, "username", "admin").await;
-    fill(&client, "password", PASSWORD).await;
-    client
-        .find(Locator::Id("login"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    sign_in(&client, "admin", PASSWORD).await;
     wait_for(
         &client,
         "document.querySelectorAll('#users tr').length === 5",
         "the first page of users",
     )
     .await;
-    let who = client
-        .find(Locator::Id("who"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let who = text(&client, "who").await;
     assert_eq!(who, "admin");
-    let profile = client
-        .find(Locator::Id("profile"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let profile = text(&client, "profile").await;
     assert!(profile.contains("admin"), "{profile}");
 
     // The next page holds the other two.
-    client
-        .find(Locator::Id("next-page"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&client, "next-page").await;
     wait_for(
         &client,
         "document.querySelectorAll('#users tr').length === 2",
         "the second page",
     )
     .await;
-    let rows = client
-        .find(Locator::Id("users"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let rows = text(&client, "users").await;
     assert!(rows.contains("erin") && rows.contains("frank"), "{rows}");
 
     // Sign out, then the old token is refused by the API (asked from the page's origin,
     // so the 401 must carry CORS for the script to read its status at all).
-    client
-        .find(Locator::Id("logout"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&client, "logout").await;
     wait_for(
         &client,
         "!document.getElementById('signed-out').hidden",
@@ -237,15 +217,7 @@ async fn an_admin_signs_in_sees_the_users_signs_out_and_is_refused_in_chromium()
 
     if let Ok(path) = std::env::var("BROWSER_SCREENSHOT") {
         // `make screenshot`: the README's picture, signed in again.
-        fill(&client, "username", "admin").await;
-        fill(&client, "password", PASSWORD).await;
-        client
-            .find(Locator::Id("login"))
-            .await
-            .unwrap()
-            .click()
-            .await
-            .unwrap();
+        sign_in(&client, "admin", PASSWORD).await;
         wait_for(
             &client,
             "document.querySelectorAll('#users tr').length === 5",

@@ -37,6 +37,18 @@ async fn answers_503_until_secrets_manager_is_back(outage: Outage) {
         response.headers()["content-type"],
         "application/problem+json"
     );
+    // The function's whole answer (`respond`, as `main` runs it) carries CORS too, so a
+    // browser can read the 503 and its Retry-After.
+    let cors = jwt_auth_core::http::Cors::allowing("https://app.example.com").unwrap();
+    let answer = service
+        .respond(&cors, |_| async { panic!("no service without the secret") })
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 503);
+    assert_eq!(
+        answer.headers()["access-control-allow-origin"],
+        "https://app.example.com"
+    );
     // Within the retry interval no request reaches Secrets Manager.
     let calls = fake.requests();
     assert!(service.get().await.is_err());

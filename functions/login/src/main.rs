@@ -54,17 +54,7 @@ async fn main() -> Result<(), Error> {
     )
     .await?;
     run(service_fn(|request| {
-        let (service, cors) = (&service, &unavailable_cors);
-        async move {
-            match service.get().await {
-                Ok(service) => login::handle(request, service).await,
-                Err(unavailable) => {
-                    let mut response = unavailable.into_response();
-                    cors.apply(&mut response);
-                    Ok(response)
-                }
-            }
-        }
+        service.respond(&unavailable_cors, |service| login::handle(request, service))
     }))
     .await
 }
