@@ -2,6 +2,7 @@
 #   make run    serve the whole API locally (emulated API Gateway, in-memory store)
 #   make test   start DynamoDB Local and moto (Secrets Manager) and run every test
 #   make bench  print hot-path figures and release bootstrap sizes
+#   make sam-local  SAM CLI invokes every function with every event (Docker, offline)
 SHELL := /bin/bash
 TOOLS := $(CURDIR)/.tools
 export PATH := $(TOOLS)/venv-lambda/bin:$(TOOLS)/venv-sam/bin:$(PATH)
@@ -19,7 +20,7 @@ SCHEMATHESIS_VERSION := 4.32.5
 # Secrets Manager for the tests (TOOLING.md): GetSecretValue, PutSecretValue, stages.
 MOTO_VERSION := 5.2.5
 
-.PHONY: run run-dynamodb test fuzz bench build validate sam-build tools lint clean screenshot
+.PHONY: run run-dynamodb test fuzz bench build validate sam-build sam-local tools lint clean screenshot
 
 run: ## Serve the API on http://$(ADDR)/prod with demo users, and the web page on :3001 (no AWS, no Docker, no Java)
 	cargo run --locked -p jwt-auth-cli --bin jwt-auth -- serve --addr $(ADDR) $(ARGS)
@@ -56,6 +57,9 @@ validate: $(TOOLS)/venv-sam/bin/sam ## sam validate --lint (offline)
 
 sam-build: $(TOOLS)/venv-sam/bin/sam $(TOOLS)/venv-lambda/bin/cargo-lambda ## sam build (runs cargo lambda)
 	sam build
+
+sam-local: $(TOOLS)/venv-sam/bin/sam $(TOOLS)/venv-lambda/bin/cargo-lambda ## `sam local invoke` of every event, and the README walk-through via `sam local start-api` (offline; Docker from Debian; root)
+	scripts/sam-local.sh
 
 tools: $(TOOLS)/venv-lambda/bin/cargo-lambda $(TOOLS)/venv-sam/bin/sam
 

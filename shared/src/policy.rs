@@ -269,6 +269,21 @@ pub struct AuthorizerContext {
     pub ver: String,
 }
 
+impl From<crate::token::Claims> for AuthorizerContext {
+    /// The context of a verified token, as the backends receive it.
+    fn from(claims: crate::token::Claims) -> Self {
+        Self {
+            sub: claims.sub,
+            role: claims.role.as_str().into(),
+            username: claims.username,
+            jti: claims.jti,
+            sid: claims.sid,
+            exp: claims.exp.to_string(),
+            ver: claims.ver.to_string(),
+        }
+    }
+}
+
 /// The IAM policy allowing every route `role` may call on the API and stage of `method_arn`.
 pub fn policy_for(
     role: Role,

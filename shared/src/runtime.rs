@@ -63,6 +63,25 @@ impl ColdStart {
                 err.into()
             })
     }
+
+    /// The keys `GET /.well-known/jwks.json` publishes: the public keys rotation wrote to
+    /// `published`, re-read every `refresh_secs`; none with an inline local key (HS256,
+    /// which nobody outside may verify), where no rotation publishes anything.
+    pub async fn jwks_keys(
+        &self,
+        refresh_secs: u64,
+        published: Arc<dyn PublicKeyStore>,
+    ) -> Result<Arc<LiveKeys>, lambda_runtime::Error> {
+        if let TokenKeySource::Inline(secret) = &self.config.token_keys {
+            return Ok(LiveKeys::fixed(Arc::new(KeyRing::hs256(secret))));
+        }
+        Ok(LiveKeys::load(
+            Box::new(PublishedKeySet::new(published)),
+            Clock::system(),
+            refresh_secs,
+        )
+        .await?)
+    }
 }
 
 fn log_secret_error(err: &ConfigError) {

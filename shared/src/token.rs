@@ -56,6 +56,32 @@ pub struct Claims {
     pub ver: u64,
 }
 
+impl Claims {
+    /// The claims of a new access token for `user` in `session`, with a fresh `jti`, valid
+    /// from `now` for `ttl_secs`.
+    pub fn new(
+        user: &User,
+        session: &Session,
+        settings: &TokenSettings,
+        now: u64,
+        ttl_secs: u64,
+    ) -> Self {
+        Self {
+            sub: user.id.clone(),
+            role: user.role,
+            username: user.username.clone(),
+            iss: settings.issuer.clone(),
+            aud: settings.audience.clone(),
+            iat: now,
+            nbf: now,
+            exp: now + ttl_secs,
+            jti: new_jti(),
+            sid: session.id.clone(),
+            ver: session.token_version,
+        }
+    }
+}
+
 /// Why a token was refused. Every variant is answered the same (401 `Unauthorized`); the
 /// variant is for logs and metrics only.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -194,19 +220,7 @@ impl TokenIssuer {
         now: u64,
         ttl_secs: u64,
     ) -> Result<IssuedToken, IssueError> {
-        let claims = Claims {
-            sub: user.id.clone(),
-            role: user.role,
-            username: user.username.clone(),
-            iss: self.settings.issuer.clone(),
-            aud: self.settings.audience.clone(),
-            iat: now,
-            nbf: now,
-            exp: now + ttl_secs,
-            jti: new_jti(),
-            sid: session.id.clone(),
-            ver: session.token_version,
-        };
+        let claims = Claims::new(user, session, &self.settings, now, ttl_secs);
         let token = self.sign_at(&claims, now)?;
         Ok(IssuedToken { token, claims })
     }

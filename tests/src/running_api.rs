@@ -136,11 +136,18 @@ pub async fn start(store: StoreChoice) -> RunningApi {
 }
 
 pub async fn dynamo_store() -> StoreChoice {
+    dynamo_store_at().await.0
+}
+
+/// A fresh table on DynamoDB Local, with its endpoint and name for the CLI's commands.
+pub async fn dynamo_store_at() -> (StoreChoice, String, String) {
     let (_, table) = dynamo_local::fresh_table().await;
-    StoreChoice::Dynamo {
-        endpoint: Some(std::env::var("DYNAMODB_ENDPOINT").unwrap()),
-        table,
-    }
+    let endpoint = std::env::var("DYNAMODB_ENDPOINT").unwrap();
+    let store = StoreChoice::Dynamo {
+        endpoint: Some(endpoint.clone()),
+        table: table.clone(),
+    };
+    (store, endpoint, table)
 }
 
 impl RunningApi {

@@ -4,7 +4,9 @@
 
 use bytes::Bytes;
 use http_body_util::Full;
-use integration_tests::running_api::{PASSWORD, RunningApi, dynamo_store, start, start_with};
+use integration_tests::running_api::{
+    PASSWORD, RunningApi, dynamo_store, dynamo_store_at, start, start_with,
+};
 use integration_tests::workspace_root;
 use jwt_auth_core::user::Role;
 use local_gateway::app::StoreChoice;
@@ -302,14 +304,7 @@ async fn a_change_in_template_yaml_changes_local_behaviour() {
 async fn the_keys_command_rotates_and_revokes_the_key_set_of_a_running_local_deployment() {
     use clap::Parser;
     use local_gateway::keys::{KeysArgs, run};
-    let store = dynamo_store().await;
-    let StoreChoice::Dynamo {
-        endpoint: Some(endpoint),
-        table,
-    } = store.clone()
-    else {
-        unreachable!()
-    };
+    let (store, endpoint, table) = dynamo_store_at().await;
     let key_file = std::env::temp_dir().join(format!("keys-{table}.json"));
     // Re-read on every request, and no cache: what the command changes shows at once.
     let api = integration_tests::running_api::start_local(local_gateway::app::LocalOptions {
@@ -376,17 +371,58 @@ async fn the_keys_command_rotates_and_revokes_the_key_set_of_a_running_local_dep
 }
 
 #[tokio::test]
+async fn the_admin_command_seeds_the_demo_users_once_in_dynamodb_local() {
+    use clap::Parser;
+    use local_gateway::admin::{UsersArgs, run};
+    let (store, endpoint, table) = dynamo_store_at().await;
+    let demo = || {
+        let argv = [
+            "users",
+            "--table",
+            &table,
+            "--dynamodb-endpoint",
+            &endpoint,
+            "demo",
+        ];
+        let parsed = UsersArgs::try_parse_from(argv).unwrap();
+        async move { run(parsed, &mut std::io::empty()).await }
+    };
+    demo().await.unwrap();
+    demo().await.unwrap();
+    // The API does not seed them itself (seed_demo_users: false): they are the command's.
+    let api = start_with(store, workspace_root().join("template.yaml"), &[]).await;
+    let mut admin_token = String::new();
+    for (username, role, password) in local_gateway::app::DEMO_USERS {
+        let answer = api
+            .call(
+                "POST",
+                "/login",
+                None,
+                Some(json!({"username": username, "password": password})),
+            )
+            .await;
+        assert_eq!(answer.status, 200, "{username}");
+        assert_eq!(answer.body["user"]["role"], role.as_str());
+        if *username == "admin" {
+            admin_token = answer.body["access_token"].as_str().unwrap().to_string();
+        }
+    }
+    let listed = api
+        .call("GET", "/users?limit=10", Some(&admin_token), None)
+        .await;
+    assert_eq!(listed.status, 200);
+    assert_eq!(
+        listed.body["users"].as_array().unwrap().len(),
+        3,
+        "seeded once"
+    );
+}
+
+#[tokio::test]
 async fn the_admin_command_creates_lists_and_disables_users_in_dynamodb_local() {
     use clap::Parser;
     use local_gateway::admin::{UsersArgs, run};
-    let store = dynamo_store().await;
-    let StoreChoice::Dynamo {
-        endpoint: Some(endpoint),
-        table,
-    } = store.clone()
-    else {
-        unreachable!()
-    };
+    let (store, endpoint, table) = dynamo_store_at().await;
     let admin = |args: &[&str], stdin: &str| {
         let mut argv = vec!["users", "--table", &table, "--dynamodb-endpoint", &endpoint];
         argv.extend_from_slice(args);

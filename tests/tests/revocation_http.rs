@@ -4,7 +4,9 @@
 //! sure the caller's Allow is cached, then checks that the backend refuses it anyway; the
 //! trace proves the refusal came from behind a cache hit.
 
-use integration_tests::running_api::{PASSWORD, RunningApi, dynamo_store, start_at};
+use integration_tests::running_api::{
+    PASSWORD, RunningApi, dynamo_store, dynamo_store_at, start_at,
+};
 use integration_tests::workspace_root;
 use jwt_auth_core::clock::Clock;
 use jwt_auth_core::config::DEFAULT_TOKEN_TTL_SECS;
@@ -495,14 +497,7 @@ on_both_stores!(
 /// its `exp` plus the leeway (DynamoDB's TTL would otherwise drop it up to 30 s early).
 #[tokio::test]
 async fn a_logged_out_jti_is_kept_until_exp_plus_the_leeway() {
-    let store = dynamo_store().await;
-    let StoreChoice::Dynamo {
-        endpoint: Some(endpoint),
-        table,
-    } = store.clone()
-    else {
-        unreachable!("dynamo_store is DynamoDB Local");
-    };
+    let (store, endpoint, table) = dynamo_store_at().await;
     let api = api_on(store, &[]).await;
     api.create_user("alice", Role::Customer).await;
     let token = api.login("alice").await;

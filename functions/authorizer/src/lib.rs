@@ -109,15 +109,7 @@ pub async fn authorize(
     Ok(AuthorizerResponse {
         principal_id: claims.sub.clone(),
         policy_document,
-        context: AuthorizerContext {
-            sub: claims.sub,
-            role: claims.role.as_str().into(),
-            username: claims.username,
-            jti: claims.jti,
-            sid: claims.sid,
-            exp: claims.exp.to_string(),
-            ver: claims.ver.to_string(),
-        },
+        context: AuthorizerContext::from(claims),
     })
 }
 

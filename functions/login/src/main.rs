@@ -1,6 +1,6 @@
 use jwt_auth_core::clock::Clock;
 use jwt_auth_core::device::DeviceTokens;
-use jwt_auth_core::keys::live::{LiveKeys, PublishedKeySet, SIGNER_REFRESH_SECS};
+use jwt_auth_core::keys::live::SIGNER_REFRESH_SECS;
 use jwt_auth_core::login::{DEFAULT_REFRESH_TTL_SECS, JWKS_REFRESH_SECS, LoginService};
 use jwt_auth_core::password::PasswordHasher;
 use jwt_auth_core::runtime::{ColdStart, NeedsSecret};
@@ -21,12 +21,7 @@ async fn main() -> Result<(), Error> {
     let keys = cold
         .token_keys(true, SIGNER_REFRESH_SECS, store.clone())
         .await?;
-    let public_keys = LiveKeys::load(
-        Box::new(PublishedKeySet::new(store.clone())),
-        Clock::system(),
-        JWKS_REFRESH_SECS,
-    )
-    .await?;
+    let public_keys = cold.jwks_keys(JWKS_REFRESH_SECS, store.clone()).await?;
     let hasher = Arc::new(PasswordHasher::new());
     let config = &cold.config;
     let (tokens, session_max_secs, source_failure_limit) = (
