@@ -20,7 +20,7 @@ SCHEMATHESIS_VERSION := 4.32.5
 # Secrets Manager for the tests (TOOLING.md): GetSecretValue, PutSecretValue, stages.
 MOTO_VERSION := 5.2.5
 
-.PHONY: run run-dynamodb test fuzz bench build validate sam-build sam-local tools lint clean screenshot
+.PHONY: run run-dynamodb test fuzz bench bench-bootstraps build validate sam-build sam-local tools lint clean screenshot
 
 run: ## Serve the API on http://$(ADDR)/prod with demo users, and the web page on :3001 (no AWS, no Docker, no Java)
 	cargo run --locked -p jwt-auth-cli --bin jwt-auth -- serve --addr $(ADDR) $(ARGS)
@@ -39,11 +39,18 @@ screenshot: ## docs/web-page.png: the browser client, signed in, taken by headle
 fuzz: $(TOOLS)/venv-fuzz/bin/schemathesis ## Fuzz the local API from openapi.yaml (schemathesis)
 	scripts/fuzz-api.sh $(TOOLS)/venv-fuzz/bin/schemathesis
 
-bench: build ## Hot-path figures (medians, with same-run baselines) and bootstrap sizes
+bench: build bench-bootstraps ## Hot paths and cold starts (medians, with same-run floors) and bootstrap sizes
 	cargo bench --locked -p integration-tests --bench hot_paths
-	@echo "release bootstrap sizes (arm64, stripped):"
+	scripts/with-dynamodb-local.sh cargo bench --locked -p integration-tests --bench cold_start
+	@echo "release bootstrap sizes (arm64, stripped, as deployed):"
 	@for f in login users authorizer rotation; do \
 	  printf '  %-11s %8d bytes\n' $$f $$(stat -c %s target/lambda/$$f/bootstrap); done
+
+# The cold-start bench's bootstraps: ours and its two floors, for this machine (x86_64),
+# with the release profile, in their own directory (target/lambda holds the arm64 ones).
+bench-bootstraps: $(TOOLS)/venv-lambda/bin/cargo-lambda
+	cargo lambda build --release --x86-64 --locked --lambda-dir target/lambda-x86_64 \
+	  --bin login --bin users --bin authorizer --bin floor-runtime --bin floor-dynamodb
 
 lint: ## rustfmt and clippy, as CI runs them
 	cargo fmt --all -- --check

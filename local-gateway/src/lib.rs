@@ -3,6 +3,7 @@
 
 pub mod admin;
 pub mod app;
+pub mod events;
 pub mod gateway;
 pub mod iam;
 pub mod keys;

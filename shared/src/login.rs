@@ -173,8 +173,35 @@ impl LoginService {
         }
         let username = normalize_username(&request.username)
             .map_err(|reason| ApiError::BadRequest(reason.into()))?;
-        // Read first: a device token is only valid for the user as it stands.
-        let record = self.store.find_login(&username).await?;
+        // Spraying: an untrusted client's failures from one source, across usernames.
+        // Checked before the username's counter, so a source past its limit touches no
+        // username's count. A known device is not counted here: sharing an address (a
+        // carrier NAT, an office) with an attacker must not lock it out. Without a device
+        // token the source is counted while the credentials are read (one round trip for
+        // both); a device token is only valid for the user as it stands, so it waits for
+        // the read.
+        let (record, source_attempt) = match &request.device_token {
+            None => {
+                let source = source_counter(source_ip, now);
+                let (record, attempt) = tokio::join!(
+                    self.store.find_login(&username),
+                    self.store
+                        .count_login_attempt(&source, now, SOURCE_WINDOW_SECS),
+                );
+                let record = match record {
+                    Ok(record) => record,
+                    Err(err) => {
+                        // No verdict: the count is taken back (best effort), as below.
+                        if attempt.is_ok() {
+                            let _ = self.store.uncount_login_attempt(&source).await;
+                        }
+                        return Err(err.into());
+                    }
+                };
+                (record, Some((source, attempt)))
+            }
+            Some(_) => (self.store.find_login(&username).await?, None),
+        };
         let device = match (&request.device_token, &record) {
             (Some(token), Some(record)) => {
                 self.devices
@@ -182,27 +209,28 @@ impl LoginService {
             }
             _ => None,
         };
-
-        // Spraying: an untrusted client's failures from one source, across usernames.
-        // Checked before the username's counter, so a source past its limit touches no
-        // username's count. A known device is not counted here: sharing an address (a
-        // carrier NAT, an office) with an attacker must not lock it out.
-        let source = match device {
-            Some(_) => None,
-            None => Some(source_counter(source_ip, now)),
-        };
-        if let Some(source) = &source {
-            let source_attempt = self
-                .store
-                .count_login_attempt(source, now, SOURCE_WINDOW_SECS)
-                .await?;
-            if source_attempt.count > self.source_failure_limit {
-                tracing::info!(outcome = "source_limited", "login refused");
-                crate::audit::record(crate::audit::SecurityEvent::LoginLocked, None, None);
-                return Err(ApiError::TooManyAttempts {
-                    retry_after_secs: source_window_left(now),
-                });
+        let source_attempt = match (source_attempt, device.is_some()) {
+            (Some((source, attempt)), _) => Some((source, attempt?)),
+            (None, true) => None,
+            // A device token that is not valid counts like none.
+            (None, false) => {
+                let source = source_counter(source_ip, now);
+                let attempt = self
+                    .store
+                    .count_login_attempt(&source, now, SOURCE_WINDOW_SECS)
+                    .await?;
+                Some((source, attempt))
             }
+        };
+        let source = source_attempt.as_ref().map(|(source, _)| source.clone());
+        if let Some((_, source_attempt)) = &source_attempt
+            && source_attempt.count > self.source_failure_limit
+        {
+            tracing::info!(outcome = "source_limited", "login refused");
+            crate::audit::record(crate::audit::SecurityEvent::LoginLocked, None, None);
+            return Err(ApiError::TooManyAttempts {
+                retry_after_secs: source_window_left(now),
+            });
         }
 
         // A known device is counted on its own; anyone else shares the username's counter.
@@ -295,12 +323,6 @@ impl LoginService {
                 return Err(ApiError::InvalidCredentials);
             }
         };
-        // Only the counter this attempt used is cleared: a known device's success does not
-        // reset the username's count, which an attacker may be running up.
-        self.store.clear_login_failures(counter).await?;
-        if let Some(source) = source {
-            self.store.uncount_login_attempt(source).await?;
-        }
         if needs_rehash {
             self.upgrade_hash(&record.user.id, password, &record.password_hash)
                 .await;
@@ -312,7 +334,23 @@ impl LoginService {
             ..
         } = record;
         let session = Session::start(token_version);
-        let mut response = self.issue(user, &session, now, now).await?;
+        // Clearing the counts and storing the session do not depend on each other: one
+        // round trip. Only the counter this attempt used is cleared: a known device's
+        // success does not reset the username's count, which an attacker may be running up.
+        // (Should a clear fail, the stored session is never answered: unusable, it expires.)
+        let (cleared, uncounted, issued) = tokio::join!(
+            self.store.clear_login_failures(counter),
+            async {
+                match source {
+                    Some(source) => self.store.uncount_login_attempt(source).await,
+                    None => Ok(()),
+                }
+            },
+            self.issue(user, &session, now, now),
+        );
+        cleared?;
+        uncounted?;
+        let mut response = issued?;
         response.device_token = Some(device_token);
         tracing::info!(sub = %response.user.id, sid = %session.id, known_device = device.is_some(), username, "login succeeded");
         crate::audit::record(

@@ -113,6 +113,38 @@ impl<T> NeedsSecret<T> {
         sdk_config: aws_config::SdkConfig,
         build: impl Fn(&SigningSecret) -> T + Send + Sync + 'static,
     ) -> Result<Self, ConfigError> {
+        let first = Self::first_fetch(&source, &sdk_config).await?;
+        Ok(Self::after_first_fetch(first, source, sdk_config, build))
+    }
+
+    /// The cold start's fetch of the secret, on its own so that it can run beside the other
+    /// start-up reads: `None` when Secrets Manager is unavailable (the function starts and
+    /// answers 503), an error when it is misconfigured (the function does not start).
+    pub async fn first_fetch(
+        source: &SecretSource,
+        sdk_config: &aws_config::SdkConfig,
+    ) -> Result<Option<SigningSecret>, ConfigError> {
+        match source
+            .resolve(sdk_config)
+            .await
+            .inspect_err(log_secret_error)
+        {
+            Ok(secret) => Ok(Some(secret)),
+            Err(ConfigError::Secret(SecretError::Unavailable(_))) => {
+                tracing::warn!("starting without the signing secret: answering 503 until it comes");
+                Ok(None)
+            }
+            Err(fatal) => Err(fatal),
+        }
+    }
+
+    /// The service from what [`Self::first_fetch`] got.
+    pub fn after_first_fetch(
+        first: Option<SigningSecret>,
+        source: SecretSource,
+        sdk_config: aws_config::SdkConfig,
+        build: impl Fn(&SigningSecret) -> T + Send + Sync + 'static,
+    ) -> Self {
         let this = Self {
             source,
             sdk_config,
@@ -120,18 +152,15 @@ impl<T> NeedsSecret<T> {
             service: tokio::sync::OnceCell::new(),
             next_try: std::sync::Mutex::new(Instant::now()),
         };
-        match this.fetch().await {
-            Ok(secret) => {
+        match first {
+            Some(secret) => {
                 let _ = this.service.set((this.build)(&secret));
-                Ok(this)
             }
-            Err(ConfigError::Secret(SecretError::Unavailable(_))) => {
-                tracing::warn!("starting without the signing secret: answering 503 until it comes");
+            None => {
                 *this.lock_next_try() = Instant::now() + Duration::from_secs(SECRET_RETRY_SECS);
-                Ok(this)
             }
-            Err(fatal) => Err(fatal),
         }
+        this
     }
 
     fn lock_next_try(&self) -> std::sync::MutexGuard<'_, Instant> {

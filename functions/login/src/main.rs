@@ -14,14 +14,20 @@ use std::sync::Arc;
 async fn main() -> Result<(), Error> {
     let cold = ColdStart::load().await?;
     jwt_auth_core::audit::init(&cold.config.metrics_namespace, "login");
-    let store = DynamoUserStore::new(cold.dynamodb_client(), cold.config.users_table.clone());
-    // One cheap read now moves the TLS handshake to DynamoDB out of the first request.
-    let _ = store.login_failures("warm-up").await;
-    let store = Arc::new(store);
-    let keys = cold
-        .token_keys(true, SIGNER_REFRESH_SECS, store.clone())
-        .await?;
-    let public_keys = cold.jwks_keys(JWKS_REFRESH_SECS, store.clone()).await?;
+    let store = Arc::new(DynamoUserStore::new(
+        cold.dynamodb_client(),
+        cold.config.users_table.clone(),
+    ));
+    let hmac_source = cold.config.hmac_secret()?;
+    // The start-up reads do not depend on each other: together they take the longest one.
+    // The warm-up read moves the TLS handshake to DynamoDB out of the first request.
+    let (_, keys, public_keys, hmac_secret) = tokio::join!(
+        store.login_failures("warm-up"),
+        cold.token_keys(true, SIGNER_REFRESH_SECS, store.clone()),
+        cold.jwks_keys(JWKS_REFRESH_SECS, store.clone()),
+        NeedsSecret::<LoginService>::first_fetch(&hmac_source, &cold.sdk_config),
+    );
+    let (keys, public_keys) = (keys?, public_keys?);
     let hasher = Arc::new(PasswordHasher::new());
     let config = &cold.config;
     let (tokens, session_max_secs, source_failure_limit) = (
@@ -31,8 +37,9 @@ async fn main() -> Result<(), Error> {
     );
     let cors = config.cors.clone();
     let unavailable_cors = cors.clone();
-    let service = NeedsSecret::start(
-        config.hmac_secret()?,
+    let service = NeedsSecret::after_first_fetch(
+        hmac_secret?,
+        hmac_source,
         cold.sdk_config.clone(),
         move |secret| LoginService {
             store: store.clone(),
@@ -46,8 +53,7 @@ async fn main() -> Result<(), Error> {
             public_keys: public_keys.clone(),
             cors: cors.clone(),
         },
-    )
-    .await?;
+    );
     run(service_fn(|request| {
         service.respond(&unavailable_cors, |service| login::handle(request, service))
     }))

@@ -12,15 +12,24 @@ use users::UsersService;
 async fn main() -> Result<(), Error> {
     let cold = ColdStart::load().await?;
     jwt_auth_core::audit::init(&cold.config.metrics_namespace, "users");
-    let store = DynamoUserStore::new(cold.dynamodb_client(), cold.config.users_table.clone());
-    // One cheap read now moves the TLS handshake to DynamoDB out of the first request.
-    let _ = store.get_user(&"0".repeat(32)).await;
-    let store = Arc::new(store);
+    let store = Arc::new(DynamoUserStore::new(
+        cold.dynamodb_client(),
+        cold.config.users_table.clone(),
+    ));
+    let hmac_source = cold.config.hmac_secret()?;
+    // The secret and one cheap read (which moves the TLS handshake to DynamoDB out of the
+    // first request) at once.
+    let nobody = "0".repeat(32);
+    let (_, hmac_secret) = tokio::join!(
+        store.get_user(&nobody),
+        NeedsSecret::<UsersService>::first_fetch(&hmac_source, &cold.sdk_config),
+    );
     let hasher = Arc::new(PasswordHasher::new());
     let cors = cold.config.cors.clone();
     let unavailable_cors = cors.clone();
-    let service = NeedsSecret::start(
-        cold.config.hmac_secret()?,
+    let service = NeedsSecret::after_first_fetch(
+        hmac_secret?,
+        hmac_source,
         cold.sdk_config.clone(),
         move |secret| UsersService {
             store: store.clone(),
@@ -29,8 +38,7 @@ async fn main() -> Result<(), Error> {
             clock: Clock::system(),
             cors: cors.clone(),
         },
-    )
-    .await?;
+    );
     run(service_fn(|request| {
         service.respond(&unavailable_cors, |service| users::handle(request, service))
     }))

@@ -1,0 +1,423 @@
+//! Cold starts as Lambda sees them. Each release bootstrap (x86_64, built by `make bench`
+//! into target/lambda-x86_64) is started again and again against a fake Lambda Runtime API
+//! with DynamoDB Local behind it, exactly as Lambda starts it: its real `main.rs`, the
+//! environment Lambda gives (region, credentials, function name and memory), one event.
+//! Beside them, in the same run and built with the same profile, two floors
+//! (`bench-floors`): a `lambda_runtime` bootstrap that does nothing, and one that only builds
+//! a DynamoDB client and makes one read (what every function of ours must do at least).
+//!
+//! Printed, medians over the starts (interleaved, so that the machine's noise falls on all
+//! alike): process start -> first `/next` (init), the first invocation (its event handed
+//! over -> its answer back), peak RSS, and the stripped size, each as a ratio to the
+//! "client + one read" floor. Login's first invocation is set against one argon2id verify
+//! measured in this process in the same run.
+//!
+//! Needs DYNAMODB_ENDPOINT (DynamoDB Local): `make bench` runs it under
+//! scripts/with-dynamodb-local.sh.
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::{Method, Request, Response};
+use hyper_util::rt::TokioIo;
+use integration_tests::{EVENTS_PASSWORD, event_text, workspace_root};
+use jwt_auth_core::password::PasswordHasher;
+use jwt_auth_core::secret::SigningSecret;
+use jwt_auth_core::store::dynamodb::DynamoUserStore;
+use jwt_auth_core::store::{NewUser, UserStore};
+use jwt_auth_core::token::{Session, TokenIssuer, TokenKeys};
+use jwt_auth_core::user::{Role, User};
+use secrecy::SecretString;
+use serde_json::{Value, json};
+use std::convert::Infallible;
+use std::process::Stdio;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+use tokio::sync::mpsc;
+
+/// Starts per bootstrap.
+const STARTS: usize = 15;
+/// The most one step of a start may take before the bench gives up on it.
+const STEP_TIMEOUT: Duration = Duration::from_secs(30);
+
+struct Bootstrap {
+    name: &'static str,
+    event: Value,
+    /// Whether the answer is the one expected (a cold start that fails is no measure).
+    answered: fn(&Value) -> bool,
+}
+
+#[derive(Clone, Copy)]
+struct Start {
+    init: Duration,
+    first_invoke: Duration,
+    /// The same event again, in the same (now warm) process.
+    warm_invoke: Duration,
+    peak_rss_kib: u64,
+}
+
+enum Mark {
+    Next(Instant),
+    Response(Instant, Bytes),
+    Error(String),
+}
+
+fn main() {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(bench());
+}
+
+async fn bench() {
+    let lambda_dir = workspace_root().join("target/lambda-x86_64");
+    let (env, alice) = environment().await;
+    let bootstraps = bootstraps(&env, &alice);
+    for bootstrap in &bootstraps {
+        let path = lambda_dir.join(bootstrap.name).join("bootstrap");
+        assert!(
+            path.exists(),
+            "{} is missing: `make bench` builds it",
+            path.display()
+        );
+    }
+
+    let mut starts: Vec<Vec<Start>> = vec![Vec::new(); bootstraps.len()];
+    for round in 0..STARTS {
+        for (index, bootstrap) in bootstraps.iter().enumerate() {
+            let path = lambda_dir.join(bootstrap.name).join("bootstrap");
+            let start = start_once(&path, bootstrap, &env)
+                .await
+                .unwrap_or_else(|err| panic!("{} (start {round}): {err}", bootstrap.name));
+            starts[index].push(start);
+        }
+    }
+    let argon2 = argon2_verify_median();
+
+    let medians: Vec<(Duration, Duration, Duration, u64, u64)> = bootstraps
+        .iter()
+        .zip(&starts)
+        .map(|(bootstrap, starts)| {
+            let size = std::fs::metadata(lambda_dir.join(bootstrap.name).join("bootstrap"))
+                .unwrap()
+                .len();
+            (
+                median(starts.iter().map(|s| s.init)),
+                median(starts.iter().map(|s| s.first_invoke)),
+                median(starts.iter().map(|s| s.warm_invoke)),
+                median_u64(starts.iter().map(|s| s.peak_rss_kib)),
+                size,
+            )
+        })
+        .collect();
+    let floor = medians[1];
+    println!(
+        "\ncold start: x86_64 release bootstraps against a fake Runtime API, DynamoDB Local; \
+         medians of {STARTS} starts, this run"
+    );
+    println!(
+        "{:<15} {:>10} {:>7} {:>13} {:>12} {:>9} {:>9} {:>7}",
+        "bootstrap", "init", "x floor", "first invoke", "then warm", "peak RSS", "size", "x floor"
+    );
+    for (bootstrap, (init, invoke, warm, rss, size)) in bootstraps.iter().zip(&medians) {
+        println!(
+            "{:<15} {:>7.1} ms {:>6.2}x {:>10.1} ms {:>9.1} ms {:>6.1} MB {:>6.1} MB {:>6.2}x",
+            bootstrap.name,
+            ms(*init),
+            ms(*init) / ms(floor.0),
+            ms(*invoke),
+            ms(*warm),
+            *rss as f64 / 1024.0,
+            *size as f64 / 1e6,
+            *size as f64 / floor.4 as f64,
+        );
+    }
+    let login = medians[bootstraps.iter().position(|b| b.name == "login").unwrap()];
+    println!(
+        "login's first invocation {:.1} ms: one argon2id verify {:.1} ms (in process, this run) \
+         + {:.1} ms of DynamoDB Local round trips and the rest (the same login warm: {:.1} ms)",
+        ms(login.1),
+        ms(argon2),
+        ms(login.1) - ms(argon2),
+        ms(login.2)
+    );
+    println!("(x floor: against floor-dynamodb, a DynamoDB client and one read)");
+}
+
+/// What Lambda puts in the environment, plus the local settings of `events/env.json`, and
+/// a user for the events (alice, admin, the events' password) in a fresh table.
+async fn environment() -> (Vec<(String, String)>, User) {
+    let endpoint = std::env::var("DYNAMODB_ENDPOINT")
+        .expect("DYNAMODB_ENDPOINT is not set: run `make bench`, which starts DynamoDB Local");
+    let (client, table) = integration_tests::dynamo_local::fresh_table().await;
+    let store = DynamoUserStore::new(client, table.clone());
+    let hash = PasswordHasher::new()
+        .hash(&SecretString::from(EVENTS_PASSWORD.to_string()))
+        .unwrap();
+    let alice = store
+        .create_user(
+            NewUser {
+                username: "alice".into(),
+                name: "Alice".into(),
+                role: Role::Admin,
+                password_hash: hash,
+            },
+            jwt_auth_core::unix_now(),
+        )
+        .await
+        .unwrap();
+    let random_key = || {
+        let mut bytes = [0u8; 32];
+        jwt_auth_core::secret::fill_random(&mut bytes);
+        bytes.iter().map(|b| format!("{b:02x}")).collect::<String>()
+    };
+    let env = [
+        ("AWS_REGION", "us-east-1"),
+        ("AWS_DEFAULT_REGION", "us-east-1"),
+        ("AWS_ACCESS_KEY_ID", "bench"),
+        ("AWS_SECRET_ACCESS_KEY", "bench"),
+        ("AWS_SESSION_TOKEN", "bench"),
+        ("AWS_LAMBDA_FUNCTION_NAME", "bench"),
+        ("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST"),
+        ("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "1024"),
+        ("AWS_LAMBDA_LOG_GROUP_NAME", "/aws/lambda/bench"),
+        ("AWS_LAMBDA_LOG_STREAM_NAME", "bench"),
+        ("AWS_LAMBDA_HTTP_IGNORE_STAGE_IN_PATH", "true"),
+        ("RUST_LOG", "warn"),
+        ("USERS_TABLE", &table),
+        ("DYNAMODB_ENDPOINT", &endpoint),
+    ]
+    .into_iter()
+    .map(|(name, value)| (name.to_string(), value.to_string()))
+    .chain([
+        ("JWT_SECRET".to_string(), random_key()),
+        ("HMAC_SECRET".to_string(), random_key()),
+    ])
+    .collect();
+    (env, alice)
+}
+
+fn bootstraps(env: &[(String, String)], alice: &User) -> Vec<Bootstrap> {
+    let secret = env
+        .iter()
+        .find(|(name, _)| name == "JWT_SECRET")
+        .map(|(_, value)| SigningSecret::new(value.clone().into_bytes()).unwrap())
+        .unwrap();
+    let settings = local_gateway::events::token_settings(3600);
+    let token = TokenIssuer::new(TokenKeys::hs256(&secret), settings)
+        .issue(alice, &Session::start(0), jwt_auth_core::unix_now())
+        .unwrap()
+        .token;
+    let mut users_list: Value = serde_json::from_str(&event_text("users-list.json")).unwrap();
+    local_gateway::events::set_caller(&mut users_list, alice, 0, 3600).unwrap();
+    let status_200 = |answer: &Value| answer["statusCode"] == 200;
+    vec![
+        Bootstrap {
+            name: "floor-runtime",
+            event: json!({"bench": true}),
+            answered: |answer| answer["bench"] == true,
+        },
+        Bootstrap {
+            name: "floor-dynamodb",
+            event: json!({"bench": true}),
+            answered: |answer| answer["bench"] == true,
+        },
+        Bootstrap {
+            name: "authorizer",
+            event: json!({
+                "type": "TOKEN",
+                "authorizationToken": format!("Bearer {token}"),
+                "methodArn": "arn:aws:execute-api:us-east-1:123456789012:abc123/prod/GET/users",
+            }),
+            answered: |answer| answer["policyDocument"]["Statement"][0]["Effect"] == "Allow",
+        },
+        Bootstrap {
+            name: "login",
+            event: serde_json::from_str(&event_text("login-ok.json")).unwrap(),
+            answered: status_200,
+        },
+        Bootstrap {
+            name: "users",
+            event: users_list,
+            answered: status_200,
+        },
+    ]
+}
+
+/// One cold start: the process from spawn to its first `/next`, its first event to its
+/// answer, the same event again (warm), and its peak RSS once it has answered both.
+async fn start_once(
+    path: &std::path::Path,
+    bootstrap: &Bootstrap,
+    env: &[(String, String)],
+) -> Result<Start, String> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .map_err(|err| err.to_string())?;
+    let address = listener.local_addr().map_err(|err| err.to_string())?;
+    let (marks_tx, mut marks) = mpsc::unbounded_channel();
+    let event = Bytes::from(serde_json::to_vec(&bootstrap.event).unwrap());
+    let nexts = Arc::new(AtomicUsize::new(0));
+    let server = tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let (marks_tx, event, nexts) = (marks_tx.clone(), event.clone(), nexts.clone());
+            tokio::spawn(async move {
+                let service = hyper::service::service_fn(move |request| {
+                    runtime_api(request, marks_tx.clone(), event.clone(), nexts.clone())
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    });
+
+    let spawned = Instant::now();
+    let mut child = tokio::process::Command::new(path)
+        .env_clear()
+        .envs(env.iter().cloned())
+        .env("AWS_LAMBDA_RUNTIME_API", address.to_string())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(|err| err.to_string())?;
+    let result = async {
+        let Mark::Next(first_next) = next_mark(&mut marks).await? else {
+            return Err("answered before asking for an event".to_string());
+        };
+        let answered = answer(&mut marks, bootstrap).await?;
+        let Mark::Next(second_next) = next_mark(&mut marks).await? else {
+            return Err("answered twice".to_string());
+        };
+        let answered_again = answer(&mut marks, bootstrap).await?;
+        // Asking for a third event: done with both, and all they allocated is counted.
+        next_mark(&mut marks).await?;
+        let peak_rss_kib = child.id().map(peak_rss_kib).unwrap_or(0);
+        Ok(Start {
+            init: first_next - spawned,
+            first_invoke: answered - first_next,
+            warm_invoke: answered_again - second_next,
+            peak_rss_kib,
+        })
+    }
+    .await;
+    let _ = child.kill().await;
+    server.abort();
+    result
+}
+
+/// When the bootstrap answered the event it was given, and that it answered as expected.
+async fn answer(
+    marks: &mut mpsc::UnboundedReceiver<Mark>,
+    bootstrap: &Bootstrap,
+) -> Result<Instant, String> {
+    match next_mark(marks).await? {
+        Mark::Response(at, body) => {
+            let answer: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+            if (bootstrap.answered)(&answer) {
+                Ok(at)
+            } else {
+                Err(format!("unexpected answer: {answer}"))
+            }
+        }
+        Mark::Error(error) => Err(format!("invocation error: {error}")),
+        Mark::Next(_) => Err("asked again without answering".into()),
+    }
+}
+
+async fn next_mark(marks: &mut mpsc::UnboundedReceiver<Mark>) -> Result<Mark, String> {
+    tokio::time::timeout(STEP_TIMEOUT, marks.recv())
+        .await
+        .map_err(|_| format!("nothing from the bootstrap in {STEP_TIMEOUT:?}"))?
+        .ok_or_else(|| "the fake Runtime API stopped".to_string())
+}
+
+/// The three calls of the Runtime API a function makes: `/next` (answered with the event
+/// twice, then held, as Lambda holds it while no event comes), `/response`, `/error`.
+async fn runtime_api(
+    request: Request<Incoming>,
+    marks: mpsc::UnboundedSender<Mark>,
+    event: Bytes,
+    nexts: Arc<AtomicUsize>,
+) -> Result<Response<Full<Bytes>>, Infallible> {
+    let path = request.uri().path().to_string();
+    if request.method() == Method::GET && path.ends_with("/runtime/invocation/next") {
+        let _ = marks.send(Mark::Next(Instant::now()));
+        if nexts.fetch_add(1, Ordering::SeqCst) >= 2 {
+            std::future::pending::<()>().await;
+        }
+        let deadline_ms = jwt_auth_core::unix_now() * 1000 + 30_000;
+        return Ok(Response::builder()
+            .header("content-type", "application/json")
+            .header("lambda-runtime-aws-request-id", "bench-request")
+            .header("lambda-runtime-deadline-ms", deadline_ms.to_string())
+            .header(
+                "lambda-runtime-invoked-function-arn",
+                "arn:aws:lambda:us-east-1:123456789012:function:bench",
+            )
+            .header(
+                "lambda-runtime-trace-id",
+                "Root=1-00000000-000000000000000000000000;Parent=0000000000000000;Sampled=0",
+            )
+            .body(Full::new(event))
+            .unwrap());
+    }
+    let body = request
+        .into_body()
+        .collect()
+        .await
+        .map(|collected| collected.to_bytes())
+        .unwrap_or_default();
+    let mark = if path.ends_with("/response") {
+        Mark::Response(Instant::now(), body)
+    } else {
+        Mark::Error(format!("{path}: {}", String::from_utf8_lossy(&body)))
+    };
+    let _ = marks.send(mark);
+    Ok(Response::builder()
+        .status(202)
+        .body(Full::new(Bytes::new()))
+        .unwrap())
+}
+
+/// The process's peak resident set (VmHWM), in KiB.
+fn peak_rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|status| {
+            status
+                .lines()
+                .find_map(|line| line.strip_prefix("VmHWM:"))
+                .and_then(|value| value.trim().trim_end_matches("kB").trim().parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+/// One argon2id verify with the production parameters, median of 15, in this process.
+fn argon2_verify_median() -> Duration {
+    let hasher = PasswordHasher::new();
+    let password = SecretString::from(EVENTS_PASSWORD.to_string());
+    let stored = hasher.hash(&password).unwrap();
+    median((0..15).map(|_| {
+        let started = Instant::now();
+        let _ = hasher.verify(&password, &stored);
+        started.elapsed()
+    }))
+}
+
+fn median(values: impl Iterator<Item = Duration>) -> Duration {
+    let mut values: Vec<Duration> = values.collect();
+    values.sort();
+    values[values.len() / 2]
+}
+
+fn median_u64(values: impl Iterator<Item = u64>) -> u64 {
+    let mut values: Vec<u64> = values.collect();
+    values.sort();
+    values[values.len() / 2]
+}
+
+fn ms(duration: Duration) -> f64 {
+    duration.as_secs_f64() * 1000.0
+}
