@@ -97,6 +97,10 @@ impl From<RoleArg> for Role {
 /// Runs one admin action and returns what to print. `--password-stdin` reads `input`.
 pub async fn run(args: UsersArgs, input: &mut dyn BufRead) -> Result<String, String> {
     let mut report = String::new();
+    // Checked before any AWS configuration is even loaded.
+    if matches!(args.action, UsersAction::Demo) && args.dynamodb_endpoint.is_none() {
+        return Err("demo users go into DynamoDB Local only: set --dynamodb-endpoint".into());
+    }
     let client = match &args.dynamodb_endpoint {
         Some(endpoint) => {
             let client = local_client(endpoint);
@@ -112,11 +116,6 @@ pub async fn run(args: UsersArgs, input: &mut dyn BufRead) -> Result<String, Str
     let store = DynamoUserStore::new(client, args.table.clone());
     match args.action {
         UsersAction::Demo => {
-            if args.dynamodb_endpoint.is_none() {
-                return Err(
-                    "demo users go into DynamoDB Local only: set --dynamodb-endpoint".into(),
-                );
-            }
             crate::app::seed_demo_users(&store, &PasswordHasher::new())
                 .await
                 .map_err(describe)?;

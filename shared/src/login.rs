@@ -242,6 +242,9 @@ impl LoginService {
             .count_login_attempt(&counter, now, FAILURE_WINDOW_SECS)
             .await;
         let counted = [Some(counter.as_str()), source.as_deref()];
+        // Set once the password has verified: the counts are then settled by the login
+        // itself (cleared, un-counted), and must not be taken back a second time.
+        let settled = std::sync::atomic::AtomicBool::new(false);
         let result = match attempt {
             Ok(attempt) => {
                 self.check_counted_login(
@@ -253,12 +256,15 @@ impl LoginService {
                     source.as_deref(),
                     &attempt,
                     now,
+                    &settled,
                 )
                 .await
             }
             Err(err) => Err(err.into()),
         };
-        if let Err(ApiError::Unavailable(_)) = &result {
+        if let Err(ApiError::Unavailable(_)) = &result
+            && !settled.load(std::sync::atomic::Ordering::SeqCst)
+        {
             // The store failed after counting: no verdict reached the client, so the attempt
             // is taken back (best effort) rather than used up by a client retrying an outage.
             for counter in counted.into_iter().flatten() {
@@ -280,6 +286,7 @@ impl LoginService {
         source: Option<&str>,
         attempt: &crate::store::LoginFailures,
         now: u64,
+        settled: &std::sync::atomic::AtomicBool,
     ) -> Result<TokenResponse, ApiError> {
         if let Some(retry_after_secs) = throttle(self.store.as_ref(), counter, attempt, now).await?
         {
@@ -334,6 +341,7 @@ impl LoginService {
             ..
         } = record;
         let session = Session::start(token_version);
+        settled.store(true, std::sync::atomic::Ordering::SeqCst);
         // Clearing the counts and storing the session do not depend on each other: one
         // round trip. Only the counter this attempt used is cleared: a known device's
         // success does not reset the username's count, which an attacker may be running up.
