@@ -224,16 +224,9 @@ impl Config {
             .ok_or(ConfigError::Missing("HMAC_SECRET_ARN"))
     }
 
-    /// Loads the AWS SDK configuration once; `DYNAMODB_ENDPOINT` points it at DynamoDB Local.
-    pub async fn aws_sdk_config(&self) -> aws_config::SdkConfig {
-        aws_config::defaults(aws_config::BehaviorVersion::latest())
-            .load()
-            .await
-    }
-
-    /// The DynamoDB client: the SDK's default chain on AWS; with `DYNAMODB_ENDPOINT` set,
+    /// The DynamoDB client: the SDK configuration's region and credentials on AWS; with `DYNAMODB_ENDPOINT` set,
     /// a client for DynamoDB Local (fixed region, dummy credentials, no AWS account needed).
-    pub fn dynamodb_client(&self, sdk_config: &aws_config::SdkConfig) -> aws_sdk_dynamodb::Client {
+    pub fn dynamodb_client(&self, sdk_config: &aws_types::SdkConfig) -> aws_sdk_dynamodb::Client {
         match &self.dynamodb_endpoint {
             Some(endpoint) => crate::store::dynamodb::local_client(endpoint),
             None => crate::store::dynamodb::aws_client(sdk_config),
@@ -256,7 +249,7 @@ impl SecretSource {
     /// Resolves the signing secret: from Secrets Manager (one call, at cold start) or inline.
     pub async fn resolve(
         &self,
-        sdk_config: &aws_config::SdkConfig,
+        sdk_config: &aws_types::SdkConfig,
     ) -> Result<SigningSecret, ConfigError> {
         match self {
             SecretSource::Inline(secret) => Ok(secret.duplicate()),

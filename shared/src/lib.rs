@@ -9,6 +9,7 @@
 //! cases.
 
 pub mod audit;
+pub mod aws;
 pub mod clock;
 pub mod config;
 pub mod cursor;

@@ -134,6 +134,38 @@ pub fn allowed_resources(role: Role, sub: &str) -> Vec<String> {
         .collect()
 }
 
+/// Stands for the caller's id in [`resource_templates`]: a valid id, so that
+/// [`allowed_resources`] keeps the caller's own routes (were it a real caller's id, the
+/// replacement would leave it as it is).
+const SELF_MARK: &str = "5e1f5e1f5e1f5e1f5e1f5e1f5e1f5e1f";
+
+/// A role's [`allowed_resources`], made once: each with whether it holds the caller's id
+/// ([`SELF_MARK`]). The authorizer builds a policy on every uncached call; from these it
+/// is one string per route rather than splitting and joining every route's path.
+fn resource_templates(role: Role) -> &'static [(String, bool)] {
+    type Templates = Vec<(String, bool)>;
+    static TEMPLATES: std::sync::LazyLock<Vec<(Role, Templates)>> =
+        std::sync::LazyLock::new(|| {
+            Role::ALL
+                .into_iter()
+                .map(|role| {
+                    let templates = allowed_resources(role, SELF_MARK)
+                        .into_iter()
+                        .map(|resource| {
+                            let per_user = resource.contains(SELF_MARK);
+                            (resource, per_user)
+                        })
+                        .collect();
+                    (role, templates)
+                })
+                .collect()
+        });
+    TEMPLATES
+        .iter()
+        .find(|(of, _)| *of == role)
+        .map_or(&[], |(_, templates)| templates.as_slice())
+}
+
 fn replace_params(path: &str, value: &str) -> String {
     path.split('/')
         .map(|segment| {
@@ -290,9 +322,18 @@ pub fn policy_for(
     sub: &str,
     method_arn: &MethodArn<'_>,
 ) -> ApiGatewayCustomAuthorizerPolicy {
-    let resources: Vec<String> = allowed_resources(role, sub)
-        .into_iter()
-        .map(|resource| format!("{}/{resource}", method_arn.prefix))
+    let sub_is_an_id = is_valid_user_id(sub);
+    let resources: Vec<String> = resource_templates(role)
+        .iter()
+        .filter_map(|(template, per_user)| match per_user {
+            false => Some(format!("{}/{template}", method_arn.prefix)),
+            true if sub_is_an_id => Some(format!(
+                "{}/{}",
+                method_arn.prefix,
+                template.replace(SELF_MARK, sub)
+            )),
+            true => None,
+        })
         .collect();
     let mut statement = IamPolicyStatement::default();
     statement.action = vec!["execute-api:Invoke".into()];
@@ -313,6 +354,28 @@ pub fn policy_for(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The policy from the made-once templates is the policy of the route table itself,
+    /// for every role, for the caller's own id, the mark's own value and a non-id.
+    #[test]
+    fn the_made_once_policy_is_the_route_tables() {
+        let arn = MethodArn::parse(ARN).unwrap();
+        for role in Role::ALL {
+            for sub in [SELF_ID, OTHER_ID, SELF_MARK, "not-an-id", "", "*"] {
+                let expected: Vec<String> = allowed_resources(role, sub)
+                    .into_iter()
+                    .map(|resource| format!("{}/{resource}", arn.prefix))
+                    .collect();
+                let policy = policy_for(role, sub, &arn);
+                let statement = &policy.statement[0];
+                if expected.is_empty() {
+                    assert_eq!(statement.effect, IamPolicyEffect::Deny);
+                } else {
+                    assert_eq!(statement.resource, expected, "{role:?} {sub:?}");
+                }
+            }
+        }
+    }
 
     const ARN: &str = "arn:aws:execute-api:us-west-2:123456789012:ymy8tbxw7b/prod/GET/users";
     const SELF_ID: &str = "0123456789abcdef0123456789abcdef";

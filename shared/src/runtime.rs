@@ -1,5 +1,6 @@
 //! Cold-start wiring shared by the three functions' `main`: logging, configuration, the AWS
-//! SDK configuration and the signing secret, each loaded exactly once.
+//! SDK configuration (from Lambda's environment, [`crate::aws`]) and the signing secret,
+//! each loaded exactly once.
 
 use crate::ApiError;
 use crate::clock::Clock;
@@ -14,7 +15,7 @@ use std::time::{Duration, Instant};
 /// What every function loads before serving its first request.
 pub struct ColdStart {
     pub config: Config,
-    pub sdk_config: aws_config::SdkConfig,
+    pub sdk_config: aws_types::SdkConfig,
 }
 
 impl ColdStart {
@@ -24,7 +25,7 @@ impl ColdStart {
         crate::telemetry::init();
         let config = Config::from_env()
             .inspect_err(|err| tracing::error!(error = %err, "bad configuration"))?;
-        let sdk_config = config.aws_sdk_config().await;
+        let sdk_config = crate::aws::sdk_config_from_env(|name| std::env::var(name).ok());
         Ok(Self { config, sdk_config })
     }
 
@@ -100,7 +101,7 @@ pub const SECRET_RETRY_SECS: u64 = 5;
 /// run is failing closed.
 pub struct NeedsSecret<T> {
     source: SecretSource,
-    sdk_config: aws_config::SdkConfig,
+    sdk_config: aws_types::SdkConfig,
     build: Box<dyn Fn(&SigningSecret) -> T + Send + Sync>,
     service: tokio::sync::OnceCell<T>,
     next_try: std::sync::Mutex<Instant>,
@@ -110,7 +111,7 @@ impl<T> NeedsSecret<T> {
     /// Fetches the secret and builds the service with `build`, now if it can.
     pub async fn start(
         source: SecretSource,
-        sdk_config: aws_config::SdkConfig,
+        sdk_config: aws_types::SdkConfig,
         build: impl Fn(&SigningSecret) -> T + Send + Sync + 'static,
     ) -> Result<Self, ConfigError> {
         let first = Self::first_fetch(&source, &sdk_config).await?;
@@ -122,7 +123,7 @@ impl<T> NeedsSecret<T> {
     /// answers 503), an error when it is misconfigured (the function does not start).
     pub async fn first_fetch(
         source: &SecretSource,
-        sdk_config: &aws_config::SdkConfig,
+        sdk_config: &aws_types::SdkConfig,
     ) -> Result<Option<SigningSecret>, ConfigError> {
         match source
             .resolve(sdk_config)
@@ -142,7 +143,7 @@ impl<T> NeedsSecret<T> {
     pub fn after_first_fetch(
         first: Option<SigningSecret>,
         source: SecretSource,
-        sdk_config: aws_config::SdkConfig,
+        sdk_config: aws_types::SdkConfig,
         build: impl Fn(&SigningSecret) -> T + Send + Sync + 'static,
     ) -> Self {
         let this = Self {

@@ -146,7 +146,7 @@ where
 
 /// Reads the HMAC secret once at cold start from AWS Secrets Manager.
 pub async fn load_from_secrets_manager(
-    sdk_config: &aws_config::SdkConfig,
+    sdk_config: &aws_types::SdkConfig,
     secret_id: &str,
 ) -> Result<SigningSecret, SecretError> {
     let client = secrets_manager_client(sdk_config);
@@ -158,12 +158,10 @@ pub async fn load_from_secrets_manager(
 
 /// The Secrets Manager client of the SDK configuration (which honours
 /// `AWS_ENDPOINT_URL_SECRETS_MANAGER`: the tests point it at moto).
-pub fn secrets_manager_client(
-    sdk_config: &aws_config::SdkConfig,
-) -> aws_sdk_secretsmanager::Client {
+pub fn secrets_manager_client(sdk_config: &aws_types::SdkConfig) -> aws_sdk_secretsmanager::Client {
     // The SDK sets no timeout: a Secrets Manager that never answers would hold the request
     // that happens to re-read the keys until the Lambda timeout.
-    let timeouts = aws_config::timeout::TimeoutConfig::builder()
+    let timeouts = aws_sdk_secretsmanager::config::timeout::TimeoutConfig::builder()
         .connect_timeout(std::time::Duration::from_secs(1))
         .operation_attempt_timeout(std::time::Duration::from_secs(2))
         .operation_timeout(std::time::Duration::from_secs(4))

@@ -10,7 +10,9 @@
 //! alike): process start -> first `/next` (init), the first invocation (its event handed
 //! over -> its answer back), peak RSS, and the stripped size, each as a ratio to the
 //! "client + one read" floor. Login's first invocation is set against one argon2id verify
-//! measured in this process in the same run.
+//! measured in this process in the same run. Then one more start of each, through a
+//! recording proxy in front of DynamoDB Local ([`integration_tests::round_trips`]), prints
+//! the DynamoDB calls of its warm invocation and how many round trips they take.
 //!
 //! Needs DYNAMODB_ENDPOINT (DynamoDB Local): `make bench` runs it under
 //! scripts/with-dynamodb-local.sh.
@@ -20,6 +22,7 @@ use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::{Method, Request, Response};
 use hyper_util::rt::TokioIo;
+use integration_tests::round_trips::{self, CallLog};
 use integration_tests::{EVENTS_PASSWORD, event_text, workspace_root};
 use jwt_auth_core::password::PasswordHasher;
 use jwt_auth_core::secret::SigningSecret;
@@ -43,6 +46,8 @@ const STEP_TIMEOUT: Duration = Duration::from_secs(30);
 
 struct Bootstrap {
     name: &'static str,
+    /// What its event asks, for the round-trip table.
+    route: &'static str,
     event: Value,
     /// Whether the answer is the one expected (a cold start that fails is no measure).
     answered: fn(&Value) -> bool,
@@ -55,6 +60,8 @@ struct Start {
     /// The same event again, in the same (now warm) process.
     warm_invoke: Duration,
     peak_rss_kib: u64,
+    /// From the second `/next` to the second answer.
+    warm_window: (Instant, Instant),
 }
 
 enum Mark {
@@ -141,6 +148,42 @@ async fn bench() {
         ms(login.2)
     );
     println!("(x floor: against floor-dynamodb, a DynamoDB client and one read)");
+    print_round_trips(&lambda_dir, &bootstraps, &env).await;
+}
+
+/// One more start of each of our bootstraps with DynamoDB behind the recording proxy: the
+/// calls of its warm invocation (init's reads are not the route's), in round trips.
+async fn print_round_trips(
+    lambda_dir: &std::path::Path,
+    bootstraps: &[Bootstrap],
+    env: &[(String, String)],
+) {
+    let endpoint = std::env::var("DYNAMODB_ENDPOINT").unwrap();
+    let (proxy, calls): (_, CallLog) = round_trips::start_proxy(&endpoint).await;
+    let env: Vec<(String, String)> = env
+        .iter()
+        .map(|(name, value)| match name.as_str() {
+            "DYNAMODB_ENDPOINT" => (name.clone(), format!("http://{proxy}")),
+            _ => (name.clone(), value.clone()),
+        })
+        .collect();
+    println!("\nDynamoDB per request (a warm invocation; calls in one round trip joined by ∥)");
+    for bootstrap in bootstraps.iter().filter(|b| !b.name.starts_with("floor-")) {
+        let path = lambda_dir.join(bootstrap.name).join("bootstrap");
+        let start = start_once(&path, bootstrap, &env)
+            .await
+            .unwrap_or_else(|err| panic!("{} through the proxy: {err}", bootstrap.name));
+        let (from, to) = start.warm_window;
+        let warm = calls.between(from, to);
+        let trips = round_trips::round_trips(&warm);
+        println!(
+            "  {:<22} {} calls, {} round trips: {}",
+            bootstrap.route,
+            warm.len(),
+            trips.len(),
+            round_trips::describe(&trips)
+        );
+    }
 }
 
 /// What Lambda puts in the environment, plus the local settings of `events/env.json`, and
@@ -213,16 +256,19 @@ fn bootstraps(env: &[(String, String)], alice: &User) -> Vec<Bootstrap> {
     vec![
         Bootstrap {
             name: "floor-runtime",
+            route: "",
             event: json!({"bench": true}),
             answered: |answer| answer["bench"] == true,
         },
         Bootstrap {
             name: "floor-dynamodb",
+            route: "",
             event: json!({"bench": true}),
             answered: |answer| answer["bench"] == true,
         },
         Bootstrap {
             name: "authorizer",
+            route: "authorizer (TOKEN)",
             event: json!({
                 "type": "TOKEN",
                 "authorizationToken": format!("Bearer {token}"),
@@ -232,11 +278,13 @@ fn bootstraps(env: &[(String, String)], alice: &User) -> Vec<Bootstrap> {
         },
         Bootstrap {
             name: "login",
+            route: "POST /login (success)",
             event: serde_json::from_str(&event_text("login-ok.json")).unwrap(),
             answered: status_200,
         },
         Bootstrap {
             name: "users",
+            route: "GET /users",
             event: users_list,
             answered: status_200,
         },
@@ -299,6 +347,7 @@ async fn start_once(
             first_invoke: answered - first_next,
             warm_invoke: answered_again - second_next,
             peak_rss_kib,
+            warm_window: (second_next, answered_again),
         })
     }
     .await;

@@ -1,8 +1,10 @@
 //! `make bench`: medians of the hot paths, each next to a baseline measured in the same run
 //! so the figures compare across machines as ratios:
-//! - the authorizer handler (TOKEN event JSON in, response JSON out) and token verification,
-//!   against one HMAC-SHA256 over the same signing input (the cryptographic floor), and for
-//!   ES256 and EdDSA against the bare aws-lc verify of the same signature;
+//! - token verification against a bare `jsonwebtoken::decode` of the same token with the
+//!   same key and rules (the library's own cost) and against one HMAC-SHA256 over the same
+//!   signing input (the cryptographic floor); the authorizer handler (TOKEN event JSON in,
+//!   response JSON out) against both; for ES256 and EdDSA, against the bare aws-lc verify of
+//!   the same signature;
 //! - the login handler on the in-memory store, against one argon2id verify with the same
 //!   parameters (the deliberate cost) and one with freshly allocated memory.
 
@@ -54,6 +56,27 @@ fn main() {
         black_box(hmac::sign(&key, black_box(signing_input.as_bytes())));
     });
 
+    // Baseline: jsonwebtoken's `decode` with the same key and the rules our verifier
+    // applies (algorithm, iss, aud, required claims; times checked by the caller).
+    let decoding_key =
+        jsonwebtoken::DecodingKey::from_secret(integration_tests::EVENTS_SIGNING_SECRET);
+    let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::HS256);
+    validation.set_required_spec_claims(&["sub", "iss", "aud", "exp", "nbf", "iat"]);
+    let settings = jwt_auth_core::config::TokenSettings::default();
+    validation.set_issuer(&[&settings.issuer]);
+    validation.set_audience(&[&settings.audience]);
+    validation.validate_exp = false;
+    let decode_ns = median_ns(51, 20_000, || {
+        black_box(
+            jsonwebtoken::decode::<jwt_auth_core::token::Claims>(
+                black_box(&token),
+                &decoding_key,
+                &validation,
+            )
+            .unwrap(),
+        );
+    });
+
     let verify_ns = median_ns(51, 20_000, || {
         black_box(app.verifier.verify(black_box(&token), now).unwrap());
     });
@@ -63,13 +86,69 @@ fn main() {
     let mut event = template_event.clone();
     event["authorizationToken"] = format!("Bearer {token}").into();
     let event_json = event.to_string();
-    // With the in-memory store: the figure is the handler's own cost, not DynamoDB's.
+    // With the in-memory store: the figure is the handler's own cost, not DynamoDB's, nor
+    // a multi-threaded runtime's hand-offs (lambda_runtime polls the handler in place).
+    let local = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
     let handler_ns = median_ns(51, 10_000, || {
         let event = serde_json::from_str(black_box(&event_json)).unwrap();
-        let response = runtime
+        let response = local
             .block_on(authorize(&event, &app.verifier, app.store.as_ref(), now))
             .unwrap();
         black_box(serde_json::to_vec(&response).unwrap());
+    });
+    // Where the handler's time goes: the event's parse, `authorize` alone (verify, the
+    // store read, the policy, the audit line), and the answer's serialization.
+    let parsed: aws_lambda_events::apigw::ApiGatewayCustomAuthorizerRequest =
+        serde_json::from_str(&event_json).unwrap();
+    let parse_ns = median_ns(51, 10_000, || {
+        black_box(
+            serde_json::from_str::<aws_lambda_events::apigw::ApiGatewayCustomAuthorizerRequest>(
+                black_box(&event_json),
+            )
+            .unwrap(),
+        );
+    });
+    let authorize_ns = median_ns(51, 10_000, || {
+        black_box(
+            local
+                .block_on(authorize(&parsed, &app.verifier, app.store.as_ref(), now))
+                .unwrap(),
+        );
+    });
+    let claims = app.verifier.verify(&token, now).unwrap();
+    let store_ns = median_ns(51, 10_000, || {
+        black_box(
+            local
+                .block_on(
+                    app.store
+                        .authorization_state(&claims.sub, &claims.jti, &claims.sid),
+                )
+                .unwrap(),
+        );
+    });
+    let method_arn =
+        jwt_auth_core::policy::MethodArn::parse(parsed.method_arn.as_deref().unwrap()).unwrap();
+    let policy_ns = median_ns(51, 10_000, || {
+        black_box(jwt_auth_core::policy::policy_for(
+            claims.role,
+            black_box(&claims.sub),
+            &method_arn,
+        ));
+    });
+    let audit_ns = median_ns(51, 10_000, || {
+        jwt_auth_core::audit::record(
+            jwt_auth_core::audit::SecurityEvent::AuthorizerAllow,
+            Some(black_box(&claims.sub)),
+            None,
+        );
+    });
+    let response = local
+        .block_on(authorize(&parsed, &app.verifier, app.store.as_ref(), now))
+        .unwrap();
+    let serialize_ns = median_ns(51, 10_000, || {
+        black_box(serde_json::to_vec(black_box(&response)).unwrap());
     });
 
     // Login: whole handler vs the argon2 verify it is built around.
@@ -122,18 +201,37 @@ fn main() {
         hmac_ns / 1e3
     );
     println!(
-        "  token verify                                  {:>9.2} µs/op   {:>5.1}x HMAC",
-        verify_ns / 1e3,
-        verify_ns / hmac_ns
+        "  jsonwebtoken::decode, same key and rules      {:>9.2} µs/op   {:>5.1}x HMAC",
+        decode_ns / 1e3,
+        decode_ns / hmac_ns
     );
     println!(
-        "  authorizer handler (event JSON -> JSON)       {:>9.2} µs/op   {:>5.1}x HMAC   {:>4.2}x verify",
+        "  token verify                                  {:>9.2} µs/op   {:>5.1}x HMAC   {:>4.2}x decode",
+        verify_ns / 1e3,
+        verify_ns / hmac_ns,
+        verify_ns / decode_ns
+    );
+    println!(
+        "  authorizer handler (event JSON -> JSON)       {:>9.2} µs/op   {:>5.1}x HMAC   {:>4.2}x decode",
         handler_ns / 1e3,
         handler_ns / hmac_ns,
-        handler_ns / verify_ns
+        handler_ns / decode_ns
+    );
+    println!(
+        "    of which: event parse {:.2} µs, authorize {:.2} µs, answer to JSON {:.2} µs",
+        parse_ns / 1e3,
+        authorize_ns / 1e3,
+        serialize_ns / 1e3
+    );
+    println!(
+        "    authorize: verify {:.2} µs, store read {:.2} µs, policy {:.2} µs, audit line {:.2} µs",
+        verify_ns / 1e3,
+        store_ns / 1e3,
+        policy_ns / 1e3,
+        audit_ns / 1e3
     );
     for alg in [SigningAlgorithm::Es256, SigningAlgorithm::EdDsa] {
-        asymmetric(alg, &runtime, &app, &alice, &template_event, now);
+        asymmetric(alg, &app, &alice, &template_event, now);
     }
     println!(
         "  argon2id verify, fresh 19 MiB (baseline)      {:>9.2} ms/op",
@@ -165,7 +263,6 @@ fn main() {
 /// signature verify of the same signature (the floor), all in this run.
 fn asymmetric(
     alg: SigningAlgorithm,
-    runtime: &tokio::runtime::Runtime,
     app: &TestApp,
     user: &jwt_auth_core::user::User,
     event: &serde_json::Value,
@@ -207,9 +304,12 @@ fn asymmetric(
     let mut event = event.clone();
     event["authorizationToken"] = format!("Bearer {token}").into();
     let event_json = event.to_string();
+    let local = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
     let handler_ns = median_ns(31, 2_000, || {
         let event = serde_json::from_str(black_box(&event_json)).unwrap();
-        let response = runtime
+        let response = local
             .block_on(authorize(&event, &verifier, app.store.as_ref(), now))
             .unwrap();
         black_box(serde_json::to_vec(&response).unwrap());

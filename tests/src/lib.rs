@@ -19,6 +19,7 @@ pub fn local_sdk_config(endpoint: &str) -> aws_config::SdkConfig {
 }
 pub mod moto;
 pub mod outage;
+pub mod round_trips;
 pub mod running_api;
 
 use aws_lambda_events::apigw::ApiGatewayCustomAuthorizerRequest;

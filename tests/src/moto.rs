@@ -4,13 +4,23 @@
 /// The environment variable naming moto's URL, e.g. `http://127.0.0.1:8124`.
 pub const ENDPOINT_VAR: &str = "MOTO_ENDPOINT";
 
-/// An SDK configuration for moto: its endpoint, a fixed region, dummy credentials.
+/// An SDK configuration for moto, built as the functions build theirs on Lambda
+/// ([`jwt_auth_core::aws`]): a fixed region, dummy credentials, and moto's URL as
+/// `AWS_ENDPOINT_URL_SECRETS_MANAGER`.
 pub fn sdk_config() -> aws_config::SdkConfig {
     let endpoint = std::env::var(ENDPOINT_VAR)
         .ok()
         .filter(|value| !value.trim().is_empty())
         .unwrap_or_else(|| panic!("{ENDPOINT_VAR} is not set: run `make test`, which starts moto"));
-    crate::local_sdk_config(&endpoint)
+    jwt_auth_core::aws::sdk_config_from_env(|name| {
+        match name {
+            "AWS_REGION" => Some("us-east-1"),
+            "AWS_ACCESS_KEY_ID" | "AWS_SECRET_ACCESS_KEY" => Some("local"),
+            "AWS_ENDPOINT_URL_SECRETS_MANAGER" => Some(endpoint.as_str()),
+            _ => None,
+        }
+        .map(String::from)
+    })
 }
 
 /// A new secret holding `value` (a name unique to the test); answers its ARN.

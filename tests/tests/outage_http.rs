@@ -152,3 +152,61 @@ async fn a_dynamodb_that_never_answers_is_a_503_not_a_timeout() {
         200
     );
 }
+
+/// One write failing after the password verified (the username's counter cannot be
+/// cleared): the login answers 503, and the counts are taken back once, not twice. Were
+/// the source's count taken back again, an attacker with one valid account could lower
+/// their address's spraying count during an outage by logging in.
+#[tokio::test]
+async fn a_login_whose_clear_fails_takes_the_source_count_back_once() {
+    use integration_tests::round_trips;
+    use jwt_auth_core::store::SessionStore as _;
+    use jwt_auth_core::store::dynamodb::{DynamoUserStore, local_client};
+
+    let (proxy, calls) =
+        round_trips::start_proxy(&std::env::var(ENDPOINT_VAR).expect("make test")).await;
+    let (_, table) = fresh_table().await;
+    let store = std::sync::Arc::new(DynamoUserStore::new(
+        local_client(&format!("http://{proxy}")),
+        table,
+    ));
+    let app = integration_tests::TestApp::new(store.clone());
+    app.create_user("alice", Role::Customer, integration_tests::EVENTS_PASSWORD)
+        .await;
+    let login = |username: &str, password: &str| {
+        let mut request = integration_tests::http_event("login-ok.json");
+        *request.body_mut() = lambda_http::Body::Text(
+            json!({"username": username, "password": password}).to_string(),
+        );
+        login::handle(request, &app.login)
+    };
+    // Two failures from the event's address: its count is 2.
+    for _ in 0..2 {
+        let refused = login("nobody", "not-the-password").await.unwrap();
+        assert_eq!(refused.status(), 401);
+    }
+    let source = jwt_auth_core::lockout::source_counter("203.0.113.10", app.clock.now());
+    let source_count = || async { store.login_failures(&source).await.unwrap().count };
+    assert_eq!(source_count().await, 2);
+
+    calls.throttle(Some("DeleteItem"));
+    let before = std::time::Instant::now();
+    let answer = login("alice", integration_tests::EVENTS_PASSWORD)
+        .await
+        .unwrap();
+    calls.throttle(None);
+    assert_eq!(answer.status(), 503);
+    assert!(
+        calls
+            .between(before, std::time::Instant::now())
+            .iter()
+            .any(|call| call.operation == "DeleteItem"),
+        "the clear was tried"
+    );
+    assert_eq!(source_count().await, 2, "counted once, taken back once");
+    // And with DynamoDB whole again, alice signs in.
+    let signed_in = login("alice", integration_tests::EVENTS_PASSWORD)
+        .await
+        .unwrap();
+    assert_eq!(signed_in.status(), 200);
+}

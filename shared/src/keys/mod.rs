@@ -235,8 +235,47 @@ struct SigningKey {
 /// A key a verifier accepts, with the one algorithm it may be used with.
 struct VerifyingKey {
     alg: SigningAlgorithm,
-    key: DecodingKey,
+    check: SignatureCheck,
     retires_at: Option<u64>,
+}
+
+/// A verifying key made ready once per ring, so that verifying a token costs the signature
+/// check alone: `jsonwebtoken::decode` builds its verifier again on every call (an HMAC key
+/// schedule; for ES256 and EdDSA, parsing and validating the public point). The checks are
+/// the ones jsonwebtoken's aws-lc provider makes: HMAC-SHA256 compared in constant time,
+/// P-256 with the fixed-width `r || s` signature of JWS (RFC 7518 §3.4), Ed25519.
+pub(crate) enum SignatureCheck {
+    // Boxed: an HMAC key (its precomputed pads) is ~1.2 KB, a parsed public key a pointer.
+    Hmac(Box<aws_lc_rs::hmac::Key>),
+    Public(aws_lc_rs::signature::ParsedPublicKey),
+}
+
+impl SignatureCheck {
+    fn new(alg: SigningAlgorithm, key: &DecodingKey) -> Result<Self, &'static str> {
+        use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED, ED25519, ParsedPublicKey};
+        let bytes = key.try_get_as_bytes().map_err(|_| "not a usable key")?;
+        let public = |algorithm| {
+            ParsedPublicKey::new(algorithm, bytes)
+                .map(Self::Public)
+                .map_err(|_| "not a valid public key")
+        };
+        match alg {
+            SigningAlgorithm::Hs256 => Ok(Self::Hmac(Box::new(aws_lc_rs::hmac::Key::new(
+                aws_lc_rs::hmac::HMAC_SHA256,
+                bytes,
+            )))),
+            SigningAlgorithm::Es256 => public(&ECDSA_P256_SHA256_FIXED),
+            SigningAlgorithm::EdDsa => public(&ED25519),
+        }
+    }
+
+    /// Whether `signature` is this key's over `message`.
+    pub(crate) fn verify(&self, message: &[u8], signature: &[u8]) -> bool {
+        match self {
+            Self::Hmac(key) => aws_lc_rs::hmac::verify(key, message, signature).is_ok(),
+            Self::Public(key) => key.verify_sig(message, signature).is_ok(),
+        }
+    }
 }
 
 /// The key set ready to sign and verify with, built once per version of the set.
@@ -262,7 +301,7 @@ impl KeyRing {
             let decoding = decoding_key(key, alg, &encoding)?;
             let verifying_key = VerifyingKey {
                 alg,
-                key: decoding,
+                check: SignatureCheck::new(alg, &decoding).map_err(|reason| bad(key, reason))?,
                 retires_at: key.retires_at,
             };
             if verifying.insert(key.kid.clone(), verifying_key).is_some() {
@@ -314,7 +353,7 @@ impl KeyRing {
             let key = DecodingKey::from_jwk(jwk).map_err(|_| refuse("not a usable JWK"))?;
             let verifying_key = VerifyingKey {
                 alg,
-                key,
+                check: SignatureCheck::new(alg, &key).map_err(refuse)?,
                 retires_at: published.retires_at.get(&kid).copied(),
             };
             if verifying.insert(kid, verifying_key).is_some() {
@@ -340,7 +379,10 @@ impl KeyRing {
             kid.clone(),
             VerifyingKey {
                 alg: SigningAlgorithm::Hs256,
-                key: DecodingKey::from_secret(secret.expose()),
+                check: SignatureCheck::Hmac(Box::new(aws_lc_rs::hmac::Key::new(
+                    aws_lc_rs::hmac::HMAC_SHA256,
+                    secret.expose(),
+                ))),
                 retires_at: None,
             },
         );
@@ -410,11 +452,11 @@ impl KeyRing {
         &self,
         kid: &str,
         now: u64,
-    ) -> Option<(SigningAlgorithm, &DecodingKey)> {
+    ) -> Option<(SigningAlgorithm, &SignatureCheck)> {
         self.verifying
             .get(kid)
             .filter(|key| key.retires_at.is_none_or(|at| at > now))
-            .map(|key| (key.alg, &key.key))
+            .map(|key| (key.alg, &key.check))
     }
 
     pub fn knows(&self, kid: &str) -> bool {
@@ -557,6 +599,9 @@ fn decoding_key(
         }
     }
 }
+
+#[cfg(test)]
+mod signature_vectors;
 
 #[cfg(test)]
 mod tests {

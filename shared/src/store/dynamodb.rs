@@ -1060,7 +1060,7 @@ pub fn local_client(endpoint: &str) -> Client {
 }
 
 /// The DynamoDB client on AWS: the SDK's configuration with our timeouts.
-pub fn aws_client(sdk_config: &aws_config::SdkConfig) -> Client {
+pub fn aws_client(sdk_config: &aws_types::SdkConfig) -> Client {
     let config = aws_sdk_dynamodb::config::Builder::from(sdk_config)
         .timeout_config(timeouts(Duration::from_secs(1), Duration::from_secs(3)))
         .build();
