@@ -7,6 +7,7 @@
 //! ~0.6 MB of every bootstrap and a few milliseconds of every cold start (`make bench`).
 //! The CLI and the local gateway, which run on people's machines, keep `aws-config`.
 
+use crate::config::ConfigError;
 use aws_sdk_dynamodb::config::{BehaviorVersion, Credentials, Region, SharedCredentialsProvider};
 use aws_types::SdkConfig;
 use aws_types::service_config::{LoadServiceConfig, ServiceConfigKey};
@@ -38,11 +39,33 @@ pub fn sdk_config_from_env(lookup: impl Fn(&str) -> Option<String>) -> SdkConfig
         );
         builder.set_credentials_provider(Some(SharedCredentialsProvider::new(credentials)));
     }
+    // FIPS and dual-stack endpoints, as the SDKs read them: a deployment that asks for
+    // FIPS must not silently get the standard endpoints.
+    let flag = |name: &str| var(name).map(|value| value.trim().eq_ignore_ascii_case("true"));
+    builder.set_use_fips(flag("AWS_USE_FIPS_ENDPOINT"));
+    builder.set_use_dual_stack(flag("AWS_USE_DUALSTACK_ENDPOINT"));
     let endpoints = EndpointOverrides::from_lookup(&var);
     if !endpoints.0.is_empty() {
         builder.set_service_config(Some(endpoints));
     }
     builder.build()
+}
+
+/// Refuses to start a function that calls AWS (`calls_aws`) without a region or
+/// credentials in its environment: named now, at cold start, rather than as an SDK error on
+/// the first call. (Lambda always sets them; a runtime that hands credentials some other
+/// way, such as a container credentials endpoint, is not one these functions support.)
+pub fn check_usable(config: &SdkConfig, calls_aws: bool) -> Result<(), ConfigError> {
+    if !calls_aws {
+        return Ok(());
+    }
+    if config.region().is_none() {
+        return Err(ConfigError::Missing("AWS_REGION"));
+    }
+    if config.credentials_provider().is_none() {
+        return Err(ConfigError::Missing("AWS_ACCESS_KEY_ID"));
+    }
+    Ok(())
 }
 
 /// `AWS_ENDPOINT_URL_<SERVICE>` over `AWS_ENDPOINT_URL`, as the SDKs define them; each
@@ -117,7 +140,20 @@ mod tests {
         assert_eq!(credentials.secret_access_key(), "secret-example");
         assert_eq!(credentials.session_token(), Some("session-example"));
         // The secret never reaches Debug output (logs of the configuration).
-        assert!(!format!("{config:?}").contains("secret-example"));
+        let debug = format!("{config:?}");
+        assert!(!debug.contains("secret-example") && !debug.contains("session-example"));
+    }
+
+    #[test]
+    fn fips_and_dual_stack_are_honoured() {
+        let config = sdk_config_from_env(lookup(&[
+            ("AWS_USE_FIPS_ENDPOINT", "TRUE"),
+            ("AWS_USE_DUALSTACK_ENDPOINT", "false"),
+        ]));
+        assert_eq!(config.use_fips(), Some(true));
+        assert_eq!(config.use_dual_stack(), Some(false));
+        let unset = sdk_config_from_env(lookup(&[]));
+        assert_eq!(unset.use_fips(), None);
     }
 
     #[test]
@@ -126,6 +162,31 @@ mod tests {
         assert!(config.region().is_none());
         assert!(config.credentials_provider().is_none());
         assert!(config.service_config().is_none());
+    }
+
+    #[test]
+    fn a_function_that_calls_aws_needs_a_region_and_credentials() {
+        let complete = sdk_config_from_env(lookup(&[
+            ("AWS_REGION", "eu-west-1"),
+            ("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE"),
+            ("AWS_SECRET_ACCESS_KEY", "secret-example"),
+        ]));
+        assert!(check_usable(&complete, true).is_ok());
+        let no_credentials = sdk_config_from_env(lookup(&[("AWS_REGION", "eu-west-1")]));
+        assert!(matches!(
+            check_usable(&no_credentials, true),
+            Err(ConfigError::Missing("AWS_ACCESS_KEY_ID"))
+        ));
+        let no_region = sdk_config_from_env(lookup(&[
+            ("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE"),
+            ("AWS_SECRET_ACCESS_KEY", "secret-example"),
+        ]));
+        assert!(matches!(
+            check_usable(&no_region, true),
+            Err(ConfigError::Missing("AWS_REGION"))
+        ));
+        // DynamoDB Local and inline keys: nothing of AWS is needed.
+        assert!(check_usable(&sdk_config_from_env(lookup(&[])), false).is_ok());
     }
 
     #[test]

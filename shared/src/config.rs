@@ -224,6 +224,14 @@ impl Config {
             .ok_or(ConfigError::Missing("HMAC_SECRET_ARN"))
     }
 
+    /// Whether this function calls an AWS service (DynamoDB or Secrets Manager), and so
+    /// needs a region and credentials; not with DynamoDB Local and inline keys only.
+    pub fn calls_aws(&self) -> bool {
+        self.dynamodb_endpoint.is_none()
+            || matches!(self.token_keys, TokenKeySource::SecretsManager { .. })
+            || matches!(self.hmac_secret, Some(SecretSource::SecretsManager { .. }))
+    }
+
     /// The DynamoDB client: the SDK configuration's region and credentials on AWS; with `DYNAMODB_ENDPOINT` set,
     /// a client for DynamoDB Local (fixed region, dummy credentials, no AWS account needed).
     pub fn dynamodb_client(&self, sdk_config: &aws_types::SdkConfig) -> aws_sdk_dynamodb::Client {
@@ -285,6 +293,30 @@ mod tests {
         assert_eq!(config.users_table, "users");
         assert_eq!(config.tokens, TokenSettings::default());
         assert!(config.dynamodb_endpoint.is_none());
+    }
+
+    #[test]
+    fn only_dynamodb_local_with_inline_keys_calls_no_aws_service() {
+        let local = [
+            ("USERS_TABLE", "users"),
+            ("DYNAMODB_ENDPOINT", "http://127.0.0.1:8000"),
+            ("HMAC_SECRET", GOOD_SECRET),
+            ("JWT_SECRET", GOOD_SECRET),
+        ];
+        assert!(!Config::from_lookup(lookup(&local)).unwrap().calls_aws());
+        let aws_table = Config::from_lookup(lookup(&[local[0], local[2], local[3]])).unwrap();
+        assert!(aws_table.calls_aws());
+        let secret_in_aws = Config::from_lookup(lookup(&[
+            local[0],
+            local[1],
+            (
+                "HMAC_SECRET_ARN",
+                "arn:aws:secretsmanager:us-east-1:1:secret:hmac",
+            ),
+            local[3],
+        ]))
+        .unwrap();
+        assert!(secret_in_aws.calls_aws());
     }
 
     #[test]

@@ -26,6 +26,8 @@ impl ColdStart {
         let config = Config::from_env()
             .inspect_err(|err| tracing::error!(error = %err, "bad configuration"))?;
         let sdk_config = crate::aws::sdk_config_from_env(|name| std::env::var(name).ok());
+        crate::aws::check_usable(&sdk_config, config.calls_aws())
+            .inspect_err(|err| tracing::error!(error = %err, "bad configuration"))?;
         Ok(Self { config, sdk_config })
     }
 

@@ -270,27 +270,29 @@ struct JoseHeader<'a> {
     kid: Option<std::borrow::Cow<'a, str>>,
     #[serde(borrow, default)]
     typ: Option<std::borrow::Cow<'a, str>>,
-    // Refused whatever their value: we understand no critical extension, and never fetch
-    // or trust a key a token points at (RFC 8725 §3.10).
-    #[serde(default)]
-    crit: Option<serde::de::IgnoredAny>,
-    #[serde(default)]
-    jku: Option<serde::de::IgnoredAny>,
-    #[serde(default)]
-    x5u: Option<serde::de::IgnoredAny>,
-    #[serde(default)]
-    jwk: Option<serde::de::IgnoredAny>,
-    #[serde(default)]
-    x5c: Option<serde::de::IgnoredAny>,
+    // Refused whatever their value, `null` included: we understand no critical
+    // extension, and never fetch or trust a key a token points at (RFC 8725 §3.10).
+    #[serde(default, deserialize_with = "present")]
+    crit: bool,
+    #[serde(default, deserialize_with = "present")]
+    jku: bool,
+    #[serde(default, deserialize_with = "present")]
+    x5u: bool,
+    #[serde(default, deserialize_with = "present")]
+    jwk: bool,
+    #[serde(default, deserialize_with = "present")]
+    x5c: bool,
+}
+
+/// `true` for a member that is there, whatever its value (`Option` would read `null` as
+/// absent).
+fn present<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<bool, D::Error> {
+    serde::de::IgnoredAny::deserialize(deserializer).map(|_| true)
 }
 
 impl JoseHeader<'_> {
     fn refused_members(&self) -> bool {
-        self.crit.is_some()
-            || self.jku.is_some()
-            || self.x5u.is_some()
-            || self.jwk.is_some()
-            || self.x5c.is_some()
+        self.crit || self.jku || self.x5u || self.jwk || self.x5c
     }
 }
 

@@ -272,6 +272,11 @@ fn row_12_any_crit_header_is_refused() {
     assert_eq!(verify(&token), Err(TokenError::Header));
     let token = forge(&with_header("crit", json!([])), &claims(), SECRET);
     assert!(verify(&token).is_err());
+    // Present is refused, even as `null` (RFC 7515 allows `crit` only as a non-empty list).
+    for member in ["crit", "jku", "x5u", "jwk", "x5c"] {
+        let token = forge(&with_header(member, Value::Null), &claims(), SECRET);
+        assert_eq!(verify(&token), Err(TokenError::Header), "{member}: null");
+    }
 }
 
 #[test]
@@ -437,6 +442,37 @@ fn row_22_duplicate_claim_or_header_names_are_refused() {
             SECRET
         ))
         .is_err()
+    );
+    // A second `kid` naming no key: whichever a reader took, the token is refused.
+    let duplicated_kid = format!(
+        r#"{{"alg":"HS256","typ":"JWT","kid":"{}","kid":"elsewhere"}}"#,
+        kid()
+    );
+    assert!(
+        verify(&forge_raw(
+            duplicated_kid.as_bytes(),
+            payload.as_bytes(),
+            SECRET
+        ))
+        .is_err()
+    );
+}
+
+/// Base64url is read strictly: a signature whose last character differs only in bits the
+/// decoding drops is another token, and refused (a lenient decoder would let anyone mint
+/// look-alike tokens from a valid one).
+#[test]
+fn a_signature_with_other_trailing_bits_is_refused() {
+    let token = forge(&header(), &claims(), SECRET);
+    assert!(verify(&token).is_ok());
+    // 32 bytes are 43 characters; the last one carries 4 bits and 2 unused ones.
+    let (rest, last) = token.split_at(token.len() - 1);
+    let alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let index = alphabet.find(last).unwrap();
+    let sibling = &alphabet[(index ^ 1)..(index ^ 1) + 1];
+    assert_eq!(
+        verify(&format!("{rest}{sibling}")),
+        Err(TokenError::Invalid)
     );
 }
 

@@ -253,6 +253,11 @@ pub(crate) enum SignatureCheck {
 impl SignatureCheck {
     fn new(alg: SigningAlgorithm, key: &DecodingKey) -> Result<Self, &'static str> {
         use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED, ED25519, ParsedPublicKey};
+        // A key of another family (an EC point keying HMAC) is the setup of algorithm
+        // confusion: refused here as jsonwebtoken's own verifiers refuse it.
+        if key.family() != alg.jwt().family() {
+            return Err("not a key of its algorithm");
+        }
         let bytes = key.try_get_as_bytes().map_err(|_| "not a usable key")?;
         let public = |algorithm| {
             ParsedPublicKey::new(algorithm, bytes)

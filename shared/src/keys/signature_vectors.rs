@@ -101,3 +101,19 @@ fn hs256_tags_whole_and_truncated() {
     );
     assert_eq!(ran, 174);
 }
+
+/// An EC point offered as an HMAC key (or a secret as an EC key) is refused before any
+/// signature is checked: the setup of algorithm confusion.
+#[test]
+fn a_key_of_another_family_makes_no_check() {
+    let vectors = vectors("ecdsa_secp256r1_sha256_p1363_test.json");
+    let point = hex(vectors["testGroups"][0]["publicKey"]["uncompressed"]
+        .as_str()
+        .unwrap());
+    let ec_key = DecodingKey::from_ec_der(&point);
+    assert!(SignatureCheck::new(SigningAlgorithm::Es256, &ec_key).is_ok());
+    assert!(SignatureCheck::new(SigningAlgorithm::Hs256, &ec_key).is_err());
+    assert!(SignatureCheck::new(SigningAlgorithm::EdDsa, &ec_key).is_err());
+    let secret = DecodingKey::from_secret(&point);
+    assert!(SignatureCheck::new(SigningAlgorithm::Es256, &secret).is_err());
+}
