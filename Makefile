@@ -39,9 +39,9 @@ screenshot: ## docs/web-page.png: the browser client, signed in, taken by headle
 fuzz: $(TOOLS)/venv-fuzz/bin/schemathesis ## Fuzz the local API from openapi.yaml (schemathesis)
 	scripts/fuzz-api.sh $(TOOLS)/venv-fuzz/bin/schemathesis
 
-bench: build bench-bootstraps ## Hot paths and cold starts (medians, with same-run floors) and bootstrap sizes
+bench: build bench-bootstraps $(TOOLS)/venv-moto/bin/moto_server ## Hot paths and cold starts (medians, with same-run floors) and bootstrap sizes
 	cargo bench --locked -p integration-tests --bench hot_paths
-	scripts/with-dynamodb-local.sh cargo bench --locked -p integration-tests --bench cold_start
+	WITH_MOTO=$(TOOLS)/venv-moto/bin/moto_server scripts/with-dynamodb-local.sh cargo bench --locked -p integration-tests --bench cold_start
 	@echo "release bootstrap sizes (arm64, stripped, as deployed):"
 	@for f in login users authorizer rotation; do \
 	  printf '  %-11s %8d bytes\n' $$f $$(stat -c %s target/lambda/$$f/bootstrap); done

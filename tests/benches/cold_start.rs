@@ -14,8 +14,11 @@
 //! recording proxy in front of DynamoDB Local ([`integration_tests::round_trips`]), prints
 //! the DynamoDB calls of its warm invocation and how many round trips they take.
 //!
-//! Needs DYNAMODB_ENDPOINT (DynamoDB Local): `make bench` runs it under
-//! scripts/with-dynamodb-local.sh.
+//! `login+secrets` is the login function as deployed, its key set and HMAC secret read at
+//! cold start from Secrets Manager (moto) instead of the inline keys of `events/env.json`.
+//!
+//! Needs DYNAMODB_ENDPOINT (DynamoDB Local) and MOTO_ENDPOINT (moto): `make bench` runs it
+//! under scripts/with-dynamodb-local.sh with WITH_MOTO.
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
@@ -45,7 +48,12 @@ const STARTS: usize = 15;
 const STEP_TIMEOUT: Duration = Duration::from_secs(30);
 
 struct Bootstrap {
+    /// The binary (target/lambda-x86_64/<name>/bootstrap).
     name: &'static str,
+    /// As printed: the binary, or the binary and what its environment changes.
+    label: &'static str,
+    /// Variables set (`Some`) or removed (`None`) over the shared environment.
+    env: Vec<(&'static str, Option<String>)>,
     /// What its event asks, for the round-trip table.
     route: &'static str,
     event: Value,
@@ -60,6 +68,8 @@ struct Start {
     /// The same event again, in the same (now warm) process.
     warm_invoke: Duration,
     peak_rss_kib: u64,
+    /// From the first `/next` to the first answer.
+    first_window: (Instant, Instant),
     /// From the second `/next` to the second answer.
     warm_window: (Instant, Instant),
 }
@@ -78,7 +88,7 @@ fn main() {
 async fn bench() {
     let lambda_dir = workspace_root().join("target/lambda-x86_64");
     let (env, alice) = environment().await;
-    let bootstraps = bootstraps(&env, &alice);
+    let bootstraps = bootstraps(&env, &alice, secrets_in_moto().await);
     for bootstrap in &bootstraps {
         let path = lambda_dir.join(bootstrap.name).join("bootstrap");
         assert!(
@@ -94,7 +104,7 @@ async fn bench() {
             let path = lambda_dir.join(bootstrap.name).join("bootstrap");
             let start = start_once(&path, bootstrap, &env)
                 .await
-                .unwrap_or_else(|err| panic!("{} (start {round}): {err}", bootstrap.name));
+                .unwrap_or_else(|err| panic!("{} (start {round}): {err}", bootstrap.label));
             starts[index].push(start);
         }
     }
@@ -128,7 +138,7 @@ async fn bench() {
     for (bootstrap, (init, invoke, warm, rss, size)) in bootstraps.iter().zip(&medians) {
         println!(
             "{:<15} {:>7.1} ms {:>6.2}x {:>10.1} ms {:>9.1} ms {:>6.1} MB {:>6.1} MB {:>6.2}x",
-            bootstrap.name,
+            bootstrap.label,
             ms(*init),
             ms(*init) / ms(floor.0),
             ms(*invoke),
@@ -172,7 +182,7 @@ async fn print_round_trips(
         let path = lambda_dir.join(bootstrap.name).join("bootstrap");
         let start = start_once(&path, bootstrap, &env)
             .await
-            .unwrap_or_else(|err| panic!("{} through the proxy: {err}", bootstrap.name));
+            .unwrap_or_else(|err| panic!("{} through the proxy: {err}", bootstrap.label));
         let (from, to) = start.warm_window;
         let warm = calls.between(from, to);
         let trips = round_trips::round_trips(&warm);
@@ -183,6 +193,21 @@ async fn print_round_trips(
             trips.len(),
             round_trips::describe(&trips)
         );
+        // How much of each invocation is spent waiting for DynamoDB, first and warm: the
+        // rest is the function's own work.
+        for (label, (from, to)) in [("first", start.first_window), ("warm", start.warm_window)] {
+            let calls = calls.between(from, to);
+            let waiting: Duration = round_trips::round_trips(&calls)
+                .iter()
+                .map(|trip| round_trips::span(trip))
+                .sum();
+            println!(
+                "  {:<22}   {label:<5} invocation {:>6.1} ms, of which waiting for DynamoDB {:>6.1} ms",
+                "",
+                ms(to - from),
+                ms(waiting)
+            );
+        }
     }
 }
 
@@ -239,7 +264,40 @@ async fn environment() -> (Vec<(String, String)>, User) {
     (env, alice)
 }
 
-fn bootstraps(env: &[(String, String)], alice: &User) -> Vec<Bootstrap> {
+/// The login function as deployed: its key set and HMAC secret in Secrets Manager (moto,
+/// which `make bench` starts), read at cold start through `AWS_ENDPOINT_URL_SECRETS_MANAGER`
+/// exactly as on Lambda, and the inline keys removed.
+async fn secrets_in_moto() -> Vec<(&'static str, Option<String>)> {
+    let endpoint = std::env::var(integration_tests::moto::ENDPOINT_VAR).unwrap_or_else(|_| {
+        panic!("MOTO_ENDPOINT is not set: run `make bench`, which starts moto")
+    });
+    let client =
+        jwt_auth_core::secret::secrets_manager_client(&integration_tests::moto::sdk_config());
+    let document = jwt_auth_core::keys::KeySetDocument::generate(
+        jwt_auth_core::keys::SigningAlgorithm::Es256,
+        jwt_auth_core::unix_now(),
+    );
+    let mut hmac = [0u8; 32];
+    jwt_auth_core::secret::fill_random(&mut hmac);
+    let hmac: String = hmac.iter().map(|b| format!("{b:02x}")).collect();
+    let keys_arn =
+        integration_tests::moto::create_secret(&client, &serde_json::to_string(&document).unwrap())
+            .await;
+    let hmac_arn = integration_tests::moto::create_secret(&client, &hmac).await;
+    vec![
+        ("SIGNING_KEYS_SECRET_ARN", Some(keys_arn)),
+        ("HMAC_SECRET_ARN", Some(hmac_arn)),
+        ("AWS_ENDPOINT_URL_SECRETS_MANAGER", Some(endpoint)),
+        ("JWT_SECRET", None),
+        ("HMAC_SECRET", None),
+    ]
+}
+
+fn bootstraps(
+    env: &[(String, String)],
+    alice: &User,
+    secrets_in_moto: Vec<(&'static str, Option<String>)>,
+) -> Vec<Bootstrap> {
     let secret = env
         .iter()
         .find(|(name, _)| name == "JWT_SECRET")
@@ -256,18 +314,24 @@ fn bootstraps(env: &[(String, String)], alice: &User) -> Vec<Bootstrap> {
     vec![
         Bootstrap {
             name: "floor-runtime",
+            label: "floor-runtime",
+            env: Vec::new(),
             route: "",
             event: json!({"bench": true}),
             answered: |answer| answer["bench"] == true,
         },
         Bootstrap {
             name: "floor-dynamodb",
+            label: "floor-dynamodb",
+            env: Vec::new(),
             route: "",
             event: json!({"bench": true}),
             answered: |answer| answer["bench"] == true,
         },
         Bootstrap {
             name: "authorizer",
+            label: "authorizer",
+            env: Vec::new(),
             route: "authorizer (TOKEN)",
             event: json!({
                 "type": "TOKEN",
@@ -278,12 +342,24 @@ fn bootstraps(env: &[(String, String)], alice: &User) -> Vec<Bootstrap> {
         },
         Bootstrap {
             name: "login",
+            label: "login",
+            env: Vec::new(),
             route: "POST /login (success)",
             event: serde_json::from_str(&event_text("login-ok.json")).unwrap(),
             answered: status_200,
         },
         Bootstrap {
+            name: "login",
+            label: "login+secrets",
+            env: secrets_in_moto,
+            route: "POST /login, keys in SM",
+            event: serde_json::from_str(&event_text("login-ok.json")).unwrap(),
+            answered: status_200,
+        },
+        Bootstrap {
             name: "users",
+            label: "users",
+            env: Vec::new(),
             route: "GET /users",
             event: users_list,
             answered: status_200,
@@ -320,9 +396,19 @@ async fn start_once(
     });
 
     let spawned = Instant::now();
+    let env = env
+        .iter()
+        .filter(|(name, _)| !bootstrap.env.iter().any(|(over, _)| over == name))
+        .cloned()
+        .chain(
+            bootstrap
+                .env
+                .iter()
+                .filter_map(|(name, value)| Some((name.to_string(), value.clone()?))),
+        );
     let mut child = tokio::process::Command::new(path)
         .env_clear()
-        .envs(env.iter().cloned())
+        .envs(env)
         .env("AWS_LAMBDA_RUNTIME_API", address.to_string())
         .stdin(Stdio::null())
         .stdout(Stdio::null())
@@ -347,6 +433,7 @@ async fn start_once(
             first_invoke: answered - first_next,
             warm_invoke: answered_again - second_next,
             peak_rss_kib,
+            first_window: (first_next, answered),
             warm_window: (second_next, answered_again),
         })
     }

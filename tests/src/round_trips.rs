@@ -79,6 +79,16 @@ pub fn round_trips(calls: &[Call]) -> Vec<Vec<&Call>> {
     trips
 }
 
+/// From the first call of a round trip starting to the last one ending.
+pub fn span(trip: &[&Call]) -> std::time::Duration {
+    let started = trip.iter().map(|call| call.started).min();
+    let ended = trip.iter().map(|call| call.ended).max();
+    match (started, ended) {
+        (Some(started), Some(ended)) => ended - started,
+        _ => std::time::Duration::ZERO,
+    }
+}
+
 /// `GetItem ∥ UpdateItem → PutItem`: the round trips in order, calls in one trip joined.
 pub fn describe(trips: &[Vec<&Call>]) -> String {
     trips
@@ -203,6 +213,8 @@ mod tests {
         ];
         let trips = round_trips(&calls);
         assert_eq!(trips.len(), 3);
+        let spans: Vec<u128> = trips.iter().map(|trip| span(trip).as_millis()).collect();
+        assert_eq!(spans, [12, 7, 10]);
         assert_eq!(
             describe(&trips),
             "GetItem ∥ UpdateItem → UpdateItem → UpdateItem ∥ PutItem ∥ UpdateItem"
