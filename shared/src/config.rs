@@ -232,8 +232,9 @@ impl Config {
             || matches!(self.hmac_secret, Some(SecretSource::SecretsManager { .. }))
     }
 
-    /// The DynamoDB client: the SDK configuration's region and credentials on AWS; with `DYNAMODB_ENDPOINT` set,
-    /// a client for DynamoDB Local (fixed region, dummy credentials, no AWS account needed).
+    /// The DynamoDB client: the SDK configuration's region and credentials on AWS; with
+    /// `DYNAMODB_ENDPOINT` set, a client for DynamoDB Local (fixed region, dummy
+    /// credentials, no AWS account needed).
     pub fn dynamodb_client(&self, sdk_config: &aws_types::SdkConfig) -> aws_sdk_dynamodb::Client {
         match &self.dynamodb_endpoint {
             Some(endpoint) => crate::store::dynamodb::local_client(endpoint),

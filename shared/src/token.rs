@@ -245,8 +245,9 @@ fn new_jti() -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
 }
 
-/// Verifies access tokens. Build once at cold start; `verify` is ~1 µs (HS256) to ~40 µs
-/// (ES256), within a few percent of the signature check alone (`make bench`).
+/// Verifies access tokens. Build once at cold start; `verify` costs ~0.6x a bare
+/// `jsonwebtoken::decode` with HS256 (2-5 µs on a 2-core test machine) and within a few
+/// percent of the signature check alone with ES256 (~80 µs) (`make bench`).
 ///
 /// The JWS is taken apart here rather than by `jsonwebtoken::decode`, which parses the
 /// header twice, the claims twice, and rebuilds the verifying key on every call. What it
