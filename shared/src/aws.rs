@@ -110,15 +110,8 @@ fn env_name(base: &str, service_id: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::test_env as lookup;
     use aws_sdk_dynamodb::config::ProvideCredentials;
-
-    fn lookup(vars: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
-        let map: HashMap<String, String> = vars
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        move |name| map.get(name).cloned()
-    }
 
     #[tokio::test]
     async fn region_and_credentials_come_from_lambdas_variables() {

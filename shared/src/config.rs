@@ -269,18 +269,20 @@ impl SecretSource {
     }
 }
 
+/// An environment of these variables, for the tests of everything configured from one.
+#[cfg(test)]
+pub(crate) fn test_env(vars: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> + use<> {
+    let vars: std::collections::HashMap<String, String> = vars
+        .iter()
+        .map(|(name, value)| (name.to_string(), value.to_string()))
+        .collect();
+    move |name| vars.get(name).cloned()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::collections::HashMap;
-
-    fn lookup(vars: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
-        let map: HashMap<String, String> = vars
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        move |name| map.get(name).cloned()
-    }
+    use test_env as lookup;
 
     const GOOD_SECRET: &str = "0123456789abcdef0123456789abcdef";
 

@@ -39,13 +39,8 @@ mod tests {
     use tracing::Level;
     use tracing_subscriber::filter::LevelFilter;
 
-    fn filter(vars: &[(&'static str, &'static str)]) -> Targets {
-        let vars = vars.to_vec();
-        log_filter(move |name| {
-            vars.iter()
-                .find(|(key, _)| *key == name)
-                .map(|(_, value)| value.to_string())
-        })
+    fn filter(vars: &[(&str, &str)]) -> Targets {
+        log_filter(crate::config::test_env(vars))
     }
 
     #[test]
