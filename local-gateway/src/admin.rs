@@ -3,6 +3,7 @@
 //! credentials). Passwords are read without echo, or from stdin; never from a flag.
 
 use jwt_auth_core::password::{PasswordHasher, check_new_password};
+use jwt_auth_core::store::Actor;
 use jwt_auth_core::store::dynamodb::{DynamoUserStore, create_table, local_client};
 use jwt_auth_core::store::{NewUser, PasswordWrite, UserChanges, UserStore};
 use jwt_auth_core::user::{Role, normalize_username, validate_display_name};
@@ -142,6 +143,7 @@ pub async fn run(args: UsersArgs, input: &mut dyn BufRead) -> Result<String, Str
                         password_hash,
                     },
                     jwt_auth_core::unix_now(),
+                    Actor::Operator,
                 )
                 .await
                 .map_err(describe)?;
@@ -183,7 +185,7 @@ pub async fn run(args: UsersArgs, input: &mut dyn BufRead) -> Result<String, Str
             };
             let revokes = changes.revokes_tokens_of(&record.user);
             let user = store
-                .update_user(&record.user.id, changes)
+                .update_user(&record.user.id, changes, Actor::Operator)
                 .await
                 .map_err(describe)?;
             report = if revokes {
@@ -201,7 +203,7 @@ pub async fn run(args: UsersArgs, input: &mut dyn BufRead) -> Result<String, Str
         UsersAction::RevokeTokens { username } => {
             let record = find(&store, &username).await?;
             store
-                .revoke_all_tokens(&record.user.id)
+                .revoke_all_tokens(&record.user.id, Actor::Operator)
                 .await
                 .map_err(describe)?;
             report = format!(
@@ -211,7 +213,10 @@ pub async fn run(args: UsersArgs, input: &mut dyn BufRead) -> Result<String, Str
         }
         UsersAction::Delete { username } => {
             let record = find(&store, &username).await?;
-            store.delete_user(&record.user.id).await.map_err(describe)?;
+            store
+                .delete_user(&record.user.id, Actor::Operator)
+                .await
+                .map_err(describe)?;
             report = format!("deleted {}\n", record.user.username);
         }
         UsersAction::ResetPassword {
@@ -224,7 +229,12 @@ pub async fn run(args: UsersArgs, input: &mut dyn BufRead) -> Result<String, Str
                 .hash(&password)
                 .map_err(|err| err.to_string())?;
             store
-                .set_password_hash(&record.user.id, password_hash, PasswordWrite::Reset)
+                .set_password_hash(
+                    &record.user.id,
+                    password_hash,
+                    PasswordWrite::Reset,
+                    Actor::Operator,
+                )
                 .await
                 .map_err(describe)?;
             report = format!(
@@ -255,7 +265,7 @@ async fn set_disabled(
 ) -> Result<String, String> {
     let record = find(store, username).await?;
     let user = store
-        .set_disabled(&record.user.id, disabled)
+        .set_disabled(&record.user.id, disabled, Actor::Operator)
         .await
         .map_err(describe)?;
     Ok(format!(

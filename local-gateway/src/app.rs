@@ -14,6 +14,7 @@ use jwt_auth_core::login::DEFAULT_REFRESH_TTL_SECS;
 use jwt_auth_core::login::LoginService;
 use jwt_auth_core::password::PasswordHasher;
 use jwt_auth_core::secret::SigningSecret;
+use jwt_auth_core::store::Actor;
 use jwt_auth_core::store::dynamodb::{DynamoUserStore, create_table, local_client};
 use jwt_auth_core::store::memory::MemoryUserStore;
 use jwt_auth_core::store::{NewUser, Store};
@@ -229,6 +230,7 @@ pub async fn seed_demo_users(
                     password_hash,
                 },
                 jwt_auth_core::unix_now(),
+                Actor::Operator,
             )
             .await?;
     }

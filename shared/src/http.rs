@@ -152,6 +152,23 @@ impl Caller {
             ver: context.ver.parse().ok()?,
         })
     }
+
+    /// This caller as the author of a write: the write lands only while the caller still
+    /// stands as its token says ([`crate::store::Actor::Caller`]), so a caller revoked
+    /// between its re-check and its write acts on nothing.
+    pub fn actor(&self) -> crate::store::Actor<'_> {
+        crate::store::Actor::Caller(self.standing())
+    }
+
+    pub fn standing(&self) -> crate::store::StandingCaller<'_> {
+        crate::store::StandingCaller {
+            id: &self.sub,
+            role: self.role,
+            token_version: self.ver,
+            jti: &self.jti,
+            sid: &self.sid,
+        }
+    }
 }
 
 /// The request id and client address API Gateway gave this request, for audit events.

@@ -40,7 +40,7 @@ use crate::lockout::{
 use crate::password::{
     MAX_PASSWORD_CHARS, PasswordHasher, StoredHash, Verification, check_new_password,
 };
-use crate::store::{LoginRecord, NewRefreshToken, PasswordWrite, Rotation, Store};
+use crate::store::{Actor, LoginRecord, NewRefreshToken, PasswordWrite, Rotation, Store};
 use crate::token::{CLOCK_LEEWAY_SECS, Session, TokenIssuer};
 use crate::user::{User, normalize_username};
 use base64::Engine as _;
@@ -472,10 +472,11 @@ impl LoginService {
     /// checked.
     pub async fn logout(&self, caller: &Caller, now: u64) -> Result<(), ApiError> {
         self.store
-            .revoke_access_token(&caller.jti, deny_list_expiry(caller.exp, now))
-            .await?;
-        self.store
-            .revoke_family(&caller.sid, now + self.refresh_ttl_secs)
+            .end_session(
+                caller.standing(),
+                deny_list_expiry(caller.exp, now),
+                now + self.refresh_ttl_secs,
+            )
             .await?;
         tracing::info!(sub = %caller.sub, sid = %caller.sid, "logged out");
         crate::audit::record(crate::audit::SecurityEvent::Logout, Some(&caller.sub), None);
@@ -484,7 +485,9 @@ impl LoginService {
 
     /// `POST /logout/all`: revokes every token issued to the caller before now.
     pub async fn logout_everywhere(&self, caller: &Caller, now: u64) -> Result<(), ApiError> {
-        self.store.revoke_all_tokens(&caller.sub).await?;
+        self.store
+            .revoke_all_tokens(&caller.sub, caller.actor())
+            .await?;
         self.store
             .revoke_access_token(&caller.jti, deny_list_expiry(caller.exp, now))
             .await?;
@@ -515,6 +518,13 @@ impl LoginService {
         }
         check_new_password(&request.new_password, &caller.username)
             .map_err(|err| ApiError::BadRequest(format!("new_password: {err}")))?;
+        // Said before any work: whether the current password is right or not, the caller
+        // learns nothing it did not send.
+        if request.new_password.expose_secret() == current {
+            return Err(ApiError::BadRequest(
+                "new_password must differ from current_password".into(),
+            ));
+        }
 
         // Its own counter, keyed by the user id: guesses at the current password with a
         // stolen access token are throttled like logins, and an attacker who hammers
@@ -535,6 +545,37 @@ impl LoginService {
             );
             return Err(ApiError::TooManyAttempts { retry_after_secs });
         }
+        // One change per user at a time, decided before any argon2 work: parallel changes
+        // with one token (each a verify and a hash) would otherwise hold the login
+        // function's executions, which login and refresh share.
+        let lease = password_change_lease(&caller.sub);
+        if !self
+            .store
+            .take_lease(&lease, now, now + PASSWORD_CHANGE_LEASE_SECS)
+            .await?
+        {
+            return Err(ApiError::Conflict(
+                "a password change of this user is already under way".into(),
+            ));
+        }
+        let result = self
+            .change_password_leased(caller, request, &counter, now)
+            .await;
+        if let Err(err) = self.store.release_lease(&lease).await {
+            // It ends by itself at its time.
+            tracing::warn!(error = %crate::error::error_chain(&err), "password change lease not released");
+        }
+        result
+    }
+
+    /// The rest of [`Self::change_password`], under the user's lease.
+    async fn change_password_leased(
+        &self,
+        caller: &Caller,
+        request: ChangePasswordRequest,
+        counter: &str,
+        now: u64,
+    ) -> Result<TokenResponse, ApiError> {
         // The credential item is keyed by username; it must still be the caller's.
         let Some(record) = self
             .store
@@ -568,7 +609,7 @@ impl LoginService {
             );
             return Err(ApiError::WrongPassword);
         };
-        self.store.clear_login_failures(&counter).await?;
+        self.store.clear_login_failures(counter).await?;
         let (user, token_version) = self
             .store
             .set_password_hash(
@@ -577,6 +618,7 @@ impl LoginService {
                 PasswordWrite::Change {
                     previous: &record.password_hash,
                 },
+                caller.actor(),
             )
             .await?;
         // The user as written (a demotion or disable may have landed since it was read).
@@ -711,13 +753,26 @@ impl LoginService {
         match rehashed {
             Ok(Ok(new_hash)) => {
                 let write = PasswordWrite::Rehash { previous };
-                if let Err(err) = self.store.set_password_hash(user_id, new_hash, write).await {
+                let stored = self
+                    .store
+                    .set_password_hash(user_id, new_hash, write, Actor::Operator)
+                    .await;
+                if let Err(err) = stored {
                     tracing::warn!(error = %crate::error::error_chain(&err), "password rehash not stored");
                 }
             }
             _ => tracing::warn!("password rehash failed"),
         }
     }
+}
+
+/// How long a password change may hold its user's lease: far more than one verify and one
+/// hash take, short enough that a crashed change blocks the next one only briefly.
+pub const PASSWORD_CHANGE_LEASE_SECS: u64 = 30;
+
+/// The lease of `POST /password` for user `sub`: one change at a time.
+pub fn password_change_lease(sub: &str) -> String {
+    format!("password#{sub}")
 }
 
 /// The lockout counter of `POST /password` for user `sub` (usernames cannot contain `#`,

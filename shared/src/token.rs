@@ -229,9 +229,12 @@ impl TokenIssuer {
     }
 
     fn sign_at(&self, claims: &impl Serialize, now: u64) -> Result<String, IssueError> {
-        let ring = self.keys.ring().ok_or(IssueError::NoKeys)?;
+        let ring = self.keys.signing_ring().ok_or(IssueError::NoKeys)?;
+        let valid_until = now
+            .saturating_add(self.settings.ttl_secs)
+            .saturating_add(CLOCK_LEEWAY_SECS);
         let (header, key) = ring
-            .signer(now, &|kid| self.keys.first_seen(kid))
+            .signer(now, valid_until, &|kid| self.keys.first_seen(kid))
             .ok_or(IssueError::NoKeys)?;
         Ok(jsonwebtoken::encode(header, claims, key)?)
     }
@@ -485,7 +488,7 @@ mod tests {
                 keys: vec![stored.clone()],
             };
             let ring = KeyRing::from_document(&one).unwrap();
-            let (signer_header, key) = ring.signer(now, &|_| 0).unwrap();
+            let (signer_header, key) = ring.signer(now, now, &|_| 0).unwrap();
             for named in ["ES256", "EdDSA", "HS256", "none", "es256", "HS512"] {
                 let header = serde_json::json!({"alg": named, "kid": stored.kid, "typ": "JWT"});
                 let input = format!(

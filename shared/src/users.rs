@@ -167,6 +167,7 @@ pub async fn create_user(
                 password_hash,
             },
             now,
+            caller.actor(),
         )
         .await?;
     tracing::info!(admin = %caller.sub, user = %user.id, role = %user.role, "user created");
@@ -180,7 +181,10 @@ pub async fn create_user(
 
 /// `PATCH /users/{id}` (admins). Changing the role or disabling (to another value than the
 /// stored one) revokes the user's tokens.
-/// An admin cannot demote or disable itself (there would be no one left to undo it).
+/// An admin cannot change its own role or disabled state (409): demoting itself could leave
+/// no admin, and re-enabling itself would undo its own disable. Every write lands only
+/// while the calling admin still stands ([`crate::store::Actor::Caller`]): of two admins
+/// demoting each other at once, the second write finds its caller demoted and fails.
 pub async fn update_user(
     store: &dyn UserStore,
     caller: &Caller,
@@ -205,14 +209,14 @@ pub async fn update_user(
     if changes == UserChanges::default() {
         return Err(ApiError::BadRequest("nothing to change".into()));
     }
-    if id == caller.sub
-        && (changes.role.is_some_and(|role| role != Role::Admin) || changes.disabled == Some(true))
-    {
+    // Whatever the value: re-enabling or re-promoting oneself is how a caller being cut
+    // off would keep its access, and demoting or disabling oneself could leave no admin.
+    if id == caller.sub && (changes.role.is_some() || changes.disabled.is_some()) {
         return Err(ApiError::Conflict(
-            "an admin cannot demote or disable itself".into(),
+            "an admin cannot change its own role or disabled state".into(),
         ));
     }
-    let user = store.update_user(id, changes).await?;
+    let user = store.update_user(id, changes, caller.actor()).await?;
     tracing::info!(admin = %caller.sub, user = %user.id, "user updated");
     crate::audit::record(
         crate::audit::SecurityEvent::UserUpdated,
@@ -261,7 +265,7 @@ pub async fn reset_password(
         .map_err(ApiError::internal)?
         .map_err(ApiError::internal)?;
     store
-        .set_password_hash(id, password_hash, PasswordWrite::Reset)
+        .set_password_hash(id, password_hash, PasswordWrite::Reset, caller.actor())
         .await?;
     tracing::info!(admin = %caller.sub, user = %id, "password reset; the user's tokens revoked");
     crate::audit::record(
@@ -281,7 +285,7 @@ pub async fn delete_user(store: &dyn UserStore, caller: &Caller, id: &str) -> Re
     if id == caller.sub {
         return Err(ApiError::Conflict("an admin cannot delete itself".into()));
     }
-    match store.delete_user(id).await {
+    match store.delete_user(id, caller.actor()).await {
         Ok(()) => {
             tracing::info!(admin = %caller.sub, user = %id, "user deleted");
             crate::audit::record(

@@ -333,3 +333,128 @@ fn key_and_algorithm_confusion_is_refused() {
     );
     assert!(verify(&switched).is_err(), "alg switched under the HS kid");
 }
+
+/// A signer's source: `document` while `up`, failing while not.
+struct SwitchedSource {
+    document: KeySetDocument,
+    up: std::sync::atomic::AtomicBool,
+}
+
+#[async_trait::async_trait]
+impl jwt_auth_core::keys::live::KeySetSource for SwitchedSource {
+    async fn read(&self) -> Result<Option<KeyRing>, jwt_auth_core::keys::live::KeySourceError> {
+        if self.up.load(std::sync::atomic::Ordering::SeqCst) {
+            Ok(Some(KeyRing::from_document(&self.document).unwrap()))
+        } else {
+            Err(jwt_auth_core::keys::live::KeySourceError::Unavailable(
+                "throttled".into(),
+            ))
+        }
+    }
+}
+
+/// A signer that starts (cold start, first read) at `at`, over `document`.
+async fn signer_started_at(
+    document: &KeySetDocument,
+    at: u64,
+) -> (
+    TokenIssuer,
+    jwt_auth_core::clock::Clock,
+    Arc<SwitchedSource>,
+) {
+    let clock = jwt_auth_core::clock::Clock::manual(at);
+    let source = Arc::new(SwitchedSource {
+        document: document.clone(),
+        up: true.into(),
+    });
+    struct Shared(Arc<SwitchedSource>);
+    #[async_trait::async_trait]
+    impl jwt_auth_core::keys::live::KeySetSource for Shared {
+        async fn read(&self) -> Result<Option<KeyRing>, jwt_auth_core::keys::live::KeySourceError> {
+            self.0.read().await
+        }
+    }
+    let live = jwt_auth_core::keys::live::LiveKeys::load(
+        Box::new(Shared(Arc::clone(&source))),
+        clock.clone(),
+        jwt_auth_core::keys::live::SIGNER_REFRESH_SECS,
+    )
+    .await
+    .unwrap();
+    (
+        TokenIssuer::new(live, TokenSettings::default()),
+        clock,
+        source,
+    )
+}
+
+#[tokio::test]
+async fn a_signer_started_after_a_rotation_never_signs_with_a_key_retiring_before_its_token_expires()
+ {
+    use jwt_auth_core::keys::rotation::{retention_secs, rotate};
+    use jwt_auth_core::token::CLOCK_LEEWAY_SECS;
+    let settings = TokenSettings::default();
+    let retention = retention_secs(settings.ttl_secs, 300);
+    let first = KeySetDocument::generate(SigningAlgorithm::Es256, NOW - 86_400);
+    let rotated = rotate(Some(&first), SigningAlgorithm::Es256, NOW, retention);
+    let old_retires = NOW + retention;
+    // Every start from the rotation to the old key's retirement, a minute apart.
+    for start in (NOW..old_retires).step_by(60) {
+        let (issuer, _, _) = signer_started_at(&rotated, start).await;
+        let issued = issuer.issue(&alice(), &Session::start(0), start).unwrap();
+        let kid = parts(&issued.token).0["kid"].as_str().unwrap().to_string();
+        if kid == first.current {
+            assert!(
+                issued.claims.exp + CLOCK_LEEWAY_SECS < old_retires,
+                "a signer started at T+{} signs with a key that retires before its token expires",
+                start - NOW
+            );
+        } else {
+            assert_eq!(kid, rotated.current);
+        }
+    }
+    // Early on, the new key waits its lead from the signer's first sight.
+    let (early, _, _) = signer_started_at(&rotated, NOW + 100).await;
+    let token = early
+        .issue(&alice(), &Session::start(0), NOW + 100)
+        .unwrap()
+        .token;
+    assert_eq!(parts(&token).0["kid"], first.current.as_str());
+}
+
+#[tokio::test]
+async fn a_signer_whose_source_keeps_failing_stops_signing_at_the_bound() {
+    use jwt_auth_core::keys::live::{MAX_SIGNING_RING_AGE_SECS, UNAVAILABLE_RETRY_SECS};
+    use jwt_auth_core::token::IssueError;
+    let document = KeySetDocument::generate(SigningAlgorithm::Es256, NOW - 86_400);
+    let (issuer, clock, source) = signer_started_at(&document, NOW).await;
+    source.up.store(false, std::sync::atomic::Ordering::SeqCst);
+    let keys = issuer.keys();
+    // It keeps trying (soon after each failure) and signs with what it has until the bound.
+    let mut at = NOW;
+    while at < NOW + MAX_SIGNING_RING_AGE_SECS {
+        at += UNAVAILABLE_RETRY_SECS;
+        clock.set(at.min(NOW + MAX_SIGNING_RING_AGE_SECS));
+        keys.refresh_if_due().await;
+        assert!(
+            issuer
+                .issue(&alice(), &Session::start(0), clock.now())
+                .is_ok()
+        );
+    }
+    clock.set(NOW + MAX_SIGNING_RING_AGE_SECS + 1);
+    keys.refresh_if_due().await;
+    assert!(matches!(
+        issuer.issue(&alice(), &Session::start(0), clock.now()),
+        Err(IssueError::NoKeys)
+    ));
+    // The source is back: the next read (due within the retry interval) signs again.
+    source.up.store(true, std::sync::atomic::Ordering::SeqCst);
+    clock.advance(UNAVAILABLE_RETRY_SECS);
+    keys.refresh_if_due().await;
+    assert!(
+        issuer
+            .issue(&alice(), &Session::start(0), clock.now())
+            .is_ok()
+    );
+}

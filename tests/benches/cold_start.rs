@@ -29,6 +29,7 @@ use integration_tests::round_trips::{self, CallLog};
 use integration_tests::{EVENTS_PASSWORD, event_text, workspace_root};
 use jwt_auth_core::password::PasswordHasher;
 use jwt_auth_core::secret::SigningSecret;
+use jwt_auth_core::store::Actor;
 use jwt_auth_core::store::dynamodb::DynamoUserStore;
 use jwt_auth_core::store::{NewUser, UserStore};
 use jwt_auth_core::token::{Session, TokenIssuer, TokenKeys};
@@ -230,6 +231,7 @@ async fn environment() -> (Vec<(String, String)>, User) {
                 password_hash: hash,
             },
             jwt_auth_core::unix_now(),
+            Actor::Operator,
         )
         .await
         .unwrap();

@@ -2,6 +2,7 @@
 //! (same services, same handlers), with an in-memory or DynamoDB Local store.
 
 pub mod dynamo_local;
+pub mod held_store;
 
 /// An SDK configuration for an emulator at `endpoint` (moto, the fake Secrets Manager): a
 /// fixed region and dummy static credentials, as DynamoDB Local's client has.
@@ -32,6 +33,7 @@ use jwt_auth_core::login::DEFAULT_REFRESH_TTL_SECS;
 use jwt_auth_core::login::LoginService;
 use jwt_auth_core::password::PasswordHasher;
 use jwt_auth_core::secret::SigningSecret;
+use jwt_auth_core::store::Actor;
 use jwt_auth_core::store::memory::MemoryUserStore;
 use jwt_auth_core::store::{NewUser, Store};
 use jwt_auth_core::token::{Session, TokenIssuer, TokenKeys, TokenVerifier};
@@ -131,6 +133,7 @@ impl TestApp {
                     password_hash,
                 },
                 jwt_auth_core::unix_now(),
+                Actor::Operator,
             )
             .await
             .expect("test user created")

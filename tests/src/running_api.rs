@@ -9,6 +9,7 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use jwt_auth_core::clock::Clock;
 use jwt_auth_core::keys::SigningAlgorithm;
+use jwt_auth_core::store::Actor;
 use jwt_auth_core::store::{NewUser, Store};
 use jwt_auth_core::user::{Role, User};
 use local_gateway::app::{LocalApi, LocalOptions, StoreChoice};
@@ -57,6 +58,10 @@ const UNTHROTTLED: &[(&str, &str)] = &[
     ("LoginThrottlingBurstLimit", "100000"),
     ("RefreshThrottlingRateLimit", "100000"),
     ("RefreshThrottlingBurstLimit", "100000"),
+    ("PasswordThrottlingRateLimit", "100000"),
+    ("PasswordThrottlingBurstLimit", "100000"),
+    ("LogoutThrottlingRateLimit", "100000"),
+    ("LogoutThrottlingBurstLimit", "100000"),
 ];
 
 /// The local API with its functions on `clock` (e.g. [`Clock::manual`]).
@@ -206,6 +211,7 @@ impl RunningApi {
                     password_hash,
                 },
                 self.clock.now(),
+                Actor::Operator,
             )
             .await
             .unwrap()

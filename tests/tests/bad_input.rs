@@ -3,6 +3,7 @@
 
 use authorizer::AuthorizerError;
 use integration_tests::{EVENTS_PASSWORD, TestApp, as_caller, body_json, edit_context, http_event};
+use jwt_auth_core::store::Actor;
 use jwt_auth_core::store::UserStore;
 use jwt_auth_core::user::{Role, User};
 use lambda_http::http::{HeaderValue, Method};
@@ -228,7 +229,10 @@ async fn unknown_user_wrong_password_and_disabled_user_get_the_identical_answer(
     let disabled = app
         .create_user("dora", Role::Customer, EVENTS_PASSWORD)
         .await;
-    app.store.set_disabled(&disabled.id, true).await.unwrap();
+    app.store
+        .set_disabled(&disabled.id, true, Actor::Operator)
+        .await
+        .unwrap();
     let attempt = |username: &str, password: &str| {
         login_request(
             text(&format!(

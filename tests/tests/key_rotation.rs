@@ -214,9 +214,15 @@ async fn rotation_steps_against_secrets_manager_are_idempotent_and_publish_befor
         .await
         .unwrap();
     let ring = signer.ring().unwrap();
-    assert_eq!(ring.signing_kid(t1), Some(first.current.as_str()));
     assert_eq!(
-        ring.signing_kid(t1 + SIGNING_LEAD_SECS),
+        ring.signing_kid(t1, t1 + TOKEN_TTL + 30),
+        Some(first.current.as_str())
+    );
+    assert_eq!(
+        ring.signing_kid(
+            t1 + SIGNING_LEAD_SECS,
+            t1 + SIGNING_LEAD_SECS + TOKEN_TTL + 30
+        ),
         Some(second.current.as_str())
     );
 
@@ -517,4 +523,302 @@ async fn a_flood_of_unknown_kids_rereads_the_public_keys_at_most_once_per_interv
     let before = reads();
     assert_eq!(status_with(&api, &token, &admin.id).await, 200);
     assert_eq!(reads() - before, 1);
+}
+
+/// The public keys in the table, with publication failing while `failing` is set (a
+/// DynamoDB error or throttling during `setSecret`).
+struct FlakyPublicKeys {
+    inner: Arc<DynamoUserStore>,
+    failing: std::sync::atomic::AtomicBool,
+}
+
+#[async_trait::async_trait]
+impl PublicKeyStore for FlakyPublicKeys {
+    async fn published_keys(
+        &self,
+    ) -> Result<Option<jwt_auth_core::keys::PublishedKeys>, jwt_auth_core::store::StoreError> {
+        self.inner.published_keys().await
+    }
+    async fn publish_keys(
+        &self,
+        keys: &jwt_auth_core::keys::PublishedKeys,
+        now: u64,
+    ) -> Result<(), jwt_auth_core::store::StoreError> {
+        if self.failing.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(jwt_auth_core::store::StoreError::unavailable(
+                "ProvisionedThroughputExceededException",
+            ));
+        }
+        self.inner.publish_keys(keys, now).await
+    }
+}
+
+/// A moto secret with one completed rotation at [`T0`], and its rotation over a table
+/// whose publication can be made to fail.
+async fn rotated_once() -> (
+    aws_sdk_secretsmanager::Client,
+    String,
+    Arc<FlakyPublicKeys>,
+    KeyRotation,
+) {
+    let client = aws_sdk_secretsmanager::Client::new(&moto::sdk_config());
+    let arn = moto::create_secret(&client, PLACEHOLDER).await;
+    let (dynamo, table) = fresh_table().await;
+    let keys = Arc::new(FlakyPublicKeys {
+        inner: Arc::new(DynamoUserStore::new(dynamo, table)),
+        failing: false.into(),
+    });
+    let rotation = KeyRotation {
+        secret: Box::new(SecretsManagerSecret {
+            client: client.clone(),
+            secret_id: arn.clone(),
+        }),
+        store: keys.clone(),
+        algorithm: SigningAlgorithm::Es256,
+        retention_secs: retention_secs(TOKEN_TTL, CACHE_TTL),
+        tokens: TokenSettings::default(),
+    };
+    run_rotation(&rotation, &arn, "rotation-one-0000-0000-000000000000", T0)
+        .await
+        .unwrap();
+    (client, arn, keys, rotation)
+}
+
+async fn run_rotation(
+    rotation: &KeyRotation,
+    arn: &str,
+    token: &str,
+    now: u64,
+) -> Result<(), String> {
+    for step in STEPS {
+        rotate(&event(arn, token, step), rotation, arn, now)
+            .await
+            .map_err(|err| format!("{step}: {err}"))?;
+    }
+    Ok(())
+}
+
+async fn pending_versions(client: &aws_sdk_secretsmanager::Client, arn: &str) -> Vec<String> {
+    let described = client
+        .describe_secret()
+        .secret_id(arn)
+        .send()
+        .await
+        .unwrap();
+    described
+        .version_ids_to_stages()
+        .unwrap()
+        .iter()
+        .filter(|(_, labels)| labels.iter().any(|label| label == "AWSPENDING"))
+        .map(|(version, _)| version.clone())
+        .collect()
+}
+
+/// What `aws secretsmanager put-secret-value` does: a new version, labelled AWSCURRENT
+/// (moto's PutSecretValue leaves the label on a version a rotation made current as well,
+/// so the label is moved explicitly, as Secrets Manager moves it).
+async fn put_current(client: &aws_sdk_secretsmanager::Client, arn: &str, value: &str) {
+    let holder = client
+        .describe_secret()
+        .secret_id(arn)
+        .send()
+        .await
+        .unwrap()
+        .version_ids_to_stages()
+        .unwrap()
+        .iter()
+        .find(|(_, labels)| labels.iter().any(|label| label == "AWSCURRENT"))
+        .map(|(version, _)| version.clone())
+        .expect("a current version");
+    let version = "emergency-0000-0000-0000-000000000000";
+    client
+        .put_secret_value()
+        .secret_id(arn)
+        .client_request_token(version)
+        .secret_string(value)
+        .version_stages("EMERGENCY")
+        .send()
+        .await
+        .unwrap();
+    client
+        .update_secret_version_stage()
+        .secret_id(arn)
+        .version_stage("AWSCURRENT")
+        .move_to_version_id(version)
+        .remove_from_version_id(holder)
+        .send()
+        .await
+        .unwrap();
+}
+
+async fn published_kids(keys: &FlakyPublicKeys) -> Vec<String> {
+    keys.published_keys()
+        .await
+        .unwrap()
+        .unwrap()
+        .jwks
+        .keys
+        .iter()
+        .filter_map(|jwk| jwk.common.key_id.clone())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rotation_that_failed_past_its_window_is_cancelled_and_the_next_one_publishes() {
+    let (client, arn, keys, rotation) = rotated_once().await;
+    let first = current_set(&client, &arn).await;
+    let stalled = "rotation-two-0000-0000-000000000000";
+    let t1 = T0 + 86_400;
+
+    // setSecret fails (DynamoDB throttled) until the window has passed, as Secrets
+    // Manager retries it.
+    keys.failing
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    rotate(&event(&arn, stalled, "createSecret"), &rotation, &arn, t1)
+        .await
+        .unwrap();
+    for retry in [0, 60, 240] {
+        assert!(
+            rotate(
+                &event(&arn, stalled, "setSecret"),
+                &rotation,
+                &arn,
+                t1 + retry
+            )
+            .await
+            .is_err()
+        );
+    }
+    keys.failing
+        .store(false, std::sync::atomic::Ordering::SeqCst);
+    assert_eq!(
+        pending_versions(&client, &arn).await,
+        vec![stalled.to_string()]
+    );
+
+    // The next RotateSecret resumes the pending version (as Secrets Manager does): it is
+    // stale, so it is refused and taken off AWSPENDING.
+    let late = t1 + 3_600;
+    for step in STEPS {
+        assert!(
+            rotate(&event(&arn, stalled, step), &rotation, &arn, late)
+                .await
+                .is_err(),
+            "{step} of a stale rotation"
+        );
+    }
+    assert!(pending_versions(&client, &arn).await.is_empty());
+    assert_eq!(current_set(&client, &arn).await.current, first.current);
+
+    // The one after it creates a fresh set, publishes it and finishes.
+    run_rotation(
+        &rotation,
+        &arn,
+        "rotation-three-0000-0000-000000000000",
+        late,
+    )
+    .await
+    .expect("the rotation after a cancelled one starts over");
+    let now_current = current_set(&client, &arn).await;
+    assert_ne!(now_current.current, first.current);
+    let kids = published_kids(&keys).await;
+    assert!(kids.contains(&now_current.current) && kids.contains(&first.current));
+    let retiring = keys.published_keys().await.unwrap().unwrap().retires_at;
+    assert_eq!(
+        retiring.get(&first.current),
+        Some(&(late + retention_secs(TOKEN_TTL, CACHE_TTL))),
+        "the old key retires a retention after the rotation that replaced it"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_emergency_revocation_removes_a_key_even_after_a_failed_rotation() {
+    let (client, arn, keys, rotation) = rotated_once().await;
+    let t1 = T0 + 86_400;
+    run_rotation(&rotation, &arn, "rotation-two-0000-0000-000000000000", t1)
+        .await
+        .unwrap();
+    let set = current_set(&client, &arn).await;
+    let leaked = set
+        .keys
+        .iter()
+        .find(|key| key.kid != set.current)
+        .expect("the replaced key, still retiring")
+        .kid
+        .clone();
+    // A token the leaked key signed, before the rotation.
+    let leaked_ring = KeySetDocument {
+        current: leaked.clone(),
+        keys: set
+            .keys
+            .iter()
+            .filter(|key| key.kid == leaked)
+            .cloned()
+            .collect(),
+    };
+    let forged = TokenIssuer::new(
+        KeyRing::from_document(&leaked_ring).unwrap(),
+        TokenSettings::default(),
+    )
+    .issue(&probe_user(), &Session::start(0), t1 + 120)
+    .unwrap()
+    .token;
+    let verify_with_published = |at: u64| {
+        let keys = Arc::clone(&keys);
+        let forged = forged.clone();
+        async move {
+            TokenVerifier::new(
+                KeyRing::from_published(&keys.published_keys().await.unwrap().unwrap()).unwrap(),
+                &TokenSettings::default(),
+            )
+            .verify(&forged, at)
+            .is_ok()
+        }
+    };
+    assert!(
+        verify_with_published(t1 + 120).await,
+        "before the revocation"
+    );
+
+    // A rotation fails within its window (its pending set still holds the leaked key).
+    let t2 = t1 + 600;
+    let stalled = "rotation-three-0000-0000-000000000000";
+    keys.failing
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    rotate(&event(&arn, stalled, "createSecret"), &rotation, &arn, t2)
+        .await
+        .unwrap();
+    assert!(
+        rotate(&event(&arn, stalled, "setSecret"), &rotation, &arn, t2)
+            .await
+            .is_err()
+    );
+    keys.failing
+        .store(false, std::sync::atomic::Ordering::SeqCst);
+
+    // The runbook: the set without the leaked key as the new AWSCURRENT...
+    let mut revoked = current_set(&client, &arn).await;
+    revoked.keys.retain(|key| key.kid != leaked);
+    put_current(&client, &arn, &revoked.to_json()).await;
+    // ...then rotate-secret, which resumes the stale pending set: that one is refused and
+    // cancelled (it would republish the leaked key), and the rotation after it publishes.
+    let t3 = t2 + 60;
+    assert!(
+        run_rotation(&rotation, &arn, stalled, t3).await.is_err(),
+        "the pending set made before the revocation is not resumed"
+    );
+    assert!(pending_versions(&client, &arn).await.is_empty());
+    run_rotation(&rotation, &arn, "rotation-four-0000-0000-000000000000", t3)
+        .await
+        .unwrap();
+    assert!(!published_kids(&keys).await.contains(&leaked));
+    assert!(
+        !current_set(&client, &arn)
+            .await
+            .keys
+            .iter()
+            .any(|key| key.kid == leaked)
+    );
+    // A verifier that re-reads the public keys (at most every 5 minutes) refuses it.
+    assert!(!verify_with_published(t3 + 1).await);
 }

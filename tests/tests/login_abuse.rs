@@ -11,6 +11,7 @@ use jwt_auth_core::lockout::{LOCK_THRESHOLD, SOURCE_WINDOW_SECS, source_window_l
 use jwt_auth_core::login::{LoginRequest, TokenResponse};
 use jwt_auth_core::password::PasswordHasher;
 use jwt_auth_core::secret::SigningSecret;
+use jwt_auth_core::store::Actor;
 use jwt_auth_core::store::PasswordWrite;
 use jwt_auth_core::user::Role;
 use secrecy::SecretString;
@@ -294,7 +295,7 @@ async fn a_reset_or_log_out_everywhere_ends_the_users_device_tokens(app: TestApp
         .hash(&SecretString::from(PASSWORD.to_string()))
         .unwrap();
     app.store
-        .set_password_hash(&user.id, hash, PasswordWrite::Reset)
+        .set_password_hash(&user.id, hash, PasswordWrite::Reset, Actor::Operator)
         .await
         .unwrap();
     let after_reset = device_token_of(
@@ -302,7 +303,10 @@ async fn a_reset_or_log_out_everywhere_ends_the_users_device_tokens(app: TestApp
             .await
             .unwrap(),
     );
-    app.store.revoke_all_tokens(&user.id).await.unwrap();
+    app.store
+        .revoke_all_tokens(&user.id, Actor::Operator)
+        .await
+        .unwrap();
 
     lock_username(T0 + 2).await;
     let at = T0 + 2 + LOCK_THRESHOLD + 1;

@@ -10,6 +10,7 @@ use jwt_auth_core::http::Caller;
 use jwt_auth_core::lockout::{LOCK_THRESHOLD, lock_secs};
 use jwt_auth_core::login::{LoginRequest, REFRESH_REUSE_GRACE_SECS, RefreshRequest, TokenResponse};
 use jwt_auth_core::password::PasswordHasher;
+use jwt_auth_core::store::Actor;
 use jwt_auth_core::store::{PasswordWrite, UserChanges};
 use jwt_auth_core::user::{Role, User};
 use secrecy::SecretString;
@@ -238,7 +239,10 @@ async fn logout_everywhere_revokes_every_earlier_token(app: TestApp) {
 async fn disabling_a_user_revokes_its_tokens_and_blocks_login(app: TestApp) {
     let user = alice(&app).await;
     let session = login_at(&app, "alice", PASSWORD, T0).await.unwrap();
-    app.store.set_disabled(&user.id, true).await.unwrap();
+    app.store
+        .set_disabled(&user.id, true, Actor::Operator)
+        .await
+        .unwrap();
     assert_eq!(
         authorizer_at(&app, &session.access_token, T0 + 1).await,
         Err(AuthorizerError::Unauthorized)
@@ -250,7 +254,10 @@ async fn disabling_a_user_revokes_its_tokens_and_blocks_login(app: TestApp) {
         login_at(&app, "alice", PASSWORD, T0 + 1).await,
         Err(ApiError::InvalidCredentials)
     ));
-    app.store.set_disabled(&user.id, false).await.unwrap();
+    app.store
+        .set_disabled(&user.id, false, Actor::Operator)
+        .await
+        .unwrap();
     assert!(login_at(&app, "alice", PASSWORD, T0 + 2).await.is_ok());
     assert_eq!(
         authorizer_at(&app, &session.access_token, T0 + 2).await,
@@ -266,7 +273,10 @@ async fn a_role_change_revokes_tokens_carrying_the_old_role(app: TestApp) {
         role: Some(Role::Admin),
         ..UserChanges::default()
     };
-    app.store.update_user(&user.id, changes).await.unwrap();
+    app.store
+        .update_user(&user.id, changes, Actor::Operator)
+        .await
+        .unwrap();
     assert_eq!(
         authorizer_at(&app, &session.access_token, T0 + 1).await,
         Err(AuthorizerError::Unauthorized)
@@ -283,7 +293,10 @@ async fn a_role_change_revokes_tokens_carrying_the_old_role(app: TestApp) {
         name: Some("Alice A.".into()),
         ..UserChanges::default()
     };
-    app.store.update_user(&user.id, rename).await.unwrap();
+    app.store
+        .update_user(&user.id, rename, Actor::Operator)
+        .await
+        .unwrap();
     assert!(
         authorizer_at(&app, &promoted.access_token, T0 + 1)
             .await
@@ -294,7 +307,10 @@ async fn a_role_change_revokes_tokens_carrying_the_old_role(app: TestApp) {
 async fn a_deleted_user_is_refused_by_the_authorizer(app: TestApp) {
     let user = alice(&app).await;
     let session = login_at(&app, "alice", PASSWORD, T0).await.unwrap();
-    app.store.delete_user(&user.id).await.unwrap();
+    app.store
+        .delete_user(&user.id, Actor::Operator)
+        .await
+        .unwrap();
     assert_eq!(
         authorizer_at(&app, &session.access_token, T0 + 1).await,
         Err(AuthorizerError::Unauthorized)
@@ -429,7 +445,10 @@ async fn a_parallel_burst_gets_no_more_password_checks_than_the_threshold(app: T
 async fn unknown_wrong_and_disabled_logins_do_the_same_work(app: TestApp) {
     alice(&app).await;
     let dora = app.create_user("dora", Role::Customer, PASSWORD).await;
-    app.store.set_disabled(&dora.id, true).await.unwrap();
+    app.store
+        .set_disabled(&dora.id, true, Actor::Operator)
+        .await
+        .unwrap();
     // A hasher of its own, so its counter sees only these logins.
     let hasher = Arc::new(PasswordHasher::new());
     let login = jwt_auth_core::login::LoginService {
@@ -501,7 +520,7 @@ async fn a_hash_with_weaker_parameters_is_upgraded_at_login(app: TestApp) {
     assert!(phc.starts_with("$argon2id$v=19$m=8192,t=1,p=1$"));
     let stored = jwt_auth_core::password::StoredHash::from_phc(phc);
     app.store
-        .set_password_hash(&user.id, stored, PasswordWrite::Reset)
+        .set_password_hash(&user.id, stored, PasswordWrite::Reset, Actor::Operator)
         .await
         .unwrap();
     login_at(&app, "alice", PASSWORD, T0).await.unwrap();

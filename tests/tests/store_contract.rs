@@ -10,11 +10,12 @@
 use aws_sdk_dynamodb::types::AttributeValue;
 use integration_tests::dynamo_local::fresh_table;
 use jwt_auth_core::password::StoredHash;
+use jwt_auth_core::store::Actor;
 use jwt_auth_core::store::dynamodb::{BY_KIND_INDEX, DynamoUserStore};
 use jwt_auth_core::store::memory::MemoryUserStore;
 use jwt_auth_core::store::{
     AuthorizationState, LoginFailures, NewRefreshToken, NewUser, PageKey, PasswordWrite, Rotation,
-    Store, StoreError, UserAuthState, UserChanges, UserStore,
+    StandingCaller, Store, StoreError, UserAuthState, UserChanges, UserStore,
 };
 use jwt_auth_core::user::{Role, User, is_valid_user_id};
 use std::collections::{HashMap, HashSet};
@@ -111,7 +112,7 @@ fn new_user(username: &str, tag: &str) -> NewUser {
 async fn create(subject: &Subject, username: &str) -> User {
     subject
         .store
-        .create_user(new_user(username, "first"), NOW)
+        .create_user(new_user(username, "first"), NOW, Actor::Operator)
         .await
         .expect("user created")
 }
@@ -197,6 +198,232 @@ async fn all_pages(store: &dyn UserStore, page_size: usize) -> Vec<Vec<User>> {
     }
 }
 
+/// An admin as a signed-in caller of a write: its session `sid`, its token `jti`.
+fn standing<'a>(user: &'a User, jti: &'a str, sid: &'a str) -> StandingCaller<'a> {
+    StandingCaller {
+        id: &user.id,
+        role: user.role,
+        token_version: 0,
+        jti,
+        sid,
+    }
+}
+
+async fn admin(subject: &Subject, username: &str) -> User {
+    let mut new = new_user(username, "admin");
+    new.role = Role::Admin;
+    subject
+        .store
+        .create_user(new, NOW, Actor::Operator)
+        .await
+        .expect("admin created")
+}
+
+fn is_caller_revoked<T: std::fmt::Debug>(result: Result<T, StoreError>) -> bool {
+    matches!(result, Err(StoreError::CallerRevoked))
+}
+
+async fn every_write_lands_only_while_its_caller_stands(subject: Subject) {
+    let store = subject.store.as_ref();
+    let mallory = admin(&subject, "mallory").await;
+    let bob = create(&subject, "bob").await;
+    let as_mallory = |jti, sid| Actor::Caller(standing(&mallory, jti, sid));
+
+    // Standing: its writes land.
+    store
+        .create_user(new_user("carol", "c"), NOW, as_mallory("j1", "s1"))
+        .await
+        .expect("a standing caller's create lands");
+
+    // Its token logged out: nothing lands.
+    store.revoke_access_token("j1", NOW + 900).await.unwrap();
+    assert!(is_caller_revoked(
+        store
+            .create_user(new_user("dave", "d"), NOW, as_mallory("j1", "s1"))
+            .await
+    ));
+    // Its session revoked: nothing lands, whatever the token.
+    store.revoke_family("s1", NOW + 900).await.unwrap();
+    assert!(is_caller_revoked(
+        store.delete_user(&bob.id, as_mallory("j2", "s1")).await
+    ));
+    // Disabled, demoted or with its tokens revoked: nothing lands.
+    let changes = || UserChanges {
+        name: Some("renamed".into()),
+        ..UserChanges::default()
+    };
+    for revoke in 0..3 {
+        let caller = admin(&subject, &format!("admin{revoke}")).await;
+        let as_caller = Actor::Caller(standing(&caller, "j3", "s3"));
+        match revoke {
+            0 => store
+                .set_disabled(&caller.id, true, Actor::Operator)
+                .await
+                .map(|_| ()),
+            1 => store
+                .update_user(
+                    &caller.id,
+                    UserChanges {
+                        role: Some(Role::Customer),
+                        ..UserChanges::default()
+                    },
+                    Actor::Operator,
+                )
+                .await
+                .map(|_| ()),
+            _ => store.revoke_all_tokens(&caller.id, Actor::Operator).await,
+        }
+        .unwrap();
+        assert!(is_caller_revoked(
+            store.update_user(&bob.id, changes(), as_caller).await
+        ));
+        assert!(is_caller_revoked(
+            store
+                .set_password_hash(&bob.id, fake_hash("taken"), PasswordWrite::Reset, as_caller)
+                .await
+        ));
+        assert!(is_caller_revoked(
+            store.delete_user(&bob.id, as_caller).await
+        ));
+        assert!(is_caller_revoked(
+            store.revoke_all_tokens(&caller.id, as_caller).await
+        ));
+        assert!(is_caller_revoked(
+            store
+                .end_session(standing(&caller, "j3", "s3"), NOW + 900, NOW + 900)
+                .await
+        ));
+    }
+
+    // Nothing of it was written.
+    assert!(store.find_login("dave").await.unwrap().is_none());
+    let bob_now = store
+        .find_login("bob")
+        .await
+        .unwrap()
+        .expect("bob is still there");
+    assert_eq!(bob_now.user, bob);
+    assert_eq!(bob_now.password_hash, fake_hash("first"));
+    assert_eq!(bob_now.token_version, 0);
+}
+
+async fn a_caller_changing_itself_is_checked_on_what_the_write_replaces(subject: Subject) {
+    let store = subject.store.as_ref();
+    let alice = admin(&subject, "alice").await;
+    let as_alice = Actor::Caller(standing(&alice, "j1", "s1"));
+    let renamed = store
+        .update_user(
+            &alice.id,
+            UserChanges {
+                name: Some("Alice A.".into()),
+                ..UserChanges::default()
+            },
+            as_alice,
+        )
+        .await
+        .expect("a standing caller renames itself");
+    assert_eq!(renamed.name, "Alice A.");
+    // A password change by a caller whose token version moved on (another session changed
+    // it first) does not land.
+    store.revoke_all_tokens(&alice.id, as_alice).await.unwrap();
+    assert!(is_caller_revoked(
+        store
+            .set_password_hash(
+                &alice.id,
+                fake_hash("second"),
+                PasswordWrite::Change {
+                    previous: &fake_hash("admin")
+                },
+                as_alice,
+            )
+            .await
+    ));
+    assert_eq!(
+        store
+            .find_login("alice")
+            .await
+            .unwrap()
+            .unwrap()
+            .password_hash,
+        fake_hash("admin")
+    );
+}
+
+async fn ending_a_session_revokes_its_token_and_session_once(subject: Subject) {
+    let store = subject.store.as_ref();
+    let alice = admin(&subject, "alice").await;
+    store
+        .end_session(standing(&alice, "j1", "s1"), NOW + 900, NOW + 3_600)
+        .await
+        .expect("logout lands");
+    let state = store
+        .authorization_state(&alice.id, "j1", "s1")
+        .await
+        .unwrap();
+    assert!(state.jti_revoked && state.session_revoked);
+    // Its other access tokens of the session are refused; other sessions are not touched.
+    assert!(
+        store
+            .authorization_state(&alice.id, "j2", "s1")
+            .await
+            .unwrap()
+            .session_revoked
+    );
+    let other = store
+        .authorization_state(&alice.id, "j9", "s9")
+        .await
+        .unwrap();
+    assert!(!other.jti_revoked && !other.session_revoked);
+    // The same logout again: the caller no longer stands.
+    assert!(is_caller_revoked(
+        store
+            .end_session(standing(&alice, "j1", "s1"), NOW + 900, NOW + 3_600)
+            .await
+    ));
+}
+
+async fn a_lease_has_one_holder_until_it_ends_or_is_released(subject: Subject) {
+    let store = subject.store.clone();
+    let takers: Vec<_> = (0..8)
+        .map(|_| {
+            let store = Arc::clone(&store);
+            tokio::spawn(async move { store.take_lease("password#u1", NOW, NOW + 30).await })
+        })
+        .collect();
+    let mut taken = 0;
+    for taker in takers {
+        taken += usize::from(taker.await.unwrap().unwrap());
+    }
+    assert_eq!(taken, 1, "exactly one of parallel takers holds it");
+    assert!(
+        store
+            .take_lease("password#u2", NOW, NOW + 30)
+            .await
+            .unwrap(),
+        "leases are per name"
+    );
+    assert!(
+        !store
+            .take_lease("password#u1", NOW + 29, NOW + 59)
+            .await
+            .unwrap()
+    );
+    // Past its end it is free again (a holder that crashed), and so after a release.
+    assert!(
+        store
+            .take_lease("password#u1", NOW + 30, NOW + 60)
+            .await
+            .unwrap()
+    );
+    store.release_lease("password#u1").await.unwrap();
+    assert!(
+        store
+            .take_lease("password#u1", NOW + 31, NOW + 61)
+            .await
+            .unwrap()
+    );
+}
+
 macro_rules! store_contract {
     ($( #[$test:meta] $case:ident ),* $(,)?) => {
         mod memory {
@@ -258,6 +485,11 @@ store_contract! {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     parallel_lock_attempts_have_exactly_one_winner,
     #[tokio::test] a_stale_count_restarts_unlocked_and_clearing_removes_the_lock,
+    #[tokio::test] every_write_lands_only_while_its_caller_stands,
+    #[tokio::test] a_caller_changing_itself_is_checked_on_what_the_write_replaces,
+    #[tokio::test] ending_a_session_revokes_its_token_and_session_once,
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    a_lease_has_one_holder_until_it_ends_or_is_released,
 }
 
 async fn a_created_user_can_be_read_by_id_and_by_username_with_its_hash(subject: Subject) {
@@ -272,6 +504,7 @@ async fn a_created_user_can_be_read_by_id_and_by_username_with_its_hash(subject:
                 password_hash: fake_hash("alice"),
             },
             NOW,
+            Actor::Operator,
         )
         .await
         .expect("user created");
@@ -309,7 +542,9 @@ async fn a_duplicate_username_is_refused_and_the_stored_user_is_unchanged(subjec
         role: Role::Admin,
         ..new_user("bob", "second")
     };
-    let result = store.create_user(duplicate, NOW + 60).await;
+    let result = store
+        .create_user(duplicate, NOW + 60, Actor::Operator)
+        .await;
 
     assert!(
         matches!(result, Err(StoreError::UsernameTaken)),
@@ -332,7 +567,11 @@ async fn concurrent_creates_of_one_username_have_exactly_one_winner(subject: Sub
             let store = Arc::clone(&subject.store);
             tokio::spawn(async move {
                 store
-                    .create_user(new_user("carol", &format!("racer-{i}")), NOW)
+                    .create_user(
+                        new_user("carol", &format!("racer-{i}")),
+                        NOW,
+                        Actor::Operator,
+                    )
                     .await
             })
         })
@@ -417,7 +656,7 @@ async fn pages_of_large_users_are_full_even_past_one_query_megabyte(subject: Sub
         created.push(
             subject
                 .store
-                .create_user(new_user, NOW)
+                .create_user(new_user, NOW, Actor::Operator)
                 .await
                 .expect("user created"),
         );
@@ -452,7 +691,10 @@ async fn set_disabled_changes_what_get_user_and_find_login_see(subject: Subject)
     let store = subject.store.as_ref();
     let heidi = create(&subject, "heidi").await;
 
-    let disabled = store.set_disabled(&heidi.id, true).await.expect("disabled");
+    let disabled = store
+        .set_disabled(&heidi.id, true, Actor::Operator)
+        .await
+        .expect("disabled");
 
     assert_eq!(
         disabled,
@@ -474,7 +716,7 @@ async fn set_disabled_changes_what_get_user_and_find_login_see(subject: Subject)
     assert_eq!(login.password_hash.as_phc(), fake_hash("first").as_phc());
 
     let enabled = store
-        .set_disabled(&heidi.id, false)
+        .set_disabled(&heidi.id, false, Actor::Operator)
         .await
         .expect("re-enabled");
 
@@ -498,10 +740,18 @@ async fn changing_an_unknown_id_is_not_found(subject: Subject) {
     create(&subject, "ivan").await;
     let unknown_id = "fedcba9876543210fedcba9876543210";
 
-    let disabled = subject.store.set_disabled(unknown_id, true).await;
+    let disabled = subject
+        .store
+        .set_disabled(unknown_id, true, Actor::Operator)
+        .await;
     let rehashed = subject
         .store
-        .set_password_hash(unknown_id, fake_hash("new"), PasswordWrite::Reset)
+        .set_password_hash(
+            unknown_id,
+            fake_hash("new"),
+            PasswordWrite::Reset,
+            Actor::Operator,
+        )
         .await;
     let updated = subject
         .store
@@ -511,13 +761,17 @@ async fn changing_an_unknown_id_is_not_found(subject: Subject) {
                 name: Some("Nobody".into()),
                 ..UserChanges::default()
             },
+            Actor::Operator,
         )
         .await;
     let unchanged = subject
         .store
-        .update_user(unknown_id, UserChanges::default())
+        .update_user(unknown_id, UserChanges::default(), Actor::Operator)
         .await;
-    let revoked = subject.store.revoke_all_tokens(unknown_id).await;
+    let revoked = subject
+        .store
+        .revoke_all_tokens(unknown_id, Actor::Operator)
+        .await;
 
     assert!(
         matches!(disabled, Err(StoreError::NotFound)),
@@ -557,7 +811,7 @@ async fn concurrent_changes_to_one_user_lose_nothing(subject: Subject) {
             let id = judy.id.clone();
             tokio::spawn(async move {
                 if i % 2 == 0 {
-                    let user = store.set_disabled(&id, i % 4 == 0).await?;
+                    let user = store.set_disabled(&id, i % 4 == 0, Actor::Operator).await?;
                     assert_eq!(user.disabled, i % 4 == 0);
                     Ok(())
                 } else {
@@ -566,6 +820,7 @@ async fn concurrent_changes_to_one_user_lose_nothing(subject: Subject) {
                             &id,
                             fake_hash(&format!("racer-{i}")),
                             PasswordWrite::Reset,
+                            Actor::Operator,
                         )
                         .await
                         .map(|_| ())
@@ -635,7 +890,12 @@ async fn set_password_hash_replaces_the_hash_seen_by_find_login(subject: Subject
     let mike = create(&subject, "mike").await;
 
     store
-        .set_password_hash(&mike.id, fake_hash("rehashed"), PasswordWrite::Reset)
+        .set_password_hash(
+            &mike.id,
+            fake_hash("rehashed"),
+            PasswordWrite::Reset,
+            Actor::Operator,
+        )
         .await
         .expect("hash replaced");
 
@@ -710,6 +970,7 @@ async fn update_user_applies_name_role_and_disabled_and_bumps_the_token_version_
                 name: Some("Olga Renamed".into()),
                 ..UserChanges::default()
             },
+            Actor::Operator,
         )
         .await
         .expect("renamed");
@@ -730,6 +991,7 @@ async fn update_user_applies_name_role_and_disabled_and_bumps_the_token_version_
                 role: Some(Role::Admin),
                 ..UserChanges::default()
             },
+            Actor::Operator,
         )
         .await
         .expect("promoted");
@@ -755,6 +1017,7 @@ async fn update_user_applies_name_role_and_disabled_and_bumps_the_token_version_
                 role: Some(Role::Customer),
                 disabled: Some(true),
             },
+            Actor::Operator,
         )
         .await
         .expect("changed");
@@ -773,7 +1036,7 @@ async fn update_user_applies_name_role_and_disabled_and_bumps_the_token_version_
 
     // No change changes nothing.
     let unchanged = store
-        .update_user(&olga.id, UserChanges::default())
+        .update_user(&olga.id, UserChanges::default(), Actor::Operator)
         .await
         .expect("no change");
     assert_eq!(unchanged, expected);
@@ -843,7 +1106,7 @@ async fn parallel_updates_of_one_user_lose_nothing(subject: Subject) {
                         ..UserChanges::default()
                     },
                 };
-                store.update_user(&id, changes).await
+                store.update_user(&id, changes, Actor::Operator).await
             })
         })
         .collect();
@@ -902,7 +1165,10 @@ async fn deleting_a_user_frees_its_username_and_leaves_nothing_to_read(subject: 
     let quinn = create(&subject, "quinn").await;
     let other = create(&subject, "rupert").await;
 
-    store.delete_user(&quinn.id).await.expect("deleted");
+    store
+        .delete_user(&quinn.id, Actor::Operator)
+        .await
+        .expect("deleted");
 
     assert_eq!(store.get_user(&quinn.id).await.unwrap(), None);
     assert!(store.find_login("quinn").await.unwrap().is_none());
@@ -929,7 +1195,7 @@ async fn deleting_a_user_frees_its_username_and_leaves_nothing_to_read(subject: 
 
     // The username is free again, for a new user with a new id and fresh tokens.
     let again = store
-        .create_user(new_user("quinn", "again"), NOW + 60)
+        .create_user(new_user("quinn", "again"), NOW + 60, Actor::Operator)
         .await
         .expect("the username is free");
     assert_ne!(again.id, quinn.id);
@@ -946,11 +1212,16 @@ async fn deleting_an_unknown_id_is_not_found_and_deletes_nothing(subject: Subjec
     let store = subject.store.as_ref();
     let sybil = create(&subject, "sybil").await;
 
-    let unknown = store.delete_user("fedcba9876543210fedcba9876543210").await;
+    let unknown = store
+        .delete_user("fedcba9876543210fedcba9876543210", Actor::Operator)
+        .await;
     // A username is not an id.
-    let by_username = store.delete_user("sybil").await;
-    store.delete_user(&sybil.id).await.expect("deleted");
-    let twice = store.delete_user(&sybil.id).await;
+    let by_username = store.delete_user("sybil", Actor::Operator).await;
+    store
+        .delete_user(&sybil.id, Actor::Operator)
+        .await
+        .expect("deleted");
+    let twice = store.delete_user(&sybil.id, Actor::Operator).await;
 
     assert!(matches!(unknown, Err(StoreError::NotFound)), "{unknown:?}");
     assert!(
@@ -968,7 +1239,7 @@ async fn parallel_deletes_of_one_user_have_exactly_one_winner(subject: Subject) 
         .map(|_| {
             let store = Arc::clone(&subject.store);
             let id = tom.id.clone();
-            tokio::spawn(async move { store.delete_user(&id).await })
+            tokio::spawn(async move { store.delete_user(&id, Actor::Operator).await })
         })
         .collect();
     let mut deleted = 0;
@@ -992,9 +1263,15 @@ async fn revoke_all_tokens_bumps_the_token_version_seen_by_login_and_the_authori
     let ursula = create(&subject, "ursula").await;
     let other = create(&subject, "uma").await;
 
-    store.revoke_all_tokens(&ursula.id).await.expect("revoked");
+    store
+        .revoke_all_tokens(&ursula.id, Actor::Operator)
+        .await
+        .expect("revoked");
     assert_eq!(token_version(&subject, &ursula).await, 1);
-    store.revoke_all_tokens(&ursula.id).await.expect("revoked");
+    store
+        .revoke_all_tokens(&ursula.id, Actor::Operator)
+        .await
+        .expect("revoked");
     assert_eq!(token_version(&subject, &ursula).await, 2);
 
     // Nothing else changed, and nobody else's tokens.
@@ -1009,7 +1286,7 @@ async fn revoke_all_tokens_bumps_the_token_version_seen_by_login_and_the_authori
 
     // Later changes keep counting from there.
     store
-        .set_disabled(&ursula.id, true)
+        .set_disabled(&ursula.id, true, Actor::Operator)
         .await
         .expect("disabled");
     assert_eq!(token_version(&subject, &ursula).await, 3);
@@ -1669,7 +1946,11 @@ async fn items_without_a_token_version_read_as_version_zero() {
 
     assert_eq!(login.token_version, 0);
     assert_eq!(state.user.expect("user").token_version, 0);
-    subject.store.revoke_all_tokens(&pia.id).await.unwrap();
+    subject
+        .store
+        .revoke_all_tokens(&pia.id, Actor::Operator)
+        .await
+        .unwrap();
     assert_eq!(token_version(&subject, &pia).await, 1);
 }
 
@@ -1810,6 +2091,7 @@ async fn a_rehash_lands_only_over_the_hash_it_replaces_and_keeps_the_token_versi
             &xena.id,
             fake_hash("rehashed"),
             PasswordWrite::Rehash { previous: &first },
+            Actor::Operator,
         )
         .await
         .expect("rehash over the hash it was computed from");
@@ -1818,7 +2100,12 @@ async fn a_rehash_lands_only_over_the_hash_it_replaces_and_keeps_the_token_versi
 
     // A concurrent reset got there first: the rehash (of the old password) must not undo it.
     store
-        .set_password_hash(&xena.id, fake_hash("reset"), PasswordWrite::Reset)
+        .set_password_hash(
+            &xena.id,
+            fake_hash("reset"),
+            PasswordWrite::Reset,
+            Actor::Operator,
+        )
         .await
         .unwrap();
     let stale = store
@@ -1828,6 +2115,7 @@ async fn a_rehash_lands_only_over_the_hash_it_replaces_and_keeps_the_token_versi
             PasswordWrite::Rehash {
                 previous: &fake_hash("rehashed"),
             },
+            Actor::Operator,
         )
         .await;
     assert!(
@@ -1850,6 +2138,7 @@ async fn a_password_change_lands_only_over_the_proven_hash_and_revokes_tokens(su
             PasswordWrite::Change {
                 previous: &fake_hash("not-the-stored-one"),
             },
+            Actor::Operator,
         )
         .await;
     assert!(
@@ -1875,6 +2164,7 @@ async fn a_password_change_lands_only_over_the_proven_hash_and_revokes_tokens(su
             PasswordWrite::Change {
                 previous: &fake_hash("first"),
             },
+            Actor::Operator,
         )
         .await
         .expect("changed");
@@ -1890,7 +2180,12 @@ async fn a_reset_replaces_any_hash_and_revokes_tokens(subject: Subject) {
     let zoe = create(&subject, "zoe").await;
     for (round, tag) in ["one", "two"].into_iter().enumerate() {
         let (_, version) = store
-            .set_password_hash(&zoe.id, fake_hash(tag), PasswordWrite::Reset)
+            .set_password_hash(
+                &zoe.id,
+                fake_hash(tag),
+                PasswordWrite::Reset,
+                Actor::Operator,
+            )
             .await
             .expect("reset");
         assert_eq!(version, round as u64 + 1);
@@ -1915,7 +2210,13 @@ async fn an_update_to_the_values_already_stored_keeps_the_token_version(subject:
         disabled: Some(abel.disabled),
         ..UserChanges::default()
     };
-    assert_eq!(store.update_user(&abel.id, same).await.unwrap(), abel);
+    assert_eq!(
+        store
+            .update_user(&abel.id, same, Actor::Operator)
+            .await
+            .unwrap(),
+        abel
+    );
     assert_eq!(
         token_version(&subject, &abel).await,
         0,
@@ -1927,7 +2228,10 @@ async fn an_update_to_the_values_already_stored_keeps_the_token_version(subject:
         disabled: Some(false),
         ..UserChanges::default()
     };
-    store.update_user(&abel.id, promoted).await.unwrap();
+    store
+        .update_user(&abel.id, promoted, Actor::Operator)
+        .await
+        .unwrap();
     assert_eq!(token_version(&subject, &abel).await, 1, "the role changed");
 }
 

@@ -6,9 +6,9 @@ use authorizer::AuthorizerError;
 use integration_tests::{TestApp, as_caller, body_json, http_event};
 use jwt_auth_core::password::StoredHash;
 use jwt_auth_core::store::{
-    AuthorizationState, LoginFailures, LoginRecord, NewRefreshToken, NewUser, PageKey,
-    PasswordWrite, RefreshTokenRecord, Rotation, SessionStore, StoreError, UserChanges, UserPage,
-    UserStore,
+    Actor, AuthorizationState, LoginFailures, LoginRecord, NewRefreshToken, NewUser, PageKey,
+    PasswordWrite, RefreshTokenRecord, Rotation, SessionStore, StandingCaller, StoreError,
+    UserChanges, UserPage, UserStore,
 };
 use jwt_auth_core::user::{Role, User};
 use std::sync::Arc;
@@ -24,7 +24,7 @@ fn down<T>() -> Result<T, StoreError> {
 
 #[async_trait::async_trait]
 impl UserStore for UnreachableStore {
-    async fn create_user(&self, _: NewUser, _: u64) -> Result<User, StoreError> {
+    async fn create_user(&self, _: NewUser, _: u64, _: Actor<'_>) -> Result<User, StoreError> {
         down()
     }
     async fn get_user(&self, _: &str) -> Result<Option<User>, StoreError> {
@@ -36,13 +36,13 @@ impl UserStore for UnreachableStore {
     async fn list_users(&self, _: usize, _: Option<&PageKey>) -> Result<UserPage, StoreError> {
         down()
     }
-    async fn update_user(&self, _: &str, _: UserChanges) -> Result<User, StoreError> {
+    async fn update_user(&self, _: &str, _: UserChanges, _: Actor<'_>) -> Result<User, StoreError> {
         down()
     }
-    async fn delete_user(&self, _: &str) -> Result<(), StoreError> {
+    async fn delete_user(&self, _: &str, _: Actor<'_>) -> Result<(), StoreError> {
         down()
     }
-    async fn revoke_all_tokens(&self, _: &str) -> Result<(), StoreError> {
+    async fn revoke_all_tokens(&self, _: &str, _: Actor<'_>) -> Result<(), StoreError> {
         down()
     }
     async fn authorization_state(
@@ -58,6 +58,7 @@ impl UserStore for UnreachableStore {
         _: &str,
         _: StoredHash,
         _: PasswordWrite<'_>,
+        _: Actor<'_>,
     ) -> Result<(User, u64), StoreError> {
         down()
     }
@@ -66,6 +67,15 @@ impl UserStore for UnreachableStore {
 #[async_trait::async_trait]
 impl SessionStore for UnreachableStore {
     async fn create_refresh_token(&self, _: NewRefreshToken) -> Result<(), StoreError> {
+        down()
+    }
+    async fn end_session(&self, _: StandingCaller<'_>, _: u64, _: u64) -> Result<(), StoreError> {
+        down()
+    }
+    async fn take_lease(&self, _: &str, _: u64, _: u64) -> Result<bool, StoreError> {
+        down()
+    }
+    async fn release_lease(&self, _: &str) -> Result<(), StoreError> {
         down()
     }
     async fn find_refresh_token(&self, _: &str) -> Result<Option<RefreshTokenRecord>, StoreError> {

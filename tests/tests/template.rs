@@ -302,6 +302,90 @@ fn no_function_is_granted_more_than_it_uses() {
     );
 }
 
+/// Whether an IAM `StringLike` pattern with at most a trailing `*` matches `value`.
+fn iam_like(pattern: &str, value: &str) -> bool {
+    match pattern.strip_suffix('*') {
+        Some(prefix) => value.starts_with(prefix),
+        None => pattern == value,
+    }
+}
+
+#[test]
+fn the_authorizer_reads_only_the_items_and_attributes_of_its_decision() {
+    use jwt_auth_core::store::dynamodb::{
+        AUTHORIZATION_STATE_ATTRIBUTES, AUTHORIZATION_STATE_KEY_PREFIXES, CREDENTIAL_KEY_PREFIX,
+    };
+    let template = template();
+    let statements =
+        resource(&template, "AuthorizerFunction")["Properties"]["Policies"][0]["Statement"]
+            .as_sequence()
+            .unwrap();
+    let batch_get = statements
+        .iter()
+        .find(|statement| statement["Action"][0] == "dynamodb:BatchGetItem")
+        .expect("the authorizer's BatchGetItem statement");
+    let strings = |value: &Value| -> BTreeSet<String> {
+        value
+            .as_sequence()
+            .unwrap_or_else(|| panic!("not a list: {value:?}"))
+            .iter()
+            .map(|v| v.as_str().unwrap().to_string())
+            .collect()
+    };
+    let condition = &batch_get["Condition"];
+    let leading = strings(&condition["ForAllValues:StringLike"]["dynamodb:LeadingKeys"]);
+    let attributes = strings(&condition["ForAllValues:StringEquals"]["dynamodb:Attributes"]);
+    assert_eq!(
+        condition["StringEqualsIfExists"]["dynamodb:Select"], "SPECIFIC_ATTRIBUTES",
+        "without it a read of every attribute would pass the attribute list"
+    );
+    // Exactly the store's reads: a new item or attribute read fails here, not in AWS.
+    assert_eq!(
+        leading,
+        AUTHORIZATION_STATE_KEY_PREFIXES
+            .iter()
+            .map(|prefix| format!("{prefix}*"))
+            .collect()
+    );
+    assert_eq!(
+        attributes,
+        AUTHORIZATION_STATE_ATTRIBUTES
+            .iter()
+            .map(|name| name.to_string())
+            .collect()
+    );
+    // What it must never read: a credential item (the password hash), a refresh token,
+    // a failure counter, a lease.
+    for forbidden in [
+        format!("{CREDENTIAL_KEY_PREFIX}alice"),
+        "REFRESH#0f".to_string(),
+        "FAILURES#alice".to_string(),
+        "LEASE#password#x".to_string(),
+    ] {
+        assert!(
+            !leading.iter().any(|pattern| iam_like(pattern, &forbidden)),
+            "{forbidden} is readable"
+        );
+    }
+    assert!(!attributes.contains("password_hash"));
+    // The only other read: the published public keys, one item.
+    let get = statements
+        .iter()
+        .find(|statement| statement["Action"][0] == "dynamodb:GetItem")
+        .expect("the authorizer's GetItem statement");
+    assert_eq!(
+        strings(&get["Condition"]["ForAllValues:StringEquals"]["dynamodb:LeadingKeys"]),
+        BTreeSet::from(["KEYS#public".to_string()])
+    );
+    assert!(
+        statements
+            .iter()
+            .filter(|statement| statement["Effect"] == "Allow")
+            .all(|statement| statement.get("Condition").is_some()),
+        "every table read of the authorizer is conditioned"
+    );
+}
+
 #[test]
 fn no_key_or_secret_value_appears_in_the_template() {
     let template = template();
@@ -515,7 +599,7 @@ fn gateway_responses_are_json_with_nosniff() {
 }
 
 #[test]
-fn login_and_refresh_are_throttled_below_the_default_of_every_other_method() {
+fn the_login_functions_routes_are_throttled_below_the_default_of_every_other_method() {
     let model = model();
     let limits = |method: &str, path: &str| {
         let throttle = model
@@ -524,10 +608,20 @@ fn login_and_refresh_are_throttled_below_the_default_of_every_other_method() {
         (throttle.rate_per_sec, throttle.burst)
     };
     let default = limits("GET", "/users");
-    for (method, path) in [("POST", "/login"), ("POST", "/token/refresh")] {
+    // Every route the login function serves: it has reserved executions, which argon2
+    // work (login, password change) or a flood of cheap calls could otherwise hold.
+    for (method, path) in [
+        ("POST", "/login"),
+        ("POST", "/token/refresh"),
+        ("POST", "/password"),
+        ("POST", "/logout"),
+        ("POST", "/logout/all"),
+    ] {
         let (rate, burst) = limits(method, path);
         assert!(rate < default.0 && burst < default.1, "{method} {path}");
     }
+    // The password change (two argon2id computations) is held below login (one).
+    assert!(limits("POST", "/password").0 < limits("POST", "/login").0);
     for route in &model.routes {
         let (rate, burst) = limits(&route.method, &route.path);
         assert!(rate > 0.0 && burst > 0, "{} {}", route.method, route.path);

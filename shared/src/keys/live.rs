@@ -9,12 +9,13 @@
 //! - **on an unknown `kid`** (verifiers): at most once per [`UNKNOWN_KID_REREAD_SECS`],
 //!   whatever the number of such tokens, so forged `kid`s cannot multiply reads;
 //! - **while it has no set** (the source was unreachable at cold start, or rotation has not
-//!   created the first set yet): at most every [`UNAVAILABLE_RETRY_SECS`].
+//!   created the first set yet), or its last read failed: at most every
+//!   [`UNAVAILABLE_RETRY_SECS`].
 //!
 //! One read runs at a time; requests that arrive meanwhile use the ring they have. A failed
 //! read keeps the previous ring (and is logged): an outage of the source never drops keys.
 
-use super::{KeyError, KeyRing, KeySetDocument};
+use super::{KeyError, KeyRing, KeySetDocument, SIGNING_LEAD_SECS};
 use crate::clock::Clock;
 use crate::store::{PublicKeyStore, StoreError};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -22,10 +23,19 @@ use std::sync::{Arc, RwLock};
 
 /// Least time between two scheduled re-reads of a signer (the login function).
 pub const SIGNER_REFRESH_SECS: u64 = 300;
+
+/// The oldest a signer's ring may be. A key replaced by a rotation verifies for a retention
+/// that lets a signer sign with it until one re-read interval and one lead after the
+/// rotation finishes (see `rotation::retention_secs`); a ring read just before a
+/// rotation finished and never re-read since is as old as that after the same time, so an
+/// older one may hold a current key that is already retiring: the signer stops signing.
+pub const MAX_SIGNING_RING_AGE_SECS: u64 = SIGNER_REFRESH_SECS + SIGNING_LEAD_SECS;
 /// Least time between two scheduled re-reads of a verifier (the authorizer).
 pub const VERIFIER_REFRESH_SECS: u64 = 300;
 /// Least time between two re-reads caused by tokens naming a `kid` the verifier lacks.
 pub const UNKNOWN_KID_REREAD_SECS: u64 = 30;
+/// The refresh interval of a fixed ring: never re-read, so never stale either.
+const NEVER: u64 = u64::MAX;
 /// Least time between two tries while no key set could be read at all.
 pub const UNAVAILABLE_RETRY_SECS: u64 = 5;
 
@@ -151,6 +161,8 @@ struct State {
     ring: Option<Arc<KeyRing>>,
     /// When the last read (successful or not) started.
     last_read: Option<u64>,
+    /// When the last read that brought a ring started.
+    last_ring_read: Option<u64>,
     /// When the last read caused by an unknown `kid` started.
     last_unknown_kid_read: Option<u64>,
 }
@@ -173,10 +185,11 @@ impl LiveKeys {
         Arc::new(Self {
             source: Box::new(Fixed),
             clock: Clock::system(),
-            refresh_secs: u64::MAX,
+            refresh_secs: NEVER,
             state: RwLock::new(State {
                 ring: Some(ring),
                 last_read: Some(0),
+                last_ring_read: Some(0),
                 last_unknown_kid_read: Some(u64::MAX),
             }),
             reading: tokio::sync::Mutex::new(()),
@@ -219,6 +232,23 @@ impl LiveKeys {
         self.state().ring.clone()
     }
 
+    /// The ring to sign with: the last one read, unless it was read more than
+    /// [`MAX_SIGNING_RING_AGE_SECS`] ago (its source has kept failing since). A stale ring
+    /// may hold a current key that a rotation has since set to retire: signing with it
+    /// would hand out tokens that die before their `exp`, so the signer stops (503) instead.
+    pub fn signing_ring(&self) -> Option<Arc<KeyRing>> {
+        let state = self.state();
+        let stale = self.refresh_secs != NEVER
+            && state
+                .last_ring_read
+                .is_some_and(|at| self.clock.now().saturating_sub(at) > MAX_SIGNING_RING_AGE_SECS);
+        if stale {
+            tracing::error!("signing key set not re-read for too long: refusing to sign");
+            return None;
+        }
+        state.ring.clone()
+    }
+
     pub fn now(&self) -> u64 {
         self.clock.now()
     }
@@ -240,10 +270,13 @@ impl LiveKeys {
 
     fn due(&self, now: u64) -> bool {
         let state = self.state();
-        let interval = if state.ring.is_some() {
+        // After a failed read, try again soon: a signer's ring must not age past
+        // [`MAX_SIGNING_RING_AGE_SECS`] because of one lost read.
+        let last_read_failed = state.last_ring_read != state.last_read;
+        let interval = if state.ring.is_some() && !last_read_failed {
             self.refresh_secs
         } else {
-            UNAVAILABLE_RETRY_SECS
+            UNAVAILABLE_RETRY_SECS.min(self.refresh_secs)
         };
         state
             .last_read
@@ -306,7 +339,9 @@ impl LiveKeys {
                         seen.entry(kid.to_string()).or_insert(now);
                     }
                 }
-                self.state.write().unwrap_or_else(|p| p.into_inner()).ring = Some(Arc::new(ring));
+                let mut state = self.state.write().unwrap_or_else(|p| p.into_inner());
+                state.ring = Some(Arc::new(ring));
+                state.last_ring_read = Some(now);
                 Ok(())
             }
             Ok(None) => {

@@ -199,6 +199,17 @@ impl RotatedSecret for LocalSecret {
             .retain(|_, (labels, _)| !labels.is_empty());
         self.save(&versions).map_err(io)
     }
+
+    async fn cancel_pending(&self, token: &str) -> Result<(), RotationError> {
+        let mut versions = self.load().map_err(io)?;
+        if let Some((labels, _)) = versions.versions.get_mut(token) {
+            labels.retain(|label| label != "AWSPENDING");
+        }
+        versions
+            .versions
+            .retain(|_, (labels, _)| !labels.is_empty());
+        self.save(&versions).map_err(io)
+    }
 }
 
 #[async_trait::async_trait]
@@ -233,5 +244,8 @@ impl RotatedSecret for std::sync::Arc<LocalSecret> {
     }
     async fn make_current(&self, token: &str, previous: Option<&str>) -> Result<(), RotationError> {
         self.as_ref().make_current(token, previous).await
+    }
+    async fn cancel_pending(&self, token: &str) -> Result<(), RotationError> {
+        self.as_ref().cancel_pending(token).await
     }
 }

@@ -414,14 +414,18 @@ impl KeyRing {
         self.signing.first().map(|key| key.alg)
     }
 
-    /// The key to sign with at `now`. A key is ready once [`SIGNING_LEAD_SECS`] have passed
-    /// since it was created and since this signer first saw it (`first_seen`): by then
-    /// every verifier can have learnt it. The current key if it is ready; else the newest
-    /// other key that has not retired, ready ones first; else the current key (a brand-new
-    /// set, which no verifier has tokens of).
+    /// The key to sign with at `now`, for a token that may be presented until
+    /// `valid_until` (its `exp` plus the verifiers' leeway). A key is ready once
+    /// [`SIGNING_LEAD_SECS`] have passed since it was created and since this signer first
+    /// saw it (`first_seen`): by then every verifier can have learnt it. The current key if
+    /// it is ready; else the newest other key that still verifies at `valid_until`, ready
+    /// ones first; else the current key (a brand-new set, or one whose older keys retire
+    /// before the token would expire: a verifier meeting the new `kid` re-reads its keys,
+    /// while a token of a key that retires first would be refused before its `exp`).
     pub(crate) fn signer(
         &self,
         now: u64,
+        valid_until: u64,
         first_seen: &dyn Fn(&str) -> u64,
     ) -> Option<(&Header, &EncodingKey)> {
         let ready = |key: &SigningKey| {
@@ -430,7 +434,7 @@ impl KeyRing {
                 .saturating_add(SIGNING_LEAD_SECS)
                 <= now
         };
-        let live = |key: &&SigningKey| key.retires_at.is_none_or(|at| at > now);
+        let live = |key: &&SigningKey| key.retires_at.is_none_or(|at| at > valid_until);
         let current = self.signing.first()?;
         let older = || self.signing[1..].iter().filter(live);
         let chosen = if ready(current) {
@@ -445,9 +449,9 @@ impl KeyRing {
     }
 
     /// The `kid` a token signed at `now` carries, for a signer that has known the set since
-    /// its keys were created.
-    pub fn signing_kid(&self, now: u64) -> Option<&str> {
-        self.signer(now, &|_| 0)
+    /// its keys were created and signs tokens that may be presented until `valid_until`.
+    pub fn signing_kid(&self, now: u64, valid_until: u64) -> Option<&str> {
+        self.signer(now, valid_until, &|_| 0)
             .and_then(|(header, _)| header.kid.as_deref())
     }
 

@@ -11,9 +11,13 @@
 //!    retires while signers still use the old key.
 //! 3. `testSecret`: the published set must hold every public key of the pending set, and a
 //!    probe token signed with the new key must verify with what was published.
-//! 4. `finishSecret`: refused after T + [`ROTATION_WINDOW_SECS`] (the retention counts
-//!    from T; a later rotation starts over); `AWSCURRENT` moves to the pending version and
-//!    the public set is published again, now with the old key's retirement.
+//! 4. `finishSecret`: `AWSCURRENT` moves to the pending version and the set it promoted is
+//!    published again, now with the old key's retirement.
+//!
+//! A pending set that is stale (begun more than [`ROTATION_WINDOW_SECS`] ago: the retention
+//! counts from T), unreadable, or made from a current set that was replaced since, is
+//! refused at whatever step meets it and taken off `AWSPENDING`, so the next rotation
+//! starts over instead of resuming it for ever.
 //!
 //! Signers re-read `AWSCURRENT` at most every [`super::live::SIGNER_REFRESH_SECS`] and sign
 //! with the new key only [`super::SIGNING_LEAD_SECS`] after they first saw it (and after
@@ -77,9 +81,29 @@ pub fn rotate(
             }
         }
     }
+    // The cap: each key is a signature check a verifier may be asked to make ready, and a
+    // set that only grows (rotations faster than the retention) would grow every read.
+    // Whoever rotates that fast retires the keys that retire soonest a little early.
+    while next.keys.len() + 1 > MAX_KEYS_IN_SET {
+        let Some(soonest) = next
+            .keys
+            .iter()
+            .enumerate()
+            .min_by_key(|(_, key)| key.retires_at.unwrap_or(u64::MAX))
+            .map(|(index, _)| index)
+        else {
+            break;
+        };
+        let dropped = next.keys.remove(soonest);
+        tracing::warn!(kid = %dropped.kid, "key set full: the key retiring soonest leaves early");
+    }
     next.keys.insert(0, new_key);
     next
 }
+
+/// The most keys a set holds: the current one and those still retiring. More are only
+/// reached by rotating several times within one retention.
+pub const MAX_KEYS_IN_SET: usize = 4;
 
 /// The set without `kid`, for a key that leaked: its tokens stop verifying as soon as each
 /// verifier re-reads the set. If it was the current key, a new key of `alg` replaces it
@@ -149,6 +173,9 @@ pub trait RotatedSecret: Send + Sync {
     async fn put_pending(&self, token: &str, value: &str) -> Result<(), RotationError>;
     /// Moves `AWSCURRENT` to version `token` (from `previous`, its holder).
     async fn make_current(&self, token: &str, previous: Option<&str>) -> Result<(), RotationError>;
+    /// Takes `AWSPENDING` off version `token`, so that the next rotation creates a fresh
+    /// set instead of resuming this one (Secrets Manager resumes a pending version).
+    async fn cancel_pending(&self, token: &str) -> Result<(), RotationError>;
 }
 
 /// The key-set secret in Secrets Manager.
@@ -199,6 +226,18 @@ impl RotatedSecret for SecretsManagerSecret {
             .map_err(secrets_manager_error)?;
         Ok(())
     }
+
+    async fn cancel_pending(&self, token: &str) -> Result<(), RotationError> {
+        self.client
+            .update_secret_version_stage()
+            .secret_id(&self.secret_id)
+            .version_stage("AWSPENDING")
+            .remove_from_version_id(token)
+            .send()
+            .await
+            .map_err(secrets_manager_error)?;
+        Ok(())
+    }
 }
 
 /// Runs the rotation steps of one deployment's key set.
@@ -232,7 +271,8 @@ impl KeyRotation {
             None if step != Step::CreateSecret => {
                 return Err(RotationError::Refused("no such version".into()));
             }
-            _ => {}
+            None => {}
+            Some(_) => self.refuse_unless_resumable(token, now).await?,
         }
         match step {
             Step::CreateSecret => self.create(token, now).await,
@@ -240,6 +280,56 @@ impl KeyRotation {
             Step::TestSecret => self.test(token, now).await,
             Step::FinishSecret => self.finish(token, &stages, now).await,
         }
+    }
+
+    /// A pending set may be resumed only while it can still finish and still extends the
+    /// current set. One that is stale (begun more than [`ROTATION_WINDOW_SECS`] ago: its
+    /// retirement times count from its start), unreadable, or made from a set that was
+    /// replaced since (an emergency revocation: resuming it would republish the revoked
+    /// key) is taken off `AWSPENDING` and refused. Secrets Manager would otherwise resume it
+    /// on every later rotation, and keys would silently stop rotating; with the label gone,
+    /// the next rotation starts over.
+    async fn refuse_unless_resumable(&self, token: &str, now: u64) -> Result<(), RotationError> {
+        let reason = match self.pending(token).await {
+            Err(RotationError::Keys(err)) => {
+                Some(format!("the pending key set is unusable: {err}"))
+            }
+            Err(err) => return Err(err),
+            Ok(pending) => {
+                let started = pending.current_key().map_or(0, |key| key.created_at);
+                if now > started.saturating_add(ROTATION_WINDOW_SECS) {
+                    Some(format!(
+                        "the pending rotation began {} s ago, more than {ROTATION_WINDOW_SECS} s",
+                        now.saturating_sub(started)
+                    ))
+                } else if !self.extends_current(&pending).await? {
+                    Some("the pending key set was made from a key set replaced since".into())
+                } else {
+                    None
+                }
+            }
+        };
+        let Some(reason) = reason else {
+            return Ok(());
+        };
+        self.secret.cancel_pending(token).await?;
+        tracing::warn!(%reason, "pending key set cancelled: the next rotation starts over");
+        Err(RotationError::Refused(format!(
+            "{reason}; it is no longer pending, and the next rotation starts over"
+        )))
+    }
+
+    /// Whether every key of `pending` but its new one is in the current set.
+    async fn extends_current(&self, pending: &KeySetDocument) -> Result<bool, RotationError> {
+        let current = match self.secret.read(SecretVersion::Current).await? {
+            Some(json) if !is_placeholder(&json) => KeySetDocument::from_json(&json)?,
+            _ => return Ok(pending.keys.len() == 1),
+        };
+        Ok(pending
+            .keys
+            .iter()
+            .filter(|key| key.kid != pending.current)
+            .all(|key| current.keys.iter().any(|kept| kept.kid == key.kid)))
     }
 
     async fn pending(&self, token: &str) -> Result<KeySetDocument, RotationError> {
@@ -353,22 +443,17 @@ impl KeyRotation {
         stages: &HashMap<String, Vec<String>>,
         now: u64,
     ) -> Result<(), RotationError> {
+        // `run` refused a stale pending set (the old key's retirement counts from the
+        // rotation's start: finishing late could retire it before its last tokens expire).
         let pending = self.pending(token).await?;
-        let started = pending.current_key().map_or(0, |key| key.created_at);
-        if now > started.saturating_add(ROTATION_WINDOW_SECS) {
-            // The old key's retirement counts from the start: finishing now could retire
-            // it before its last tokens expire. The next rotation starts over.
-            return Err(RotationError::Refused(format!(
-                "the rotation began {} s ago, more than {ROTATION_WINDOW_SECS} s",
-                now.saturating_sub(started)
-            )));
-        }
         let previous = stages
             .iter()
             .find(|(_, labels)| labels.iter().any(|label| label == "AWSCURRENT"))
             .map(|(version, _)| version.as_str());
         self.secret.make_current(token, previous).await?;
-        self.publish_current(now).await?;
+        // What was promoted, not a re-read: a write to the secret in between must not be
+        // what verifiers get.
+        self.store.publish_keys(&pending.published()?, now).await?;
         tracing::info!("key set rotated: the new version is current");
         Ok(())
     }
@@ -416,6 +501,29 @@ mod tests {
     }
 
     #[test]
+    fn rotations_faster_than_the_retention_keep_at_most_the_cap_dropping_the_soonest_retiring() {
+        let mut set = rotate(None, SigningAlgorithm::Es256, 1_000, 1_800);
+        let mut kids = vec![set.current.clone()];
+        for step in 1..=6u64 {
+            set = rotate(
+                Some(&set),
+                SigningAlgorithm::Es256,
+                1_000 + step * 60,
+                1_800,
+            );
+            kids.push(set.current.clone());
+            assert!(set.keys.len() <= MAX_KEYS_IN_SET, "{} keys", set.keys.len());
+        }
+        // The newest keys stay: the current one and the ones replaced last.
+        let held: Vec<_> = set.keys.iter().map(|key| key.kid.clone()).collect();
+        assert_eq!(held.len(), MAX_KEYS_IN_SET);
+        for kid in &kids[kids.len() - MAX_KEYS_IN_SET..] {
+            assert!(held.contains(kid), "{kid} was dropped");
+        }
+        assert_eq!(set.keys[0].kid, set.current);
+    }
+
+    #[test]
     fn the_retention_outlasts_every_token_the_old_key_can_sign() {
         let (ttl, cache) = (900, 300);
         // The latest a signer uses the old key: a re-read interval and the lead after the
@@ -431,7 +539,10 @@ mod tests {
         let revoked = revoke(&second, &second.current, SigningAlgorithm::Es256, 3_000).unwrap();
         assert!(revoked.keys.iter().all(|key| key.kid != second.current));
         let ring = KeyRing::from_document(&revoked).unwrap();
-        assert_eq!(ring.signing_kid(3_000), Some(revoked.current.as_str()));
+        assert_eq!(
+            ring.signing_kid(3_000, 3_930),
+            Some(revoked.current.as_str())
+        );
         let old_only = revoke(&second, &first.current, SigningAlgorithm::Es256, 3_000).unwrap();
         assert_eq!(old_only.current, second.current);
         assert_eq!(old_only.keys.len(), 1);

@@ -21,6 +21,7 @@
 //! - `REFRESH#<sha-256 hex>`: a refresh token (only its hash), with `retired_at` once
 //!   rotated; `FAMILY#<family id>`: `revoked = true` once its family (session) is revoked.
 //! - `FAILURES#<username>`: the failed-login counter, changed only by atomic updates.
+//! - `LEASE#<name>`: a short lease ([`SessionStore::take_lease`]), until its `expires_at`.
 //! - `KEYS#public`: the public token keys (JWK Set and retirement times) that rotation
 //!   publishes for the authorizer, which reads no private key.
 //!
@@ -28,9 +29,9 @@
 //! table for DynamoDB Local.
 
 use super::{
-    AuthorizationState, LoginFailures, LoginRecord, NewRefreshToken, NewUser, PageKey,
-    PasswordWrite, PublicKeyStore, RefreshTokenRecord, Rotation, SessionStore, StoreError,
-    UserAuthState, UserChanges, UserPage, UserStore,
+    Actor, AuthorizationState, LoginFailures, LoginRecord, NewRefreshToken, NewUser, PageKey,
+    PasswordWrite, PublicKeyStore, RefreshTokenRecord, Rotation, SessionStore, StandingCaller,
+    StoreError, UserAuthState, UserChanges, UserPage, UserStore,
 };
 use crate::password::StoredHash;
 use crate::user::{Role, User, new_user_id};
@@ -70,6 +71,18 @@ const REFRESH_PREFIX: &str = "REFRESH#";
 const FAMILY_PREFIX: &str = "FAMILY#";
 const FAILURES_PREFIX: &str = "FAILURES#";
 const PUBLIC_KEYS_PK: &str = "KEYS#public";
+const LEASE_PREFIX: &str = "LEASE#";
+
+/// The items [`UserStore::authorization_state`] reads, by key prefix: the user's profile,
+/// the deny-list entry of a `jti` and the session (family). The authorizer's IAM policy
+/// allows its BatchGetItem on exactly these (`dynamodb:LeadingKeys`, checked by a test).
+pub const AUTHORIZATION_STATE_KEY_PREFIXES: [&str; 3] =
+    [PROFILE_PREFIX, REVOKED_PREFIX, FAMILY_PREFIX];
+/// The attributes it reads of them (`dynamodb:Attributes` in the same policy).
+pub const AUTHORIZATION_STATE_ATTRIBUTES: [&str; 5] =
+    ["pk", "role", "disabled", "token_version", "revoked"];
+/// The prefix of the credential items, which hold the password hashes.
+pub const CREDENTIAL_KEY_PREFIX: &str = CREDENTIAL_PREFIX;
 
 /// Attempts for a write that lost a race (a transaction conflict or a changed version).
 /// Each attempt re-reads, so only a hot item exhausts them; 8 attempts with the backoff
@@ -425,6 +438,8 @@ struct UserWrite<'a> {
     revoke_all: bool,
     /// A new password hash, and how it replaces the stored one.
     password: Option<(&'a StoredHash, PasswordWrite<'a>)>,
+    /// Who it is for: a caller's write also checks that the caller still stands.
+    actor: Actor<'a>,
 }
 
 static NO_CHANGES: UserChanges = UserChanges {
@@ -439,6 +454,7 @@ impl Default for UserWrite<'_> {
             changes: &NO_CHANGES,
             revoke_all: false,
             password: None,
+            actor: Actor::Operator,
         }
     }
 }
@@ -593,8 +609,20 @@ impl DynamoUserStore {
             }
             let profile_pk = profile.pk.clone();
             let profile_version = profile.version;
+            let profile_token_version = profile.token_version;
             let stored_token_version = profile.token_version.max(credential.token_version);
             let mut user = profile.into_user()?;
+            // A caller changing its own user: the values read are what the transaction's
+            // version conditions pin, so checking them here is checking them at the write.
+            let writes_caller_user_item = match write.actor {
+                Actor::Caller(caller) if caller.id == id => {
+                    if !caller.is_stood_for_by(&user, profile_token_version) {
+                        return Err(StoreError::CallerRevoked);
+                    }
+                    true
+                }
+                _ => false,
+            };
             let changes = write.changes;
             let revoke = write.revoke_all
                 || changes.revokes_tokens_of(&user)
@@ -614,23 +642,21 @@ impl DynamoUserStore {
             if let Some(disabled) = changes.disabled {
                 user.disabled = disabled;
             }
-            let result = self
-                .client
-                .transact_write_items()
-                .transact_items(self.user_update(
-                    profile_pk,
-                    &user,
-                    token_version,
-                    profile_version,
-                    None,
-                )?)
-                .transact_items(self.user_update(
+            let items = [
+                self.user_update(profile_pk, &user, token_version, profile_version, None)?,
+                self.user_update(
                     credential.pk.clone(),
                     &user,
                     token_version,
                     credential.version,
                     write.password.as_ref().map(|(hash, _)| *hash),
-                )?)
+                )?,
+            ];
+            let checks = self.caller_checks(write.actor, writes_caller_user_item)?;
+            let result = self
+                .client
+                .transact_write_items()
+                .set_transact_items(Some(items.into_iter().chain(checks).collect()))
                 .send()
                 .await;
             match result {
@@ -638,6 +664,9 @@ impl DynamoUserStore {
                 // exactly the one read with the changes applied.
                 Ok(_) => return Ok((user, token_version)),
                 Err(err) => match cancellation(&err) {
+                    Some(Cancelled::ConditionFailed { index }) if index >= 2 => {
+                        return Err(StoreError::CallerRevoked);
+                    }
                     // Changed (or deleted) since it was read: read again and decide again.
                     Some(_) if attempt + 1 < MAX_WRITE_ATTEMPTS => backoff(attempt).await,
                     // Still contended after every attempt: a retry later may work (503).
@@ -649,6 +678,78 @@ impl DynamoUserStore {
         Err(StoreError::unavailable(format!(
             "{operation}: too many conflicting writes"
         )))
+    }
+
+    /// The condition checks that let a write land only while `actor` stands, to go last in
+    /// its transaction (so a failed condition at an index past the write's own items is
+    /// the caller's): its user item, its `REVOKED#<jti>` absent, its `FAMILY#<sid>` not
+    /// revoked. A transaction cannot check an item it also writes: when the write changes
+    /// the caller's own user item, that item is left out here and the caller checks the
+    /// values it read, which the write's version condition pins ([`Self::change_user`]).
+    fn caller_checks(
+        &self,
+        actor: Actor<'_>,
+        writes_caller_user_item: bool,
+    ) -> Result<Vec<TransactWriteItem>, StoreError> {
+        let Actor::Caller(caller) = actor else {
+            return Ok(Vec::new());
+        };
+        let check = |pk: String, condition: &str, names: &[(&str, &str)], values: Item| {
+            let mut builder = ConditionCheck::builder()
+                .table_name(&self.table)
+                .set_key(Some(key(pk)))
+                .condition_expression(condition)
+                .set_expression_attribute_values((!values.is_empty()).then_some(values));
+            for (placeholder, name) in names {
+                builder = builder.expression_attribute_names(*placeholder, *name);
+            }
+            builder
+                .build()
+                .map(|check| TransactWriteItem::builder().condition_check(check).build())
+                .map_err(StoreError::backend)
+        };
+        let mut checks = Vec::with_capacity(3);
+        if !writes_caller_user_item {
+            // Items written before `token_version` existed read as version 0.
+            let version = if caller.token_version == 0 {
+                "(#token_version = :token_version OR attribute_not_exists(#token_version))"
+            } else {
+                "#token_version = :token_version"
+            };
+            checks.push(check(
+                profile_pk(caller.id),
+                &format!(
+                    "attribute_exists(#pk) AND #disabled = :false AND #role = :role AND {version}"
+                ),
+                &[
+                    ("#pk", "pk"),
+                    ("#disabled", "disabled"),
+                    ("#role", "role"),
+                    ("#token_version", "token_version"),
+                ],
+                HashMap::from([
+                    (":false".to_string(), AttributeValue::Bool(false)),
+                    (
+                        ":role".to_string(),
+                        AttributeValue::S(caller.role.as_str().into()),
+                    ),
+                    (":token_version".to_string(), number(caller.token_version)),
+                ]),
+            )?);
+        }
+        checks.push(check(
+            revoked_pk(caller.jti),
+            "attribute_not_exists(#pk)",
+            &[("#pk", "pk")],
+            Item::new(),
+        )?);
+        checks.push(check(
+            family_pk(caller.sid),
+            "attribute_not_exists(#revoked) OR #revoked = :false",
+            &[("#revoked", "revoked")],
+            HashMap::from([(":false".to_string(), AttributeValue::Bool(false))]),
+        )?);
+        Ok(checks)
     }
 
     /// A put that only creates: it fails if an item with this key exists.
@@ -666,37 +767,57 @@ impl DynamoUserStore {
 
 #[async_trait::async_trait]
 impl UserStore for DynamoUserStore {
-    async fn update_user(&self, id: &str, changes: UserChanges) -> Result<User, StoreError> {
+    async fn update_user(
+        &self,
+        id: &str,
+        changes: UserChanges,
+        actor: Actor<'_>,
+    ) -> Result<User, StoreError> {
         if changes == UserChanges::default() {
             // Nothing to write: no version bump for a change that changes nothing.
             return self.get_user(id).await?.ok_or(StoreError::NotFound);
         }
         let write = UserWrite {
             changes: &changes,
+            actor,
             ..UserWrite::default()
         };
         let (user, _) = self.change_user(id, write, "update_user").await?;
         Ok(user)
     }
 
-    async fn delete_user(&self, id: &str) -> Result<(), StoreError> {
+    async fn delete_user(&self, id: &str, actor: Actor<'_>) -> Result<(), StoreError> {
+        // A transaction cannot check the item it deletes; deleting oneself is refused
+        // above the store (there would be no caller left to check anyway).
+        if matches!(actor, Actor::Caller(caller) if caller.id == id) {
+            return Err(StoreError::backend(
+                "delete_user: a caller cannot delete itself",
+            ));
+        }
         for attempt in 0..MAX_WRITE_ATTEMPTS {
             let (profile, credential) =
                 self.get_user_items(id).await?.ok_or(StoreError::NotFound)?;
             // Both items go in one transaction, so the username is free exactly when the
             // user is gone. No version conditions: a delete wins over any change, and a
             // concurrent change then fails its own condition and finds no user.
-            let mut transaction = self
+            let mut items = vec![self.delete_existing(profile.pk.clone(), None)?];
+            if let Some(credential) = credential {
+                items.push(self.delete_existing(credential.pk, Some(&profile.id))?);
+            }
+            let first_check = items.len();
+            items.extend(self.caller_checks(actor, false)?);
+            let result = self
                 .client
                 .transact_write_items()
-                .transact_items(self.delete_existing(profile.pk.clone(), None)?);
-            if let Some(credential) = credential {
-                transaction = transaction
-                    .transact_items(self.delete_existing(credential.pk, Some(&profile.id))?);
-            }
-            match transaction.send().await {
+                .set_transact_items(Some(items))
+                .send()
+                .await;
+            match result {
                 Ok(_) => return Ok(()),
                 Err(err) => match cancellation(&err) {
+                    Some(Cancelled::ConditionFailed { index }) if index >= first_check => {
+                        return Err(StoreError::CallerRevoked);
+                    }
                     // Deleted by someone else since it was read (the next read says
                     // NotFound), or a conflicting write: read again and decide again.
                     Some(_) if attempt + 1 < MAX_WRITE_ATTEMPTS => backoff(attempt).await,
@@ -711,9 +832,10 @@ impl UserStore for DynamoUserStore {
         ))
     }
 
-    async fn revoke_all_tokens(&self, id: &str) -> Result<(), StoreError> {
+    async fn revoke_all_tokens(&self, id: &str, actor: Actor<'_>) -> Result<(), StoreError> {
         let write = UserWrite {
             revoke_all: true,
+            actor,
             ..UserWrite::default()
         };
         self.change_user(id, write, "revoke_all_tokens")
@@ -737,12 +859,17 @@ impl UserStore for DynamoUserStore {
             .keys(key(jti_pk.clone()))
             .keys(key(family_pk.clone()))
             .consistent_read(true)
-            .projection_expression("#pk, #role, #disabled, #token_version, #revoked")
-            .expression_attribute_names("#pk", "pk")
-            .expression_attribute_names("#role", "role")
-            .expression_attribute_names("#disabled", "disabled")
-            .expression_attribute_names("#token_version", "token_version")
-            .expression_attribute_names("#revoked", "revoked")
+            .projection_expression(
+                AUTHORIZATION_STATE_ATTRIBUTES
+                    .map(|name| format!("#{name}"))
+                    .join(", "),
+            )
+            .set_expression_attribute_names(Some(
+                AUTHORIZATION_STATE_ATTRIBUTES
+                    .iter()
+                    .map(|name| (format!("#{name}"), (*name).to_string()))
+                    .collect(),
+            ))
             .build()
             .map_err(StoreError::backend)?;
         let mut pending = HashMap::from([(self.table.clone(), keys)]);
@@ -796,7 +923,12 @@ impl UserStore for DynamoUserStore {
         ))
     }
 
-    async fn create_user(&self, new_user: NewUser, now: u64) -> Result<User, StoreError> {
+    async fn create_user(
+        &self,
+        new_user: NewUser,
+        now: u64,
+        actor: Actor<'_>,
+    ) -> Result<User, StoreError> {
         for attempt in 0..MAX_WRITE_ATTEMPTS {
             let user = User {
                 id: new_user_id(),
@@ -813,11 +945,14 @@ impl UserStore for DynamoUserStore {
                 &new_user.password_hash,
                 1,
             ))?)?;
+            let items = [profile, credential]
+                .into_iter()
+                .chain(self.caller_checks(actor, false)?)
+                .collect();
             let result = self
                 .client
                 .transact_write_items()
-                .transact_items(profile)
-                .transact_items(credential)
+                .set_transact_items(Some(items))
                 .send()
                 .await;
             let err = match result {
@@ -825,6 +960,9 @@ impl UserStore for DynamoUserStore {
                 Err(err) => err,
             };
             match cancellation(&err) {
+                Some(Cancelled::ConditionFailed { index }) if index >= 2 => {
+                    return Err(StoreError::CallerRevoked);
+                }
                 // The credential item exists: someone holds this username.
                 Some(Cancelled::ConditionFailed { index: 1 }) => {
                     return Err(StoreError::UsernameTaken);
@@ -918,11 +1056,13 @@ impl UserStore for DynamoUserStore {
         id: &str,
         password_hash: StoredHash,
         write: PasswordWrite<'_>,
+        actor: Actor<'_>,
     ) -> Result<(User, u64), StoreError> {
         // Both items in one transaction even for a rehash: the credential item holds the
         // hash, the profile the token version, and a change must move both at once.
         let write = UserWrite {
             password: Some((&password_hash, write)),
+            actor,
             ..UserWrite::default()
         };
         self.change_user(id, write, "set_password_hash").await
@@ -1278,6 +1418,102 @@ impl SessionStore for DynamoUserStore {
             .table_name(&self.table)
             .item("pk", AttributeValue::S(revoked_pk(jti)))
             .item(TTL_ATTRIBUTE, number(expires_at))
+            .send()
+            .await
+            .map_err(sdk_error)?;
+        Ok(())
+    }
+
+    async fn end_session(
+        &self,
+        caller: StandingCaller<'_>,
+        jti_expires_at: u64,
+        session_expires_at: u64,
+    ) -> Result<(), StoreError> {
+        // The deny-list entry and the revoked family are the caller's own `jti` and `sid`
+        // items: their conditions (not yet revoked) are the caller checks for those two.
+        let deny = Put::builder()
+            .table_name(&self.table)
+            .item("pk", AttributeValue::S(revoked_pk(caller.jti)))
+            .item(TTL_ATTRIBUTE, number(jti_expires_at))
+            .condition_expression("attribute_not_exists(#pk)")
+            .expression_attribute_names("#pk", "pk")
+            .build()
+            .map_err(StoreError::backend)?;
+        let revoke = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(key(family_pk(caller.sid))))
+            .update_expression("SET #revoked = :true, #expires_at = :expires_at")
+            .condition_expression("attribute_not_exists(#revoked) OR #revoked = :false")
+            .expression_attribute_names("#revoked", "revoked")
+            .expression_attribute_names("#expires_at", TTL_ATTRIBUTE)
+            .expression_attribute_values(":true", AttributeValue::Bool(true))
+            .expression_attribute_values(":false", AttributeValue::Bool(false))
+            .expression_attribute_values(":expires_at", number(session_expires_at))
+            .build()
+            .map_err(StoreError::backend)?;
+        let mut items = vec![
+            TransactWriteItem::builder().put(deny).build(),
+            TransactWriteItem::builder().update(revoke).build(),
+        ];
+        // Only the user item: the other two checks are the writes' own conditions.
+        items.extend(
+            self.caller_checks(Actor::Caller(caller), false)?
+                .into_iter()
+                .take(1),
+        );
+        for attempt in 0..MAX_WRITE_ATTEMPTS {
+            let result = self
+                .client
+                .transact_write_items()
+                .set_transact_items(Some(items.clone()))
+                .send()
+                .await;
+            match result {
+                Ok(_) => return Ok(()),
+                Err(err) => match cancellation(&err) {
+                    Some(Cancelled::ConditionFailed { .. }) => {
+                        return Err(StoreError::CallerRevoked);
+                    }
+                    Some(Cancelled::Conflict) if attempt + 1 < MAX_WRITE_ATTEMPTS => {
+                        backoff(attempt).await
+                    }
+                    Some(Cancelled::Conflict) => return Err(StoreError::unavailable(err)),
+                    None => return Err(sdk_error(err)),
+                },
+            }
+        }
+        Err(StoreError::unavailable(
+            "end_session: too many conflicting writes",
+        ))
+    }
+
+    async fn take_lease(&self, name: &str, now: u64, until: u64) -> Result<bool, StoreError> {
+        // TTL deletes expired items only eventually: the condition decides, not the TTL.
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .item("pk", AttributeValue::S(format!("{LEASE_PREFIX}{name}")))
+            .item(TTL_ATTRIBUTE, number(until))
+            .condition_expression("attribute_not_exists(#pk) OR #expires_at <= :now")
+            .expression_attribute_names("#pk", "pk")
+            .expression_attribute_names("#expires_at", TTL_ATTRIBUTE)
+            .expression_attribute_values(":now", number(now))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(err) if put_condition_failed(&err) => Ok(false),
+            Err(err) => Err(sdk_error(err)),
+        }
+    }
+
+    async fn release_lease(&self, name: &str) -> Result<(), StoreError> {
+        self.client
+            .delete_item()
+            .table_name(&self.table)
+            .set_key(Some(key(format!("{LEASE_PREFIX}{name}"))))
             .send()
             .await
             .map_err(sdk_error)?;

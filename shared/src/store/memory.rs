@@ -3,9 +3,9 @@
 //! same atomicity) and passes the same test suite.
 
 use super::{
-    AuthorizationState, LoginFailures, LoginRecord, NewRefreshToken, NewUser, PageKey,
-    PasswordWrite, RefreshTokenRecord, Rotation, SessionStore, StoreError, UserAuthState,
-    UserChanges, UserPage, UserStore,
+    Actor, AuthorizationState, LoginFailures, LoginRecord, NewRefreshToken, NewUser, PageKey,
+    PasswordWrite, RefreshTokenRecord, Rotation, SessionStore, StandingCaller, StoreError,
+    UserAuthState, UserChanges, UserPage, UserStore,
 };
 use crate::password::StoredHash;
 use crate::user::{User, new_user_id};
@@ -29,7 +29,29 @@ struct State {
     /// jti -> expires_at
     revoked_jtis: HashMap<String, u64>,
     login_failures: HashMap<String, LoginFailures>,
+    /// lease name -> held until
+    leases: HashMap<String, u64>,
     published_keys: Option<crate::keys::PublishedKeys>,
+}
+
+impl State {
+    /// Checks `actor` under the same write lock as the write it guards, so nothing can
+    /// revoke the caller between this check and the write.
+    fn check(&self, actor: Actor<'_>) -> Result<(), StoreError> {
+        match actor {
+            Actor::Operator => Ok(()),
+            Actor::Caller(caller) if self.stands(&caller) => Ok(()),
+            Actor::Caller(_) => Err(StoreError::CallerRevoked),
+        }
+    }
+
+    fn stands(&self, caller: &StandingCaller<'_>) -> bool {
+        self.by_id
+            .get(caller.id)
+            .is_some_and(|record| caller.is_stood_for_by(&record.user, record.token_version))
+            && !self.revoked_jtis.contains_key(caller.jti)
+            && !self.revoked_families.contains_key(caller.sid)
+    }
 }
 
 impl MemoryUserStore {
@@ -54,8 +76,14 @@ impl MemoryUserStore {
 
 #[async_trait::async_trait]
 impl UserStore for MemoryUserStore {
-    async fn create_user(&self, new_user: NewUser, now: u64) -> Result<User, StoreError> {
+    async fn create_user(
+        &self,
+        new_user: NewUser,
+        now: u64,
+        actor: Actor<'_>,
+    ) -> Result<User, StoreError> {
         let mut state = self.write();
+        state.check(actor)?;
         if state.by_username.contains_key(&new_user.username) {
             return Err(StoreError::UsernameTaken);
         }
@@ -120,8 +148,17 @@ impl UserStore for MemoryUserStore {
         Ok(UserPage { users, next })
     }
 
-    async fn update_user(&self, id: &str, changes: UserChanges) -> Result<User, StoreError> {
+    async fn update_user(
+        &self,
+        id: &str,
+        changes: UserChanges,
+        actor: Actor<'_>,
+    ) -> Result<User, StoreError> {
         let mut state = self.write();
+        if !state.by_id.contains_key(id) {
+            return Err(StoreError::NotFound);
+        }
+        state.check(actor)?;
         let record = state.by_id.get_mut(id).ok_or(StoreError::NotFound)?;
         if changes.revokes_tokens_of(&record.user) {
             record.token_version += 1;
@@ -138,15 +175,23 @@ impl UserStore for MemoryUserStore {
         Ok(record.user.clone())
     }
 
-    async fn delete_user(&self, id: &str) -> Result<(), StoreError> {
+    async fn delete_user(&self, id: &str, actor: Actor<'_>) -> Result<(), StoreError> {
         let mut state = self.write();
+        if !state.by_id.contains_key(id) {
+            return Err(StoreError::NotFound);
+        }
+        state.check(actor)?;
         let record = state.by_id.remove(id).ok_or(StoreError::NotFound)?;
         state.by_username.remove(&record.user.username);
         Ok(())
     }
 
-    async fn revoke_all_tokens(&self, id: &str) -> Result<(), StoreError> {
+    async fn revoke_all_tokens(&self, id: &str, actor: Actor<'_>) -> Result<(), StoreError> {
         let mut state = self.write();
+        if !state.by_id.contains_key(id) {
+            return Err(StoreError::NotFound);
+        }
+        state.check(actor)?;
         let record = state.by_id.get_mut(id).ok_or(StoreError::NotFound)?;
         record.token_version += 1;
         Ok(())
@@ -175,8 +220,13 @@ impl UserStore for MemoryUserStore {
         id: &str,
         password_hash: StoredHash,
         write: PasswordWrite<'_>,
+        actor: Actor<'_>,
     ) -> Result<(User, u64), StoreError> {
         let mut state = self.write();
+        if !state.by_id.contains_key(id) {
+            return Err(StoreError::NotFound);
+        }
+        state.check(actor)?;
         let record = state.by_id.get_mut(id).ok_or(StoreError::NotFound)?;
         if write
             .previous()
@@ -261,6 +311,39 @@ impl SessionStore for MemoryUserStore {
         self.write()
             .revoked_jtis
             .insert(jti.to_string(), expires_at);
+        Ok(())
+    }
+
+    async fn end_session(
+        &self,
+        caller: StandingCaller<'_>,
+        jti_expires_at: u64,
+        session_expires_at: u64,
+    ) -> Result<(), StoreError> {
+        let mut state = self.write();
+        state.check(Actor::Caller(caller))?;
+        state
+            .revoked_jtis
+            .insert(caller.jti.to_string(), jti_expires_at);
+        state
+            .revoked_families
+            .insert(caller.sid.to_string(), session_expires_at);
+        Ok(())
+    }
+
+    async fn take_lease(&self, name: &str, now: u64, until: u64) -> Result<bool, StoreError> {
+        let mut state = self.write();
+        match state.leases.get(name) {
+            Some(held_until) if *held_until > now => Ok(false),
+            _ => {
+                state.leases.insert(name.to_string(), until);
+                Ok(true)
+            }
+        }
+    }
+
+    async fn release_lease(&self, name: &str) -> Result<(), StoreError> {
+        self.write().leases.remove(name);
         Ok(())
     }
 

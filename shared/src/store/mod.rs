@@ -112,6 +112,42 @@ impl PasswordWrite<'_> {
     }
 }
 
+/// Who a write is made for, and so what must still hold of them when it lands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Actor<'a> {
+    /// No signed-in caller stands behind the write: an operator's command (the CLI, with
+    /// direct access to the table), seeding, or login's own rehash.
+    Operator,
+    /// A signed-in caller, as its access token and the re-check found it. The write lands
+    /// only if, at the moment it lands (the same transaction, or the same lock), this still
+    /// holds: the caller's user exists, is enabled, has this role and this token version,
+    /// the token's `jti` is not on the deny-list and its session is not revoked. Otherwise
+    /// nothing is written and the write fails with [`StoreError::CallerRevoked`]: a caller
+    /// disabled, demoted or logged out while its request was in flight acts on nothing.
+    Caller(StandingCaller<'a>),
+}
+
+/// What an [`Actor::Caller`] must still be when its write lands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StandingCaller<'a> {
+    pub id: &'a str,
+    pub role: Role,
+    pub token_version: u64,
+    pub jti: &'a str,
+    pub sid: &'a str,
+}
+
+impl StandingCaller<'_> {
+    /// Whether a user record read under the write's own condition still speaks for this
+    /// caller (used where the write changes the caller's own user item).
+    pub fn is_stood_for_by(&self, user: &User, token_version: u64) -> bool {
+        user.id == self.id
+            && !user.disabled
+            && user.role == self.role
+            && token_version == self.token_version
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UserAuthState {
     pub role: Role,
@@ -186,6 +222,11 @@ pub enum StoreError {
     /// concurrent change or reset): nothing was written.
     #[error("the password was changed concurrently")]
     PasswordChanged,
+    /// The [`Actor::Caller`] of a write no longer stands (disabled, demoted, deleted,
+    /// logged out, its session or token version revoked) when the write would land:
+    /// nothing was written. Answered like a revoked token: 401.
+    #[error("the caller was revoked before the write landed")]
+    CallerRevoked,
     /// The store is throttled, unreachable or failing on its side (DynamoDB throttling, a
     /// 5xx, a timeout, a refused connection): nothing was decided, a retry later may work.
     /// Answered 503 with `Retry-After`.
@@ -214,6 +255,10 @@ impl From<StoreError> for crate::ApiError {
             StoreError::PasswordChanged => crate::ApiError::Conflict(
                 "the password was changed by another request; sign in again".into(),
             ),
+            StoreError::CallerRevoked => {
+                tracing::info!("write refused: its caller was revoked while it was in flight");
+                crate::ApiError::Unauthorized
+            }
             StoreError::Unavailable(source) => crate::ApiError::Unavailable(source),
             StoreError::Backend(source) => crate::ApiError::Internal(source),
         }
@@ -226,7 +271,13 @@ impl From<StoreError> for crate::ApiError {
 pub trait UserStore: Send + Sync {
     /// Creates a user with a new random id; [`StoreError::UsernameTaken`] if the username
     /// exists (exactly one of several concurrent creates of one username succeeds).
-    async fn create_user(&self, new_user: NewUser, now: u64) -> Result<User, StoreError>;
+    /// [`StoreError::CallerRevoked`] if `actor` no longer stands when it would land.
+    async fn create_user(
+        &self,
+        new_user: NewUser,
+        now: u64,
+        actor: Actor<'_>,
+    ) -> Result<User, StoreError>;
 
     /// The user with this id, if any.
     async fn get_user(&self, id: &str) -> Result<Option<User>, StoreError>;
@@ -247,27 +298,41 @@ pub trait UserStore: Send + Sync {
     /// re-applied, never lost). A change of `role` or `disabled` to another value also
     /// bumps the user's token version, which revokes every token issued before
     /// ([`UserChanges::revokes_tokens_of`]). [`StoreError::NotFound`] if none.
-    async fn update_user(&self, id: &str, changes: UserChanges) -> Result<User, StoreError>;
+    /// [`StoreError::CallerRevoked`] if `actor` no longer stands when it would land.
+    async fn update_user(
+        &self,
+        id: &str,
+        changes: UserChanges,
+        actor: Actor<'_>,
+    ) -> Result<User, StoreError>;
 
     /// Disables or re-enables a user (revoking its tokens if that changes anything);
     /// [`StoreError::NotFound`] if there is none.
-    async fn set_disabled(&self, id: &str, disabled: bool) -> Result<User, StoreError> {
+    async fn set_disabled(
+        &self,
+        id: &str,
+        disabled: bool,
+        actor: Actor<'_>,
+    ) -> Result<User, StoreError> {
         self.update_user(
             id,
             UserChanges {
                 disabled: Some(disabled),
                 ..UserChanges::default()
             },
+            actor,
         )
         .await
     }
 
-    /// Deletes a user and frees its username; [`StoreError::NotFound`] if there is none.
-    async fn delete_user(&self, id: &str) -> Result<(), StoreError>;
+    /// Deletes a user and frees its username; [`StoreError::NotFound`] if there is none,
+    /// [`StoreError::CallerRevoked`] if `actor` no longer stands when it would land.
+    async fn delete_user(&self, id: &str, actor: Actor<'_>) -> Result<(), StoreError>;
 
     /// "Log out everywhere": bumps the user's token version, so every access and refresh
-    /// token issued before stops working. [`StoreError::NotFound`] if there is none.
-    async fn revoke_all_tokens(&self, id: &str) -> Result<(), StoreError>;
+    /// token issued before stops working. [`StoreError::NotFound`] if there is none,
+    /// [`StoreError::CallerRevoked`] if `actor` no longer stands when it would land.
+    async fn revoke_all_tokens(&self, id: &str, actor: Actor<'_>) -> Result<(), StoreError>;
 
     /// What the authorizer and the signed-in routes check, in one strongly consistent
     /// round trip (one BatchGetItem on DynamoDB): the user's state, whether this access
@@ -283,12 +348,13 @@ pub trait UserStore: Send + Sync {
     /// after the write with its token version (bumped for a change or a reset).
     /// [`StoreError::NotFound`] if there is no such user; [`StoreError::PasswordChanged`]
     /// if `write` names a previous hash that is no longer the stored one (nothing is
-    /// written then).
+    /// written then); [`StoreError::CallerRevoked`] if `actor` no longer stands.
     async fn set_password_hash(
         &self,
         id: &str,
         password_hash: StoredHash,
         write: PasswordWrite<'_>,
+        actor: Actor<'_>,
     ) -> Result<(User, u64), StoreError>;
 }
 
@@ -319,6 +385,27 @@ pub trait SessionStore: Send + Sync {
 
     /// Puts an access token's `jti` on the deny-list until `expires_at` (its `exp`).
     async fn revoke_access_token(&self, jti: &str, expires_at: u64) -> Result<(), StoreError>;
+
+    /// Logout: in one atomic write, puts `caller.jti` on the deny-list until
+    /// `jti_expires_at` and revokes the session `caller.sid` (until `session_expires_at`),
+    /// only if the caller still stands ([`Actor::Caller`]): else
+    /// [`StoreError::CallerRevoked`] and nothing is written. Never half done: a logout
+    /// that failed can be sent again.
+    async fn end_session(
+        &self,
+        caller: StandingCaller<'_>,
+        jti_expires_at: u64,
+        session_expires_at: u64,
+    ) -> Result<(), StoreError>;
+
+    /// Takes the lease `name` until `until` if no one holds it at `now` (a lease past its
+    /// `until` is free again, so a holder that crashed blocks no one for long). Of
+    /// parallel callers exactly one gets `true`. What it guards must be cheap to refuse:
+    /// the lease is taken before the expensive work, not after.
+    async fn take_lease(&self, name: &str, now: u64, until: u64) -> Result<bool, StoreError>;
+
+    /// Gives the lease `name` back before its time.
+    async fn release_lease(&self, name: &str) -> Result<(), StoreError>;
 
     /// Login attempts counted for `username` (normalised; counted for unknown names too).
     async fn login_failures(&self, username: &str) -> Result<LoginFailures, StoreError>;
