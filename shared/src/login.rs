@@ -526,6 +526,35 @@ impl LoginService {
             ));
         }
 
+        // One change per user at a time, decided before any argon2 work and before its
+        // attempt is counted: parallel changes with one token (each a verify and a hash)
+        // would otherwise hold the login function's executions, which login and refresh
+        // share, and use up the user's own guess budget.
+        let lease = password_change_lease(&caller.sub);
+        if !self
+            .store
+            .take_lease(&lease, now, now + PASSWORD_CHANGE_LEASE_SECS)
+            .await?
+        {
+            return Err(ApiError::Conflict(
+                "a password change of this user is already under way".into(),
+            ));
+        }
+        let result = self.change_password_leased(caller, request, now).await;
+        if let Err(err) = self.store.release_lease(&lease).await {
+            // It ends by itself at its time.
+            tracing::warn!(error = %crate::error::error_chain(&err), "password change lease not released");
+        }
+        result
+    }
+
+    /// The rest of [`Self::change_password`], under the user's lease.
+    async fn change_password_leased(
+        &self,
+        caller: &Caller,
+        request: ChangePasswordRequest,
+        now: u64,
+    ) -> Result<TokenResponse, ApiError> {
         // Its own counter, keyed by the user id: guesses at the current password with a
         // stolen access token are throttled like logins, and an attacker who hammers
         // `/login` for the username cannot hold the signed-in user's password change shut.
@@ -545,37 +574,6 @@ impl LoginService {
             );
             return Err(ApiError::TooManyAttempts { retry_after_secs });
         }
-        // One change per user at a time, decided before any argon2 work: parallel changes
-        // with one token (each a verify and a hash) would otherwise hold the login
-        // function's executions, which login and refresh share.
-        let lease = password_change_lease(&caller.sub);
-        if !self
-            .store
-            .take_lease(&lease, now, now + PASSWORD_CHANGE_LEASE_SECS)
-            .await?
-        {
-            return Err(ApiError::Conflict(
-                "a password change of this user is already under way".into(),
-            ));
-        }
-        let result = self
-            .change_password_leased(caller, request, &counter, now)
-            .await;
-        if let Err(err) = self.store.release_lease(&lease).await {
-            // It ends by itself at its time.
-            tracing::warn!(error = %crate::error::error_chain(&err), "password change lease not released");
-        }
-        result
-    }
-
-    /// The rest of [`Self::change_password`], under the user's lease.
-    async fn change_password_leased(
-        &self,
-        caller: &Caller,
-        request: ChangePasswordRequest,
-        counter: &str,
-        now: u64,
-    ) -> Result<TokenResponse, ApiError> {
         // The credential item is keyed by username; it must still be the caller's.
         let Some(record) = self
             .store
@@ -609,7 +607,7 @@ impl LoginService {
             );
             return Err(ApiError::WrongPassword);
         };
-        self.store.clear_login_failures(counter).await?;
+        self.store.clear_login_failures(&counter).await?;
         let (user, token_version) = self
             .store
             .set_password_hash(

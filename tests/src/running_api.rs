@@ -273,4 +273,28 @@ impl RunningApi {
             .await;
         (response.status, response.authorization)
     }
+
+    /// [`Self::trace`] of a request with a JSON body.
+    pub async fn trace_call(
+        &self,
+        method: &str,
+        path: &str,
+        authorization: &str,
+        body: Value,
+    ) -> (u16, AuthorizationTrace) {
+        let response = self
+            .gateway
+            .handle(GatewayRequest {
+                method: method.into(),
+                path_and_query: format!("{}{path}", self.gateway.stage_path()),
+                headers: vec![
+                    ("Authorization".into(), authorization.into()),
+                    ("Content-Type".into(), "application/json".into()),
+                ],
+                body: body.to_string().into_bytes(),
+                source_ip: "127.0.0.1".into(),
+            })
+            .await;
+        (response.status, response.authorization)
+    }
 }

@@ -439,6 +439,114 @@ async fn password_change_guesses_are_throttled_on_their_own_counter(store: Store
     );
 }
 
+/// 6. An admin behind its cached Allow cannot keep itself in: re-enabling or re-promoting
+///    itself is refused whatever the value, and once another admin has demoted it, its
+///    cached Allow does not let it demote that admin back (one admin is always left).
+async fn a_demoted_admin_behind_its_cached_allow_cannot_undo_or_return_it(store: StoreChoice) {
+    let api = api_on(store, &[]).await;
+    let alice = api.create_user("alice", Role::Admin).await;
+    let bob = api.create_user("bob", Role::Admin).await;
+    let alice_token = api.login("alice").await;
+    let bob_token = api.login("bob").await;
+    let own = format!("/users/{}", bob.id);
+    for change in [
+        json!({"disabled": false}),
+        json!({"role": "admin"}),
+        json!({"role": "customer"}),
+    ] {
+        let answer = api
+            .call("PATCH", &own, Some(&bob_token), Some(change.clone()))
+            .await;
+        assert_eq!(answer.status, 409, "{change}: {}", answer.body);
+    }
+    // Bob's Allow is cached; alice demotes him.
+    assert_eq!(cached_call(&api, "GET", "/users", &bob_token).await, 200);
+    let demoted = api
+        .call(
+            "PATCH",
+            &own,
+            Some(&alice_token),
+            Some(json!({"role": "customer"})),
+        )
+        .await;
+    assert_eq!(demoted.status, 200, "{}", demoted.body);
+    let (status, trace) = api
+        .trace_call(
+            "PATCH",
+            &format!("/users/{}", alice.id),
+            &bearer(&bob_token),
+            json!({"role": "customer"}),
+        )
+        .await;
+    assert_eq!(trace, AuthorizationTrace::CacheHit);
+    assert_eq!(status, 401);
+    let admins: Vec<_> = api
+        .call("GET", "/users", Some(&alice_token), None)
+        .await
+        .body["users"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|user| user["role"] == "admin")
+        .map(|user| text(user, "username"))
+        .collect();
+    assert_eq!(admins, vec!["alice".to_string()]);
+}
+
+/// 7. Parallel password changes with one token: at most one lands; the others are refused
+///    (409 while it runs, or 401 once it ended the token) without holding the function.
+async fn parallel_password_changes_with_one_token_land_once(store: StoreChoice) {
+    let api = api_on(store, &[]).await;
+    api.create_user("alice", Role::Customer).await;
+    let token = api.login("alice").await;
+    let api = std::sync::Arc::new(api);
+    let changes: Vec<_> = (0..10)
+        .map(|n| {
+            let (api, token) = (std::sync::Arc::clone(&api), token.clone());
+            tokio::spawn(async move {
+                api.call(
+                    "POST",
+                    "/password",
+                    Some(&token),
+                    Some(json!({
+                        "current_password": PASSWORD,
+                        "new_password": format!("a brand new passphrase {n}"),
+                    })),
+                )
+                .await
+                .status
+            })
+        })
+        .collect();
+    let mut statuses = Vec::new();
+    for change in changes {
+        statuses.push(change.await.unwrap());
+    }
+    assert_eq!(
+        statuses.iter().filter(|status| **status == 200).count(),
+        1,
+        "{statuses:?}"
+    );
+    assert!(
+        statuses
+            .iter()
+            .all(|status| matches!(status, 200 | 409 | 401)),
+        "{statuses:?}"
+    );
+    // The same password again is a client mistake, answered before any work.
+    api.create_user("carol", Role::Customer).await;
+    let carol = api.login("carol").await;
+    let same = api
+        .call(
+            "POST",
+            "/password",
+            Some(&carol),
+            Some(json!({"current_password": PASSWORD, "new_password": PASSWORD})),
+        )
+        .await;
+    assert_eq!(same.status, 400, "{}", same.body);
+}
+
 /// 5b. Re-sending a role or disabled flag the user already has changes nothing and logs
 ///     no one out.
 async fn an_update_that_changes_nothing_keeps_the_users_sessions(store: StoreChoice) {
@@ -482,6 +590,8 @@ macro_rules! on_both_stores {
 }
 
 on_both_stores!(
+    a_demoted_admin_behind_its_cached_allow_cannot_undo_or_return_it,
+    parallel_password_changes_with_one_token_land_once,
     a_revoked_admin_cannot_act_behind_its_cached_allow,
     logout_ends_every_access_token_of_the_session,
     reuse_detection_ends_the_thiefs_cached_access_token,

@@ -394,3 +394,61 @@ on_both_stores!(
     two_admins_demoting_each_other_leave_one_admin,
     an_operator_write_needs_no_caller,
 );
+
+/// Ten password changes at once with one token: one takes the user's lease and does the
+/// argon2 work; the others are refused before any (409), so a few accounts cannot hold the
+/// login function's executions.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn parallel_password_changes_with_one_token_run_one_argon2_verification() {
+    let (mut app, held) = held_app(Arc::new(MemoryUserStore::new()));
+    // A hasher of its own: the shared one counts other tests' work too.
+    let hasher = Arc::new(jwt_auth_core::password::PasswordHasher::new());
+    app.login.hasher = Arc::clone(&hasher);
+    let app = Arc::new(app);
+    app.create_user("alice", Role::Customer, PASSWORD).await;
+    let caller = checked_caller(&app, &login(&app, "alice", PASSWORD).await).await;
+    let change = |n: usize| {
+        let (app, caller) = (Arc::clone(&app), caller.clone());
+        async move {
+            let request = ChangePasswordRequest {
+                current_password: SecretString::from(PASSWORD.to_string()),
+                new_password: SecretString::from(format!("a brand new password {n}")),
+            };
+            app.login.change_password(&caller, request, T0).await
+        }
+    };
+    let before = hasher.computations();
+
+    // The first holds the lease (its verify and hash done) at the store's door...
+    let others = async {
+        let attempts: Vec<_> = (1..10).map(|n| tokio::spawn(change(n))).collect();
+        for attempt in attempts {
+            let refused = attempt.await.unwrap();
+            assert!(
+                matches!(refused, Err(ApiError::Conflict(_))),
+                "{:?}",
+                refused.map(|_| ())
+            );
+        }
+    };
+    // ...while the nine others run.
+    let first = race(&held, change(0), others).await;
+    assert!(first.is_ok(), "{:?}", first.map(|_| ()));
+    assert_eq!(
+        hasher.computations() - before,
+        1,
+        "one argon2 verification in all"
+    );
+
+    // A new password equal to the current one: 400, before any work.
+    let session = login(&app, "alice", "a brand new password 0").await;
+    let caller = checked_caller(&app, &session).await;
+    let request = ChangePasswordRequest {
+        current_password: SecretString::from("a brand new password 0".to_string()),
+        new_password: SecretString::from("a brand new password 0".to_string()),
+    };
+    let computed = hasher.computations();
+    let same = app.login.change_password(&caller, request, T0).await;
+    assert!(matches!(same, Err(ApiError::BadRequest(_))));
+    assert_eq!(hasher.computations(), computed);
+}
