@@ -208,6 +208,49 @@ pub fn line(
     line
 }
 
+/// A measurement that is not a security event (e.g. the signing key's age): one EMF line
+/// with the metric `name` in `unit`, and the `Function` dimension, outside the audit trail.
+pub fn gauge(name: &str, unit: &str, value: u64) {
+    let (namespace, function) = SETTINGS.get().map_or((DEFAULT_NAMESPACE, "local"), |s| {
+        (s.namespace.as_str(), s.function.as_str())
+    });
+    let line = gauge_line(name, unit, value, namespace, function, now_millis());
+    if let Some(sink) = CAPTURE.get() {
+        sink.lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(line.clone());
+    }
+    if !QUIET.load(Ordering::Relaxed) {
+        println!("{line}");
+    }
+}
+
+/// The JSON line of one [`gauge`] value.
+pub fn gauge_line(
+    name: &str,
+    unit: &str,
+    value: u64,
+    namespace: &str,
+    function: &str,
+    timestamp_ms: u64,
+) -> String {
+    let quoted = |text: &str| serde_json::to_string(text).unwrap_or_else(|_| "null".into());
+    format!(
+        concat!(
+            r#"{{"_aws":{{"Timestamp":{},"CloudWatchMetrics":[{{"Namespace":{},"#,
+            r#""Dimensions":[["Function"]],"Metrics":[{{"Name":{},"Unit":{}}}]}}]}},"#,
+            r#""Function":{},{}:{}}}"#
+        ),
+        timestamp_ms,
+        quoted(namespace),
+        quoted(name),
+        quoted(unit),
+        quoted(function),
+        quoted(name),
+        value,
+    )
+}
+
 fn now_millis() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -270,6 +313,20 @@ mod tests {
 #[cfg(test)]
 mod escaping {
     use super::*;
+
+    #[test]
+    fn a_gauge_is_a_valid_emf_document_outside_the_audit_trail() {
+        let line = gauge_line("SigningKeyAgeSeconds", "Seconds", 86_400, "NS", "login", 5);
+        let value: serde_json::Value = serde_json::from_str(&line).unwrap();
+        let directive = &value["_aws"]["CloudWatchMetrics"][0];
+        assert_eq!(directive["Namespace"], "NS");
+        assert_eq!(directive["Metrics"][0]["Name"], "SigningKeyAgeSeconds");
+        assert_eq!(directive["Metrics"][0]["Unit"], "Seconds");
+        assert_eq!(directive["Dimensions"][0][0], "Function");
+        assert_eq!(value["Function"], "login");
+        assert_eq!(value["SigningKeyAgeSeconds"], 86_400);
+        assert!(value.get("audit").is_none());
+    }
 
     #[test]
     fn variable_strings_are_escaped_json() {

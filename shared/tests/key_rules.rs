@@ -458,3 +458,28 @@ async fn a_signer_whose_source_keeps_failing_stops_signing_at_the_bound() {
             .is_ok()
     );
 }
+
+#[tokio::test]
+async fn a_signer_reports_its_current_keys_age_at_each_read() {
+    use jwt_auth_core::keys::live::KEY_SET_AGE_METRIC;
+    let lines = jwt_auth_core::audit::capture();
+    let document = KeySetDocument::generate(SigningAlgorithm::Es256, NOW - 86_400 * 7);
+    let (issuer, clock, _) = signer_started_at(&document, NOW).await;
+    clock.advance(jwt_auth_core::keys::live::SIGNER_REFRESH_SECS);
+    issuer.keys().refresh_if_due().await;
+    let ages: Vec<u64> = lines
+        .lock()
+        .unwrap()
+        .iter()
+        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+        .filter_map(|value| value[KEY_SET_AGE_METRIC].as_u64())
+        .filter(|age| *age >= 86_400 * 7 && *age <= 86_400 * 7 + 600)
+        .collect();
+    assert_eq!(
+        ages,
+        vec![
+            86_400 * 7,
+            86_400 * 7 + jwt_auth_core::keys::live::SIGNER_REFRESH_SECS
+        ]
+    );
+}

@@ -891,14 +891,50 @@ fn every_function_logs_json_to_a_group_with_retention_and_is_traced() {
 }
 
 #[test]
-fn alarms_watch_authorizer_errors_5xx_reuse_and_lockouts_and_notify_one_topic() {
+fn alarms_watch_authorizer_errors_5xx_reuse_lockouts_and_rotations_and_notify_one_topic() {
     let template = template();
-    let alarms: Vec<(&str, &Value)> = template["Resources"]
+    let all_alarms: Vec<(&str, &Value)> = template["Resources"]
         .as_mapping()
         .unwrap()
         .iter()
         .filter(|(_, r)| r["Type"] == "AWS::CloudWatch::Alarm")
         .map(|(name, r)| (name.as_str().unwrap(), r))
+        .collect();
+    for (name, alarm) in &all_alarms {
+        let actions = serde_yaml::to_string(&alarm["Properties"]["AlarmActions"]).unwrap();
+        assert!(actions.contains("AlarmTopic"), "{name}");
+        assert_eq!(
+            alarm["Properties"]["TreatMissingData"], "notBreaching",
+            "{name}"
+        );
+    }
+    // Rotation: a failed step (the rotation function's own Errors), and a signing key older
+    // than two rotation periods (the gauge each signer emits when it reads its set).
+    let rotation_errors = &resource(&template, "KeyRotationErrorAlarm")["Properties"];
+    assert_eq!(rotation_errors["Namespace"], "AWS/Lambda");
+    assert_eq!(rotation_errors["MetricName"], "Errors");
+    assert!(
+        serde_yaml::to_string(&rotation_errors["Dimensions"][0]["Value"])
+            .unwrap()
+            .contains("KeyRotationFunction")
+    );
+    let age = &resource(&template, "SigningKeyAgeAlarm")["Properties"];
+    let stat = &age["Metrics"][0]["MetricStat"];
+    assert_eq!(
+        stat["Metric"]["MetricName"],
+        jwt_auth_core::keys::live::KEY_SET_AGE_METRIC
+    );
+    assert_eq!(stat["Metric"]["Dimensions"][0]["Value"], "login");
+    assert_eq!(age["Metrics"][1]["Expression"], "age / 172800");
+    assert!(
+        serde_yaml::to_string(&age["Threshold"])
+            .unwrap()
+            .contains("KeyRotationDays")
+    );
+
+    let alarms: Vec<(&str, &Value)> = all_alarms
+        .into_iter()
+        .filter(|(name, _)| !matches!(*name, "KeyRotationErrorAlarm" | "SigningKeyAgeAlarm"))
         .collect();
     let metrics: BTreeSet<&str> = alarms
         .iter()

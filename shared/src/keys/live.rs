@@ -34,6 +34,9 @@ pub const MAX_SIGNING_RING_AGE_SECS: u64 = SIGNER_REFRESH_SECS + SIGNING_LEAD_SE
 pub const VERIFIER_REFRESH_SECS: u64 = 300;
 /// Least time between two re-reads caused by tokens naming a `kid` the verifier lacks.
 pub const UNKNOWN_KID_REREAD_SECS: u64 = 30;
+/// The EMF metric of the age of a signer's current key, at each read of its set.
+pub const KEY_SET_AGE_METRIC: &str = "SigningKeyAgeSeconds";
+
 /// The refresh interval of a fixed ring: never re-read, so never stale either.
 const NEVER: u64 = u64::MAX;
 /// Least time between two tries while no key set could be read at all.
@@ -338,6 +341,11 @@ impl LiveKeys {
                     for (kid, _) in ring.kids() {
                         seen.entry(kid.to_string()).or_insert(now);
                     }
+                }
+                if let Some(created) = ring.current_created_at() {
+                    // What the key-set age alarm watches: keys that silently stopped
+                    // rotating (a rotation that keeps failing) show here first.
+                    crate::audit::gauge(KEY_SET_AGE_METRIC, "Seconds", now.saturating_sub(created));
                 }
                 let mut state = self.state.write().unwrap_or_else(|p| p.into_inner());
                 state.ring = Some(Arc::new(ring));

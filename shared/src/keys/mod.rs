@@ -405,6 +405,15 @@ impl KeyRing {
         }
     }
 
+    /// When the current key was created, for a ring that signs (`None` for a verifier's
+    /// ring of public keys, and for a local HS256 key, which never rotates).
+    pub fn current_created_at(&self) -> Option<u64> {
+        self.signing
+            .first()
+            .map(|key| key.created_at)
+            .filter(|created| *created > 0)
+    }
+
     /// The `kid` of the current key (the newest), whether or not signers use it yet.
     pub fn current_kid(&self) -> &str {
         self.signing.first().map_or("", |key| key.kid.as_str())
