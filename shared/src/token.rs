@@ -236,7 +236,12 @@ impl TokenIssuer {
         let (header, key) = ring
             .signer(now, valid_until, &|kid| self.keys.first_seen(kid))
             .ok_or(IssueError::NoKeys)?;
-        Ok(jsonwebtoken::encode(header, claims, key)?)
+        let token = jsonwebtoken::encode(header, claims, key)?;
+        Ok(if header.alg == jsonwebtoken::Algorithm::ES256 {
+            crate::keys::es256::with_low_s(token)
+        } else {
+            token
+        })
     }
 }
 
@@ -498,7 +503,11 @@ mod tests {
                 );
                 let signature =
                     jsonwebtoken::crypto::sign(input.as_bytes(), key, signer_header.alg).unwrap();
-                let verdict = verifier.verify(&format!("{input}.{signature}"), now);
+                let mut token = format!("{input}.{signature}");
+                if signer_header.alg == jsonwebtoken::Algorithm::ES256 {
+                    token = crate::keys::es256::with_low_s(token);
+                }
+                let verdict = verifier.verify(&token, now);
                 if named == stored.alg {
                     assert!(verdict.is_ok(), "{named}: {verdict:?}");
                 } else {

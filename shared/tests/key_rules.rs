@@ -483,3 +483,30 @@ async fn a_signer_reports_its_current_keys_age_at_each_read() {
         ]
     );
 }
+
+#[test]
+fn es256_tokens_are_issued_low_s_and_their_high_s_twin_is_refused() {
+    use jwt_auth_core::keys::es256::{is_low_s, negate_s};
+    let deployment = deployment(KeySetDocument::generate(
+        SigningAlgorithm::Es256,
+        NOW - 3_600,
+    ));
+    for _ in 0..32 {
+        let token = token_of(&deployment);
+        let (signed, signature) = token.rsplit_once('.').unwrap();
+        let mut bytes: [u8; 64] = URL_SAFE_NO_PAD
+            .decode(signature)
+            .unwrap()
+            .try_into()
+            .unwrap();
+        assert!(is_low_s(&bytes), "issued with a high s");
+        assert!(deployment.verifier.verify(&token, NOW).is_ok());
+        negate_s(&mut bytes);
+        let twin = format!("{signed}.{}", URL_SAFE_NO_PAD.encode(bytes));
+        assert_eq!(
+            deployment.verifier.verify(&twin, NOW).unwrap_err(),
+            TokenError::Invalid,
+            "the same token as a second string"
+        );
+    }
+}

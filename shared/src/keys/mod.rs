@@ -24,6 +24,7 @@ use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
 
+pub mod es256;
 pub mod live;
 pub mod local;
 pub mod rotation;
@@ -247,6 +248,8 @@ struct VerifyingKey {
 pub(crate) enum SignatureCheck {
     // Boxed: an HMAC key (its precomputed pads) is ~1.2 KB, a parsed public key a pointer.
     Hmac(Box<aws_lc_rs::hmac::Key>),
+    /// ECDSA P-256, low-S signatures only ([`es256::is_low_s`]).
+    Es256(aws_lc_rs::signature::ParsedPublicKey),
     Public(aws_lc_rs::signature::ParsedPublicKey),
 }
 
@@ -260,17 +263,15 @@ impl SignatureCheck {
         }
         let bytes = key.try_get_as_bytes().map_err(|_| "not a usable key")?;
         let public = |algorithm| {
-            ParsedPublicKey::new(algorithm, bytes)
-                .map(Self::Public)
-                .map_err(|_| "not a valid public key")
+            ParsedPublicKey::new(algorithm, bytes).map_err(|_| "not a valid public key")
         };
         match alg {
             SigningAlgorithm::Hs256 => Ok(Self::Hmac(Box::new(aws_lc_rs::hmac::Key::new(
                 aws_lc_rs::hmac::HMAC_SHA256,
                 bytes,
             )))),
-            SigningAlgorithm::Es256 => public(&ECDSA_P256_SHA256_FIXED),
-            SigningAlgorithm::EdDsa => public(&ED25519),
+            SigningAlgorithm::Es256 => public(&ECDSA_P256_SHA256_FIXED).map(Self::Es256),
+            SigningAlgorithm::EdDsa => public(&ED25519).map(Self::Public),
         }
     }
 
@@ -278,6 +279,9 @@ impl SignatureCheck {
     pub(crate) fn verify(&self, message: &[u8], signature: &[u8]) -> bool {
         match self {
             Self::Hmac(key) => aws_lc_rs::hmac::verify(key, message, signature).is_ok(),
+            Self::Es256(key) => {
+                es256::is_low_s(signature) && key.verify_sig(message, signature).is_ok()
+            }
             Self::Public(key) => key.verify_sig(message, signature).is_ok(),
         }
     }

@@ -1,7 +1,9 @@
 //! Project Wycheproof's vectors (`shared/tests/data/wycheproof`) through the verifier's
 //! signature check, which calls aws-lc directly ([`SignatureCheck`]): every `valid` vector
 //! verifies, every `invalid` one fails. Truncated HMAC tags are `valid` for Wycheproof but
-//! not for JWS (HS256 is the whole 32-byte tag, RFC 7518 §3.2): they must fail.
+//! not for JWS (HS256 is the whole 32-byte tag, RFC 7518 §3.2): they must fail. Valid
+//! ES256 signatures with a high `s` are refused too: one token, one string
+//! ([`super::es256`]).
 
 use super::{SignatureCheck, SigningAlgorithm};
 use jsonwebtoken::DecodingKey;
@@ -69,7 +71,10 @@ fn es256_signatures_in_the_jose_form() {
             SignatureCheck::new(SigningAlgorithm::Es256, &DecodingKey::from_ec_der(&point)).ok()
         },
         "sig",
-        |_, test| is_valid(test),
+        |_, test| {
+            let signature = hex(test["sig"].as_str().unwrap());
+            is_valid(test) && super::es256::is_low_s(&signature)
+        },
     );
     assert_eq!(ran, 262);
 }
