@@ -98,7 +98,7 @@ impl KeySetSource for SecretKeySet {
             crate::secret::SecretError::Unavailable(source) => KeySourceError::Unavailable(source),
             other => KeySourceError::Failed(Box::new(other)),
         })?;
-        match value {
+        match value.map(zeroize::Zeroizing::new) {
             Some(json) => ring_of_stored(&json),
             None => Ok(None),
         }
@@ -119,8 +119,13 @@ pub fn ring_of_stored(json: &str) -> Result<Option<KeyRing>, KeySourceError> {
 
 /// The placeholder of a new deployment: a JSON object with no `keys` member.
 pub fn is_placeholder(json: &str) -> bool {
-    serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(json)
-        .is_ok_and(|object| !object.contains_key("keys"))
+    // Skims the members without copying them: a real set's private keys stay where they are.
+    #[derive(serde::Deserialize)]
+    struct Probe {
+        keys: Option<serde::de::IgnoredAny>,
+    }
+    json.trim_start().starts_with('{')
+        && serde_json::from_str::<Probe>(json).is_ok_and(|probe| probe.keys.is_none())
 }
 
 /// The public keys rotation published in the table: the verifier's source for ES256 and

@@ -23,6 +23,7 @@ use jsonwebtoken::jwk::{AlgorithmParameters, Jwk, JwkSet, KeyAlgorithm, PublicKe
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
+use zeroize::{Zeroize, Zeroizing};
 
 pub mod es256;
 pub mod live;
@@ -101,6 +102,14 @@ pub struct StoredKey {
     pub retires_at: Option<u64>,
     /// base64url: PKCS#8 DER of the private key (ES256, EdDSA), or the HMAC secret (HS256).
     pub private: String,
+}
+
+// Private material is wiped when its last copy goes (jsonwebtoken's `EncodingKey` and
+// aws-lc's key pairs wipe their own): a memory dump or a reused allocation holds no key.
+impl Drop for StoredKey {
+    fn drop(&mut self) {
+        self.private.zeroize();
+    }
 }
 
 /// The key set as stored (in Secrets Manager, as JSON).
@@ -522,7 +531,7 @@ fn is_public_point(jwk: &Jwk, alg: SigningAlgorithm) -> bool {
 pub fn generate_key(alg: SigningAlgorithm, now: u64) -> StoredKey {
     let rng = SystemRandom::new();
     // Key generation only fails when the OS has no entropy source: nothing is safe then.
-    let private = match alg {
+    let private = Zeroizing::new(match alg {
         SigningAlgorithm::Es256 => {
             EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng)
                 .expect("P-256 key generation")
@@ -539,7 +548,7 @@ pub fn generate_key(alg: SigningAlgorithm, now: u64) -> StoredKey {
             fill_random(&mut secret);
             secret
         }
-    };
+    });
     let mut id = [0u8; 9];
     fill_random(&mut id);
     StoredKey {
@@ -551,7 +560,7 @@ pub fn generate_key(alg: SigningAlgorithm, now: u64) -> StoredKey {
         alg: alg.as_str().into(),
         created_at: now,
         retires_at: None,
-        private: URL_SAFE_NO_PAD.encode(private),
+        private: URL_SAFE_NO_PAD.encode(&*private),
     }
 }
 
@@ -574,9 +583,10 @@ fn algorithm_of(key: &StoredKey) -> Result<SigningAlgorithm, KeyError> {
     SigningAlgorithm::parse(&key.alg).ok_or_else(|| bad(key, "unknown algorithm"))
 }
 
-fn material(key: &StoredKey) -> Result<Vec<u8>, KeyError> {
+fn material(key: &StoredKey) -> Result<Zeroizing<Vec<u8>>, KeyError> {
     URL_SAFE_NO_PAD
         .decode(&key.private)
+        .map(Zeroizing::new)
         .map_err(|_| bad(key, "material is not base64url"))
 }
 
