@@ -64,7 +64,13 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 if ! docker info >/dev/null 2>&1; then
   say "starting the Docker daemon (stopped again at the end)"
-  dockerd --host=unix:///var/run/docker.sock >"${TMPDIR:-/tmp}/sam-local-dockerd.log" 2>&1 &
+  # It changes nothing of the machine's networking: no iptables chains, no IP forwarding,
+  # no docker0 (every container here joins this run's own network, removed at the end),
+  # and its runtime state under this run's directory. Published ports still work through
+  # Docker's userland proxy, which is how SAM reaches its containers.
+  dockerd --host=unix:///var/run/docker.sock --iptables=false --ip6tables=false \
+    --ip-forward=false --bridge=none --exec-root="$work/docker-exec" \
+    --pidfile="$work/dockerd.pid" >"${TMPDIR:-/tmp}/sam-local-dockerd.log" 2>&1 &
   started_dockerd=$!
   for _ in $(seq 1 300); do docker info >/dev/null 2>&1 && break; sleep 0.1; done
   docker info >/dev/null 2>&1 || { say "the Docker daemon did not start"; cat "${TMPDIR:-/tmp}/sam-local-dockerd.log" >&2; exit 1; }
