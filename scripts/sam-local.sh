@@ -45,9 +45,40 @@ cleanup() {
   if [ -n "$started_dockerd" ]; then
     kill "$started_dockerd" 2>/dev/null || true
     for _ in $(seq 1 100); do kill -0 "$started_dockerd" 2>/dev/null || break; sleep 0.1; done
+    restore_networking
   fi
   rm -rf "$work"
 }
+# What a Docker daemon changes on the machine, and putting it back: IP forwarding, the
+# iptables rules and chains it adds (DOCKER*, its NAT and FORWARD rules, a FORWARD policy
+# of DROP), and the docker0 bridge.
+remember_networking() {
+  saved_net="$work/networking"
+  mkdir -p "$saved_net"
+  sysctl -n net.ipv4.ip_forward >"$saved_net/ip_forward" 2>/dev/null || true
+  sysctl -n net.ipv6.conf.all.forwarding >"$saved_net/ip6_forward" 2>/dev/null || true
+  ip link show docker0 >/dev/null 2>&1 && touch "$saved_net/had_docker0"
+  for family in iptables ip6tables; do
+    command -v "$family-save" >/dev/null 2>&1 && "$family-save" >"$saved_net/$family" 2>/dev/null || true
+  done
+}
+
+restore_networking() {
+  [ -n "${saved_net:-}" ] && [ -d "$saved_net" ] || return 0
+  for family in iptables ip6tables; do
+    command -v "$family" >/dev/null 2>&1 || continue
+    for table in filter nat mangle raw; do
+      "$family" -t "$table" -F 2>/dev/null || true
+      "$family" -t "$table" -X 2>/dev/null || true
+    done
+    for chain in INPUT FORWARD OUTPUT; do "$family" -P "$chain" ACCEPT 2>/dev/null || true; done
+    [ -s "$saved_net/$family" ] && "$family-restore" <"$saved_net/$family" 2>/dev/null || true
+  done
+  [ -s "$saved_net/ip_forward" ] && sysctl -qw "net.ipv4.ip_forward=$(cat "$saved_net/ip_forward")" || true
+  [ -s "$saved_net/ip6_forward" ] && sysctl -qw "net.ipv6.conf.all.forwarding=$(cat "$saved_net/ip6_forward")" || true
+  [ -e "$saved_net/had_docker0" ] || ip link delete docker0 2>/dev/null || true
+}
+
 kept_logs="${TMPDIR:-/tmp}/sam-local-logs"
 trap 'status=$?; cleanup' EXIT
 
@@ -64,12 +95,11 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 if ! docker info >/dev/null 2>&1; then
   say "starting the Docker daemon (stopped again at the end)"
-  # It changes nothing of the machine's networking: no iptables chains, no IP forwarding,
-  # no docker0 (every container here joins this run's own network, removed at the end),
-  # and its runtime state under this run's directory. Published ports still work through
-  # Docker's userland proxy, which is how SAM reaches its containers.
-  dockerd --host=unix:///var/run/docker.sock --iptables=false --ip6tables=false \
-    --ip-forward=false --bridge=none --exec-root="$work/docker-exec" \
+  # Docker's networking as it is (SAM reaches its containers through published ports,
+  # which need it: with --iptables=false --ip-forward=false they get no answer), but what
+  # it changes on the machine is noted here and put back when it stops (cleanup).
+  remember_networking
+  dockerd --host=unix:///var/run/docker.sock --exec-root="$work/docker-exec" \
     --pidfile="$work/dockerd.pid" >"${TMPDIR:-/tmp}/sam-local-dockerd.log" 2>&1 &
   started_dockerd=$!
   for _ in $(seq 1 300); do docker info >/dev/null 2>&1 && break; sleep 0.1; done

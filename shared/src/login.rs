@@ -531,9 +531,10 @@ impl LoginService {
         // would otherwise hold the login function's executions, which login and refresh
         // share, and use up the user's own guess budget.
         let lease = password_change_lease(&caller.sub);
+        let holder = lease_holder();
         if !self
             .store
-            .take_lease(&lease, now, now + PASSWORD_CHANGE_LEASE_SECS)
+            .take_lease(&lease, &holder, now, now + PASSWORD_CHANGE_LEASE_SECS)
             .await?
         {
             return Err(ApiError::Conflict(
@@ -541,7 +542,7 @@ impl LoginService {
             ));
         }
         let result = self.change_password_leased(caller, request, now).await;
-        if let Err(err) = self.store.release_lease(&lease).await {
+        if let Err(err) = self.store.release_lease(&lease, &holder).await {
             // It ends by itself at its time.
             tracing::warn!(error = %crate::error::error_chain(&err), "password change lease not released");
         }
@@ -651,7 +652,9 @@ impl LoginService {
 
     /// `503` while no signing key has been read (see [`crate::keys::live`]).
     pub fn ensure_signing_keys(&self) -> Result<(), ApiError> {
-        match self.issuer.keys().ring() {
+        // The ring the issuer will sign with, stale ones refused: a refresh or password
+        // change must not write its session and then fail to sign.
+        match self.issuer.keys().signing_ring() {
             Some(_) => Ok(()),
             None => Err(ApiError::Unavailable("no signing key loaded yet".into())),
         }
@@ -767,6 +770,13 @@ impl LoginService {
 /// How long a password change may hold its user's lease: far more than one verify and one
 /// hash take, short enough that a crashed change blocks the next one only briefly.
 pub const PASSWORD_CHANGE_LEASE_SECS: u64 = 30;
+
+/// 128 random bits, hex: who holds a lease.
+fn lease_holder() -> String {
+    let mut bytes = [0u8; 16];
+    crate::secret::fill_random(&mut bytes);
+    bytes.iter().map(|byte| format!("{byte:02x}")).collect()
+}
 
 /// The lease of `POST /password` for user `sub`: one change at a time.
 pub fn password_change_lease(sub: &str) -> String {

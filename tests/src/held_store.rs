@@ -160,11 +160,17 @@ impl SessionStore for HeldStore {
             .end_session(caller, jti_expires_at, session_expires_at)
             .await
     }
-    async fn take_lease(&self, name: &str, now: u64, until: u64) -> Result<bool, StoreError> {
-        self.inner.take_lease(name, now, until).await
+    async fn take_lease(
+        &self,
+        name: &str,
+        holder: &str,
+        now: u64,
+        until: u64,
+    ) -> Result<bool, StoreError> {
+        self.inner.take_lease(name, holder, now, until).await
     }
-    async fn release_lease(&self, name: &str) -> Result<(), StoreError> {
-        self.inner.release_lease(name).await
+    async fn release_lease(&self, name: &str, holder: &str) -> Result<(), StoreError> {
+        self.inner.release_lease(name, holder).await
     }
     async fn login_failures(&self, username: &str) -> Result<LoginFailures, StoreError> {
         self.inner.login_failures(username).await

@@ -223,6 +223,22 @@ fn is_caller_revoked<T: std::fmt::Debug>(result: Result<T, StoreError>) -> bool 
     matches!(result, Err(StoreError::CallerRevoked))
 }
 
+async fn a_revoked_caller_learns_nothing_of_a_taken_username(subject: Subject) {
+    let store = subject.store.as_ref();
+    let mallory = admin(&subject, "mallory").await;
+    create(&subject, "bob").await;
+    store.revoke_access_token("j1", NOW + 900).await.unwrap();
+    assert!(is_caller_revoked(
+        store
+            .create_user(
+                new_user("bob", "again"),
+                NOW,
+                Actor::Caller(standing(&mallory, "j1", "s1"))
+            )
+            .await
+    ));
+}
+
 async fn every_write_lands_only_while_its_caller_stands(subject: Subject) {
     let store = subject.store.as_ref();
     let mallory = admin(&subject, "mallory").await;
@@ -323,9 +339,35 @@ async fn a_caller_changing_itself_is_checked_on_what_the_write_replaces(subject:
         .await
         .expect("a standing caller renames itself");
     assert_eq!(renamed.name, "Alice A.");
-    // A password change by a caller whose token version moved on (another session changed
-    // it first) does not land.
+    // A caller whose token version moved on (another session logged out everywhere)
+    // no longer stands; one with the new version does, for another user as for itself.
     store.revoke_all_tokens(&alice.id, as_alice).await.unwrap();
+    let bob = create(&subject, "bob").await;
+    let as_new_alice = Actor::Caller(StandingCaller {
+        token_version: 1,
+        ..standing(&alice, "j2", "s2")
+    });
+    let rename = || UserChanges {
+        name: Some("Bob B.".into()),
+        ..UserChanges::default()
+    };
+    assert!(is_caller_revoked(
+        store.update_user(&bob.id, rename(), as_alice).await
+    ));
+    store
+        .update_user(&bob.id, rename(), as_new_alice)
+        .await
+        .expect("a caller at version 1 stands");
+    // A self-write whose user is gone: the caller no longer stands (401), not 404.
+    let carol = admin(&subject, "carol").await;
+    store.delete_user(&carol.id, Actor::Operator).await.unwrap();
+    assert!(is_caller_revoked(
+        store
+            .revoke_all_tokens(&carol.id, Actor::Caller(standing(&carol, "j", "s")))
+            .await
+    ));
+    // A password change by the caller at its old version does not land; at the new one
+    // it does.
     assert!(is_caller_revoked(
         store
             .set_password_hash(
@@ -347,6 +389,17 @@ async fn a_caller_changing_itself_is_checked_on_what_the_write_replaces(subject:
             .password_hash,
         fake_hash("admin")
     );
+    store
+        .set_password_hash(
+            &alice.id,
+            fake_hash("renewed"),
+            PasswordWrite::Change {
+                previous: &fake_hash("admin"),
+            },
+            as_new_alice,
+        )
+        .await
+        .expect("its own change lands");
 }
 
 async fn ending_a_session_revokes_its_token_and_session_once(subject: Subject) {
@@ -385,9 +438,13 @@ async fn ending_a_session_revokes_its_token_and_session_once(subject: Subject) {
 async fn a_lease_has_one_holder_until_it_ends_or_is_released(subject: Subject) {
     let store = subject.store.clone();
     let takers: Vec<_> = (0..8)
-        .map(|_| {
+        .map(|n| {
             let store = Arc::clone(&store);
-            tokio::spawn(async move { store.take_lease("password#u1", NOW, NOW + 30).await })
+            tokio::spawn(async move {
+                store
+                    .take_lease("password#u1", &format!("h{n}"), NOW, NOW + 30)
+                    .await
+            })
         })
         .collect();
     let mut taken = 0;
@@ -397,28 +454,42 @@ async fn a_lease_has_one_holder_until_it_ends_or_is_released(subject: Subject) {
     assert_eq!(taken, 1, "exactly one of parallel takers holds it");
     assert!(
         store
-            .take_lease("password#u2", NOW, NOW + 30)
+            .take_lease("password#u2", "a", NOW, NOW + 30)
             .await
             .unwrap(),
         "leases are per name"
     );
     assert!(
         !store
-            .take_lease("password#u1", NOW + 29, NOW + 59)
+            .take_lease("password#u1", "b", NOW + 29, NOW + 59)
             .await
             .unwrap()
     );
-    // Past its end it is free again (a holder that crashed), and so after a release.
+    // Past its end it is free again (a holder that crashed)...
     assert!(
         store
-            .take_lease("password#u1", NOW + 30, NOW + 60)
+            .take_lease("password#u1", "c", NOW + 30, NOW + 60)
             .await
             .unwrap()
     );
-    store.release_lease("password#u1").await.unwrap();
+    // ...and the old holder, outliving it, cannot free the new holder's lease.
+    for n in 0..8 {
+        store
+            .release_lease("password#u1", &format!("h{n}"))
+            .await
+            .unwrap();
+    }
+    assert!(
+        !store
+            .take_lease("password#u1", "d", NOW + 31, NOW + 61)
+            .await
+            .unwrap()
+    );
+    // Its holder can, before its time.
+    store.release_lease("password#u1", "c").await.unwrap();
     assert!(
         store
-            .take_lease("password#u1", NOW + 31, NOW + 61)
+            .take_lease("password#u1", "d", NOW + 31, NOW + 61)
             .await
             .unwrap()
     );
@@ -486,6 +557,7 @@ store_contract! {
     parallel_lock_attempts_have_exactly_one_winner,
     #[tokio::test] a_stale_count_restarts_unlocked_and_clearing_removes_the_lock,
     #[tokio::test] every_write_lands_only_while_its_caller_stands,
+    #[tokio::test] a_revoked_caller_learns_nothing_of_a_taken_username,
     #[tokio::test] a_caller_changing_itself_is_checked_on_what_the_write_replaces,
     #[tokio::test] ending_a_session_revokes_its_token_and_session_once,
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -72,10 +72,10 @@ impl SessionStore for UnreachableStore {
     async fn end_session(&self, _: StandingCaller<'_>, _: u64, _: u64) -> Result<(), StoreError> {
         down()
     }
-    async fn take_lease(&self, _: &str, _: u64, _: u64) -> Result<bool, StoreError> {
+    async fn take_lease(&self, _: &str, _: &str, _: u64, _: u64) -> Result<bool, StoreError> {
         down()
     }
-    async fn release_lease(&self, _: &str) -> Result<(), StoreError> {
+    async fn release_lease(&self, _: &str, _: &str) -> Result<(), StoreError> {
         down()
     }
     async fn find_refresh_token(&self, _: &str) -> Result<Option<RefreshTokenRecord>, StoreError> {

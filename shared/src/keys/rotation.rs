@@ -130,6 +130,22 @@ pub fn revoke(
     Ok(next)
 }
 
+/// Whether `pending` is the rotation of `current`: it keeps the key `current` signs with,
+/// and every key it holds but its new one is in `current` (none came back after being
+/// removed). A first set holds its new key only.
+fn extends(pending: &KeySetDocument, current: Option<&KeySetDocument>) -> bool {
+    let Some(current) = current else {
+        return pending.keys.len() == 1;
+    };
+    let holds = |set: &KeySetDocument, kid: &str| set.keys.iter().any(|key| key.kid == kid);
+    holds(pending, &current.current)
+        && pending
+            .keys
+            .iter()
+            .filter(|key| key.kid != pending.current)
+            .all(|key| holds(current, &key.kid))
+}
+
 /// A Secrets Manager rotation step.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Step {
@@ -296,13 +312,17 @@ impl KeyRotation {
             }
             Err(err) => return Err(err),
             Ok(pending) => {
+                let current = self.current_set().await?;
                 let started = pending.current_key().map_or(0, |key| key.created_at);
-                if now > started.saturating_add(ROTATION_WINDOW_SECS) {
+                // A first set retires nothing, so it may finish whenever it can: a new
+                // deployment whose first setSecret keeps failing (IAM still propagating)
+                // gets its keys at the next retry, not at the next scheduled rotation.
+                if current.is_some() && now > started.saturating_add(ROTATION_WINDOW_SECS) {
                     Some(format!(
                         "the pending rotation began {} s ago, more than {ROTATION_WINDOW_SECS} s",
                         now.saturating_sub(started)
                     ))
-                } else if !self.extends_current(&pending).await? {
+                } else if !extends(&pending, current.as_ref()) {
                     Some("the pending key set was made from a key set replaced since".into())
                 } else {
                     None
@@ -319,17 +339,13 @@ impl KeyRotation {
         )))
     }
 
-    /// Whether every key of `pending` but its new one is in the current set.
-    async fn extends_current(&self, pending: &KeySetDocument) -> Result<bool, RotationError> {
-        let current = match self.secret.read(SecretVersion::Current).await? {
-            Some(json) if !is_placeholder(&json) => KeySetDocument::from_json(&json)?,
-            _ => return Ok(pending.keys.len() == 1),
-        };
-        Ok(pending
-            .keys
-            .iter()
-            .filter(|key| key.kid != pending.current)
-            .all(|key| current.keys.iter().any(|kept| kept.kid == key.kid)))
+    /// The current set; `None` before the first rotation (no secret value, or the
+    /// deployment's placeholder).
+    async fn current_set(&self) -> Result<Option<KeySetDocument>, RotationError> {
+        match self.secret.read(SecretVersion::Current).await? {
+            Some(json) if !is_placeholder(&json) => Ok(Some(KeySetDocument::from_json(&json)?)),
+            _ => Ok(None),
+        }
     }
 
     async fn pending(&self, token: &str) -> Result<KeySetDocument, RotationError> {
@@ -521,6 +537,30 @@ mod tests {
             assert!(held.contains(kid), "{kid} was dropped");
         }
         assert_eq!(set.keys[0].kid, set.current);
+    }
+
+    #[test]
+    fn a_pending_set_extends_only_the_set_it_was_made_from() {
+        let first = rotate(None, SigningAlgorithm::Es256, 1_000, HOUR);
+        assert!(extends(&first, None), "a first set");
+        let second = rotate(Some(&first), SigningAlgorithm::Es256, 2_000, HOUR);
+        assert!(extends(&second, Some(&first)));
+        assert!(
+            !extends(&second, None),
+            "a first set holds its new key only"
+        );
+        // The current set lost a key since (an emergency revocation): not resumed.
+        let revoked = revoke(&second, &first.current, SigningAlgorithm::Es256, 2_100).unwrap();
+        let stale = rotate(Some(&second), SigningAlgorithm::Es256, 2_050, HOUR);
+        assert!(extends(&stale, Some(&second)));
+        assert!(!extends(&stale, Some(&revoked)));
+        // The current key was replaced since, keeping every older one: not resumed either
+        // (promoting it would drop the key signers use now).
+        let mut replaced = second.clone();
+        let fresh = KeySetDocument::generate(SigningAlgorithm::Es256, 2_100);
+        replaced.current = fresh.current.clone();
+        replaced.keys.insert(0, fresh.keys[0].clone());
+        assert!(!extends(&stale, Some(&replaced)));
     }
 
     #[test]

@@ -388,8 +388,10 @@ where
 /// Why a TransactWriteItems was cancelled, from its per-item cancellation reasons.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Cancelled {
-    /// Item `index` of the transaction failed its condition expression.
-    ConditionFailed { index: usize },
+    /// Items of the transaction failed their condition expressions: `index` is the first
+    /// of them, `last` the last (a caller check, last in its transaction, is seen even
+    /// when an earlier item failed too).
+    ConditionFailed { index: usize, last: usize },
     /// Another transaction or write touched one of the items at the same moment: nothing
     /// was decided, so trying again is right.
     Conflict,
@@ -406,11 +408,14 @@ fn cancellation(
     let reasons = cancelled.cancellation_reasons();
     // A failed condition is a decision (the username is taken, the version moved on); it
     // wins over a conflict on another item of the same transaction.
-    if let Some(index) = reasons
-        .iter()
-        .position(|r| r.code() == Some("ConditionalCheckFailed"))
-    {
-        return Some(Cancelled::ConditionFailed { index });
+    let failed = |r: &&aws_sdk_dynamodb::types::CancellationReason| {
+        r.code() == Some("ConditionalCheckFailed")
+    };
+    if let (Some(index), Some(last)) = (
+        reasons.iter().position(|r| failed(&r)),
+        reasons.iter().rposition(|r| failed(&r)),
+    ) {
+        return Some(Cancelled::ConditionFailed { index, last });
     }
     if reasons
         .iter()
@@ -583,8 +588,9 @@ impl DynamoUserStore {
         operation: &str,
     ) -> Result<(User, u64), StoreError> {
         for attempt in 0..MAX_WRITE_ATTEMPTS {
-            let (profile, credential) =
-                self.get_user_items(id).await?.ok_or(StoreError::NotFound)?;
+            let Some((profile, credential)) = self.get_user_items(id).await? else {
+                return Err(write.actor.no_such_user(id));
+            };
             // Each item has its own version (items written by older code may differ), so
             // both versions are read and both are checked.
             let Some(credential) = credential else {
@@ -664,7 +670,7 @@ impl DynamoUserStore {
                 // exactly the one read with the changes applied.
                 Ok(_) => return Ok((user, token_version)),
                 Err(err) => match cancellation(&err) {
-                    Some(Cancelled::ConditionFailed { index }) if index >= 2 => {
+                    Some(Cancelled::ConditionFailed { last, .. }) if last >= 2 => {
                         return Err(StoreError::CallerRevoked);
                     }
                     // Changed (or deleted) since it was read: read again and decide again.
@@ -815,7 +821,7 @@ impl UserStore for DynamoUserStore {
             match result {
                 Ok(_) => return Ok(()),
                 Err(err) => match cancellation(&err) {
-                    Some(Cancelled::ConditionFailed { index }) if index >= first_check => {
+                    Some(Cancelled::ConditionFailed { last, .. }) if last >= first_check => {
                         return Err(StoreError::CallerRevoked);
                     }
                     // Deleted by someone else since it was read (the next read says
@@ -960,11 +966,13 @@ impl UserStore for DynamoUserStore {
                 Err(err) => err,
             };
             match cancellation(&err) {
-                Some(Cancelled::ConditionFailed { index }) if index >= 2 => {
+                // Checked first: a caller no longer standing learns nothing, not even
+                // whether the username is taken.
+                Some(Cancelled::ConditionFailed { last, .. }) if last >= 2 => {
                     return Err(StoreError::CallerRevoked);
                 }
                 // The credential item exists: someone holds this username.
-                Some(Cancelled::ConditionFailed { index: 1 }) => {
+                Some(Cancelled::ConditionFailed { index: 1, .. }) => {
                     return Err(StoreError::UsernameTaken);
                 }
                 // The profile item exists: a 128-bit random id collided. Take another one.
@@ -1488,13 +1496,20 @@ impl SessionStore for DynamoUserStore {
         ))
     }
 
-    async fn take_lease(&self, name: &str, now: u64, until: u64) -> Result<bool, StoreError> {
+    async fn take_lease(
+        &self,
+        name: &str,
+        holder: &str,
+        now: u64,
+        until: u64,
+    ) -> Result<bool, StoreError> {
         // TTL deletes expired items only eventually: the condition decides, not the TTL.
         let result = self
             .client
             .put_item()
             .table_name(&self.table)
             .item("pk", AttributeValue::S(format!("{LEASE_PREFIX}{name}")))
+            .item("holder", AttributeValue::S(holder.to_string()))
             .item(TTL_ATTRIBUTE, number(until))
             .condition_expression("attribute_not_exists(#pk) OR #expires_at <= :now")
             .expression_attribute_names("#pk", "pk")
@@ -1509,15 +1524,32 @@ impl SessionStore for DynamoUserStore {
         }
     }
 
-    async fn release_lease(&self, name: &str) -> Result<(), StoreError> {
-        self.client
+    async fn release_lease(&self, name: &str, holder: &str) -> Result<(), StoreError> {
+        let result = self
+            .client
             .delete_item()
             .table_name(&self.table)
             .set_key(Some(key(format!("{LEASE_PREFIX}{name}"))))
+            .condition_expression("#holder = :holder")
+            .expression_attribute_names("#holder", "holder")
+            .expression_attribute_values(":holder", AttributeValue::S(holder.to_string()))
             .send()
-            .await
-            .map_err(sdk_error)?;
-        Ok(())
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            // Taken over by someone else after it ended, or gone already: not ours to free.
+            Err(err)
+                if matches!(
+                    err.as_service_error(),
+                    Some(
+                        aws_sdk_dynamodb::operation::delete_item::DeleteItemError::ConditionalCheckFailedException(_)
+                    )
+                ) =>
+            {
+                Ok(())
+            }
+            Err(err) => Err(sdk_error(err)),
+        }
     }
 
     async fn login_failures(&self, username: &str) -> Result<LoginFailures, StoreError> {

@@ -29,8 +29,8 @@ struct State {
     /// jti -> expires_at
     revoked_jtis: HashMap<String, u64>,
     login_failures: HashMap<String, LoginFailures>,
-    /// lease name -> held until
-    leases: HashMap<String, u64>,
+    /// lease name -> (holder, held until)
+    leases: HashMap<String, (String, u64)>,
     published_keys: Option<crate::keys::PublishedKeys>,
 }
 
@@ -156,7 +156,7 @@ impl UserStore for MemoryUserStore {
     ) -> Result<User, StoreError> {
         let mut state = self.write();
         if !state.by_id.contains_key(id) {
-            return Err(StoreError::NotFound);
+            return Err(actor.no_such_user(id));
         }
         state.check(actor)?;
         let record = state.by_id.get_mut(id).ok_or(StoreError::NotFound)?;
@@ -178,7 +178,7 @@ impl UserStore for MemoryUserStore {
     async fn delete_user(&self, id: &str, actor: Actor<'_>) -> Result<(), StoreError> {
         let mut state = self.write();
         if !state.by_id.contains_key(id) {
-            return Err(StoreError::NotFound);
+            return Err(actor.no_such_user(id));
         }
         state.check(actor)?;
         let record = state.by_id.remove(id).ok_or(StoreError::NotFound)?;
@@ -189,7 +189,7 @@ impl UserStore for MemoryUserStore {
     async fn revoke_all_tokens(&self, id: &str, actor: Actor<'_>) -> Result<(), StoreError> {
         let mut state = self.write();
         if !state.by_id.contains_key(id) {
-            return Err(StoreError::NotFound);
+            return Err(actor.no_such_user(id));
         }
         state.check(actor)?;
         let record = state.by_id.get_mut(id).ok_or(StoreError::NotFound)?;
@@ -224,7 +224,7 @@ impl UserStore for MemoryUserStore {
     ) -> Result<(User, u64), StoreError> {
         let mut state = self.write();
         if !state.by_id.contains_key(id) {
-            return Err(StoreError::NotFound);
+            return Err(actor.no_such_user(id));
         }
         state.check(actor)?;
         let record = state.by_id.get_mut(id).ok_or(StoreError::NotFound)?;
@@ -331,19 +331,34 @@ impl SessionStore for MemoryUserStore {
         Ok(())
     }
 
-    async fn take_lease(&self, name: &str, now: u64, until: u64) -> Result<bool, StoreError> {
+    async fn take_lease(
+        &self,
+        name: &str,
+        holder: &str,
+        now: u64,
+        until: u64,
+    ) -> Result<bool, StoreError> {
         let mut state = self.write();
         match state.leases.get(name) {
-            Some(held_until) if *held_until > now => Ok(false),
+            Some((_, held_until)) if *held_until > now => Ok(false),
             _ => {
-                state.leases.insert(name.to_string(), until);
+                state
+                    .leases
+                    .insert(name.to_string(), (holder.to_string(), until));
                 Ok(true)
             }
         }
     }
 
-    async fn release_lease(&self, name: &str) -> Result<(), StoreError> {
-        self.write().leases.remove(name);
+    async fn release_lease(&self, name: &str, holder: &str) -> Result<(), StoreError> {
+        let mut state = self.write();
+        if state
+            .leases
+            .get(name)
+            .is_some_and(|(held_by, _)| held_by == holder)
+        {
+            state.leases.remove(name);
+        }
         Ok(())
     }
 

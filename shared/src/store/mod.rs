@@ -127,6 +127,18 @@ pub enum Actor<'a> {
     Caller(StandingCaller<'a>),
 }
 
+impl Actor<'_> {
+    /// What a write of user `id` that finds no such user fails with: a caller writing its
+    /// own user, which is gone, no longer stands (401, as for any revoked caller); anyone
+    /// else named a user that does not exist.
+    pub fn no_such_user(self, id: &str) -> StoreError {
+        match self {
+            Actor::Caller(caller) if caller.id == id => StoreError::CallerRevoked,
+            _ => StoreError::NotFound,
+        }
+    }
+}
+
 /// What an [`Actor::Caller`] must still be when its write lands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct StandingCaller<'a> {
@@ -398,14 +410,22 @@ pub trait SessionStore: Send + Sync {
         session_expires_at: u64,
     ) -> Result<(), StoreError>;
 
-    /// Takes the lease `name` until `until` if no one holds it at `now` (a lease past its
-    /// `until` is free again, so a holder that crashed blocks no one for long). Of
-    /// parallel callers exactly one gets `true`. What it guards must be cheap to refuse:
-    /// the lease is taken before the expensive work, not after.
-    async fn take_lease(&self, name: &str, now: u64, until: u64) -> Result<bool, StoreError>;
+    /// Takes the lease `name` for `holder` (a value of the taker's own, e.g. random) until
+    /// `until` if no one holds it at `now` (a lease past its `until` is free again, so a
+    /// holder that crashed blocks no one for long). Of parallel callers exactly one gets
+    /// `true`. What it guards must be cheap to refuse: the lease is taken before the
+    /// expensive work, not after.
+    async fn take_lease(
+        &self,
+        name: &str,
+        holder: &str,
+        now: u64,
+        until: u64,
+    ) -> Result<bool, StoreError>;
 
-    /// Gives the lease `name` back before its time.
-    async fn release_lease(&self, name: &str) -> Result<(), StoreError>;
+    /// Gives the lease `name` back before its time, if `holder` still holds it (a holder
+    /// that outlived its lease never frees someone else's).
+    async fn release_lease(&self, name: &str, holder: &str) -> Result<(), StoreError>;
 
     /// Login attempts counted for `username` (normalised; counted for unknown names too).
     async fn login_failures(&self, username: &str) -> Result<LoginFailures, StoreError>;
