@@ -144,7 +144,7 @@ pub fn record(event: SecurityEvent, user_id: Option<&str>, subject_id: Option<&s
     let (namespace, function) = SETTINGS.get().map_or((DEFAULT_NAMESPACE, "local"), |s| {
         (s.namespace.as_str(), s.function.as_str())
     });
-    let line = line(
+    emit(line(
         event,
         &meta,
         user_id,
@@ -152,13 +152,17 @@ pub fn record(event: SecurityEvent, user_id: Option<&str>, subject_id: Option<&s
         namespace,
         function,
         now_millis(),
-    );
+    ));
+}
+
+/// Writes one EMF line: to the capture list if a test asked, and straight to stdout, not
+/// through `tracing` (EMF must be a top-level JSON object), unless quiet.
+fn emit(line: String) {
     if let Some(sink) = CAPTURE.get() {
         sink.lock()
             .unwrap_or_else(|p| p.into_inner())
             .push(line.clone());
     }
-    // Straight to stdout, not through `tracing`: EMF must be a top-level JSON object.
     if !QUIET.load(Ordering::Relaxed) {
         println!("{line}");
     }
@@ -214,15 +218,14 @@ pub fn gauge(name: &str, unit: &str, value: u64) {
     let (namespace, function) = SETTINGS.get().map_or((DEFAULT_NAMESPACE, "local"), |s| {
         (s.namespace.as_str(), s.function.as_str())
     });
-    let line = gauge_line(name, unit, value, namespace, function, now_millis());
-    if let Some(sink) = CAPTURE.get() {
-        sink.lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .push(line.clone());
-    }
-    if !QUIET.load(Ordering::Relaxed) {
-        println!("{line}");
-    }
+    emit(gauge_line(
+        name,
+        unit,
+        value,
+        namespace,
+        function,
+        now_millis(),
+    ));
 }
 
 /// The JSON line of one [`gauge`] value.

@@ -156,6 +156,24 @@ impl TestApp {
         .await
     }
 
+    /// The caller behind this access token as a backend sees it behind the authorizer
+    /// (the token verified at `now`, its claims as the authorizer's context).
+    pub fn caller(&self, access_token: &str, now: u64) -> jwt_auth_core::http::Caller {
+        let claims = self
+            .verifier
+            .verify(access_token, now)
+            .expect("a valid access token");
+        jwt_auth_core::http::Caller {
+            sub: claims.sub,
+            role: claims.role,
+            username: claims.username,
+            jti: claims.jti,
+            sid: claims.sid,
+            exp: claims.exp,
+            ver: claims.ver,
+        }
+    }
+
     /// A fresh access token (at the app's clock) for a user that has never revoked its
     /// tokens (token version 0), as login would issue it.
     pub fn token_for(&self, user: &User) -> String {

@@ -261,17 +261,7 @@ impl RunningApi {
         path: &str,
         authorization: &str,
     ) -> (u16, AuthorizationTrace) {
-        let response = self
-            .gateway
-            .handle(GatewayRequest {
-                method: method.into(),
-                path_and_query: format!("{}{path}", self.gateway.stage_path()),
-                headers: vec![("Authorization".into(), authorization.into())],
-                body: Vec::new(),
-                source_ip: "127.0.0.1".into(),
-            })
-            .await;
-        (response.status, response.authorization)
+        self.traced(method, path, authorization, None).await
     }
 
     /// [`Self::trace`] of a request with a JSON body.
@@ -282,16 +272,29 @@ impl RunningApi {
         authorization: &str,
         body: Value,
     ) -> (u16, AuthorizationTrace) {
+        self.traced(method, path, authorization, Some(body)).await
+    }
+
+    async fn traced(
+        &self,
+        method: &str,
+        path: &str,
+        authorization: &str,
+        body: Option<Value>,
+    ) -> (u16, AuthorizationTrace) {
+        let mut headers = vec![("Authorization".to_string(), authorization.to_string())];
+        if body.is_some() {
+            headers.push(("Content-Type".into(), "application/json".into()));
+        }
         let response = self
             .gateway
             .handle(GatewayRequest {
                 method: method.into(),
                 path_and_query: format!("{}{path}", self.gateway.stage_path()),
-                headers: vec![
-                    ("Authorization".into(), authorization.into()),
-                    ("Content-Type".into(), "application/json".into()),
-                ],
-                body: body.to_string().into_bytes(),
+                headers,
+                body: body
+                    .map(|body| body.to_string().into_bytes())
+                    .unwrap_or_default(),
                 source_ip: "127.0.0.1".into(),
             })
             .await;

@@ -46,19 +46,13 @@ async fn login(app: &TestApp, username: &str, password: &str) -> TokenResponse {
 
 /// The caller behind this access token, re-checked as every backend route does.
 async fn checked_caller(app: &TestApp, session: &TokenResponse) -> Caller {
-    let claims = app.verifier.verify(&session.access_token, T0).unwrap();
-    let caller = Caller {
-        sub: claims.sub,
-        role: claims.role,
-        username: claims.username,
-        jti: claims.jti,
-        sid: claims.sid,
-        exp: claims.exp,
-        ver: claims.ver,
-    };
-    current_caller(app.store.as_ref(), caller, T0)
-        .await
-        .expect("the caller stands when its request starts")
+    current_caller(
+        app.store.as_ref(),
+        app.caller(&session.access_token, T0),
+        T0,
+    )
+    .await
+    .expect("the caller stands when its request starts")
 }
 
 /// Runs `write` until it waits at the door, then `meanwhile`, then lets it through.
