@@ -386,6 +386,103 @@ fn the_authorizer_reads_only_the_items_and_attributes_of_its_decision() {
     );
 }
 
+/// The `dynamodb:LeadingKeys` patterns of a function's first Allow statement on the table.
+fn allowed_leading_keys(template: &Value, function: &str) -> BTreeSet<String> {
+    let statements = resource(template, function)["Properties"]["Policies"][0]["Statement"]
+        .as_sequence()
+        .unwrap();
+    let table_statement = statements
+        .iter()
+        .find(|statement| {
+            statement["Effect"] == "Allow"
+                && serde_yaml::to_string(&statement["Resource"])
+                    .unwrap()
+                    .contains("UsersTable.Arn")
+                && !serde_yaml::to_string(&statement["Resource"])
+                    .unwrap()
+                    .contains("/index/")
+        })
+        .unwrap_or_else(|| panic!("{function}: no Allow on the table"));
+    let condition = &table_statement["Condition"];
+    let patterns = condition["ForAllValues:StringLike"]["dynamodb:LeadingKeys"]
+        .as_sequence()
+        .or_else(|| condition["ForAllValues:StringEquals"]["dynamodb:LeadingKeys"].as_sequence())
+        .unwrap_or_else(|| panic!("{function}: its table access is not limited by key"));
+    patterns
+        .iter()
+        .map(|pattern| pattern.as_str().unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn every_function_reaches_only_the_item_kinds_it_uses() {
+    use jwt_auth_core::store::dynamodb::{ITEM_KEY_PREFIXES, PUBLIC_KEYS_KEY};
+    let template = template();
+    let kinds = |prefixes: &[&str]| -> BTreeSet<String> {
+        prefixes.iter().map(|prefix| format!("{prefix}*")).collect()
+    };
+    let with_keys = |mut set: BTreeSet<String>| {
+        set.insert(PUBLIC_KEYS_KEY.to_string());
+        set
+    };
+    // Login: every kind (users, credentials, sessions, deny-list, refresh tokens,
+    // counters, leases) and the public keys, which it reads for the JWKS route.
+    assert_eq!(
+        allowed_leading_keys(&template, "LoginFunction"),
+        with_keys(kinds(&ITEM_KEY_PREFIXES))
+    );
+    // Users: users and credentials, and what the re-check reads; no refresh token, no
+    // counter, no lease, no keys.
+    assert_eq!(
+        allowed_leading_keys(&template, "UsersFunction"),
+        kinds(&["USER#", "USERNAME#", "REVOKED#", "FAMILY#"])
+    );
+    // Its one other table statement: Query on the by-kind index, nothing else.
+    let users = resource(&template, "UsersFunction")["Properties"]["Policies"][0]["Statement"]
+        .as_sequence()
+        .unwrap();
+    let query = users
+        .iter()
+        .find(|statement| statement["Action"][0] == "dynamodb:Query")
+        .unwrap();
+    assert_eq!(query["Action"].as_sequence().unwrap().len(), 1);
+    assert!(
+        serde_yaml::to_string(&query["Resource"])
+            .unwrap()
+            .contains(&format!(
+                "/index/{}",
+                jwt_auth_core::store::dynamodb::BY_KIND_INDEX
+            ))
+    );
+    // The authorizer and the rotation: the public keys item (and the authorizer's
+    // re-check, tested on its own).
+    for function in ["AuthorizerFunction", "KeyRotationFunction"] {
+        let statements = resource(&template, function)["Properties"]["Policies"][0]["Statement"]
+            .as_sequence()
+            .unwrap();
+        let table_access = statements.iter().filter(|statement| {
+            statement["Effect"] == "Allow"
+                && serde_yaml::to_string(&statement["Action"])
+                    .unwrap()
+                    .contains("dynamodb:")
+        });
+        for statement in table_access {
+            assert!(
+                statement.get("Condition").is_some(),
+                "{function}: {statement:?}"
+            );
+        }
+    }
+    // Every prefix the store writes is one some function may reach: a new kind of item
+    // fails here, not with AccessDenied in AWS.
+    for prefix in ITEM_KEY_PREFIXES {
+        assert!(
+            allowed_leading_keys(&template, "LoginFunction").contains(&format!("{prefix}*")),
+            "{prefix}"
+        );
+    }
+}
+
 #[test]
 fn no_key_or_secret_value_appears_in_the_template() {
     let template = template();

@@ -73,6 +73,21 @@ const FAILURES_PREFIX: &str = "FAILURES#";
 const PUBLIC_KEYS_PK: &str = "KEYS#public";
 const LEASE_PREFIX: &str = "LEASE#";
 
+/// Every kind of item in the table, by the prefix of its key (`KEYS#public` is one item):
+/// what the functions' IAM policies allow by `dynamodb:LeadingKeys` (checked by a test
+/// over `template.yaml`).
+pub const ITEM_KEY_PREFIXES: [&str; 7] = [
+    PROFILE_PREFIX,
+    CREDENTIAL_PREFIX,
+    REVOKED_PREFIX,
+    REFRESH_PREFIX,
+    FAMILY_PREFIX,
+    FAILURES_PREFIX,
+    LEASE_PREFIX,
+];
+/// The key of the public token keys.
+pub const PUBLIC_KEYS_KEY: &str = PUBLIC_KEYS_PK;
+
 /// The items [`UserStore::authorization_state`] reads, by key prefix: the user's profile,
 /// the deny-list entry of a `jti` and the session (family). The authorizer's IAM policy
 /// allows its BatchGetItem on exactly these (`dynamodb:LeadingKeys`, checked by a test).
@@ -81,6 +96,9 @@ pub const AUTHORIZATION_STATE_KEY_PREFIXES: [&str; 3] =
 /// The attributes it reads of them (`dynamodb:Attributes` in the same policy).
 pub const AUTHORIZATION_STATE_ATTRIBUTES: [&str; 5] =
     ["pk", "role", "disabled", "token_version", "revoked"];
+/// [`AUTHORIZATION_STATE_ATTRIBUTES`] as a projection expression (`#name` each), written out
+/// because it is on every authorization.
+const AUTHORIZATION_STATE_PROJECTION: &str = "#pk, #role, #disabled, #token_version, #revoked";
 /// The prefix of the credential items, which hold the password hashes.
 pub const CREDENTIAL_KEY_PREFIX: &str = CREDENTIAL_PREFIX;
 
@@ -865,11 +883,7 @@ impl UserStore for DynamoUserStore {
             .keys(key(jti_pk.clone()))
             .keys(key(family_pk.clone()))
             .consistent_read(true)
-            .projection_expression(
-                AUTHORIZATION_STATE_ATTRIBUTES
-                    .map(|name| format!("#{name}"))
-                    .join(", "),
-            )
+            .projection_expression(AUTHORIZATION_STATE_PROJECTION)
             .set_expression_attribute_names(Some(
                 AUTHORIZATION_STATE_ATTRIBUTES
                     .iter()
@@ -1749,5 +1763,19 @@ impl PublicKeyStore for DynamoUserStore {
             .await
             .map_err(sdk_error)?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_authorization_projection_names_exactly_the_attributes_iam_allows() {
+        let named: Vec<String> = AUTHORIZATION_STATE_ATTRIBUTES
+            .iter()
+            .map(|name| format!("#{name}"))
+            .collect();
+        assert_eq!(AUTHORIZATION_STATE_PROJECTION, named.join(", "));
     }
 }
