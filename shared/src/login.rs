@@ -317,6 +317,9 @@ impl LoginService {
                 (record, needs_rehash)
             }
             _ => {
+                // The verdict is written, as a success's session is: while the store
+                // fails, a wrong password is the same 503 as a right one.
+                self.store.record_refused_login(counter, now).await?;
                 tracing::info!(
                     outcome = "invalid_credentials",
                     known_device = device.is_some(),
@@ -600,6 +603,8 @@ impl LoginService {
         .map_err(ApiError::internal)?
         .map_err(ApiError::internal)?;
         let Some(new_hash) = outcome else {
+            // Written as a login's refusal is: an outage answers 503 to either password.
+            self.store.record_refused_login(&counter, now).await?;
             tracing::info!(sub = %caller.sub, outcome = "wrong_password", "password change refused");
             crate::audit::record(
                 crate::audit::SecurityEvent::PasswordChangeRefused,

@@ -202,6 +202,9 @@ impl SessionStore for HeldStore {
     async fn uncount_login_attempt(&self, counter: &str) -> Result<(), StoreError> {
         self.inner.uncount_login_attempt(counter).await
     }
+    async fn record_refused_login(&self, counter: &str, now: u64) -> Result<(), StoreError> {
+        self.inner.record_refused_login(counter, now).await
+    }
 }
 
 #[async_trait::async_trait]

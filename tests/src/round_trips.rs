@@ -3,7 +3,8 @@
 //! when it started and ended; calls in flight together are one round trip, so the count
 //! is what a request waits for, whatever the code looks like. The cold-start bench points
 //! the bootstraps' `DYNAMODB_ENDPOINT` here. It can also throttle one operation alone
-//! ([`CallLog::throttle`]), for tests of a write failing in the middle of a request.
+//! ([`CallLog::throttle`]), or every call after the next few ([`CallLog::throttle_after`]),
+//! for tests of a write failing in the middle of a request.
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
@@ -33,6 +34,30 @@ pub struct CallLog(Arc<Proxied>);
 struct Proxied {
     calls: Mutex<Vec<Call>>,
     throttled: Mutex<Option<String>>,
+    /// `Some(n)`: the next `n` calls are forwarded, every later one throttled.
+    forwarded_before_throttling: Mutex<Option<usize>>,
+    hold: Mutex<Option<(String, Arc<Hold>)>>,
+}
+
+/// The next call of one operation, held at the proxy before it is forwarded
+/// ([`CallLog::hold_next`]): a test does something between a request's earlier calls and
+/// that one, then lets it go.
+#[derive(Default)]
+pub struct Hold {
+    arrived: tokio::sync::Notify,
+    released: tokio::sync::Notify,
+}
+
+impl Hold {
+    /// Waits until the call has reached the proxy (and is held there).
+    pub async fn arrived(&self) {
+        self.arrived.notified().await;
+    }
+
+    /// Forwards the held call.
+    pub fn release(&self) {
+        self.released.notify_one();
+    }
 }
 
 impl CallLog {
@@ -40,6 +65,39 @@ impl CallLog {
     /// throttling error instead of forwarding it; `None` forwards everything again.
     pub fn throttle(&self, operation: Option<&str>) {
         *self.0.throttled.lock().unwrap() = operation.map(String::from);
+    }
+
+    /// From now on, forwards the next `calls` calls and throttles every one after them
+    /// (DynamoDB throttling from the middle of a request on); `None` forwards all again.
+    pub fn throttle_after(&self, calls: Option<usize>) {
+        *self.0.forwarded_before_throttling.lock().unwrap() = calls;
+    }
+
+    /// Holds the next call of `operation` (e.g. `TransactWriteItems`) until released.
+    pub fn hold_next(&self, operation: &str) -> Arc<Hold> {
+        let hold = Arc::new(Hold::default());
+        *self.0.hold.lock().unwrap() = Some((operation.to_string(), Arc::clone(&hold)));
+        hold
+    }
+
+    fn take_hold(&self, operation: &str) -> Option<Arc<Hold>> {
+        let mut hold = self.0.hold.lock().unwrap();
+        match hold.as_ref() {
+            Some((held, _)) if held == operation => hold.take().map(|(_, hold)| hold),
+            _ => None,
+        }
+    }
+
+    fn throttles(&self, operation: &str) -> bool {
+        let by_count = match &mut *self.0.forwarded_before_throttling.lock().unwrap() {
+            Some(0) => true,
+            Some(left) => {
+                *left -= 1;
+                false
+            }
+            None => false,
+        };
+        by_count || self.0.throttled.lock().unwrap().as_deref() == Some(operation)
     }
 
     /// The calls that started within `from..=to`, in the order they started.
@@ -144,7 +202,11 @@ async fn forward(
         .to_string();
     let (mut parts, body) = request.into_parts();
     let body = body.collect().await?.to_bytes();
-    let throttled = log.0.throttled.lock().unwrap().as_deref() == Some(operation.as_str());
+    if let Some(hold) = log.take_hold(&operation) {
+        hold.arrived.notify_one();
+        hold.released.notified().await;
+    }
+    let throttled = log.throttles(&operation);
     let answer = if throttled {
         Response::builder()
             .status(400)

@@ -153,36 +153,58 @@ async fn a_dynamodb_that_never_answers_is_a_503_not_a_timeout() {
     );
 }
 
+/// A store behind the recording proxy, an app on it with alice, and her login as the
+/// sample event sends it (from `203.0.113.10`).
+struct ProxiedLogin {
+    store: std::sync::Arc<jwt_auth_core::store::dynamodb::DynamoUserStore>,
+    app: integration_tests::TestApp,
+    calls: integration_tests::round_trips::CallLog,
+}
+
+impl ProxiedLogin {
+    async fn start() -> Self {
+        use jwt_auth_core::store::dynamodb::{DynamoUserStore, local_client};
+        let (proxy, calls) = integration_tests::round_trips::start_proxy(
+            &std::env::var(ENDPOINT_VAR).expect("make test"),
+        )
+        .await;
+        let (_, table) = fresh_table().await;
+        let store = std::sync::Arc::new(DynamoUserStore::new(
+            local_client(&format!("http://{proxy}")),
+            table,
+        ));
+        let app = integration_tests::TestApp::new(store.clone());
+        app.create_user("alice", Role::Customer, integration_tests::EVENTS_PASSWORD)
+            .await;
+        Self { store, app, calls }
+    }
+
+    async fn login(
+        &self,
+        username: &str,
+        password: &str,
+    ) -> lambda_http::Response<lambda_http::Body> {
+        let mut request = integration_tests::http_event("login-ok.json");
+        *request.body_mut() = lambda_http::Body::Text(
+            json!({"username": username, "password": password}).to_string(),
+        );
+        login::handle(request, &self.app.login).await.unwrap()
+    }
+}
+
 /// One write failing after the password verified (the username's counter cannot be
 /// cleared): the login answers 503, and the counts are taken back once, not twice. Were
 /// the source's count taken back again, an attacker with one valid account could lower
 /// their address's spraying count during an outage by logging in.
 #[tokio::test]
 async fn a_login_whose_clear_fails_takes_the_source_count_back_once() {
-    use integration_tests::round_trips;
     use jwt_auth_core::store::SessionStore as _;
-    use jwt_auth_core::store::dynamodb::{DynamoUserStore, local_client};
 
-    let (proxy, calls) =
-        round_trips::start_proxy(&std::env::var(ENDPOINT_VAR).expect("make test")).await;
-    let (_, table) = fresh_table().await;
-    let store = std::sync::Arc::new(DynamoUserStore::new(
-        local_client(&format!("http://{proxy}")),
-        table,
-    ));
-    let app = integration_tests::TestApp::new(store.clone());
-    app.create_user("alice", Role::Customer, integration_tests::EVENTS_PASSWORD)
-        .await;
-    let login = |username: &str, password: &str| {
-        let mut request = integration_tests::http_event("login-ok.json");
-        *request.body_mut() = lambda_http::Body::Text(
-            json!({"username": username, "password": password}).to_string(),
-        );
-        login::handle(request, &app.login)
-    };
+    let subject = ProxiedLogin::start().await;
+    let (store, app, calls) = (&subject.store, &subject.app, &subject.calls);
     // Two failures from the event's address: its count is 2.
     for _ in 0..2 {
-        let refused = login("nobody", "not-the-password").await.unwrap();
+        let refused = subject.login("nobody", "not-the-password").await;
         assert_eq!(refused.status(), 401);
     }
     let source = jwt_auth_core::lockout::source_counter("203.0.113.10", app.clock.now());
@@ -191,9 +213,9 @@ async fn a_login_whose_clear_fails_takes_the_source_count_back_once() {
 
     calls.throttle(Some("DeleteItem"));
     let before = std::time::Instant::now();
-    let answer = login("alice", integration_tests::EVENTS_PASSWORD)
-        .await
-        .unwrap();
+    let answer = subject
+        .login("alice", integration_tests::EVENTS_PASSWORD)
+        .await;
     calls.throttle(None);
     assert_eq!(answer.status(), 503);
     assert!(
@@ -205,8 +227,124 @@ async fn a_login_whose_clear_fails_takes_the_source_count_back_once() {
     );
     assert_eq!(source_count().await, 2, "counted once, taken back once");
     // And with DynamoDB whole again, alice signs in.
-    let signed_in = login("alice", integration_tests::EVENTS_PASSWORD)
-        .await
-        .unwrap();
+    let signed_in = subject
+        .login("alice", integration_tests::EVENTS_PASSWORD)
+        .await;
     assert_eq!(signed_in.status(), 200);
+}
+
+/// DynamoDB starts throttling once a login's attempt is counted (its read and its two
+/// counts got through): a right and a wrong password get the same answer, 503, so an
+/// attacker guessing during an outage cannot tell which guess was right. Both tried to
+/// write their verdict, and once DynamoDB is whole the same two logins answer 200 and 401.
+#[tokio::test]
+async fn while_dynamodb_throttles_a_right_and_a_wrong_password_get_the_same_answer() {
+    let subject = ProxiedLogin::start().await;
+    let mut answers = Vec::new();
+    for password in [integration_tests::EVENTS_PASSWORD, "not-the-password"] {
+        // The read of alice and the source's count (one round trip), then her count.
+        subject.calls.throttle_after(Some(3));
+        let before = std::time::Instant::now();
+        let answer = subject.login("alice", password).await;
+        subject.calls.throttle_after(None);
+        let calls = subject.calls.between(before, std::time::Instant::now());
+        let mut counted: Vec<&str> = calls[..3]
+            .iter()
+            .map(|call| call.operation.as_str())
+            .collect();
+        counted.sort_unstable();
+        assert_eq!(
+            counted,
+            ["GetItem", "UpdateItem", "UpdateItem"],
+            "{password}"
+        );
+        assert!(calls.len() > 3, "{password}: the verdict's write was tried");
+        answers.push(seen_by_client(answer));
+    }
+    assert_eq!(answers[0].0, 503, "{answers:?}");
+    assert_eq!(
+        answers[0], answers[1],
+        "right and wrong password answered alike"
+    );
+
+    let signed_in = subject
+        .login("alice", integration_tests::EVENTS_PASSWORD)
+        .await;
+    assert_eq!(signed_in.status(), 200);
+    let refused = subject.login("alice", "not-the-password").await;
+    assert_eq!(refused.status(), 401);
+}
+
+/// The same for `POST /password` with a stolen access token: once the change's attempt is
+/// counted and alice's credentials read, DynamoDB throttles; the right and a wrong current
+/// password both answer 503.
+#[tokio::test]
+async fn while_dynamodb_throttles_a_password_change_answers_alike_for_either_current_password() {
+    let subject = ProxiedLogin::start().await;
+    use jwt_auth_core::store::UserStore as _;
+    let alice = subject
+        .store
+        .find_login("alice")
+        .await
+        .unwrap()
+        .expect("alice")
+        .user;
+    let change = |current: &str| {
+        let mut request = integration_tests::as_caller(
+            integration_tests::http_event("password-change.json"),
+            &alice,
+            None,
+        );
+        *request.body_mut() = lambda_http::Body::Text(
+            json!({"current_password": current, "new_password": "a brand new passphrase"})
+                .to_string(),
+        );
+        login::handle(request, &subject.app.login)
+    };
+    // Unthrottled, a refused change shows which calls come before the password is checked:
+    // everything up to the read of the credentials (the last GetItem).
+    let before = std::time::Instant::now();
+    assert_eq!(change("not-the-password").await.unwrap().status(), 403);
+    let calls = subject.calls.between(before, std::time::Instant::now());
+    let before_verdict = 1 + calls
+        .iter()
+        .rposition(|call| call.operation == "GetItem")
+        .expect("the credentials are read");
+    assert!(before_verdict < calls.len(), "{calls:?}");
+
+    let mut answers = Vec::new();
+    for current in ["not-the-password", integration_tests::EVENTS_PASSWORD] {
+        subject.calls.throttle_after(Some(before_verdict));
+        let answer = change(current).await.unwrap();
+        subject.calls.throttle_after(None);
+        answers.push(seen_by_client(answer));
+        // The throttled release leaves the change's lease to run out.
+        subject
+            .app
+            .clock
+            .advance(jwt_auth_core::login::PASSWORD_CHANGE_LEASE_SECS + 1);
+    }
+    assert_eq!(answers[0].0, 503, "{answers:?}");
+    assert_eq!(
+        answers[0], answers[1],
+        "right and wrong password answered alike"
+    );
+    // Nothing changed: the old password still signs in.
+    let signed_in = subject
+        .login("alice", integration_tests::EVENTS_PASSWORD)
+        .await;
+    assert_eq!(signed_in.status(), 200);
+}
+
+/// What a client sees of an answer: its status, `Retry-After` and body.
+fn seen_by_client(
+    answer: lambda_http::Response<lambda_http::Body>,
+) -> (
+    lambda_http::http::StatusCode,
+    Option<lambda_http::http::HeaderValue>,
+    String,
+) {
+    let retry_after = answer.headers().get("retry-after").cloned();
+    let body = String::from_utf8(answer.body().to_vec()).unwrap();
+    (answer.status(), retry_after, body)
 }

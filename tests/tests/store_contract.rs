@@ -538,6 +538,7 @@ store_contract! {
     #[tokio::test] a_reset_replaces_any_hash_and_revokes_tokens,
     #[tokio::test] an_update_to_the_values_already_stored_keeps_the_token_version,
     #[tokio::test] uncounting_takes_one_attempt_off_its_own_counter_and_never_below_zero,
+    #[tokio::test] a_refusal_is_written_on_its_counter_and_brings_back_no_cleared_one,
     #[tokio::test] a_refresh_token_round_trips_through_create_and_find,
     #[tokio::test] rotating_retires_the_old_token_at_now_and_stores_the_successor,
     #[tokio::test] rotating_a_retired_token_is_refused_and_writes_nothing,
@@ -2111,6 +2112,7 @@ async fn a_stale_count_restarts_unlocked_and_clearing_removes_the_lock(subject: 
             last_failure_at: later,
             locked_until: 0,
             locks: 0,
+            last_refused_at: 0,
         }
     );
     store
@@ -2305,6 +2307,50 @@ async fn an_update_to_the_values_already_stored_keeps_the_token_version(subject:
         .await
         .unwrap();
     assert_eq!(token_version(&subject, &abel).await, 1, "the role changed");
+}
+
+async fn a_refusal_is_written_on_its_counter_and_brings_back_no_cleared_one(subject: Subject) {
+    let store = subject.store.as_ref();
+    store
+        .count_login_attempt("ruth", NOW, WINDOW)
+        .await
+        .unwrap();
+    store.count_login_attempt("sam", NOW, WINDOW).await.unwrap();
+    store.record_refused_login("ruth", NOW + 1).await.unwrap();
+    assert_eq!(
+        store.login_failures("ruth").await.unwrap(),
+        LoginFailures {
+            count: 1,
+            last_failure_at: NOW,
+            last_refused_at: NOW + 1,
+            ..LoginFailures::default()
+        },
+        "the count is not changed: it was taken when the attempt began"
+    );
+    assert_eq!(
+        store.login_failures("sam").await.unwrap().last_refused_at,
+        0,
+        "another counter is untouched"
+    );
+    // A success cleared the counter in between: the refusal does not bring it back.
+    store.clear_login_failures("sam").await.unwrap();
+    store.record_refused_login("sam", NOW + 2).await.unwrap();
+    store.record_refused_login("nobody", NOW + 2).await.unwrap();
+    for counter in ["sam", "nobody"] {
+        assert_eq!(
+            store.login_failures(counter).await.unwrap(),
+            LoginFailures::default(),
+            "{counter}"
+        );
+    }
+    if let Some(raw) = &subject.raw {
+        assert_eq!(
+            number(&raw.item("FAILURES#ruth").await.unwrap(), "last_refused_at"),
+            NOW + 1
+        );
+        assert!(raw.item("FAILURES#sam").await.is_none());
+        assert!(raw.item("FAILURES#nobody").await.is_none());
+    }
 }
 
 async fn uncounting_takes_one_attempt_off_its_own_counter_and_never_below_zero(subject: Subject) {

@@ -115,6 +115,9 @@ impl SessionStore for UnreachableStore {
     async fn uncount_login_attempt(&self, _: &str) -> Result<(), StoreError> {
         down()
     }
+    async fn record_refused_login(&self, _: &str, _: u64) -> Result<(), StoreError> {
+        down()
+    }
 }
 
 fn someone(role: Role) -> User {

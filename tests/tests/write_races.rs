@@ -446,3 +446,56 @@ async fn parallel_password_changes_with_one_token_run_one_argon2_verification() 
     assert!(matches!(same, Err(ApiError::BadRequest(_))));
     assert_eq!(hasher.computations(), computed);
 }
+
+/// DynamoDB: a write to the caller's own user item (an admin renaming itself) cannot carry
+/// a condition check on that item, so the store checks the caller in what it read and the
+/// transaction is conditioned on that read. Held at the wire between the read and the
+/// transaction while the caller is disabled, it is let through: 401, nothing written.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_self_write_whose_caller_is_disabled_between_its_read_and_its_transaction_lands_nothing()
+{
+    use jwt_auth_core::store::UserStore as _;
+    use jwt_auth_core::store::dynamodb::{DynamoUserStore, local_client};
+    let (proxy, calls) = integration_tests::round_trips::start_proxy(
+        &std::env::var(integration_tests::dynamo_local::ENDPOINT_VAR).expect("make test"),
+    )
+    .await;
+    let (client, table) = integration_tests::dynamo_local::fresh_table().await;
+    let direct = DynamoUserStore::new(client, table.clone());
+    let app = Arc::new(TestApp::new(Arc::new(DynamoUserStore::new(
+        local_client(&format!("http://{proxy}")),
+        table,
+    ))));
+    let mallory = app.create_user("mallory", Role::Admin, PASSWORD).await;
+    let session = login(&app, "mallory", PASSWORD).await;
+    let caller = checked_caller(&app, &session).await;
+
+    let hold = calls.hold_next("TransactWriteItems");
+    let rename = {
+        let (app, id) = (Arc::clone(&app), mallory.id.clone());
+        tokio::spawn(async move {
+            let request = UpdateUserRequest {
+                name: Some("Mallory M.".into()),
+                role: None,
+                disabled: None,
+            };
+            update_user(app.store.as_ref(), &caller, &id, request).await
+        })
+    };
+    hold.arrived().await;
+    direct
+        .set_disabled(&mallory.id, true, Actor::Operator)
+        .await
+        .expect("an operator disables mallory");
+    hold.release();
+    let result = rename.await.expect("the rename's task ran");
+
+    assert!(matches!(result, Err(ApiError::Unauthorized)), "{result:?}");
+    let stored = direct
+        .get_user(&mallory.id)
+        .await
+        .unwrap()
+        .expect("mallory");
+    assert_eq!(stored.name, mallory.name, "the rename did not land");
+    assert!(stored.disabled);
+}

@@ -309,6 +309,8 @@ struct FailuresItem {
     locked_until: u64,
     #[serde(default)]
     locks: u64,
+    #[serde(default)]
+    last_refused_at: u64,
 }
 
 impl From<FailuresItem> for LoginFailures {
@@ -318,6 +320,7 @@ impl From<FailuresItem> for LoginFailures {
             last_failure_at: item.last_failure_at,
             locked_until: item.locked_until,
             locks: item.locks,
+            last_refused_at: item.last_refused_at,
         }
     }
 }
@@ -1651,8 +1654,7 @@ impl SessionStore for DynamoUserStore {
                     return Ok(LoginFailures {
                         count: 1,
                         last_failure_at: now,
-                        locked_until: 0,
-                        locks: 0,
+                        ..LoginFailures::default()
                     });
                 }
                 Err(err) if put_condition_failed(&err) => {}
@@ -1724,6 +1726,26 @@ impl SessionStore for DynamoUserStore {
             .await;
         match result {
             // Nothing to take off (already zero, or the item expired): nothing to do.
+            Err(err) if update_condition_failed(&err) => Ok(()),
+            other => other.map(|_| ()).map_err(sdk_error),
+        }
+    }
+
+    async fn record_refused_login(&self, counter: &str, now: u64) -> Result<(), StoreError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(failures_pk(counter))))
+            .update_expression("SET #last_refused_at = :now")
+            .condition_expression("attribute_exists(#pk)")
+            .expression_attribute_names("#pk", "pk")
+            .expression_attribute_names("#last_refused_at", "last_refused_at")
+            .expression_attribute_values(":now", number(now))
+            .send()
+            .await;
+        match result {
+            // Cleared by a parallel success, or expired: not brought back without its TTL.
             Err(err) if update_condition_failed(&err) => Ok(()),
             other => other.map(|_| ()).map_err(sdk_error),
         }

@@ -419,6 +419,13 @@ impl SessionStore for MemoryUserStore {
         }
         Ok(())
     }
+
+    async fn record_refused_login(&self, counter: &str, now: u64) -> Result<(), StoreError> {
+        if let Some(entry) = self.write().login_failures.get_mut(counter) {
+            entry.last_refused_at = now;
+        }
+        Ok(())
+    }
 }
 
 #[async_trait::async_trait]

@@ -215,6 +215,8 @@ pub struct LoginFailures {
     pub locked_until: u64,
     /// How many locks were set since the count started: the back-off level.
     pub locks: u64,
+    /// When an attempt counted here was last refused for its credentials (0: never).
+    pub last_refused_at: u64,
 }
 
 /// One page of users, and where the next one starts (`None` on the last page).
@@ -459,6 +461,13 @@ pub trait SessionStore: Send + Sync {
     /// per-source count, where every attempt is counted before its check and a success is
     /// then taken off again, so that only failures use up the source's limit.
     async fn uncount_login_attempt(&self, counter: &str) -> Result<(), StoreError>;
+
+    /// Writes down that an attempt counted on `counter` was refused for its credentials
+    /// (`last_refused_at`). A login's verdict is always a write, refused or not: a
+    /// successful one stores its session, so a refused one writes this, and while the
+    /// store fails both answer `503`: the answer never tells a right password from a
+    /// wrong one. A counter that is gone (cleared, expired) stays gone.
+    async fn record_refused_login(&self, counter: &str, now: u64) -> Result<(), StoreError>;
 }
 
 /// The public token keys, published by rotation for the verifiers (one item).
