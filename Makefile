@@ -3,6 +3,8 @@
 #   make test   start DynamoDB Local and moto (Secrets Manager) and run every test
 #   make bench  print hot-path figures and release bootstrap sizes
 #   make sam-local  SAM CLI invokes every function with every event (Docker, offline)
+#   make smoke API=<url>  the smoke suite against any deployment (README: smoke-testing)
+#   make deploy-local     CloudFormation deploy into an AWS emulator, then the smoke suite
 SHELL := /bin/bash
 TOOLS := $(CURDIR)/.tools
 export PATH := $(TOOLS)/venv-lambda/bin:$(TOOLS)/venv-sam/bin:$(PATH)
@@ -19,8 +21,16 @@ ADDR ?= 127.0.0.1:3000
 SCHEMATHESIS_VERSION := 4.32.5
 # Secrets Manager for the tests (TOOLING.md): GetSecretValue, PutSecretValue, stages.
 MOTO_VERSION := 5.2.5
+# The whole-stack emulator of `make deploy-local` and what deploys into it.
+MINISTACK_VERSION := 1.5.33
+SAM_TRANSLATOR_VERSION := 1.115.0
+AWSCLI_VERSION := 1.46.3
+# The smoke suite's independent verifier, and boto3 for a rotation through Secrets Manager.
+PYJWT_VERSION := 2.15.1
+CRYPTOGRAPHY_VERSION := 51.0.1
+BOTO3_VERSION := 1.43.106
 
-.PHONY: run run-dynamodb test fuzz bench bench-bootstraps build validate sam-build sam-local tools lint clean screenshot
+.PHONY: run run-dynamodb test fuzz bench bench-bootstraps build validate sam-build sam-local tools lint clean screenshot smoke smoke-local deploy-local cli
 
 run: ## Serve the API on http://$(ADDR)/prod with demo users, and the web page on :3001 (no AWS, no Docker, no Java)
 	cargo run --locked -p jwt-auth-cli --bin jwt-auth -- serve --addr $(ADDR) $(ARGS)
@@ -68,6 +78,19 @@ sam-build: $(TOOLS)/venv-sam/bin/sam $(TOOLS)/venv-lambda/bin/cargo-lambda ## sa
 sam-local: $(TOOLS)/venv-sam/bin/sam $(TOOLS)/venv-lambda/bin/cargo-lambda ## `sam local invoke` of every event, and the README walk-through via `sam local start-api` (offline; Docker from Debian; root)
 	scripts/sam-local.sh
 
+smoke: $(TOOLS)/venv-smoke/bin/python ## The smoke suite against a deployment: make smoke API=<ApiUrl> ADMIN_USERNAME=... ADMIN_PASSWORD=... [ROTATE=1 SIGNING_KEYS_SECRET=<arn>] [CORS_ORIGIN=...] [EXPECT_THROTTLING=1]
+	$(TOOLS)/venv-smoke/bin/python scripts/smoke.py
+
+smoke-local: cli $(TOOLS)/venv-smoke/bin/python ## The smoke suite against `make run`'s local API (CORS on, throttles)
+	scripts/smoke-local.sh
+
+deploy-local: cli $(TOOLS)/venv-sam/bin/sam $(TOOLS)/venv-lambda/bin/cargo-lambda $(TOOLS)/venv-ministack/bin/ministack $(TOOLS)/venv-smoke/bin/python ## Deploy template.yaml through CloudFormation into MiniStack (offline), run the smoke suite, remove it all
+	scripts/build-x86_64.sh
+	$(TOOLS)/venv-ministack/bin/python scripts/deploy-local.py
+
+cli:
+	cargo build --locked -q -p jwt-auth-cli --bin jwt-auth
+
 tools: $(TOOLS)/venv-lambda/bin/cargo-lambda $(TOOLS)/venv-sam/bin/sam
 
 # cargo-lambda from PyPI brings zig (for arm64 linking); `cargo install` would take ~9 min.
@@ -82,6 +105,16 @@ $(TOOLS)/venv-sam/bin/sam:
 $(TOOLS)/venv-moto/bin/moto_server:
 	python3 -m venv $(TOOLS)/venv-moto
 	$(TOOLS)/venv-moto/bin/pip install -q "moto[server]==$(MOTO_VERSION)"
+
+$(TOOLS)/venv-ministack/bin/ministack:
+	python3 -m venv $(TOOLS)/venv-ministack
+	$(TOOLS)/venv-ministack/bin/pip install -q "ministack==$(MINISTACK_VERSION)" \
+	  "aws-sam-translator==$(SAM_TRANSLATOR_VERSION)" "awscli==$(AWSCLI_VERSION)"
+
+$(TOOLS)/venv-smoke/bin/python:
+	python3 -m venv $(TOOLS)/venv-smoke
+	$(TOOLS)/venv-smoke/bin/pip install -q "PyJWT[crypto]==$(PYJWT_VERSION)" \
+	  "cryptography==$(CRYPTOGRAPHY_VERSION)" "boto3==$(BOTO3_VERSION)"
 
 $(TOOLS)/venv-fuzz/bin/schemathesis:
 	python3 -m venv $(TOOLS)/venv-fuzz

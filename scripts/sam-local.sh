@@ -153,12 +153,8 @@ for name in public.ecr.aws/lambda/provided:al2023-x86_64 public.ecr.aws/lambda/p
 done
 
 # --- 3. Builds ---------------------------------------------------------------------------
-# The four bootstraps in one cargo run first: their link-time optimisation then runs in
-# parallel, and `sam build` (one cargo run per function) finds them up to date.
 say "building the bootstraps (x86_64, release), then sam build"
-cargo lambda build --release --x86-64 --locked --bin login --bin users --bin authorizer --bin rotation
-sam build --build-dir "$built" --parameter-overrides Architecture=x86_64 >"$work/build.log" 2>&1 \
-  || { cat "$work/build.log" >&2; exit 1; }
+scripts/build-x86_64.sh
 cargo build --locked -q -p jwt-auth-cli --bin jwt-auth
 cli="$PWD/target/debug/jwt-auth"
 
