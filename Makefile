@@ -15,6 +15,9 @@ CARGO_LAMBDA_VERSION := 1.9.2
 SAM_CLI_VERSION := 1.170.0
 # From 1.54 on cfn-lint no longer runs the SAM transform and passes broken templates.
 CFN_LINT_VERSION := 1.53.3
+# AWS's serverless rules for cfn-lint (0.3.6 wants a newer cfn-lint), and checkov.
+CFN_LINT_SERVERLESS_VERSION := 0.3.5
+CHECKOV_VERSION := 3.3.30
 
 ADDR ?= 127.0.0.1:3000
 
@@ -69,8 +72,10 @@ lint: ## rustfmt and clippy, as CI runs them
 build: $(TOOLS)/venv-lambda/bin/cargo-lambda ## Release bootstraps for Lambda (arm64)
 	cargo lambda build --release --arm64 --locked --bin login --bin users --bin authorizer --bin rotation
 
-validate: $(TOOLS)/venv-sam/bin/sam ## sam validate --lint (offline)
+validate: $(TOOLS)/venv-sam/bin/sam $(TOOLS)/venv-sam/.serverless-rules-$(CFN_LINT_SERVERLESS_VERSION) $(TOOLS)/venv-checkov/bin/checkov ## sam validate --lint, AWS's serverless rules and checkov on the template (offline); each accepted finding is skipped where it stands, with its reason
 	sam validate --lint
+	$(TOOLS)/venv-sam/bin/cfn-lint template.yaml -a cfn_lint_serverless.rules
+	$(TOOLS)/venv-checkov/bin/checkov -f template.yaml --framework cloudformation --skip-download --compact --quiet
 
 sam-build: $(TOOLS)/venv-sam/bin/sam $(TOOLS)/venv-lambda/bin/cargo-lambda ## sam build (runs cargo lambda)
 	sam build
@@ -101,6 +106,14 @@ $(TOOLS)/venv-lambda/bin/cargo-lambda:
 $(TOOLS)/venv-sam/bin/sam:
 	python3 -m venv $(TOOLS)/venv-sam
 	$(TOOLS)/venv-sam/bin/pip install -q "aws-sam-cli==$(SAM_CLI_VERSION)" "cfn-lint==$(CFN_LINT_VERSION)"
+
+$(TOOLS)/venv-sam/.serverless-rules-$(CFN_LINT_SERVERLESS_VERSION): $(TOOLS)/venv-sam/bin/sam
+	$(TOOLS)/venv-sam/bin/pip install -q "cfn-lint-serverless==$(CFN_LINT_SERVERLESS_VERSION)" "cfn-lint==$(CFN_LINT_VERSION)"
+	touch $@
+
+$(TOOLS)/venv-checkov/bin/checkov:
+	python3 -m venv $(TOOLS)/venv-checkov
+	$(TOOLS)/venv-checkov/bin/pip install -q "checkov==$(CHECKOV_VERSION)"
 
 $(TOOLS)/venv-moto/bin/moto_server:
 	python3 -m venv $(TOOLS)/venv-moto
