@@ -90,8 +90,13 @@ command -v dockerd >/dev/null 2>&1 || missing+=(docker.io)
 command -v debootstrap >/dev/null 2>&1 || missing+=(debootstrap)
 command -v jq >/dev/null 2>&1 || missing+=(jq)
 if [ ${#missing[@]} -gt 0 ]; then
-  say "installing ${missing[*]} from Debian"
-  apt-get update -qq && apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  if ! command -v apt-get >/dev/null 2>&1; then
+    say "this step builds its images from Debian with debootstrap, so it runs on Debian or"
+    say "Ubuntu only (as root); elsewhere run it in CI or a Debian VM. Missing: ${missing[*]}"
+    exit 1
+  fi
+  . scripts/lib/packages.sh
+  require_packages sam-local "Docker and the image builds" "" "" "${missing[@]}"
 fi
 if ! docker info >/dev/null 2>&1; then
   say "starting the Docker daemon (stopped again at the end)"

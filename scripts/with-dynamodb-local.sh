@@ -9,9 +9,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+. scripts/lib/packages.sh
 if ! command -v java >/dev/null 2>&1; then
-  echo "with-dynamodb-local: installing Java 17 (DynamoDB Local runs on it)" >&2
-  apt-get update -qq && apt-get install -y -qq openjdk-17-jre-headless >/dev/null
+  require_packages with-dynamodb-local "DynamoDB Local (Java 17 or later)" \
+    openjdk@17 java-17-openjdk-headless openjdk-17-jre-headless
 fi
 jar_dir=$(scripts/dynamodb-local-jar.sh)
 
