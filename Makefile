@@ -22,7 +22,7 @@ CHECKOV_VERSION := 3.3.30
 ADDR ?= 127.0.0.1:3000
 
 SCHEMATHESIS_VERSION := 4.32.5
-# Secrets Manager for the tests (TOOLING.md): GetSecretValue, PutSecretValue, stages.
+# moto stands in for Secrets Manager in the tests: GetSecretValue, PutSecretValue, stages.
 MOTO_VERSION := 5.2.5
 # The whole-stack emulator of `make deploy-local` and what deploys into it.
 MINISTACK_VERSION := 1.5.33

@@ -19,6 +19,7 @@ Everything is stopped and removed at the end, also when a step fails.
 
 import json
 import os
+import shlex
 import shutil
 import signal
 import socket
@@ -39,6 +40,8 @@ BUILT = ROOT / ".aws-sam" / "build-x86_64"
 STACK = "jwt-auth-emulated"
 CORS_ORIGIN = "https://app.example.com"
 ROTATION_STEPS = ("createSecret", "setSecret", "testSecret", "finishSecret")
+# No step may hang CI: the emulator answers in seconds, the smoke suite in a few minutes.
+STEP_TIMEOUT_SECS = 300
 
 # Resources of template.yaml the emulator cannot create, and why; a deploy on AWS has them.
 EMULATOR_GAPS = {
@@ -114,7 +117,7 @@ def start_ministack(port, work, log):
 
 def aws(*args):
     done = subprocess.run([str(TOOLS / "venv-ministack" / "bin" / "aws"), *args],
-                          capture_output=True, text=True)
+                          capture_output=True, text=True, timeout=STEP_TIMEOUT_SECS)
     if done.returncode != 0:
         print(done.stdout[-2000:], done.stderr[-2000:], file=sys.stderr)
         raise subprocess.CalledProcessError(done.returncode, args[:2])
@@ -166,14 +169,17 @@ def create_admin(table, username, password):
     subprocess.run(
         [str(ROOT / "target" / "debug" / "jwt-auth"), "users", "--table", table, "create",
          "--username", username, "--role", "admin", "--password-stdin"],
-        input=f"{password}\n", text=True, check=True)
+        input=f"{password}\n", text=True, check=True, timeout=STEP_TIMEOUT_SECS)
 
 
 def smoke(api, username, password, **extra):
+    """Runs the suite (its output shown as it goes); its exit status and output."""
     env = dict(os.environ, API=api, ADMIN_USERNAME=username, ADMIN_PASSWORD=password, **extra)
-    return subprocess.run(
+    done = subprocess.run(
         [str(TOOLS / "venv-smoke" / "bin" / "python"), str(ROOT / "scripts" / "smoke.py")],
-        env=env).returncode
+        env=env, stdout=subprocess.PIPE, text=True, timeout=2 * STEP_TIMEOUT_SECS)
+    print(done.stdout, end="", flush=True)
+    return done.returncode, done.stdout
 
 
 def break_authorizer_audience():
@@ -184,6 +190,8 @@ def break_authorizer_audience():
     variables["JWT_AUDIENCE"] = "not-the-audience-login-issues"
     client.update_function_configuration(FunctionName=function,
                                          Environment={"Variables": variables})
+    client.get_waiter("function_updated_v2").wait(
+        FunctionName=function, WaiterConfig={"Delay": 1, "MaxAttempts": 60})
 
 
 def main():
@@ -202,9 +210,10 @@ def main():
     log = open(work / "ministack.log", "w")
     # A SIGTERM (a CI timeout, kill) tears down as Ctrl-C does.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
-    ministack = start_ministack(port, work, log)
+    ministack = None
     status = 1
     try:
+        ministack = start_ministack(port, work, log)
         say(f"MiniStack on {endpoint}")
         outputs = deploy(work)
         api_id = outputs["ApiUrl"].split("//", 1)[1].split(".", 1)[0]
@@ -223,30 +232,38 @@ def main():
             except KeyboardInterrupt:
                 return 0
         say(f"smoke suite against {api}")
-        rotate_command = f"{TOOLS / 'venv-ministack' / 'bin' / 'python'} {Path(__file__)} rotate"
+        rotate_command = " ".join(shlex.quote(str(part)) for part in (
+            TOOLS / "venv-ministack" / "bin" / "python", Path(__file__).resolve(), "rotate"))
         # No CORS_ORIGIN: MiniStack drops the integration responses of the OPTIONS mock
         # integrations and the gateway responses SAM writes into the API definition, so
         # neither preflights nor a gateway 401 carry CORS headers there (make run and AWS do).
         say("CORS is not checked here: MiniStack keeps neither the preflights' mock "
             "integration responses nor the gateway responses")
-        if smoke(api, username, password, ROTATE="1", ROTATE_COMMAND=rotate_command) != 0:
+        passed, _ = smoke(api, username, password, ROTATE="1", ROTATE_COMMAND=rotate_command)
+        if passed != 0:
             say("the smoke suite failed against the emulator deployment")
             return 1
         say("and against a broken deployment (the authorizer's JWT_AUDIENCE changed), "
             "where it must fail")
         break_authorizer_audience()
-        if smoke(api, username, password) == 0:
-            say("the smoke suite passed a deployment whose authorizer refuses every token")
+        status_broken, output = smoke(api, username, password)
+        # Failed for the right reason: sign-in (no authorizer) works, every signed-in route
+        # is refused; not a crash or a missing setting (exit status 2).
+        expected = status_broken == 1 and "ok    login: the given admin signs in" in output \
+            and "FAIL  users: an admin creates an admin and a customer" in output
+        if not expected:
+            say(f"the smoke suite did not fail as it should there (exit status {status_broken})")
             return 1
         say("the smoke suite failed there, as it should")
         status = 0
         return 0
     finally:
-        os.killpg(ministack.pid, signal.SIGTERM)
-        try:
-            ministack.wait(10)
-        except subprocess.TimeoutExpired:
-            os.killpg(ministack.pid, signal.SIGKILL)
+        if ministack is not None:
+            os.killpg(ministack.pid, signal.SIGTERM)
+            try:
+                ministack.wait(10)
+            except subprocess.TimeoutExpired:
+                os.killpg(ministack.pid, signal.SIGKILL)
         log.close()
         if status != 0:
             kept = ROOT / ".local" / "deploy-local.log"

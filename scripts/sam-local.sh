@@ -2,7 +2,7 @@
 # `make sam-local`: SAM CLI invokes every function with every event in events/, offline, and
 # each answer is checked against what the README's events table promises.
 #
-# No image registry is needed (TOOLING.md, "Docker and sam local invoke, offline"):
+# No image registry is needed (README, "Testing with sam local"):
 #   1. Docker from Debian (docker.io), its daemon started here if none runs, and stopped
 #      again at the end;
 #   2. two images built once from Debian with debootstrap and tagged by a hash of their
@@ -294,9 +294,9 @@ timeout 300 scripts/walkthrough.sh "http://127.0.0.1:$gateway_port/prod" >"$work
 say "the README walk-through: sam local start-api (<) vs the local gateway (>)"
 diff "$work/walk-sam.txt" "$work/walk-gateway.txt" >"$work/walk.diff" || true
 paste -d '|' "$work/walk-sam.txt" "$work/walk-gateway.txt" | column -t -s '|' >&2 || true
-# The one difference the walk-through shows, as `diff` prints it (README, "Testing with sam
-# local"): API Gateway answers an authorizer's `Unauthorized` error 401; SAM answers any
-# authorizer error 502. (Alice's token after her password change: the local gateway, like
+# The one difference the walk-through shows, as `diff` prints it
+# (README, "Testing with sam local"): API Gateway answers an authorizer's `Unauthorized`
+# error 401; SAM answers any authorizer error 502. (Alice's token after her password change: the local gateway, like
 # API Gateway, has its Allow cached and the function answers 401; without the cache the
 # authorizer's Unauthorized would be 401 too.)
 expected_differences=$(cat <<'EOF_DIFFERENCES'

@@ -11,11 +11,13 @@ log="$(mktemp)"
 target/debug/jwt-auth serve --addr "127.0.0.1:$port" --no-web -P "CorsAllowOrigin=$origin" >"$log" 2>&1 &
 server=$!
 trap 'kill $server 2>/dev/null || true; wait $server 2>/dev/null || true; rm -f "$log"' EXIT
-for _ in $(seq 1 100); do
-  curl -fs -o /dev/null "http://127.0.0.1:$port/prod/.well-known/jwks.json" && break
+ready=""
+for _ in $(seq 1 150); do
+  if curl -fs -o /dev/null "http://127.0.0.1:$port/prod/.well-known/jwks.json"; then ready=1; break; fi
   kill -0 $server 2>/dev/null || { cat "$log" >&2; exit 1; }
   sleep 0.2
 done
+[ -n "$ready" ] || { echo "smoke-local: the API did not answer within 30 s; its log:" >&2; cat "$log" >&2; exit 1; }
 # The demo admin of `make run` (README).
 API="http://127.0.0.1:$port/prod" ADMIN_USERNAME=admin ADMIN_PASSWORD=local-admin-password \
   CORS_ORIGIN="$origin" EXPECT_THROTTLING=1 .tools/venv-smoke/bin/python scripts/smoke.py \

@@ -1,7 +1,11 @@
 //! The emulated API Gateway: one HTTP request in, one HTTP response out, with the real
 //! authorizer and function handlers called in-process.
 //!
-//! What happens to a request, in API Gateway's order (APIGATEWAY.md):
+//! Kept as one file past 600 lines on purpose: it is one request's path, read top to
+//! bottom in the order API Gateway takes it; split, that order would be lost.
+//!
+//! What happens to a request, in API Gateway's order (see the README's
+//! "The local gateway: fidelity and known differences"):
 //! 1. The stage is the first path segment (`/prod/users`), as on AWS; then the route is
 //!    matched by method and path template. No match: 403 `Missing Authentication Token`.
 //! 2. A protected route needs the identity header: missing or empty, or not matching the

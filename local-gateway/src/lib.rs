@@ -1,5 +1,5 @@
 //! A local stand-in for API Gateway (REST API with a Lambda TOKEN authorizer) that runs the
-//! real authorizer and function handlers in-process. See the README's "Run it locally".
+//! real authorizer and function handlers in-process. See the README's "Quick start (local, no AWS)".
 
 pub mod admin;
 pub mod app;

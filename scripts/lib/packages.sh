@@ -10,7 +10,8 @@ require_packages() {
     local sudo=""
     [ "$(id -u)" = 0 ] || sudo="sudo"
     echo "$who: installing $* from Debian ($purpose)" >&2
-    $sudo apt-get update -qq
+    # Nothing on stdout: callers may capture it (a path they print).
+    $sudo apt-get update -qq >&2
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "$@" >/dev/null
     return
   fi

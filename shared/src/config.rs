@@ -4,9 +4,9 @@
 //! variable, when something is missing or malformed. Handlers never read the environment.
 
 use crate::secret::{SecretError, SigningSecret};
+// Token settings live with the tokens they configure; re-exported where they are read.
+pub use crate::token::{DEFAULT_TOKEN_TTL_SECS, TokenSettings};
 
-/// Default access-token lifetime: 15 minutes (SECURITY.md row 40).
-pub const DEFAULT_TOKEN_TTL_SECS: u64 = 900;
 /// Longest access-token lifetime accepted from configuration.
 pub const MAX_TOKEN_TTL_SECS: u64 = 3600;
 /// Default absolute session lifetime: 30 days from login, however often it is refreshed.
@@ -65,27 +65,6 @@ pub struct Config {
     /// `LOGIN_SOURCE_FAILURE_LIMIT` (default 100): failed logins one source address may
     /// make per 15 minutes across usernames before it gets 429 (password spraying).
     pub login_source_failure_limit: u64,
-}
-
-/// What goes into and is demanded of every access token.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TokenSettings {
-    /// `JWT_ISSUER` (default `lambda-jwt-auth`): the `iss` claim issued and required.
-    pub issuer: String,
-    /// `JWT_AUDIENCE` (default `lambda-jwt-auth-api`): the `aud` claim issued and required.
-    pub audience: String,
-    /// `TOKEN_TTL_SECONDS` (default 900, at most 3600): access-token lifetime.
-    pub ttl_secs: u64,
-}
-
-impl Default for TokenSettings {
-    fn default() -> Self {
-        Self {
-            issuer: "lambda-jwt-auth".into(),
-            audience: "lambda-jwt-auth-api".into(),
-            ttl_secs: DEFAULT_TOKEN_TTL_SECS,
-        }
-    }
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -8,6 +8,9 @@ use http::{HeaderValue, StatusCode, header};
 use lambda_http::{Body, Response};
 use serde::Serialize;
 
+/// Largest request body accepted (bigger is 413). Our bodies are a few hundred bytes.
+pub const MAX_BODY_BYTES: usize = 8 * 1024;
+
 /// Everything an HTTP handler can answer other than success.
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -96,10 +99,7 @@ impl ApiError {
             ),
             ApiError::PayloadTooLarge => (
                 "Payload Too Large",
-                format!(
-                    "the body must be at most {} bytes",
-                    crate::http::MAX_BODY_BYTES
-                ),
+                format!("the body must be at most {} bytes", MAX_BODY_BYTES),
             ),
             ApiError::InvalidCredentials => ("Unauthorized", "Invalid username or password".into()),
             ApiError::Unauthorized => ("Unauthorized", "a valid access token is required".into()),

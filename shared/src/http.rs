@@ -12,8 +12,7 @@ use lambda_http::request::RequestContext;
 use lambda_http::{Body, Request, RequestExt};
 use serde::de::DeserializeOwned;
 
-/// Largest request body accepted (bigger is 413). Our bodies are a few hundred bytes.
-pub const MAX_BODY_BYTES: usize = 8 * 1024;
+pub use crate::error::MAX_BODY_BYTES;
 
 /// Parses a JSON body: `Content-Type: application/json` (415 otherwise), at most
 /// [`MAX_BODY_BYTES`] (413), UTF-8 JSON that fits `T` exactly (400, saying `expected`,

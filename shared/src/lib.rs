@@ -1,4 +1,4 @@
-//! The common crate of lambda-jwt-auth: everything the three Lambda functions share.
+//! The common crate of lambda-jwt-auth: everything the four Lambda functions share.
 //!
 //! The functions are thin adapters; the rules live here so that they can be tested without
 //! Lambda: [`token`] issues and verifies JWTs, [`password`] owns the argon2id parameters

@@ -1,4 +1,4 @@
-//! Cold-start wiring shared by the three functions' `main`: logging, configuration, the AWS
+//! Cold-start wiring shared by the four functions' `main`: logging, configuration, the AWS
 //! SDK configuration (from Lambda's environment, [`crate::aws`]) and the signing secret,
 //! each loaded exactly once.
 

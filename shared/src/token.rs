@@ -16,7 +16,6 @@
 //! Keys come from a [`LiveKeys`] (a [`KeyRing`] re-read as rotation changes it); every
 //! token's header names its key with `kid`.
 
-use crate::config::TokenSettings;
 use crate::keys::KeyRing;
 use crate::keys::live::{KeySourceError, LiveKeys};
 use crate::user::{Role, User, is_valid_user_id};
@@ -29,8 +28,31 @@ pub const MAX_TOKEN_BYTES: usize = 4096;
 /// Clock skew tolerated on `exp`, `nbf` and `iat`. Lambda hosts keep NTP time, so skew is
 /// small; 30 s is the low end of RFC 7519's "a few minutes" and well inside ASVS's ≤ 60 s.
 pub const CLOCK_LEEWAY_SECS: u64 = 30;
-/// The `typ` header we issue and demand (RFC 8725 §3.11).
-pub const TOKEN_TYPE: &str = "JWT";
+pub use crate::keys::TOKEN_TYPE;
+
+/// Default access-token lifetime (`TOKEN_TTL_SECONDS`): 15 minutes (SECURITY.md row 40).
+pub const DEFAULT_TOKEN_TTL_SECS: u64 = 900;
+
+/// What goes into and is demanded of every access token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenSettings {
+    /// `JWT_ISSUER` (default `lambda-jwt-auth`): the `iss` claim issued and required.
+    pub issuer: String,
+    /// `JWT_AUDIENCE` (default `lambda-jwt-auth-api`): the `aud` claim issued and required.
+    pub audience: String,
+    /// `TOKEN_TTL_SECONDS` (default 900, at most 3600): access-token lifetime.
+    pub ttl_secs: u64,
+}
+
+impl Default for TokenSettings {
+    fn default() -> Self {
+        Self {
+            issuer: "lambda-jwt-auth".into(),
+            audience: "lambda-jwt-auth-api".into(),
+            ttl_secs: DEFAULT_TOKEN_TTL_SECS,
+        }
+    }
+}
 
 /// The claims of an access token.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -1,4 +1,4 @@
-//! Every token rule of ../shared/SECURITY.md rows 2-23 and 40 that applies to HS256, as
+//! Every token rule of SECURITY.md rows 2-23 and 40 that applies to HS256, as
 //! tests of the verifier the authorizer uses. Attack tokens are forged byte by byte (the
 //! way JWT attack tools build them), not through the library under test.
 

@@ -5,9 +5,9 @@
 use jwt_auth_core::keys::PublishedKeys;
 use jwt_auth_core::password::StoredHash;
 use jwt_auth_core::store::{
-    Actor, AuthorizationState, LoginFailures, LoginRecord, NewRefreshToken, NewUser, PageKey,
-    PasswordWrite, PublicKeyStore, RefreshTokenRecord, Rotation, SessionStore, StandingCaller,
-    Store, StoreError, UserChanges, UserPage, UserStore,
+    Actor, AuthorizationState, LoginFailureStore, LoginFailures, LoginRecord, NewRefreshToken,
+    NewUser, PageKey, PasswordWrite, PublicKeyStore, RefreshTokenRecord, Rotation, SessionStore,
+    StandingCaller, Store, StoreError, UserChanges, UserPage, UserStore,
 };
 use jwt_auth_core::user::User;
 use std::sync::Arc;
@@ -172,6 +172,10 @@ impl SessionStore for HeldStore {
     async fn release_lease(&self, name: &str, holder: &str) -> Result<(), StoreError> {
         self.inner.release_lease(name, holder).await
     }
+}
+
+#[async_trait::async_trait]
+impl LoginFailureStore for HeldStore {
     async fn login_failures(&self, username: &str) -> Result<LoginFailures, StoreError> {
         self.inner.login_failures(username).await
     }

@@ -60,7 +60,7 @@ pub fn hasher() -> Arc<PasswordHasher> {
     Arc::clone(HASHER.get_or_init(|| Arc::new(PasswordHasher::new())))
 }
 
-/// The three functions' services over one store, wired as their `main`s wire them.
+/// The HTTP functions' services over one store, wired as their `main`s wire them.
 pub struct TestApp {
     pub store: Arc<dyn Store>,
     pub login: LoginService,

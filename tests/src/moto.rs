@@ -1,4 +1,4 @@
-//! moto's server mode standing in for Secrets Manager (TOOLING.md): `make test` starts it
+//! moto's server mode standing in for Secrets Manager: `make test` starts it
 //! and exports `MOTO_ENDPOINT`. Without it these tests fail loudly rather than skip.
 
 /// The environment variable naming moto's URL, e.g. `http://127.0.0.1:8124`.

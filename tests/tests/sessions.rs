@@ -1,7 +1,7 @@
 //! The token lifecycle and account safety, at the use-case level with time under the test's
 //! control, on both stores: refresh rotation, reuse detection, expiry, logout, log out
 //! everywhere, disabling, role changes, deletion, lockout, and the authorizer's revocation
-//! checks (SECURITY.md rows 20, 28, 33-37).
+//! checks (SECURITY.md rows 20, 28, 32-36).
 
 use authorizer::{AuthorizerError, authorize};
 use integration_tests::{TestApp, authorizer_event};

@@ -6,9 +6,9 @@ use authorizer::AuthorizerError;
 use integration_tests::{TestApp, as_caller, body_json, http_event};
 use jwt_auth_core::password::StoredHash;
 use jwt_auth_core::store::{
-    Actor, AuthorizationState, LoginFailures, LoginRecord, NewRefreshToken, NewUser, PageKey,
-    PasswordWrite, RefreshTokenRecord, Rotation, SessionStore, StandingCaller, StoreError,
-    UserChanges, UserPage, UserStore,
+    Actor, AuthorizationState, LoginFailureStore, LoginFailures, LoginRecord, NewRefreshToken,
+    NewUser, PageKey, PasswordWrite, RefreshTokenRecord, Rotation, SessionStore, StandingCaller,
+    StoreError, UserChanges, UserPage, UserStore,
 };
 use jwt_auth_core::user::{Role, User};
 use std::sync::Arc;
@@ -95,6 +95,10 @@ impl SessionStore for UnreachableStore {
     async fn revoke_access_token(&self, _: &str, _: u64) -> Result<(), StoreError> {
         down()
     }
+}
+
+#[async_trait::async_trait]
+impl LoginFailureStore for UnreachableStore {
     async fn login_failures(&self, _: &str) -> Result<LoginFailures, StoreError> {
         down()
     }

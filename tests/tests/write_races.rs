@@ -482,7 +482,9 @@ async fn a_self_write_whose_caller_is_disabled_between_its_read_and_its_transact
             update_user(app.store.as_ref(), &caller, &id, request).await
         })
     };
-    hold.arrived().await;
+    tokio::time::timeout(std::time::Duration::from_secs(20), hold.arrived())
+        .await
+        .expect("the rename's transaction reached the wire");
     direct
         .set_disabled(&mallory.id, true, Actor::Operator)
         .await

@@ -4,7 +4,7 @@ use jwt_auth_core::keys::live::SIGNER_REFRESH_SECS;
 use jwt_auth_core::login::{DEFAULT_REFRESH_TTL_SECS, JWKS_REFRESH_SECS, LoginService};
 use jwt_auth_core::password::PasswordHasher;
 use jwt_auth_core::runtime::{ColdStart, NeedsSecret};
-use jwt_auth_core::store::SessionStore;
+use jwt_auth_core::store::LoginFailureStore;
 use jwt_auth_core::store::dynamodb::DynamoUserStore;
 use jwt_auth_core::token::TokenIssuer;
 use lambda_http::{Error, run, service_fn};

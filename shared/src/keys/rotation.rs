@@ -32,10 +32,9 @@ use super::live::{SIGNER_REFRESH_SECS, is_placeholder};
 use super::{
     KeyError, KeyRing, KeySetDocument, PublishedKeys, SIGNING_LEAD_SECS, SigningAlgorithm,
 };
-use crate::config::TokenSettings;
 use crate::secret::{SecretError, SecretVersion, read_secret_string, secrets_manager_error};
 use crate::store::{PublicKeyStore, StoreError};
-use crate::token::{CLOCK_LEEWAY_SECS, Session, TokenIssuer, TokenVerifier};
+use crate::token::{CLOCK_LEEWAY_SECS, Session, TokenIssuer, TokenSettings, TokenVerifier};
 use std::collections::HashMap;
 use std::sync::Arc;
 

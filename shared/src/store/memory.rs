@@ -3,9 +3,9 @@
 //! same atomicity) and passes the same test suite.
 
 use super::{
-    Actor, AuthorizationState, LoginFailures, LoginRecord, NewRefreshToken, NewUser, PageKey,
-    PasswordWrite, RefreshTokenRecord, Rotation, SessionStore, StandingCaller, StoreError,
-    UserAuthState, UserChanges, UserPage, UserStore,
+    Actor, AuthorizationState, LoginFailureStore, LoginFailures, LoginRecord, NewRefreshToken,
+    NewUser, PageKey, PasswordWrite, RefreshTokenRecord, Rotation, SessionStore, StandingCaller,
+    StoreError, UserAuthState, UserChanges, UserPage, UserStore,
 };
 use crate::password::StoredHash;
 use crate::user::{User, new_user_id};
@@ -31,7 +31,7 @@ struct State {
     login_failures: HashMap<String, LoginFailures>,
     /// lease name -> (holder, held until)
     leases: HashMap<String, (String, u64)>,
-    published_keys: Option<crate::keys::PublishedKeys>,
+    published_keys: Option<crate::keys::published::PublishedKeys>,
 }
 
 impl State {
@@ -361,7 +361,10 @@ impl SessionStore for MemoryUserStore {
         }
         Ok(())
     }
+}
 
+#[async_trait::async_trait]
+impl LoginFailureStore for MemoryUserStore {
     async fn login_failures(&self, username: &str) -> Result<LoginFailures, StoreError> {
         Ok(self
             .read()
@@ -430,13 +433,15 @@ impl SessionStore for MemoryUserStore {
 
 #[async_trait::async_trait]
 impl super::PublicKeyStore for MemoryUserStore {
-    async fn published_keys(&self) -> Result<Option<crate::keys::PublishedKeys>, StoreError> {
+    async fn published_keys(
+        &self,
+    ) -> Result<Option<crate::keys::published::PublishedKeys>, StoreError> {
         Ok(self.read().published_keys.clone())
     }
 
     async fn publish_keys(
         &self,
-        keys: &crate::keys::PublishedKeys,
+        keys: &crate::keys::published::PublishedKeys,
         _now: u64,
     ) -> Result<(), StoreError> {
         self.write().published_keys = Some(keys.clone());

@@ -5,7 +5,7 @@
 pub mod dynamodb;
 pub mod memory;
 
-use crate::keys::PublishedKeys;
+use crate::keys::published::PublishedKeys;
 use crate::password::StoredHash;
 use crate::user::{Role, User};
 use serde::{Deserialize, Serialize};
@@ -428,7 +428,13 @@ pub trait SessionStore: Send + Sync {
     /// Gives the lease `name` back before its time, if `holder` still holds it (a holder
     /// that outlived its lease never frees someone else's).
     async fn release_lease(&self, name: &str, holder: &str) -> Result<(), StoreError>;
+}
 
+/// Failed-login counters (per username, known device, source address, and password
+/// change), kept apart from sessions: they are the lockout's state, written before a
+/// password is checked and settled by its verdict.
+#[async_trait::async_trait]
+pub trait LoginFailureStore: Send + Sync {
     /// Login attempts counted for `username` (normalised; counted for unknown names too).
     async fn login_failures(&self, username: &str) -> Result<LoginFailures, StoreError>;
 
@@ -481,6 +487,6 @@ pub trait PublicKeyStore: Send + Sync {
 }
 
 /// Everything the functions need from storage; both stores implement it.
-pub trait Store: UserStore + SessionStore + PublicKeyStore {}
+pub trait Store: UserStore + SessionStore + LoginFailureStore + PublicKeyStore {}
 
-impl<T: UserStore + SessionStore + PublicKeyStore> Store for T {}
+impl<T: UserStore + SessionStore + LoginFailureStore + PublicKeyStore> Store for T {}
