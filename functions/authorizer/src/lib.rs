@@ -23,6 +23,7 @@
 
 use aws_lambda_events::apigw::ApiGatewayCustomAuthorizerRequest;
 use jwt_auth_core::audit::{RequestMeta, SecurityEvent, with_request};
+use jwt_auth_core::clock::Clock;
 use jwt_auth_core::policy::{AuthorizerContext, AuthorizerResponse, MethodArn, policy_for};
 use jwt_auth_core::revocation::refusal;
 use jwt_auth_core::store::UserStore;
@@ -113,11 +114,12 @@ pub async fn authorize(
     })
 }
 
-/// The Lambda handler.
+/// The Lambda handler; "now" comes from `clock`, as in the other functions.
 pub async fn handle(
     event: LambdaEvent<ApiGatewayCustomAuthorizerRequest>,
     verifier: &TokenVerifier,
     store: &dyn UserStore,
+    clock: &Clock,
 ) -> Result<AuthorizerResponse, AuthorizerError> {
     // A TOKEN event carries no client address.
     let meta = RequestMeta {
@@ -126,7 +128,7 @@ pub async fn handle(
     };
     with_request(
         meta,
-        authorize(&event.payload, verifier, store, jwt_auth_core::unix_now()),
+        authorize(&event.payload, verifier, store, clock.now()),
     )
     .await
 }

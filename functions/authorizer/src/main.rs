@@ -1,4 +1,5 @@
 use authorizer::handle;
+use jwt_auth_core::clock::Clock;
 use jwt_auth_core::keys::live::VERIFIER_REFRESH_SECS;
 use jwt_auth_core::runtime::ColdStart;
 use jwt_auth_core::store::UserStore;
@@ -24,5 +25,9 @@ async fn main() -> Result<(), Error> {
         store.authorization_state(&nobody, "warm-up", "warm-up"),
     );
     let verifier = TokenVerifier::new(keys?, &cold.config.tokens);
-    run(service_fn(|event| handle(event, &verifier, store.as_ref()))).await
+    let clock = Clock::system();
+    run(service_fn(|event| {
+        handle(event, &verifier, store.as_ref(), &clock)
+    }))
+    .await
 }

@@ -38,14 +38,7 @@ pub async fn handle(
     request: Request,
     service: &UsersService,
 ) -> Result<Response<Body>, std::convert::Infallible> {
-    let meta = jwt_auth_core::http::request_meta(&request);
-    let mut response = match jwt_auth_core::audit::with_request(meta, route(request, service)).await
-    {
-        Ok(response) => response,
-        Err(error) => error.into_response(),
-    };
-    service.cors.apply(&mut response);
-    Ok(response)
+    jwt_auth_core::http::answer(request, &service.cors, |request| route(request, service)).await
 }
 
 async fn route(request: Request, service: &UsersService) -> Result<Response<Body>, ApiError> {

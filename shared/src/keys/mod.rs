@@ -20,61 +20,23 @@ use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, Ed2551
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::jwk::{AlgorithmParameters, Jwk, JwkSet, KeyAlgorithm, PublicKeyUse};
-use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header};
+use jsonwebtoken::{DecodingKey, EncodingKey, Header};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
 use zeroize::{Zeroize, Zeroizing};
 
+pub mod algorithm;
 pub mod es256;
 pub mod live;
 pub mod local;
 pub mod published;
 pub mod rotation;
 
+pub use algorithm::SigningAlgorithm;
 pub use published::PublishedKeys;
 
 /// The `typ` header we issue and demand (RFC 8725 §3.11).
 pub const TOKEN_TYPE: &str = "JWT";
-
-/// The algorithms a key set may use.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum SigningAlgorithm {
-    Es256,
-    EdDsa,
-    Hs256,
-}
-
-impl SigningAlgorithm {
-    pub const ALL: [SigningAlgorithm; 3] = [Self::Es256, Self::EdDsa, Self::Hs256];
-
-    /// The JOSE name (`alg`): `ES256`, `EdDSA`, `HS256`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Es256 => "ES256",
-            Self::EdDsa => "EdDSA",
-            Self::Hs256 => "HS256",
-        }
-    }
-
-    /// Exactly one of the JOSE names (case matters, as in a JWS header).
-    pub fn parse(raw: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|alg| alg.as_str() == raw)
-    }
-
-    pub fn jwt(self) -> Algorithm {
-        match self {
-            Self::Es256 => Algorithm::ES256,
-            Self::EdDsa => Algorithm::EdDSA,
-            Self::Hs256 => Algorithm::HS256,
-        }
-    }
-}
-
-impl std::fmt::Display for SigningAlgorithm {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
 
 #[derive(Debug, thiserror::Error)]
 pub enum KeyError {

@@ -135,17 +135,11 @@ impl UserStore for MemoryUserStore {
             )),
             None => state.by_username.range::<String, _>(..),
         };
-        let mut users: Vec<User> = range
+        let users: Vec<User> = range
             .take(limit.saturating_add(1))
             .filter_map(|(_, id)| state.by_id.get(id).map(|record| record.user.clone()))
             .collect();
-        let next = if users.len() > limit {
-            users.truncate(limit);
-            users.last().map(PageKey::after)
-        } else {
-            None
-        };
-        Ok(UserPage { users, next })
+        Ok(UserPage::from_one_more(users, limit))
     }
 
     async fn update_user(

@@ -226,6 +226,22 @@ pub struct UserPage {
     pub next: Option<PageKey>,
 }
 
+impl UserPage {
+    /// The page of `limit` users from up to `limit + 1` read in order, one more than the
+    /// page holds: if that one exists there is a next page, after the page's last user.
+    /// (Both stores page this way, so they give the same pages, and a list whose size is a
+    /// multiple of `limit` does not end with an empty page.)
+    pub fn from_one_more(mut users: Vec<User>, limit: usize) -> Self {
+        let next = if users.len() > limit {
+            users.truncate(limit);
+            users.last().map(PageKey::after)
+        } else {
+            None
+        };
+        Self { users, next }
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("username already taken")]

@@ -389,13 +389,7 @@ impl UserStore for DynamoUserStore {
                 _ => break,
             }
         }
-        let next = if users.len() > limit {
-            users.truncate(limit);
-            users.last().map(PageKey::after)
-        } else {
-            None
-        };
-        Ok(UserPage { users, next })
+        Ok(UserPage::from_one_more(users, limit))
     }
 
     async fn set_password_hash(
