@@ -305,13 +305,13 @@ fn bootstraps(
         .find(|(name, _)| name == "JWT_SECRET")
         .map(|(_, value)| SigningSecret::new(value.clone().into_bytes()).unwrap())
         .unwrap();
-    let settings = local_gateway::events::token_settings(3600);
+    let settings = jwt_auth_cli::commands::event::token_settings(3600);
     let token = TokenIssuer::new(TokenKeys::hs256(&secret), settings)
         .issue(alice, &Session::start(0), jwt_auth_core::unix_now())
         .unwrap()
         .token;
     let mut users_list: Value = serde_json::from_str(&event_text("users-list.json")).unwrap();
-    local_gateway::events::set_caller(&mut users_list, alice, 0, 3600).unwrap();
+    jwt_auth_cli::commands::event::set_caller(&mut users_list, alice, 0, 3600).unwrap();
     let status_200 = |answer: &Value| answer["statusCode"] == 200;
     vec![
         Bootstrap {

@@ -303,7 +303,7 @@ async fn a_change_in_template_yaml_changes_local_behaviour() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_keys_command_rotates_and_revokes_the_key_set_of_a_running_local_deployment() {
     use clap::Parser;
-    use local_gateway::keys::{KeysArgs, run};
+    use jwt_auth_cli::commands::keys::{KeysArgs, run};
     let (store, endpoint, table) = dynamo_store_at().await;
     let key_file = std::env::temp_dir().join(format!("keys-{table}.json"));
     // Re-read on every request, and no cache: what the command changes shows at once.
@@ -373,7 +373,7 @@ async fn the_keys_command_rotates_and_revokes_the_key_set_of_a_running_local_dep
 #[tokio::test]
 async fn the_admin_command_seeds_the_demo_users_once_in_dynamodb_local() {
     use clap::Parser;
-    use local_gateway::admin::{UsersArgs, run};
+    use jwt_auth_cli::commands::users::{UsersArgs, run};
     let (store, endpoint, table) = dynamo_store_at().await;
     let demo = || {
         let argv = [
@@ -421,7 +421,7 @@ async fn the_admin_command_seeds_the_demo_users_once_in_dynamodb_local() {
 #[tokio::test]
 async fn the_admin_command_creates_lists_and_disables_users_in_dynamodb_local() {
     use clap::Parser;
-    use local_gateway::admin::{UsersArgs, run};
+    use jwt_auth_cli::commands::users::{UsersArgs, run};
     let (store, endpoint, table) = dynamo_store_at().await;
     let admin = |args: &[&str], stdin: &str| {
         let mut argv = vec!["users", "--table", &table, "--dynamodb-endpoint", &endpoint];

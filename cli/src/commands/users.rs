@@ -117,7 +117,7 @@ pub async fn run(args: UsersArgs, input: &mut dyn BufRead) -> Result<String, Str
     let store = DynamoUserStore::new(client, args.table.clone());
     match args.action {
         UsersAction::Demo => {
-            crate::app::seed_demo_users(&store, &PasswordHasher::new())
+            local_gateway::app::seed_demo_users(&store, &PasswordHasher::new())
                 .await
                 .map_err(describe)?;
             report = "demo users: admin, alice, bob (passwords in the README)\n".into();
