@@ -300,6 +300,18 @@ pub async fn delete_user(store: &dyn UserStore, caller: &Caller, id: &str) -> Re
     }
 }
 
+/// What the users function needs, built once at cold start (its HTTP adapter is the users
+/// function crate, as the login function's is around [`crate::login::LoginService`]).
+pub struct UsersService {
+    pub store: std::sync::Arc<dyn crate::store::Store>,
+    pub cursors: crate::cursor::CursorCodec,
+    /// Hashes the passwords of users created over the API.
+    pub hasher: std::sync::Arc<crate::password::PasswordHasher>,
+    pub clock: crate::clock::Clock,
+    /// CORS headers on every answer ([`crate::Config::cors`]).
+    pub cors: crate::http::Cors,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -4,15 +4,11 @@
 //! ([`current_caller`]): API Gateway's cached Allow and context may be stale.
 
 use jwt_auth_core::ApiError;
-use jwt_auth_core::clock::Clock;
-use jwt_auth_core::cursor::CursorCodec;
 use jwt_auth_core::error::{json_response, no_content};
 use jwt_auth_core::http::{
     Caller, json_body, path_exists_with_other_method, query_param, route_of,
 };
-use jwt_auth_core::password::PasswordHasher;
 use jwt_auth_core::revocation::current_caller;
-use jwt_auth_core::store::Store;
 use jwt_auth_core::users::{
     CREATE_USER_BODY_SHAPE, CreateUserRequest, RESET_PASSWORD_BODY_SHAPE, ResetPasswordRequest,
     UPDATE_USER_BODY_SHAPE, UpdateUserRequest, create_user, delete_user, get_user, list_users,
@@ -20,18 +16,8 @@ use jwt_auth_core::users::{
 };
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Request, Response};
-use std::sync::Arc;
 
-/// What the users function needs, built once at cold start.
-pub struct UsersService {
-    pub store: Arc<dyn Store>,
-    pub cursors: CursorCodec,
-    /// Hashes the passwords of users created over the API.
-    pub hasher: Arc<PasswordHasher>,
-    pub clock: Clock,
-    /// CORS headers on every answer ([`jwt_auth_core::Config::cors`]).
-    pub cors: jwt_auth_core::http::Cors,
-}
+pub use jwt_auth_core::users::UsersService;
 
 /// Answers every request; failures are problem+json responses, never `Err`.
 pub async fn handle(
