@@ -3,7 +3,8 @@
 //! The functions are thin adapters; the rules live here so that they can be tested without
 //! Lambda: [`token`] issues and verifies JWTs, [`password`] owns the argon2id parameters
 //! and the password policy, [`lockout`] the failed-login back-off, [`store`] hides DynamoDB
-//! behind [`store::UserStore`] and [`store::SessionStore`], [`policy`] maps roles to API
+//! behind [`store::UserStore`], [`store::SessionStore`], [`store::LoginFailureStore`] and
+//! [`store::PublicKeyStore`], [`policy`] maps roles to API
 //! routes and builds the authorizer's IAM policy, [`error`] turns every failure into one
 //! `application/problem+json` answer, and [`login`] (sessions) and [`users`] are the use
 //! cases.

@@ -2,10 +2,11 @@
 //! module that (through others) imports it back cannot be understood or changed alone.
 //!
 //! Every `crate::a::b::Name` a file names (in `use` lines, `use crate::a::{b, c::D}` groups,
-//! or inline) is an arrow to the file of the longest module prefix of that path. A module's
-//! own ancestors do not count (a child may use its parent's items), nor do comments and
-//! `#[cfg(test)]` modules (test-only imports are no design arrows). The test fails naming
-//! each loop and the names that tie it.
+//! or inline), every `super::a::B`, and every `crate::Name` the crate root re-exports, is
+//! an arrow to the file of the longest module prefix of that path. A module's own
+//! ancestors do not count (a child may use its parent's items), nor do comments and
+//! `#[cfg(test)]` modules and files (test-only imports are no design arrows). The test
+//! fails naming each loop and the names that tie it.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -15,15 +16,46 @@ type Module = Vec<String>;
 #[test]
 fn the_crate_has_no_import_cycle() {
     let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
-    let files = modules_under(&src);
+    let mut files = modules_under(&src);
     assert!(files.len() > 10, "found the crate's files: {}", files.len());
+    // Files that only tests compile (`#[cfg(test)] mod name;`) draw no design arrows.
+    let test_only: Vec<Module> = files
+        .iter()
+        .flat_map(|(module, path)| {
+            let text = std::fs::read_to_string(path).expect("readable");
+            test_only_children(&text)
+                .into_iter()
+                .map(|child| [module.clone(), vec![child]].concat())
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    for module in &test_only {
+        files.remove(module);
+    }
+    // `crate::Name` that the crate root re-exports (`pub use error::ApiError;`) is the
+    // module that defines it.
+    let root_exports =
+        root_reexports(&std::fs::read_to_string(src.join("lib.rs")).expect("lib.rs"));
     let mut arrows: BTreeMap<Module, BTreeMap<Module, BTreeSet<String>>> = BTreeMap::new();
     for (module, path) in &files {
         let text = without_test_modules(&without_comments(
             &std::fs::read_to_string(path).expect("readable"),
         ));
         let targets = arrows.entry(module.clone()).or_default();
-        for named in crate_paths(&text) {
+        // `super` is the parent module, for `keys/rotation.rs` and `keys/mod.rs` alike.
+        let parent: Module = module[..module.len().saturating_sub(1)].to_vec();
+        let named_paths = crate_paths(&text, "crate::")
+            .into_iter()
+            .map(|path| match root_exports.get(&path[0]) {
+                Some(home) => [home.clone(), path].concat(),
+                None => path,
+            })
+            .chain(
+                crate_paths(&text, "super::")
+                    .into_iter()
+                    .map(|path| [parent.clone(), path].concat()),
+            );
+        for named in named_paths {
             let Some(target) = (1..=named.len())
                 .rev()
                 .map(|len| named[..len].to_vec())
@@ -146,6 +178,9 @@ fn without_comments(text: &str) -> String {
             i += text[i..].find('\n').unwrap_or(text.len() - i);
         } else if text[i..].starts_with("/*") {
             i += text[i..].find("*/").map_or(text.len() - i, |end| end + 2);
+        } else if let Some(end) = char_literal_end(&text[i..]) {
+            i += end;
+            out.push_str("' '");
         } else if let Some(end) = raw_string_end(&text[i..]) {
             i += end;
             out.push_str("\"\"");
@@ -164,6 +199,18 @@ fn without_comments(text: &str) -> String {
         }
     }
     out
+}
+
+/// The length of the char literal (`'{'`, `'\n'`, `'\u{7b}'`) that `text` starts with, if
+/// it starts with one (a lifetime such as `'a` is not one).
+fn char_literal_end(text: &str) -> Option<usize> {
+    let body = text.strip_prefix('\'')?;
+    let end = if let Some(escaped) = body.strip_prefix('\\') {
+        1 + escaped.find('\'')? + 1
+    } else {
+        body.chars().next()?.len_utf8()
+    };
+    (body[end..].starts_with('\'') && end <= 10).then_some(1 + end + 1)
 }
 
 /// The length of the raw string literal (`r"..."`, `r#"..."#`, `br#"..."#`) that `text`
@@ -216,17 +263,57 @@ fn without_test_modules(text: &str) -> String {
     out
 }
 
-/// Every path that starts with `crate::`, with `{...}` groups expanded.
-fn crate_paths(text: &str) -> Vec<Vec<String>> {
+/// The names the crate root re-exports, each with the module that defines it.
+fn root_reexports(lib: &str) -> BTreeMap<String, Module> {
+    let mut exports = BTreeMap::new();
+    for line in lib.lines() {
+        let Some(path) = line.trim().strip_prefix("pub use ") else {
+            continue;
+        };
+        let path = path.trim_end_matches(';').trim_start_matches("crate::");
+        let mut expanded = Vec::new();
+        expand(path, Vec::new(), &mut expanded);
+        for full in expanded {
+            if let Some((name, home)) = full.split_last() {
+                exports.insert(name.clone(), home.to_vec());
+            }
+        }
+    }
+    exports
+}
+
+/// The children a file declares for tests only: `#[cfg(test)] mod name;`.
+fn test_only_children(text: &str) -> Vec<String> {
+    let mut children = Vec::new();
+    let mut rest = text;
+    while let Some(at) = rest.find("#[cfg(test)]") {
+        rest = &rest[at + "#[cfg(test)]".len()..];
+        let next = rest.trim_start();
+        if let Some(declared) = next.strip_prefix("mod ")
+            && let Some((name, _)) = declared.split_once(';')
+            && name
+                .trim()
+                .chars()
+                .all(|ch| ch.is_alphanumeric() || ch == '_')
+        {
+            children.push(name.trim().to_string());
+        }
+    }
+    children
+}
+
+/// Every path that starts with `prefix` (`crate::` or `super::`), with `{...}` groups
+/// expanded, without the prefix.
+fn crate_paths(text: &str, prefix: &str) -> Vec<Vec<String>> {
     let mut paths = Vec::new();
     let mut rest = text;
-    while let Some(at) = rest.find("crate::") {
+    while let Some(at) = rest.find(prefix) {
         let before_ok = at == 0
             || !rest[..at]
                 .chars()
                 .next_back()
-                .is_some_and(|ch| ch.is_alphanumeric() || ch == '_');
-        rest = &rest[at + "crate::".len()..];
+                .is_some_and(|ch| ch.is_alphanumeric() || ch == '_' || ch == ':');
+        rest = &rest[at + prefix.len()..];
         if before_ok {
             expand(rest, Vec::new(), &mut paths);
         }
@@ -297,6 +384,30 @@ fn the_path_reader_expands_groups_and_ignores_comments_and_tests() {
          fn f() { crate::g::H::new(); \"crate::in_string\"; r#\"crate::raw\"q\"#; }\n\
          #[cfg(test)]\nmod tests { use crate::only_tests::X; }\n",
     ));
-    let paths: Vec<String> = crate_paths(&text).iter().map(|p| p.join("::")).collect();
+    let paths: Vec<String> = crate_paths(&text, "crate::")
+        .iter()
+        .map(|p| p.join("::"))
+        .collect();
     assert_eq!(paths, ["a::b", "a::c::D", "a::c::e::F", "g::H::new"]);
+    let text = without_test_modules(&without_comments(
+        "use super::rotation::{Step, x::Y};\nlet open = '{'; let esc = '\\''; fn f<'a>(x: &'a str) {}\n\
+         #[cfg(test)]\nmod tests { let c = '{'; use crate::only_tests::X; }\nuse crate::after::Z;\n",
+    ));
+    let paths: Vec<String> = crate_paths(&text, "super::")
+        .iter()
+        .chain(&crate_paths(&text, "crate::"))
+        .map(|p| p.join("::"))
+        .collect();
+    assert_eq!(paths, ["rotation::Step", "rotation::x::Y", "after::Z"]);
+    assert_eq!(
+        root_reexports("pub use error::ApiError;\npub use config::{Config, Other};\n")
+            .into_iter()
+            .map(|(name, home)| format!("{name}={}", home.join("::")))
+            .collect::<Vec<_>>(),
+        ["ApiError=error", "Config=config", "Other=config"]
+    );
+    assert_eq!(
+        test_only_children("#[cfg(test)]\nmod tests;\n#[cfg(test)]\nmod inline {}"),
+        ["tests"]
+    );
 }

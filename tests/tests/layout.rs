@@ -53,6 +53,66 @@ fn the_readme_layout_table_and_the_tree_are_the_same() {
     );
 }
 
+/// A folder of the core crate has one row, which names every file and folder directly in
+/// it, and every file it names exists in it (at any depth).
+#[test]
+fn each_core_folder_row_names_what_the_folder_holds() {
+    let root = workspace_root();
+    let readme = std::fs::read_to_string(root.join("README.md")).expect("README.md");
+    let section = readme
+        .split("\n## Layout\n")
+        .nth(1)
+        .expect("a Layout section");
+    let mut checked = 0;
+    for line in section.lines() {
+        let Some(rest) = line.strip_prefix("| `shared/src/") else {
+            continue;
+        };
+        let Some((folder, description)) = rest.split_once("` |") else {
+            continue;
+        };
+        if !folder.ends_with('/') {
+            continue;
+        }
+        checked += 1;
+        let dir = root.join("shared/src").join(folder);
+        let named: BTreeSet<&str> = description.split('`').skip(1).step_by(2).collect();
+        for entry in std::fs::read_dir(&dir).expect("the folder").flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let written = if entry.path().is_dir() {
+                format!("{name}/")
+            } else {
+                name
+            };
+            assert!(
+                named.contains(written.as_str()),
+                "the row of shared/src/{folder} does not name {written}"
+            );
+        }
+        for name in named
+            .iter()
+            .filter(|name| name.ends_with(".rs") || name.ends_with('/'))
+        {
+            assert!(
+                exists_under(&dir, name.trim_end_matches('/')),
+                "the row of shared/src/{folder} names {name}, which is not in it"
+            );
+        }
+    }
+    assert!(checked >= 3, "the core's folder rows were read ({checked})");
+}
+
+fn exists_under(dir: &Path, name: &str) -> bool {
+    std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .any(|entry| {
+            entry.file_name().to_string_lossy() == name
+                || (entry.path().is_dir() && exists_under(&entry.path(), name))
+        })
+}
+
 #[derive(Clone, Copy, PartialEq)]
 enum Entries {
     All,

@@ -1,4 +1,4 @@
-//! An in-memory [`UserStore`] and [`SessionStore`] for local runs and unit tests. It keeps
+//! An in-memory store (every trait of [`super::Store`]) for local runs and unit tests. It keeps
 //! the same contract as the DynamoDB store (same ordering, same uniqueness, same errors,
 //! same atomicity) and passes the same test suite.
 

@@ -1,4 +1,5 @@
-//! The `UserStore` and `SessionStore` contract: one suite, run against both stores.
+//! The store contract (`UserStore`, `SessionStore`, `LoginFailureStore`): one suite, run
+//! against both stores, a file per aggregate.
 //!
 //! Every case is written once, as a function of a [`Subject`], and instantiated twice by
 //! `store_contract!`: `memory::<case>` on a fresh `MemoryUserStore` and `dynamo::<case>` on

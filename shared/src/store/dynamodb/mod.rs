@@ -14,13 +14,15 @@
 //! updates to the copied fields (`name`, `role`, `disabled`, `token_version`) change both
 //! items atomically, with optimistic locking on each item's `version`.
 //!
-//! The [`SessionStore`] lives in the same table, in items that have no `kind` (so the index
+//! The [`SessionStore`], the [`LoginFailureStore`] and the [`PublicKeyStore`] live in the
+//! same table, in items that have no `kind` (so the index
 //! never sees them) and expire through the table's TTL attribute [`TTL_ATTRIBUTE`]:
 //!
 //! - `REVOKED#<jti>`: an access token on the deny-list, until its `exp` plus the leeway.
 //! - `REFRESH#<sha-256 hex>`: a refresh token (only its hash), with `retired_at` once
 //!   rotated; `FAMILY#<family id>`: `revoked = true` once its family (session) is revoked.
-//! - `FAILURES#<username>`: the failed-login counter, changed only by atomic updates.
+//! - `FAILURES#<counter>`: a failed-login counter ([`LoginFailureStore`]: per username,
+//!   known device, source address or password change), changed only by atomic updates.
 //! - `LEASE#<name>`: a short lease ([`SessionStore::take_lease`]), until its `expires_at`.
 //! - `KEYS#public`: the public token keys (JWK Set and retirement times) that rotation
 //!   publishes for the authorizer, which reads no private key.
