@@ -3,23 +3,26 @@
 
 use crate::gateway::{ApiIdentity, Functions, Gateway};
 use crate::template::ApiModel;
-use jwt_auth_core::clock::Clock;
-use jwt_auth_core::config::Config;
-use jwt_auth_core::cursor::CursorCodec;
-use jwt_auth_core::device::DeviceTokens;
-use jwt_auth_core::keys::live::{KeySetSource, LiveKeys, PublishedKeySet, VERIFIER_REFRESH_SECS};
-use jwt_auth_core::keys::local::LocalSecret;
-use jwt_auth_core::keys::{KeySetDocument, SigningAlgorithm};
-use jwt_auth_core::login::DEFAULT_REFRESH_TTL_SECS;
-use jwt_auth_core::login::LoginService;
-use jwt_auth_core::password::PasswordHasher;
-use jwt_auth_core::secret::SigningSecret;
+use jwt_auth_core::crypto::keys::live::{
+    KeySetSource, LiveKeys, PublishedKeySet, VERIFIER_REFRESH_SECS,
+};
+use jwt_auth_core::crypto::keys::local::LocalSecret;
+use jwt_auth_core::crypto::keys::{KeySetDocument, SigningAlgorithm};
+use jwt_auth_core::crypto::password::PasswordHasher;
+use jwt_auth_core::crypto::secret::SigningSecret;
+use jwt_auth_core::crypto::token::{TokenIssuer, TokenVerifier};
+use jwt_auth_core::sessions::device::DeviceTokens;
+use jwt_auth_core::sessions::login::DEFAULT_REFRESH_TTL_SECS;
+use jwt_auth_core::sessions::login::LoginService;
+use jwt_auth_core::startup::aws::local_dynamodb_client;
+use jwt_auth_core::startup::clock::Clock;
+use jwt_auth_core::startup::config::Config;
 use jwt_auth_core::store::Actor;
-use jwt_auth_core::store::dynamodb::{DynamoUserStore, create_table, local_client};
+use jwt_auth_core::store::dynamodb::{DynamoUserStore, create_table};
 use jwt_auth_core::store::memory::MemoryUserStore;
 use jwt_auth_core::store::{NewUser, Store};
-use jwt_auth_core::token::{TokenIssuer, TokenVerifier};
-use jwt_auth_core::user::Role;
+use jwt_auth_core::users::cursor::CursorCodec;
+use jwt_auth_core::users::user::Role;
 use secrecy::SecretString;
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -63,7 +66,7 @@ pub struct LocalOptions {
     /// process) can rotate it; in memory when `None`.
     pub key_file: Option<PathBuf>,
     /// How often the functions re-read the key set (the deployed default is
-    /// [`jwt_auth_core::keys::live::SIGNER_REFRESH_SECS`]).
+    /// [`jwt_auth_core::crypto::keys::live::SIGNER_REFRESH_SECS`]).
     pub key_refresh_secs: u64,
 }
 
@@ -84,7 +87,7 @@ pub enum LocalError {
     #[error(transparent)]
     Gateway(#[from] crate::gateway::GatewayError),
     #[error(transparent)]
-    Config(#[from] jwt_auth_core::config::ConfigError),
+    Config(#[from] jwt_auth_core::startup::config::ConfigError),
     #[error(transparent)]
     Store(#[from] jwt_auth_core::store::StoreError),
     #[error("signing keys: {0}")]
@@ -108,8 +111,8 @@ impl LocalApi {
             StoreChoice::Memory => Arc::new(MemoryUserStore::new()),
             StoreChoice::Dynamo { endpoint, table } => {
                 let client = match endpoint {
-                    Some(endpoint) => local_client(endpoint),
-                    None => jwt_auth_core::store::dynamodb::aws_client(
+                    Some(endpoint) => local_dynamodb_client(endpoint),
+                    None => jwt_auth_core::startup::aws::dynamodb_client(
                         &aws_config::defaults(aws_config::BehaviorVersion::latest())
                             .load()
                             .await,
@@ -141,14 +144,19 @@ impl LocalApi {
             .flatten()
             .and_then(|json| KeySetDocument::from_json(&json).ok())
             .ok_or_else(|| LocalError::Keys("the local key set is unusable".into()))?;
-        jwt_auth_core::keys::rotation::publish(store.as_ref(), &document, options.clock.now())
-            .await
-            .map_err(|err| LocalError::Keys(err.to_string()))?;
+        jwt_auth_core::crypto::keys::rotation::publish(
+            store.as_ref(),
+            &document,
+            options.clock.now(),
+        )
+        .await
+        .map_err(|err| LocalError::Keys(err.to_string()))?;
         let load = |source: Box<dyn KeySetSource>, refresh_secs| {
             LiveKeys::load(source, options.clock.clone(), refresh_secs)
         };
-        let keys_err =
-            |err: jwt_auth_core::keys::live::KeySourceError| LocalError::Keys(err.to_string());
+        let keys_err = |err: jwt_auth_core::crypto::keys::live::KeySourceError| {
+            LocalError::Keys(err.to_string())
+        };
         let signer_keys = load(Box::new(key_secret.clone()), options.key_refresh_secs)
             .await
             .map_err(keys_err)?;
@@ -180,7 +188,7 @@ impl LocalApi {
                     Box::new(PublishedKeySet::new(store.clone())),
                     options
                         .key_refresh_secs
-                        .min(jwt_auth_core::login::JWKS_REFRESH_SECS),
+                        .min(jwt_auth_core::sessions::login::JWKS_REFRESH_SECS),
                 )
                 .await
                 .map_err(keys_err)?,
@@ -229,7 +237,7 @@ pub async fn seed_demo_users(
                     role: *role,
                     password_hash,
                 },
-                jwt_auth_core::unix_now(),
+                jwt_auth_core::startup::clock::unix_now(),
                 Actor::Operator,
             )
             .await?;

@@ -24,9 +24,9 @@ use crate::template::{ApiModel, CorsModel, GatewayResponseModel, MethodThrottle,
 use aws_lambda_events::apigw::{
     ApiGatewayCustomAuthorizerPolicy, ApiGatewayCustomAuthorizerRequest,
 };
-use jwt_auth_core::login::LoginService;
+use jwt_auth_core::crypto::token::TokenVerifier;
+use jwt_auth_core::sessions::login::LoginService;
 use jwt_auth_core::store::Store;
-use jwt_auth_core::token::TokenVerifier;
 use lambda_http::Body;
 use serde_json::{Map, Value, json};
 use std::collections::HashMap;
@@ -81,7 +81,7 @@ pub struct Functions {
     /// What the authorizer reads revocation state from.
     pub store: Arc<dyn Store>,
     /// "Now" for the authorizer (the functions' services hold the same clock).
-    pub clock: jwt_auth_core::clock::Clock,
+    pub clock: jwt_auth_core::startup::clock::Clock,
 }
 
 /// Where the emulated API lives, for method ARNs.
@@ -699,7 +699,7 @@ fn parse_authorizer_output(output: &Value) -> Option<Authorization> {
 /// Matches `/users/abc` against `/users/{id}` (the rules of the common crate's route
 /// table), then percent-decodes the parameters as API Gateway does.
 fn match_template(template: &str, path: &str) -> Option<Vec<(String, String)>> {
-    jwt_auth_core::policy::match_path(template, path).map(|params| {
+    jwt_auth_core::access::routes::match_path(template, path).map(|params| {
         params
             .into_iter()
             .map(|(name, value)| (name.to_string(), percent_decode(&value)))
@@ -745,7 +745,7 @@ fn percent_decode(text: &str) -> String {
 
 fn new_request_id() -> String {
     let mut bytes = [0u8; 16];
-    jwt_auth_core::secret::fill_random(&mut bytes);
+    jwt_auth_core::crypto::secret::fill_random(&mut bytes);
     let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
     format!(
         "{}-{}-{}-{}-{}",

@@ -6,10 +6,10 @@
 use aws_lc_rs::hmac;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use jwt_auth_core::config::TokenSettings;
-use jwt_auth_core::keys::{KeyRing, KeySetDocument, SigningAlgorithm, generate_key};
-use jwt_auth_core::token::{Claims, Session, TokenError, TokenIssuer, TokenVerifier};
-use jwt_auth_core::user::{Role, User};
+use jwt_auth_core::crypto::keys::{KeyRing, KeySetDocument, SigningAlgorithm, generate_key};
+use jwt_auth_core::crypto::token::TokenSettings;
+use jwt_auth_core::crypto::token::{Claims, Session, TokenError, TokenIssuer, TokenVerifier};
+use jwt_auth_core::users::user::{Role, User};
 use serde_json::{Value, json};
 use std::sync::Arc;
 
@@ -180,8 +180,8 @@ fn an_unknown_kid_or_a_token_without_one_is_refused() {
 
 #[test]
 fn a_rotated_key_signs_after_its_lead_and_the_retired_one_verifies_until_its_retirement() {
-    use jwt_auth_core::keys::SIGNING_LEAD_SECS;
-    use jwt_auth_core::keys::rotation::rotate;
+    use jwt_auth_core::crypto::keys::SIGNING_LEAD_SECS;
+    use jwt_auth_core::crypto::keys::rotation::rotate;
     const RETENTION: u64 = 2_000;
     let first = KeySetDocument::generate(SigningAlgorithm::Es256, NOW - 86_400);
     let old_token = token_of(&deployment(first.clone()));
@@ -341,14 +341,14 @@ struct SwitchedSource {
 }
 
 #[async_trait::async_trait]
-impl jwt_auth_core::keys::live::KeySetSource for SwitchedSource {
-    async fn read(&self) -> Result<Option<KeyRing>, jwt_auth_core::keys::live::KeySourceError> {
+impl jwt_auth_core::crypto::keys::live::KeySetSource for SwitchedSource {
+    async fn read(
+        &self,
+    ) -> Result<Option<KeyRing>, jwt_auth_core::crypto::keys::live::KeySourceError> {
         if self.up.load(std::sync::atomic::Ordering::SeqCst) {
             Ok(Some(KeyRing::from_document(&self.document).unwrap()))
         } else {
-            Err(jwt_auth_core::keys::live::KeySourceError::Unavailable(
-                "throttled".into(),
-            ))
+            Err(jwt_auth_core::crypto::keys::live::KeySourceError::Unavailable("throttled".into()))
         }
     }
 }
@@ -359,25 +359,27 @@ async fn signer_started_at(
     at: u64,
 ) -> (
     TokenIssuer,
-    jwt_auth_core::clock::Clock,
+    jwt_auth_core::startup::clock::Clock,
     Arc<SwitchedSource>,
 ) {
-    let clock = jwt_auth_core::clock::Clock::manual(at);
+    let clock = jwt_auth_core::startup::clock::Clock::manual(at);
     let source = Arc::new(SwitchedSource {
         document: document.clone(),
         up: true.into(),
     });
     struct Shared(Arc<SwitchedSource>);
     #[async_trait::async_trait]
-    impl jwt_auth_core::keys::live::KeySetSource for Shared {
-        async fn read(&self) -> Result<Option<KeyRing>, jwt_auth_core::keys::live::KeySourceError> {
+    impl jwt_auth_core::crypto::keys::live::KeySetSource for Shared {
+        async fn read(
+            &self,
+        ) -> Result<Option<KeyRing>, jwt_auth_core::crypto::keys::live::KeySourceError> {
             self.0.read().await
         }
     }
-    let live = jwt_auth_core::keys::live::LiveKeys::load(
+    let live = jwt_auth_core::crypto::keys::live::LiveKeys::load(
         Box::new(Shared(Arc::clone(&source))),
         clock.clone(),
-        jwt_auth_core::keys::live::SIGNER_REFRESH_SECS,
+        jwt_auth_core::crypto::keys::live::SIGNER_REFRESH_SECS,
     )
     .await
     .unwrap();
@@ -391,8 +393,8 @@ async fn signer_started_at(
 #[tokio::test]
 async fn a_signer_started_after_a_rotation_never_signs_with_a_key_retiring_before_its_token_expires()
  {
-    use jwt_auth_core::keys::rotation::{retention_secs, rotate};
-    use jwt_auth_core::token::CLOCK_LEEWAY_SECS;
+    use jwt_auth_core::crypto::keys::rotation::{retention_secs, rotate};
+    use jwt_auth_core::crypto::token::CLOCK_LEEWAY_SECS;
     let settings = TokenSettings::default();
     let retention = retention_secs(settings.ttl_secs, 300);
     let first = KeySetDocument::generate(SigningAlgorithm::Es256, NOW - 86_400);
@@ -424,8 +426,8 @@ async fn a_signer_started_after_a_rotation_never_signs_with_a_key_retiring_befor
 
 #[tokio::test]
 async fn a_signer_whose_source_keeps_failing_stops_signing_at_the_bound() {
-    use jwt_auth_core::keys::live::{MAX_SIGNING_RING_AGE_SECS, UNAVAILABLE_RETRY_SECS};
-    use jwt_auth_core::token::IssueError;
+    use jwt_auth_core::crypto::keys::live::{MAX_SIGNING_RING_AGE_SECS, UNAVAILABLE_RETRY_SECS};
+    use jwt_auth_core::crypto::token::IssueError;
     let document = KeySetDocument::generate(SigningAlgorithm::Es256, NOW - 86_400);
     let (issuer, clock, source) = signer_started_at(&document, NOW).await;
     source.up.store(false, std::sync::atomic::Ordering::SeqCst);
@@ -461,11 +463,11 @@ async fn a_signer_whose_source_keeps_failing_stops_signing_at_the_bound() {
 
 #[tokio::test]
 async fn a_signer_reports_its_current_keys_age_at_each_read() {
-    use jwt_auth_core::keys::live::KEY_SET_AGE_METRIC;
+    use jwt_auth_core::crypto::keys::live::KEY_SET_AGE_METRIC;
     let lines = jwt_auth_core::audit::capture();
     let document = KeySetDocument::generate(SigningAlgorithm::Es256, NOW - 86_400 * 7);
     let (issuer, clock, _) = signer_started_at(&document, NOW).await;
-    clock.advance(jwt_auth_core::keys::live::SIGNER_REFRESH_SECS);
+    clock.advance(jwt_auth_core::crypto::keys::live::SIGNER_REFRESH_SECS);
     issuer.keys().refresh_if_due().await;
     let ages: Vec<u64> = lines
         .lock()
@@ -479,14 +481,14 @@ async fn a_signer_reports_its_current_keys_age_at_each_read() {
         ages,
         vec![
             86_400 * 7,
-            86_400 * 7 + jwt_auth_core::keys::live::SIGNER_REFRESH_SECS
+            86_400 * 7 + jwt_auth_core::crypto::keys::live::SIGNER_REFRESH_SECS
         ]
     );
 }
 
 #[test]
 fn es256_tokens_are_issued_low_s_and_their_high_s_twin_is_refused() {
-    use jwt_auth_core::keys::es256::{is_low_s, negate_s};
+    use jwt_auth_core::crypto::keys::es256::{is_low_s, negate_s};
     let deployment = deployment(KeySetDocument::generate(
         SigningAlgorithm::Es256,
         NOW - 3_600,

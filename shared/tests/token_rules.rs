@@ -5,13 +5,13 @@
 use aws_lc_rs::hmac;
 use base64::Engine as _;
 use base64::engine::general_purpose::{URL_SAFE, URL_SAFE_NO_PAD};
-use jwt_auth_core::config::TokenSettings;
-use jwt_auth_core::secret::SigningSecret;
-use jwt_auth_core::token::{
+use jwt_auth_core::crypto::secret::SigningSecret;
+use jwt_auth_core::crypto::token::TokenSettings;
+use jwt_auth_core::crypto::token::{
     CLOCK_LEEWAY_SECS, Claims, MAX_TOKEN_BYTES, Session, TokenError, TokenIssuer, TokenKeys,
     TokenVerifier,
 };
-use jwt_auth_core::user::{Role, User};
+use jwt_auth_core::users::user::{Role, User};
 use serde_json::{Value, json};
 use std::sync::Arc;
 

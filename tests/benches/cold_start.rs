@@ -27,13 +27,13 @@ use hyper::{Method, Request, Response};
 use hyper_util::rt::TokioIo;
 use integration_tests::round_trips::{self, CallLog};
 use integration_tests::{EVENTS_PASSWORD, event_text, workspace_root};
-use jwt_auth_core::password::PasswordHasher;
-use jwt_auth_core::secret::SigningSecret;
+use jwt_auth_core::crypto::password::PasswordHasher;
+use jwt_auth_core::crypto::secret::SigningSecret;
+use jwt_auth_core::crypto::token::{Session, TokenIssuer, TokenKeys};
 use jwt_auth_core::store::Actor;
 use jwt_auth_core::store::dynamodb::DynamoUserStore;
 use jwt_auth_core::store::{NewUser, UserStore};
-use jwt_auth_core::token::{Session, TokenIssuer, TokenKeys};
-use jwt_auth_core::user::{Role, User};
+use jwt_auth_core::users::user::{Role, User};
 use secrecy::SecretString;
 use serde_json::{Value, json};
 use std::convert::Infallible;
@@ -230,14 +230,14 @@ async fn environment() -> (Vec<(String, String)>, User) {
                 role: Role::Admin,
                 password_hash: hash,
             },
-            jwt_auth_core::unix_now(),
+            jwt_auth_core::startup::clock::unix_now(),
             Actor::Operator,
         )
         .await
         .unwrap();
     let random_key = || {
         let mut bytes = [0u8; 32];
-        jwt_auth_core::secret::fill_random(&mut bytes);
+        jwt_auth_core::crypto::secret::fill_random(&mut bytes);
         bytes.iter().map(|b| format!("{b:02x}")).collect::<String>()
     };
     let env = [
@@ -273,14 +273,15 @@ async fn secrets_in_moto() -> Vec<(&'static str, Option<String>)> {
     let endpoint = std::env::var(integration_tests::moto::ENDPOINT_VAR).unwrap_or_else(|_| {
         panic!("MOTO_ENDPOINT is not set: run `make bench`, which starts moto")
     });
-    let client =
-        jwt_auth_core::secret::secrets_manager_client(&integration_tests::moto::sdk_config());
-    let document = jwt_auth_core::keys::KeySetDocument::generate(
-        jwt_auth_core::keys::SigningAlgorithm::Es256,
-        jwt_auth_core::unix_now(),
+    let client = jwt_auth_core::crypto::secret::secrets_manager_client(
+        &integration_tests::moto::sdk_config(),
+    );
+    let document = jwt_auth_core::crypto::keys::KeySetDocument::generate(
+        jwt_auth_core::crypto::keys::SigningAlgorithm::Es256,
+        jwt_auth_core::startup::clock::unix_now(),
     );
     let mut hmac = [0u8; 32];
-    jwt_auth_core::secret::fill_random(&mut hmac);
+    jwt_auth_core::crypto::secret::fill_random(&mut hmac);
     let hmac: String = hmac.iter().map(|b| format!("{b:02x}")).collect();
     let keys_arn =
         integration_tests::moto::create_secret(&client, &serde_json::to_string(&document).unwrap())
@@ -307,7 +308,11 @@ fn bootstraps(
         .unwrap();
     let settings = jwt_auth_cli::commands::event::token_settings(3600);
     let token = TokenIssuer::new(TokenKeys::hs256(&secret), settings)
-        .issue(alice, &Session::start(0), jwt_auth_core::unix_now())
+        .issue(
+            alice,
+            &Session::start(0),
+            jwt_auth_core::startup::clock::unix_now(),
+        )
         .unwrap()
         .token;
     let mut users_list: Value = serde_json::from_str(&event_text("users-list.json")).unwrap();
@@ -485,7 +490,7 @@ async fn runtime_api(
         if nexts.fetch_add(1, Ordering::SeqCst) >= 2 {
             std::future::pending::<()>().await;
         }
-        let deadline_ms = jwt_auth_core::unix_now() * 1000 + 30_000;
+        let deadline_ms = jwt_auth_core::startup::clock::unix_now() * 1000 + 30_000;
         return Ok(Response::builder()
             .header("content-type", "application/json")
             .header("lambda-runtime-aws-request-id", "bench-request")

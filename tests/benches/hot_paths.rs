@@ -11,10 +11,10 @@
 use authorizer::authorize;
 use aws_lc_rs::hmac;
 use integration_tests::{EVENTS_PASSWORD, TestApp, event_text};
-use jwt_auth_core::keys::{KeyRing, KeySetDocument, SigningAlgorithm};
-use jwt_auth_core::password::HASH_PARAMS;
-use jwt_auth_core::token::{Session, TokenIssuer, TokenVerifier};
-use jwt_auth_core::user::Role;
+use jwt_auth_core::crypto::keys::{KeyRing, KeySetDocument, SigningAlgorithm};
+use jwt_auth_core::crypto::password::HASH_PARAMS;
+use jwt_auth_core::crypto::token::{Session, TokenIssuer, TokenVerifier};
+use jwt_auth_core::users::user::Role;
 use secrecy::SecretString;
 use std::hint::black_box;
 use std::time::Instant;
@@ -71,13 +71,13 @@ fn main() {
         jsonwebtoken::DecodingKey::from_secret(integration_tests::EVENTS_SIGNING_SECRET);
     let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::HS256);
     validation.set_required_spec_claims(&["sub", "iss", "aud", "exp", "nbf", "iat"]);
-    let settings = jwt_auth_core::config::TokenSettings::default();
+    let settings = jwt_auth_core::crypto::token::TokenSettings::default();
     validation.set_issuer(&[&settings.issuer]);
     validation.set_audience(&[&settings.audience]);
     validation.validate_exp = false;
     let decode_ns = median_ns(51, 20_000, || {
         black_box(
-            jsonwebtoken::decode::<jwt_auth_core::token::Claims>(
+            jsonwebtoken::decode::<jwt_auth_core::crypto::token::Claims>(
                 black_box(&token),
                 &decoding_key,
                 &validation,
@@ -138,9 +138,10 @@ fn main() {
         );
     });
     let method_arn =
-        jwt_auth_core::policy::MethodArn::parse(parsed.method_arn.as_deref().unwrap()).unwrap();
+        jwt_auth_core::access::policy::MethodArn::parse(parsed.method_arn.as_deref().unwrap())
+            .unwrap();
     let policy_ns = median_ns(51, 10_000, || {
-        black_box(jwt_auth_core::policy::policy_for(
+        black_box(jwt_auth_core::access::policy::policy_for(
             claims.role,
             black_box(&claims.sub),
             &method_arn,
@@ -188,7 +189,7 @@ fn main() {
     });
     // Failure paths: clear the failure counts (the username's and the event's source's)
     // each time so that neither lockout kicks in.
-    let source = jwt_auth_core::lockout::source_counter("203.0.113.10", now);
+    let source = jwt_auth_core::sessions::lockout::source_counter("203.0.113.10", now);
     let failing_login = |username: &'static str, password: &'static str| {
         let mut request = integration_tests::http_event("login-ok.json");
         *request.body_mut() = lambda_http::Body::Text(format!(
@@ -278,7 +279,7 @@ fn main() {
 fn asymmetric(
     alg: SigningAlgorithm,
     app: &TestApp,
-    user: &jwt_auth_core::user::User,
+    user: &jwt_auth_core::users::user::User,
     event: &serde_json::Value,
     now: u64,
 ) {
@@ -287,7 +288,7 @@ fn asymmetric(
     let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
     let document = KeySetDocument::generate(alg, now);
     let ring = std::sync::Arc::new(KeyRing::from_document(&document).unwrap());
-    let settings = jwt_auth_core::config::TokenSettings::default();
+    let settings = jwt_auth_core::crypto::token::TokenSettings::default();
     let issuer = TokenIssuer::new(std::sync::Arc::clone(&ring), settings.clone());
     let verifier = TokenVerifier::new(ring, &settings);
     let token = issuer.issue(user, &Session::start(0), now).unwrap().token;

@@ -2,14 +2,14 @@
 //! computed what to write, and the write waits until the test releases it. Between the two,
 //! a test revokes the caller, which is the race a request in flight meets in production.
 
-use jwt_auth_core::keys::PublishedKeys;
-use jwt_auth_core::password::StoredHash;
+use jwt_auth_core::crypto::keys::PublishedKeys;
+use jwt_auth_core::crypto::password::StoredHash;
 use jwt_auth_core::store::{
     Actor, AuthorizationState, LoginFailureStore, LoginFailures, LoginRecord, NewRefreshToken,
     NewUser, PageKey, PasswordWrite, PublicKeyStore, RefreshTokenRecord, Rotation, SessionStore,
     StandingCaller, Store, StoreError, UserChanges, UserPage, UserStore,
 };
-use jwt_auth_core::user::User;
+use jwt_auth_core::users::user::User;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use tokio::sync::Notify;

@@ -24,20 +24,20 @@ pub mod round_trips;
 pub mod running_api;
 
 use aws_lambda_events::apigw::ApiGatewayCustomAuthorizerRequest;
-use jwt_auth_core::clock::Clock;
-use jwt_auth_core::config::DEFAULT_SESSION_MAX_SECS;
-use jwt_auth_core::cursor::CursorCodec;
-use jwt_auth_core::device::DeviceTokens;
-use jwt_auth_core::lockout::DEFAULT_SOURCE_FAILURE_LIMIT;
-use jwt_auth_core::login::DEFAULT_REFRESH_TTL_SECS;
-use jwt_auth_core::login::LoginService;
-use jwt_auth_core::password::PasswordHasher;
-use jwt_auth_core::secret::SigningSecret;
+use jwt_auth_core::crypto::password::PasswordHasher;
+use jwt_auth_core::crypto::secret::SigningSecret;
+use jwt_auth_core::crypto::token::{Session, TokenIssuer, TokenKeys, TokenVerifier};
+use jwt_auth_core::sessions::device::DeviceTokens;
+use jwt_auth_core::sessions::lockout::DEFAULT_SOURCE_FAILURE_LIMIT;
+use jwt_auth_core::sessions::login::DEFAULT_REFRESH_TTL_SECS;
+use jwt_auth_core::sessions::login::LoginService;
+use jwt_auth_core::startup::clock::Clock;
+use jwt_auth_core::startup::config::DEFAULT_SESSION_MAX_SECS;
 use jwt_auth_core::store::Actor;
 use jwt_auth_core::store::memory::MemoryUserStore;
 use jwt_auth_core::store::{NewUser, Store};
-use jwt_auth_core::token::{Session, TokenIssuer, TokenKeys, TokenVerifier};
-use jwt_auth_core::user::{Role, User, normalize_username};
+use jwt_auth_core::users::cursor::CursorCodec;
+use jwt_auth_core::users::user::{Role, User, normalize_username};
 use lambda_http::{Body, Request, Response};
 use secrecy::SecretString;
 use std::path::PathBuf;
@@ -75,7 +75,7 @@ impl TestApp {
     pub fn new(store: Arc<dyn Store>) -> Self {
         let secret = SigningSecret::new(EVENTS_SIGNING_SECRET.to_vec()).expect("long enough");
         let keys = Arc::new(TokenKeys::hs256(&secret));
-        let settings = jwt_auth_core::config::TokenSettings::default();
+        let settings = jwt_auth_core::crypto::token::TokenSettings::default();
         let clock = Clock::manual(EVENTS_TIME);
         Self {
             login: LoginService {
@@ -87,18 +87,20 @@ impl TestApp {
                 clock: clock.clone(),
                 devices: DeviceTokens::new(&secret),
                 source_failure_limit: DEFAULT_SOURCE_FAILURE_LIMIT,
-                public_keys: jwt_auth_core::keys::live::LiveKeys::fixed(std::sync::Arc::new(
-                    jwt_auth_core::keys::KeyRing::from_published(&Default::default())
-                        .expect("an empty set"),
-                )),
-                cors: jwt_auth_core::http::Cors::off(),
+                public_keys: jwt_auth_core::crypto::keys::live::LiveKeys::fixed(
+                    std::sync::Arc::new(
+                        jwt_auth_core::crypto::keys::KeyRing::from_published(&Default::default())
+                            .expect("an empty set"),
+                    ),
+                ),
+                cors: jwt_auth_core::web::cors::Cors::off(),
             },
             users: UsersService {
                 store: Arc::clone(&store),
                 cursors: CursorCodec::new(&secret),
                 hasher: hasher(),
                 clock: clock.clone(),
-                cors: jwt_auth_core::http::Cors::off(),
+                cors: jwt_auth_core::web::cors::Cors::off(),
             },
             verifier: TokenVerifier::new(Arc::clone(&keys), &settings),
             issuer: TokenIssuer::new(keys, settings),
@@ -132,7 +134,7 @@ impl TestApp {
                     role,
                     password_hash,
                 },
-                jwt_auth_core::unix_now(),
+                jwt_auth_core::startup::clock::unix_now(),
                 Actor::Operator,
             )
             .await
@@ -144,7 +146,8 @@ impl TestApp {
     pub async fn authorize(
         &self,
         authorization: Option<&str>,
-    ) -> Result<jwt_auth_core::policy::AuthorizerResponse, authorizer::AuthorizerError> {
+    ) -> Result<jwt_auth_core::access::policy::AuthorizerResponse, authorizer::AuthorizerError>
+    {
         let mut event = authorizer_event("authorizer-valid.json");
         event.authorization_token = authorization.map(str::to_owned);
         authorizer::authorize(
@@ -158,12 +161,12 @@ impl TestApp {
 
     /// The caller behind this access token as a backend sees it behind the authorizer
     /// (the token verified at `now`, its claims as the authorizer's context).
-    pub fn caller(&self, access_token: &str, now: u64) -> jwt_auth_core::http::Caller {
+    pub fn caller(&self, access_token: &str, now: u64) -> jwt_auth_core::web::request::Caller {
         let claims = self
             .verifier
             .verify(access_token, now)
             .expect("a valid access token");
-        jwt_auth_core::http::Caller {
+        jwt_auth_core::web::request::Caller {
             sub: claims.sub,
             role: claims.role,
             username: claims.username,

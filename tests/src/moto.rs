@@ -5,14 +5,14 @@
 pub const ENDPOINT_VAR: &str = "MOTO_ENDPOINT";
 
 /// An SDK configuration for moto, built as the functions build theirs on Lambda
-/// ([`jwt_auth_core::aws`]): a fixed region, dummy credentials, and moto's URL as
+/// ([`jwt_auth_core::startup::aws`]): a fixed region, dummy credentials, and moto's URL as
 /// `AWS_ENDPOINT_URL_SECRETS_MANAGER`.
 pub fn sdk_config() -> aws_config::SdkConfig {
     let endpoint = std::env::var(ENDPOINT_VAR)
         .ok()
         .filter(|value| !value.trim().is_empty())
         .unwrap_or_else(|| panic!("{ENDPOINT_VAR} is not set: run `make test`, which starts moto"));
-    jwt_auth_core::aws::sdk_config_from_env(|name| {
+    jwt_auth_core::startup::aws::sdk_config_from_env(|name| {
         match name {
             "AWS_REGION" => Some("us-east-1"),
             "AWS_ACCESS_KEY_ID" | "AWS_SECRET_ACCESS_KEY" => Some("local"),
@@ -25,7 +25,7 @@ pub fn sdk_config() -> aws_config::SdkConfig {
 
 /// A new secret holding `value` (a name unique to the test); answers its ARN.
 pub async fn create_secret(client: &aws_sdk_secretsmanager::Client, value: &str) -> String {
-    let name = format!("test-{}", &jwt_auth_core::user::new_user_id()[..16]);
+    let name = format!("test-{}", &jwt_auth_core::users::user::new_user_id()[..16]);
     client
         .create_secret()
         .name(name)

@@ -7,11 +7,11 @@ use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
-use jwt_auth_core::clock::Clock;
-use jwt_auth_core::keys::SigningAlgorithm;
+use jwt_auth_core::crypto::keys::SigningAlgorithm;
+use jwt_auth_core::startup::clock::Clock;
 use jwt_auth_core::store::Actor;
 use jwt_auth_core::store::{NewUser, Store};
-use jwt_auth_core::user::{Role, User};
+use jwt_auth_core::users::user::{Role, User};
 use local_gateway::app::{LocalApi, LocalOptions, StoreChoice};
 use local_gateway::gateway::{AuthorizationTrace, Gateway, GatewayRequest};
 use serde_json::{Value, json};
@@ -26,11 +26,11 @@ pub struct RunningApi {
     pub clock: Clock,
     pub gateway: Arc<Gateway>,
     pub store: Arc<dyn Store>,
-    pub issuer: jwt_auth_core::token::TokenIssuer,
+    pub issuer: jwt_auth_core::crypto::token::TokenIssuer,
     /// The local key-set secret the login function reads; rotations run against it.
-    pub key_secret: Arc<jwt_auth_core::keys::local::LocalSecret>,
+    pub key_secret: Arc<jwt_auth_core::crypto::keys::local::LocalSecret>,
     /// The authorizer's keys (to count its re-reads).
-    pub verifier_keys: Arc<jwt_auth_core::keys::live::LiveKeys>,
+    pub verifier_keys: Arc<jwt_auth_core::crypto::keys::live::LiveKeys>,
     pub client: Client<HttpConnector, Full<Bytes>>,
     pub _shutdown: tokio::sync::oneshot::Sender<()>,
 }
@@ -101,7 +101,7 @@ pub async fn start_signing(
         parameter_overrides,
         seed_demo_users: false,
         key_file: None,
-        key_refresh_secs: jwt_auth_core::keys::live::SIGNER_REFRESH_SECS,
+        key_refresh_secs: jwt_auth_core::crypto::keys::live::SIGNER_REFRESH_SECS,
     })
     .await
 }

@@ -6,7 +6,7 @@
 
 use integration_tests::{TestApp, http_event};
 use jwt_auth_core::audit::{RequestMeta, SecurityEvent, capture, line};
-use jwt_auth_core::user::Role;
+use jwt_auth_core::users::user::Role;
 use lambda_http::Body;
 use serde_json::Value;
 
@@ -159,8 +159,8 @@ fn every_outcome_has_one_audit_shape_and_no_room_for_a_secret() {
 
 #[tokio::test]
 async fn the_events_the_alarms_watch_are_recorded_with_their_user_and_request() {
-    use jwt_auth_core::lockout::LOCK_THRESHOLD;
-    use jwt_auth_core::login::{LoginRequest, REFRESH_REUSE_GRACE_SECS, RefreshRequest};
+    use jwt_auth_core::sessions::lockout::LOCK_THRESHOLD;
+    use jwt_auth_core::sessions::login::{LoginRequest, REFRESH_REUSE_GRACE_SECS, RefreshRequest};
     use secrecy::SecretString;
     let _turn = CAPTURING.lock().await;
     let lines = capture();

@@ -5,7 +5,7 @@ use authorizer::AuthorizerError;
 use integration_tests::{EVENTS_PASSWORD, TestApp, as_caller, body_json, edit_context, http_event};
 use jwt_auth_core::store::Actor;
 use jwt_auth_core::store::UserStore;
-use jwt_auth_core::user::{Role, User};
+use jwt_auth_core::users::user::{Role, User};
 use lambda_http::http::{HeaderValue, Method};
 use lambda_http::{Body, Request, RequestExt, Response};
 use std::collections::HashMap;

@@ -8,7 +8,7 @@
 use fantoccini::{Client, ClientBuilder, Locator};
 use integration_tests::running_api::{PASSWORD, RunningApi, start_with};
 use integration_tests::workspace_root;
-use jwt_auth_core::user::Role;
+use jwt_auth_core::users::user::Role;
 use local_gateway::app::StoreChoice;
 use std::process::Stdio;
 use std::time::Duration;

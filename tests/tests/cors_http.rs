@@ -5,7 +5,7 @@
 
 use integration_tests::running_api::{RunningApi, start_with};
 use integration_tests::workspace_root;
-use jwt_auth_core::user::Role;
+use jwt_auth_core::users::user::Role;
 use local_gateway::app::StoreChoice;
 use serde_json::json;
 

@@ -5,7 +5,7 @@ use authorizer::{AuthorizerError, authorize};
 use integration_tests::{
     EVENTS_PASSWORD, TestApp, as_caller, authorizer_event, body_json, edit_context, http_event,
 };
-use jwt_auth_core::user::{Role, User};
+use jwt_auth_core::users::user::{Role, User};
 use lambda_http::RequestExt;
 use serde_json::json;
 use std::collections::HashMap;

@@ -13,18 +13,20 @@ use integration_tests::dynamo_local::fresh_table;
 use integration_tests::moto;
 use integration_tests::running_api::{RunningApi, dynamo_store, start_signing};
 use integration_tests::workspace_root;
-use jwt_auth_core::clock::Clock;
-use jwt_auth_core::config::TokenSettings;
-use jwt_auth_core::keys::live::{
+use jwt_auth_core::crypto::keys::live::{
     LiveKeys, PublishedKeySet, SIGNER_REFRESH_SECS, SecretKeySet, UNKNOWN_KID_REREAD_SECS,
 };
-use jwt_auth_core::keys::rotation::{KeyRotation, SecretsManagerSecret, Step, retention_secs};
-use jwt_auth_core::keys::{KeyRing, KeySetDocument, SIGNING_LEAD_SECS, SigningAlgorithm};
-use jwt_auth_core::secret::{SecretVersion, read_secret_string};
+use jwt_auth_core::crypto::keys::rotation::{
+    KeyRotation, SecretsManagerSecret, Step, retention_secs,
+};
+use jwt_auth_core::crypto::keys::{KeyRing, KeySetDocument, SIGNING_LEAD_SECS, SigningAlgorithm};
+use jwt_auth_core::crypto::secret::{SecretVersion, read_secret_string};
+use jwt_auth_core::crypto::token::TokenSettings;
+use jwt_auth_core::crypto::token::{Session, TokenIssuer, TokenVerifier};
+use jwt_auth_core::startup::clock::Clock;
 use jwt_auth_core::store::PublicKeyStore;
 use jwt_auth_core::store::dynamodb::DynamoUserStore;
-use jwt_auth_core::token::{Session, TokenIssuer, TokenVerifier};
-use jwt_auth_core::user::Role;
+use jwt_auth_core::users::user::Role;
 use local_gateway::app::StoreChoice;
 use rotation::{RotationEvent, rotate};
 use std::sync::Arc;
@@ -148,7 +150,7 @@ async fn rotation_steps_against_secrets_manager_are_idempotent_and_publish_befor
 
     // The cursor/device HMAC secret: the other cold-start read.
     let hmac_arn = moto::create_secret(&client, &"h".repeat(48)).await;
-    let hmac = jwt_auth_core::secret::load_from_secrets_manager(&sdk_config, &hmac_arn)
+    let hmac = jwt_auth_core::crypto::secret::load_from_secrets_manager(&sdk_config, &hmac_arn)
         .await
         .unwrap();
     assert_eq!(hmac.expose(), "h".repeat(48).as_bytes());
@@ -253,8 +255,8 @@ async fn rotation_steps_against_secrets_manager_are_idempotent_and_publish_befor
     );
 }
 
-fn probe_user() -> jwt_auth_core::user::User {
-    jwt_auth_core::user::User {
+fn probe_user() -> jwt_auth_core::users::user::User {
+    jwt_auth_core::users::user::User {
         id: "0123456789abcdef0123456789abcdef".into(),
         username: "alice".into(),
         name: "Alice".into(),
@@ -370,7 +372,8 @@ async fn rotation_while_traffic_runs(store: StoreChoice, algorithm: SigningAlgor
     );
     if algorithm != SigningAlgorithm::Hs256 {
         // The JWKS route re-reads what rotation published within its interval.
-        api.clock.advance(jwt_auth_core::login::JWKS_REFRESH_SECS);
+        api.clock
+            .advance(jwt_auth_core::sessions::login::JWKS_REFRESH_SECS);
         let kids = jwks_kids(&api).await;
         assert!(kids.contains(&k1) && kids.contains(&k2), "{kids:?}");
     }
@@ -536,12 +539,13 @@ struct FlakyPublicKeys {
 impl PublicKeyStore for FlakyPublicKeys {
     async fn published_keys(
         &self,
-    ) -> Result<Option<jwt_auth_core::keys::PublishedKeys>, jwt_auth_core::store::StoreError> {
+    ) -> Result<Option<jwt_auth_core::crypto::keys::PublishedKeys>, jwt_auth_core::store::StoreError>
+    {
         self.inner.published_keys().await
     }
     async fn publish_keys(
         &self,
-        keys: &jwt_auth_core::keys::PublishedKeys,
+        keys: &jwt_auth_core::crypto::keys::PublishedKeys,
         now: u64,
     ) -> Result<(), jwt_auth_core::store::StoreError> {
         if self.failing.load(std::sync::atomic::Ordering::SeqCst) {

@@ -3,9 +3,9 @@
 
 use integration_tests::running_api::{PASSWORD, RunningApi, dynamo_store, start_with};
 use integration_tests::workspace_root;
-use jwt_auth_core::lockout::LOCK_THRESHOLD;
-use jwt_auth_core::login::REFRESH_REUSE_GRACE_SECS;
-use jwt_auth_core::user::Role;
+use jwt_auth_core::sessions::lockout::LOCK_THRESHOLD;
+use jwt_auth_core::sessions::login::REFRESH_REUSE_GRACE_SECS;
+use jwt_auth_core::users::user::Role;
 use serde_json::{Value, json};
 use std::sync::Arc;
 use std::time::Duration;

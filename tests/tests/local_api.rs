@@ -8,7 +8,7 @@ use integration_tests::running_api::{
     PASSWORD, RunningApi, dynamo_store, dynamo_store_at, start, start_with,
 };
 use integration_tests::workspace_root;
-use jwt_auth_core::user::Role;
+use jwt_auth_core::users::user::Role;
 use local_gateway::app::StoreChoice;
 use local_gateway::gateway::AuthorizationTrace;
 use serde_json::json;
@@ -108,8 +108,8 @@ async fn the_whole_story(api: RunningApi) {
         .issuer
         .issue(
             &admin,
-            &jwt_auth_core::token::Session::start(0),
-            jwt_auth_core::unix_now() - 3600,
+            &jwt_auth_core::crypto::token::Session::start(0),
+            jwt_auth_core::startup::clock::unix_now() - 3600,
         )
         .unwrap()
         .token;
@@ -313,8 +313,8 @@ async fn the_keys_command_rotates_and_revokes_the_key_set_of_a_running_local_dep
         secret: None,
         parameter_overrides: [("AuthorizerCacheTtlSeconds".to_string(), "0".to_string())].into(),
         seed_demo_users: false,
-        clock: jwt_auth_core::clock::Clock::system(),
-        signing_algorithm: jwt_auth_core::keys::SigningAlgorithm::EdDsa,
+        clock: jwt_auth_core::startup::clock::Clock::system(),
+        signing_algorithm: jwt_auth_core::crypto::keys::SigningAlgorithm::EdDsa,
         key_file: Some(key_file.clone()),
         key_refresh_secs: 0,
     })

@@ -6,14 +6,14 @@
 
 use integration_tests::TestApp;
 use jwt_auth_core::ApiError;
-use jwt_auth_core::device::{DeviceOwner, DeviceTokens};
-use jwt_auth_core::lockout::{LOCK_THRESHOLD, SOURCE_WINDOW_SECS, source_window_left};
-use jwt_auth_core::login::{LoginRequest, TokenResponse};
-use jwt_auth_core::password::PasswordHasher;
-use jwt_auth_core::secret::SigningSecret;
+use jwt_auth_core::crypto::password::PasswordHasher;
+use jwt_auth_core::crypto::secret::SigningSecret;
+use jwt_auth_core::sessions::device::{DeviceOwner, DeviceTokens};
+use jwt_auth_core::sessions::lockout::{LOCK_THRESHOLD, SOURCE_WINDOW_SECS, source_window_left};
+use jwt_auth_core::sessions::login::{LoginRequest, TokenResponse};
 use jwt_auth_core::store::Actor;
 use jwt_auth_core::store::PasswordWrite;
-use jwt_auth_core::user::Role;
+use jwt_auth_core::users::user::Role;
 use secrecy::SecretString;
 use std::sync::Arc;
 
@@ -138,7 +138,7 @@ async fn invalid_device_tokens_are_treated_as_absent(app: TestApp) {
     .issue(
         &alice,
         None,
-        T0 - jwt_auth_core::device::DEVICE_TOKEN_TTL_SECS,
+        T0 - jwt_auth_core::sessions::device::DEVICE_TOKEN_TTL_SECS,
     );
     let (payload, _) = valid.split_once('.').unwrap();
     let forged = format!("{payload}.AAAA");

@@ -3,7 +3,7 @@
 //! searched.
 
 use integration_tests::{TestApp, http_event};
-use jwt_auth_core::user::Role;
+use jwt_auth_core::users::user::Role;
 use lambda_http::Body;
 use std::sync::{Arc, Mutex};
 

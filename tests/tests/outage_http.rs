@@ -7,7 +7,7 @@ use integration_tests::dynamo_local::{ENDPOINT_VAR, fresh_table};
 use integration_tests::outage::{FlakyDynamo, Outage};
 use integration_tests::running_api::{Answer, PASSWORD, RunningApi, start_with};
 use integration_tests::workspace_root;
-use jwt_auth_core::user::Role;
+use jwt_auth_core::users::user::Role;
 use local_gateway::app::StoreChoice;
 use serde_json::json;
 
@@ -163,14 +163,15 @@ struct ProxiedLogin {
 
 impl ProxiedLogin {
     async fn start() -> Self {
-        use jwt_auth_core::store::dynamodb::{DynamoUserStore, local_client};
+        use jwt_auth_core::startup::aws::local_dynamodb_client;
+        use jwt_auth_core::store::dynamodb::DynamoUserStore;
         let (proxy, calls) = integration_tests::round_trips::start_proxy(
             &std::env::var(ENDPOINT_VAR).expect("make test"),
         )
         .await;
         let (_, table) = fresh_table().await;
         let store = std::sync::Arc::new(DynamoUserStore::new(
-            local_client(&format!("http://{proxy}")),
+            local_dynamodb_client(&format!("http://{proxy}")),
             table,
         ));
         let app = integration_tests::TestApp::new(store.clone());
@@ -207,7 +208,7 @@ async fn a_login_whose_clear_fails_takes_the_source_count_back_once() {
         let refused = subject.login("nobody", "not-the-password").await;
         assert_eq!(refused.status(), 401);
     }
-    let source = jwt_auth_core::lockout::source_counter("203.0.113.10", app.clock.now());
+    let source = jwt_auth_core::sessions::lockout::source_counter("203.0.113.10", app.clock.now());
     let source_count = || async { store.login_failures(&source).await.unwrap().count };
     assert_eq!(source_count().await, 2);
 
@@ -336,7 +337,7 @@ async fn while_dynamodb_throttles_a_password_change_answers_alike_for_either_cur
         subject
             .app
             .clock
-            .advance(jwt_auth_core::login::PASSWORD_CHANGE_LEASE_SECS + 1);
+            .advance(jwt_auth_core::sessions::login::PASSWORD_CHANGE_LEASE_SECS + 1);
     }
     assert_eq!(answers[0].0, 503, "{answers:?}");
     assert_eq!(

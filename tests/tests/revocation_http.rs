@@ -8,12 +8,12 @@ use integration_tests::running_api::{
     PASSWORD, RunningApi, dynamo_store, dynamo_store_at, start_at,
 };
 use integration_tests::workspace_root;
-use jwt_auth_core::clock::Clock;
-use jwt_auth_core::config::DEFAULT_TOKEN_TTL_SECS;
-use jwt_auth_core::lockout::{LOCK_THRESHOLD, lock_secs};
-use jwt_auth_core::login::REFRESH_REUSE_GRACE_SECS;
-use jwt_auth_core::token::CLOCK_LEEWAY_SECS;
-use jwt_auth_core::user::Role;
+use jwt_auth_core::crypto::token::CLOCK_LEEWAY_SECS;
+use jwt_auth_core::crypto::token::DEFAULT_TOKEN_TTL_SECS;
+use jwt_auth_core::sessions::lockout::{LOCK_THRESHOLD, lock_secs};
+use jwt_auth_core::sessions::login::REFRESH_REUSE_GRACE_SECS;
+use jwt_auth_core::startup::clock::Clock;
+use jwt_auth_core::users::user::Role;
 use local_gateway::app::StoreChoice;
 use local_gateway::gateway::AuthorizationTrace;
 use serde_json::{Value, json};
@@ -623,7 +623,7 @@ async fn a_logged_out_jti_is_kept_until_exp_plus_the_leeway() {
             .unwrap(),
     )
     .unwrap();
-    let item = jwt_auth_core::store::dynamodb::local_client(&endpoint)
+    let item = jwt_auth_core::startup::aws::local_dynamodb_client(&endpoint)
         .get_item()
         .table_name(table)
         .key(

@@ -4,9 +4,9 @@
 //! misconfiguration (access denied) still stops the start.
 
 use integration_tests::outage::{FakeSecretsManager, Outage};
-use jwt_auth_core::config::SecretSource;
-use jwt_auth_core::cursor::CursorCodec;
-use jwt_auth_core::runtime::{NeedsSecret, SECRET_RETRY_SECS};
+use jwt_auth_core::startup::cold_start::{NeedsSecret, SECRET_RETRY_SECS};
+use jwt_auth_core::startup::config::SecretSource;
+use jwt_auth_core::users::cursor::CursorCodec;
 use std::time::Duration;
 
 const SECRET: &str = "a-deployment-signing-secret-of-64-characters-0123456789abcdefghi";
@@ -39,7 +39,7 @@ async fn answers_503_until_secrets_manager_is_back(outage: Outage) {
     );
     // The function's whole answer (`respond`, as `main` runs it) carries CORS too, so a
     // browser can read the 503 and its Retry-After.
-    let cors = jwt_auth_core::http::Cors::allowing("https://app.example.com").unwrap();
+    let cors = jwt_auth_core::web::cors::Cors::allowing("https://app.example.com").unwrap();
     let answer = service
         .respond(&cors, |_| async { panic!("no service without the secret") })
         .await
@@ -63,7 +63,7 @@ async fn answers_503_until_secrets_manager_is_back(outage: Outage) {
     };
     // The service was built with the secret Secrets Manager answered.
     let expected = CursorCodec::new(
-        &jwt_auth_core::secret::SigningSecret::new(SECRET.as_bytes().to_vec()).unwrap(),
+        &jwt_auth_core::crypto::secret::SigningSecret::new(SECRET.as_bytes().to_vec()).unwrap(),
     );
     assert_eq!(expected.decode(&codec.encode(&key)), Ok(key));
     let calls = fake.requests();

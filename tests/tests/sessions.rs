@@ -6,13 +6,15 @@
 use authorizer::{AuthorizerError, authorize};
 use integration_tests::{TestApp, authorizer_event};
 use jwt_auth_core::ApiError;
-use jwt_auth_core::http::Caller;
-use jwt_auth_core::lockout::{LOCK_THRESHOLD, lock_secs};
-use jwt_auth_core::login::{LoginRequest, REFRESH_REUSE_GRACE_SECS, RefreshRequest, TokenResponse};
-use jwt_auth_core::password::PasswordHasher;
+use jwt_auth_core::crypto::password::PasswordHasher;
+use jwt_auth_core::sessions::lockout::{LOCK_THRESHOLD, lock_secs};
+use jwt_auth_core::sessions::login::{
+    LoginRequest, REFRESH_REUSE_GRACE_SECS, RefreshRequest, TokenResponse,
+};
 use jwt_auth_core::store::Actor;
 use jwt_auth_core::store::{PasswordWrite, UserChanges};
-use jwt_auth_core::user::{Role, User};
+use jwt_auth_core::users::user::{Role, User};
+use jwt_auth_core::web::request::Caller;
 use secrecy::SecretString;
 use std::sync::Arc;
 
@@ -442,27 +444,27 @@ async fn unknown_wrong_and_disabled_logins_do_the_same_work(app: TestApp) {
         .unwrap();
     // A hasher of its own, so its counter sees only these logins.
     let hasher = Arc::new(PasswordHasher::new());
-    let login = jwt_auth_core::login::LoginService {
+    let login = jwt_auth_core::sessions::login::LoginService {
         store: Arc::clone(&app.store),
         hasher: Arc::clone(&hasher),
-        issuer: jwt_auth_core::token::TokenIssuer::new(
-            Arc::new(jwt_auth_core::token::TokenKeys::hs256(
-                &jwt_auth_core::secret::SigningSecret::generate(),
+        issuer: jwt_auth_core::crypto::token::TokenIssuer::new(
+            Arc::new(jwt_auth_core::crypto::token::TokenKeys::hs256(
+                &jwt_auth_core::crypto::secret::SigningSecret::generate(),
             )),
             Default::default(),
         ),
         refresh_ttl_secs: 3600,
-        session_max_secs: jwt_auth_core::config::DEFAULT_SESSION_MAX_SECS,
-        clock: jwt_auth_core::clock::Clock::manual(T0),
-        devices: jwt_auth_core::device::DeviceTokens::new(
-            &jwt_auth_core::secret::SigningSecret::generate(),
+        session_max_secs: jwt_auth_core::startup::config::DEFAULT_SESSION_MAX_SECS,
+        clock: jwt_auth_core::startup::clock::Clock::manual(T0),
+        devices: jwt_auth_core::sessions::device::DeviceTokens::new(
+            &jwt_auth_core::crypto::secret::SigningSecret::generate(),
         ),
-        source_failure_limit: jwt_auth_core::lockout::DEFAULT_SOURCE_FAILURE_LIMIT,
-        public_keys: jwt_auth_core::keys::live::LiveKeys::fixed(std::sync::Arc::new(
-            jwt_auth_core::keys::KeyRing::from_published(&Default::default())
+        source_failure_limit: jwt_auth_core::sessions::lockout::DEFAULT_SOURCE_FAILURE_LIMIT,
+        public_keys: jwt_auth_core::crypto::keys::live::LiveKeys::fixed(std::sync::Arc::new(
+            jwt_auth_core::crypto::keys::KeyRing::from_published(&Default::default())
                 .expect("an empty set"),
         )),
-        cors: jwt_auth_core::http::Cors::off(),
+        cors: jwt_auth_core::web::cors::Cors::off(),
     };
     let mut answers = Vec::new();
     for (username, password) in [
@@ -509,7 +511,7 @@ async fn a_hash_with_weaker_parameters_is_upgraded_at_login(app: TestApp) {
         .unwrap()
         .to_string();
     assert!(phc.starts_with("$argon2id$v=19$m=8192,t=1,p=1$"));
-    let stored = jwt_auth_core::password::StoredHash::from_phc(phc);
+    let stored = jwt_auth_core::crypto::password::StoredHash::from_phc(phc);
     app.store
         .set_password_hash(&user.id, stored, PasswordWrite::Reset, Actor::Operator)
         .await

@@ -4,13 +4,13 @@
 
 use authorizer::AuthorizerError;
 use integration_tests::{TestApp, as_caller, body_json, http_event};
-use jwt_auth_core::password::StoredHash;
+use jwt_auth_core::crypto::password::StoredHash;
 use jwt_auth_core::store::{
     Actor, AuthorizationState, LoginFailureStore, LoginFailures, LoginRecord, NewRefreshToken,
     NewUser, PageKey, PasswordWrite, RefreshTokenRecord, Rotation, SessionStore, StandingCaller,
     StoreError, UserChanges, UserPage, UserStore,
 };
-use jwt_auth_core::user::{Role, User};
+use jwt_auth_core::users::user::{Role, User};
 use std::sync::Arc;
 
 /// A store whose every call fails, as DynamoDB does when throttled or unreachable.
@@ -193,13 +193,13 @@ async fn the_authorizer_fails_closed_when_it_cannot_check_revocation() {
 impl jwt_auth_core::store::PublicKeyStore for UnreachableStore {
     async fn published_keys(
         &self,
-    ) -> Result<Option<jwt_auth_core::keys::PublishedKeys>, StoreError> {
+    ) -> Result<Option<jwt_auth_core::crypto::keys::PublishedKeys>, StoreError> {
         down()
     }
 
     async fn publish_keys(
         &self,
-        _: &jwt_auth_core::keys::PublishedKeys,
+        _: &jwt_auth_core::crypto::keys::PublishedKeys,
         _: u64,
     ) -> Result<(), StoreError> {
         down()

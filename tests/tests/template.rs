@@ -3,7 +3,7 @@
 //! store expects.
 
 use integration_tests::workspace_root;
-use jwt_auth_core::policy::{Access, ROUTES};
+use jwt_auth_core::access::routes::{Access, ROUTES};
 use local_gateway::template::ApiModel;
 use serde_yaml::Value;
 use std::collections::{BTreeSet, HashMap};
@@ -526,7 +526,9 @@ fn no_key_or_secret_value_appears_in_the_template() {
     let placeholder = keys["Properties"]["GenerateSecretString"]["SecretStringTemplate"]
         .as_str()
         .unwrap();
-    assert!(jwt_auth_core::keys::live::is_placeholder(placeholder));
+    assert!(jwt_auth_core::crypto::keys::live::is_placeholder(
+        placeholder
+    ));
     let env = |function: &str| {
         resource(&template, function)["Properties"]["Environment"]["Variables"].clone()
     };
@@ -1012,7 +1014,7 @@ fn alarms_watch_authorizer_errors_5xx_reuse_lockouts_and_rotations_and_notify_on
     let stat = &age["Metrics"][0]["MetricStat"];
     assert_eq!(
         stat["Metric"]["MetricName"],
-        jwt_auth_core::keys::live::KEY_SET_AGE_METRIC
+        jwt_auth_core::crypto::keys::live::KEY_SET_AGE_METRIC
     );
     assert_eq!(stat["Metric"]["Dimensions"][0]["Value"], "login");
     assert_eq!(age["Metrics"][1]["Expression"], "age / 172800");
@@ -1067,7 +1069,8 @@ fn alarms_watch_authorizer_errors_5xx_reuse_lockouts_and_rotations_and_notify_on
             );
         }
     }
-    // The Function dimension names what each binary passes to audit::init.
+    // The Function dimension names what each binary passes to ColdStart::load (which
+    // hands it to audit::init).
     for (name, function) in [
         ("AuthorizerErrorAlarm", "authorizer"),
         ("RefreshReuseAlarm", "login"),
@@ -1081,9 +1084,7 @@ fn alarms_watch_authorizer_errors_5xx_reuse_lockouts_and_rotations_and_notify_on
         )
         .unwrap();
         assert!(
-            main.contains(&format!(
-                "audit::init(&cold.config.metrics_namespace, \"{function}\")"
-            )),
+            main.contains(&format!("ColdStart::load(\"{function}\")")),
             "{function}"
         );
     }

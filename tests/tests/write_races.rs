@@ -8,16 +8,16 @@
 use integration_tests::TestApp;
 use integration_tests::held_store::HeldStore;
 use jwt_auth_core::ApiError;
-use jwt_auth_core::http::Caller;
-use jwt_auth_core::login::{ChangePasswordRequest, LoginRequest, TokenResponse};
-use jwt_auth_core::revocation::current_caller;
+use jwt_auth_core::sessions::login::{ChangePasswordRequest, LoginRequest, TokenResponse};
+use jwt_auth_core::sessions::revocation::current_caller;
 use jwt_auth_core::store::memory::MemoryUserStore;
 use jwt_auth_core::store::{Actor, Store, UserChanges};
-use jwt_auth_core::user::{Role, User};
-use jwt_auth_core::users::{
+use jwt_auth_core::users::admin::{
     CreateUserRequest, ResetPasswordRequest, UpdateUserRequest, create_user, delete_user,
     reset_password, update_user,
 };
+use jwt_auth_core::users::user::{Role, User};
+use jwt_auth_core::web::request::Caller;
 use secrecy::SecretString;
 use std::future::Future;
 use std::sync::Arc;
@@ -396,7 +396,7 @@ on_both_stores!(
 async fn parallel_password_changes_with_one_token_run_one_argon2_verification() {
     let (mut app, held) = held_app(Arc::new(MemoryUserStore::new()));
     // A hasher of its own: the shared one counts other tests' work too.
-    let hasher = Arc::new(jwt_auth_core::password::PasswordHasher::new());
+    let hasher = Arc::new(jwt_auth_core::crypto::password::PasswordHasher::new());
     app.login.hasher = Arc::clone(&hasher);
     let app = Arc::new(app);
     app.create_user("alice", Role::Customer, PASSWORD).await;
@@ -454,8 +454,9 @@ async fn parallel_password_changes_with_one_token_run_one_argon2_verification() 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_self_write_whose_caller_is_disabled_between_its_read_and_its_transaction_lands_nothing()
 {
+    use jwt_auth_core::startup::aws::local_dynamodb_client;
     use jwt_auth_core::store::UserStore as _;
-    use jwt_auth_core::store::dynamodb::{DynamoUserStore, local_client};
+    use jwt_auth_core::store::dynamodb::DynamoUserStore;
     let (proxy, calls) = integration_tests::round_trips::start_proxy(
         &std::env::var(integration_tests::dynamo_local::ENDPOINT_VAR).expect("make test"),
     )
@@ -463,7 +464,7 @@ async fn a_self_write_whose_caller_is_disabled_between_its_read_and_its_transact
     let (client, table) = integration_tests::dynamo_local::fresh_table().await;
     let direct = DynamoUserStore::new(client, table.clone());
     let app = Arc::new(TestApp::new(Arc::new(DynamoUserStore::new(
-        local_client(&format!("http://{proxy}")),
+        local_dynamodb_client(&format!("http://{proxy}")),
         table,
     ))));
     let mallory = app.create_user("mallory", Role::Admin, PASSWORD).await;

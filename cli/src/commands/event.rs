@@ -4,11 +4,11 @@
 //! (`cargo lambda watch` passes the environment on); a proxy event gets the authorizer
 //! context of a real user, as the authorizer would hand it to the function.
 
-use jwt_auth_core::config::TokenSettings;
-use jwt_auth_core::policy::AuthorizerContext;
-use jwt_auth_core::token::{Claims, Session, TokenIssuer, TokenKeys};
-use jwt_auth_core::user::new_user_id;
-use jwt_auth_core::user::{Role, User, is_valid_user_id};
+use jwt_auth_core::access::policy::AuthorizerContext;
+use jwt_auth_core::crypto::token::TokenSettings;
+use jwt_auth_core::crypto::token::{Claims, Session, TokenIssuer, TokenKeys};
+use jwt_auth_core::users::user::new_user_id;
+use jwt_auth_core::users::user::{Role, User, is_valid_user_id};
 use serde_json::Value;
 use std::path::PathBuf;
 
@@ -104,7 +104,8 @@ pub fn run(args: EventArgs) -> Result<(), String> {
             if let Some(body) = body {
                 event["body"] = Value::String(body);
             }
-            event["requestContext"]["requestTimeEpoch"] = (jwt_auth_core::unix_now() * 1000).into();
+            event["requestContext"]["requestTimeEpoch"] =
+                (jwt_auth_core::startup::clock::unix_now() * 1000).into();
             event
         }
     };
@@ -129,7 +130,11 @@ fn authorizer_event(
     let user = caller(sub.unwrap_or_else(new_user_id), username, role)?;
     let issuer = TokenIssuer::new(TokenKeys::hs256(&secret), token_settings(ttl));
     let token = issuer
-        .issue(&user, &Session::start(0), jwt_auth_core::unix_now())
+        .issue(
+            &user,
+            &Session::start(0),
+            jwt_auth_core::startup::clock::unix_now(),
+        )
         .map_err(|err| err.to_string())?
         .token;
     let event = serde_json::json!({
@@ -178,7 +183,7 @@ pub fn set_caller(event: &mut Value, caller: &User, ver: u64, ttl: u64) -> Resul
         caller,
         &Session::start(ver),
         &token_settings(ttl),
-        jwt_auth_core::unix_now(),
+        jwt_auth_core::startup::clock::unix_now(),
         ttl,
     );
     let context =
@@ -252,7 +257,7 @@ mod tests {
         assert_eq!(context["role"], "customer");
         assert_eq!(context["ver"], "3");
         let exp: u64 = context["exp"].as_str().unwrap().parse().unwrap();
-        let now = jwt_auth_core::unix_now();
+        let now = jwt_auth_core::startup::clock::unix_now();
         assert!(exp > now && exp <= now + 900, "exp a lifetime from now");
         assert_ne!(context["jti"], before["jti"], "a fresh jti");
         assert_ne!(context["sid"], before["sid"], "a fresh session");

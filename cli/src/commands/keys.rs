@@ -5,11 +5,12 @@
 //! carry the new `kid` once the running `serve` has re-read the set (`--key-refresh-secs`)
 //! and the lead has passed, and earlier tokens keep working.
 
-use jwt_auth_core::config::TokenSettings;
-use jwt_auth_core::keys::local::LocalSecret;
-use jwt_auth_core::keys::rotation::{self, KeyRotation, Step};
-use jwt_auth_core::keys::{KeySetDocument, SigningAlgorithm};
-use jwt_auth_core::store::dynamodb::{DynamoUserStore, local_client};
+use jwt_auth_core::crypto::keys::local::LocalSecret;
+use jwt_auth_core::crypto::keys::rotation::{self, KeyRotation, Step};
+use jwt_auth_core::crypto::keys::{KeySetDocument, SigningAlgorithm};
+use jwt_auth_core::crypto::token::TokenSettings;
+use jwt_auth_core::startup::aws::local_dynamodb_client;
+use jwt_auth_core::store::dynamodb::DynamoUserStore;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -74,10 +75,10 @@ pub async fn run(args: KeysArgs) -> Result<String, String> {
     let secret =
         Arc::new(LocalSecret::in_file(path.clone(), String::new).map_err(|err| err.to_string())?);
     let store = Arc::new(DynamoUserStore::new(
-        local_client(&args.dynamodb_endpoint),
+        local_dynamodb_client(&args.dynamodb_endpoint),
         args.table.clone(),
     ));
-    let now = jwt_auth_core::unix_now();
+    let now = jwt_auth_core::startup::clock::unix_now();
     let current = || -> Result<KeySetDocument, String> {
         let json = secret
             .current()

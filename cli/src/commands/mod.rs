@@ -1,7 +1,7 @@
 //! The commands of `jwt-auth`, one module each; `main.rs` parses and dispatches.
 
-use jwt_auth_core::keys::SigningAlgorithm;
-use jwt_auth_core::secret::SigningSecret;
+use jwt_auth_core::crypto::keys::SigningAlgorithm;
+use jwt_auth_core::crypto::secret::SigningSecret;
 
 pub mod event;
 pub mod keys;

@@ -3,7 +3,7 @@
 
 use super::parse_algorithm;
 use clap::ValueEnum;
-use jwt_auth_core::keys::SigningAlgorithm;
+use jwt_auth_core::crypto::keys::SigningAlgorithm;
 use local_gateway::app::{DEMO_USERS, LocalApi, LocalOptions, StoreChoice};
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -48,7 +48,7 @@ pub struct ServeArgs {
     #[arg(long)]
     no_web: bool,
     /// How often the functions re-read the key set (seconds; 300 when deployed).
-    #[arg(long, default_value_t = jwt_auth_core::keys::live::SIGNER_REFRESH_SECS)]
+    #[arg(long, default_value_t = jwt_auth_core::crypto::keys::live::SIGNER_REFRESH_SECS)]
     key_refresh_secs: u64,
 }
 
@@ -99,7 +99,7 @@ pub async fn run(args: ServeArgs) -> Result<(), String> {
         secret: None,
         parameter_overrides: parameters,
         seed_demo_users: !args.no_demo_users,
-        clock: jwt_auth_core::clock::Clock::system(),
+        clock: jwt_auth_core::startup::clock::Clock::system(),
         signing_algorithm: args.signing_algorithm,
         key_file: key_file.clone(),
         key_refresh_secs: args.key_refresh_secs,

@@ -2,11 +2,12 @@
 //! (DynamoDB Local with --dynamodb-endpoint, or the deployed table with the usual AWS
 //! credentials). Passwords are read without echo, or from stdin; never from a flag.
 
-use jwt_auth_core::password::{PasswordHasher, check_new_password};
+use jwt_auth_core::crypto::password::{PasswordHasher, check_new_password};
+use jwt_auth_core::startup::aws::local_dynamodb_client;
 use jwt_auth_core::store::Actor;
-use jwt_auth_core::store::dynamodb::{DynamoUserStore, create_table, local_client};
+use jwt_auth_core::store::dynamodb::{DynamoUserStore, create_table};
 use jwt_auth_core::store::{NewUser, PasswordWrite, UserChanges, UserStore};
-use jwt_auth_core::user::{Role, normalize_username, validate_display_name};
+use jwt_auth_core::users::user::{Role, normalize_username, validate_display_name};
 use secrecy::SecretString;
 use std::io::BufRead;
 
@@ -104,7 +105,7 @@ pub async fn run(args: UsersArgs, input: &mut dyn BufRead) -> Result<String, Str
     }
     let client = match &args.dynamodb_endpoint {
         Some(endpoint) => {
-            let client = local_client(endpoint);
+            let client = local_dynamodb_client(endpoint);
             create_table(&client, &args.table).await.map_err(describe)?;
             client
         }
@@ -142,7 +143,7 @@ pub async fn run(args: UsersArgs, input: &mut dyn BufRead) -> Result<String, Str
                         role: role.into(),
                         password_hash,
                     },
-                    jwt_auth_core::unix_now(),
+                    jwt_auth_core::startup::clock::unix_now(),
                     Actor::Operator,
                 )
                 .await
@@ -302,5 +303,5 @@ fn read_new_password(
 }
 
 fn describe(err: jwt_auth_core::store::StoreError) -> String {
-    jwt_auth_core::error::error_chain(&err)
+    jwt_auth_core::web::error::error_chain(&err)
 }

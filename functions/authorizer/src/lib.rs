@@ -6,7 +6,7 @@
 //!   than the user's last "log out everywhere", role change, password change or reset (its
 //!   `ver` claim is behind the user's token version): also `Unauthorized`. This costs one
 //!   DynamoDB round trip (a BatchGetItem of the user, the `jti` and the session) per
-//!   uncached authorization ([`jwt_auth_core::revocation`]).
+//!   uncached authorization ([`jwt_auth_core::sessions::revocation`]).
 //! - Valid token: `principalId` = `sub`, a policy allowing every route the role may call
 //!   (API Gateway caches it per token and reuses it on every route), and the context
 //!   `sub`, `role`, `username`, `jti`, `sid`, `exp`, `ver` for the backends.
@@ -15,19 +15,19 @@
 //! (`AuthorizerCacheTtlSeconds`, counted from the last *uncached* call, whatever the
 //! token's `exp`), so this function alone would let a revoked or expired token through
 //! until then. It does not stand alone: every function route re-checks the caller with the
-//! same read and refuses a token past its `exp` ([`jwt_auth_core::revocation::current_caller`]),
+//! same read and refuses a token past its `exp` ([`jwt_auth_core::sessions::revocation::current_caller`]),
 //! so revocation and expiry take effect on the very next request. What the cache still
 //! decides alone is the gateway's 403 for a route the cached policy does not list.
 //! - Anything else (no usable `methodArn`, the store unreachable): another error, which
 //!   API Gateway answers with 500. Never an Allow, never a panic.
 
 use aws_lambda_events::apigw::ApiGatewayCustomAuthorizerRequest;
+use jwt_auth_core::access::policy::{AuthorizerContext, AuthorizerResponse, MethodArn, policy_for};
 use jwt_auth_core::audit::{RequestMeta, SecurityEvent, with_request};
-use jwt_auth_core::clock::Clock;
-use jwt_auth_core::policy::{AuthorizerContext, AuthorizerResponse, MethodArn, policy_for};
-use jwt_auth_core::revocation::refusal;
+use jwt_auth_core::crypto::token::TokenVerifier;
+use jwt_auth_core::sessions::revocation::refusal;
+use jwt_auth_core::startup::clock::Clock;
 use jwt_auth_core::store::UserStore;
-use jwt_auth_core::token::TokenVerifier;
 use lambda_runtime::{Diagnostic, LambdaEvent};
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -95,7 +95,7 @@ pub async fn authorize(
         .authorization_state(&claims.sub, &claims.jti, &claims.sid)
         .await
         .map_err(|err| {
-            tracing::error!(error = %jwt_auth_core::error::error_chain(&err), "revocation check failed");
+            tracing::error!(error = %jwt_auth_core::web::error::error_chain(&err), "revocation check failed");
             jwt_auth_core::audit::record(SecurityEvent::AuthorizerError, Some(&claims.sub), None);
             AuthorizerError::StoreUnavailable
         })?;

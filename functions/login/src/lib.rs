@@ -1,16 +1,16 @@
 //! The session routes: `POST /login`, `POST /token/refresh` (public), `POST /logout`,
 //! `POST /logout/all` and `POST /password` (signed in). The HTTP adapter around
-//! [`jwt_auth_core::login::LoginService`]. Signed-in routes act only on a caller re-checked
+//! [`jwt_auth_core::sessions::login::LoginService`]. Signed-in routes act only on a caller re-checked
 //! against the store ([`current_caller`]): API Gateway's cached Allow may be stale.
 
 use jwt_auth_core::ApiError;
-use jwt_auth_core::error::{json_response, no_content, public_json_response};
-use jwt_auth_core::http::{Caller, json_body, path_exists_with_other_method, route_of};
-use jwt_auth_core::login::{
+use jwt_auth_core::sessions::login::{
     CHANGE_PASSWORD_BODY_SHAPE, ChangePasswordRequest, LOGIN_BODY_SHAPE, LoginRequest,
     LoginService, REFRESH_BODY_SHAPE, RefreshRequest,
 };
-use jwt_auth_core::revocation::current_caller;
+use jwt_auth_core::sessions::revocation::current_caller;
+use jwt_auth_core::web::request::{Caller, json_body, path_exists_with_other_method, route_of};
+use jwt_auth_core::web::response::{json_response, no_content, public_json_response};
 use lambda_http::http::StatusCode;
 use lambda_http::request::RequestContext;
 use lambda_http::{Body, Request, RequestExt, Response};
@@ -25,7 +25,8 @@ pub async fn handle(
     request: Request,
     service: &LoginService,
 ) -> Result<Response<Body>, std::convert::Infallible> {
-    jwt_auth_core::http::answer(request, &service.cors, |request| route(request, service)).await
+    jwt_auth_core::web::handler::answer(request, &service.cors, |request| route(request, service))
+        .await
 }
 
 async fn route(request: Request, service: &LoginService) -> Result<Response<Body>, ApiError> {

@@ -1,23 +1,18 @@
-use jwt_auth_core::clock::Clock;
-use jwt_auth_core::device::DeviceTokens;
-use jwt_auth_core::keys::live::SIGNER_REFRESH_SECS;
-use jwt_auth_core::login::{DEFAULT_REFRESH_TTL_SECS, JWKS_REFRESH_SECS, LoginService};
-use jwt_auth_core::password::PasswordHasher;
-use jwt_auth_core::runtime::{ColdStart, NeedsSecret};
+use jwt_auth_core::crypto::keys::live::SIGNER_REFRESH_SECS;
+use jwt_auth_core::crypto::password::PasswordHasher;
+use jwt_auth_core::crypto::token::TokenIssuer;
+use jwt_auth_core::sessions::device::DeviceTokens;
+use jwt_auth_core::sessions::login::{DEFAULT_REFRESH_TTL_SECS, JWKS_REFRESH_SECS, LoginService};
+use jwt_auth_core::startup::clock::Clock;
+use jwt_auth_core::startup::cold_start::{ColdStart, NeedsSecret};
 use jwt_auth_core::store::LoginFailureStore;
-use jwt_auth_core::store::dynamodb::DynamoUserStore;
-use jwt_auth_core::token::TokenIssuer;
 use lambda_http::{Error, run, service_fn};
 use std::sync::Arc;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    let cold = ColdStart::load().await?;
-    jwt_auth_core::audit::init(&cold.config.metrics_namespace, "login");
-    let store = Arc::new(DynamoUserStore::new(
-        cold.dynamodb_client(),
-        cold.config.users_table.clone(),
-    ));
+    let cold = ColdStart::load("login").await?;
+    let store = cold.store();
     let hmac_source = cold.config.hmac_secret()?;
     // The start-up reads do not depend on each other: together they take the longest one.
     // The warm-up read moves the TLS handshake to DynamoDB out of the first request.

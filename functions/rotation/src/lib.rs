@@ -1,9 +1,9 @@
 //! The Secrets Manager rotation function of the token key set: Secrets Manager invokes it
 //! four times per rotation (`createSecret`, `setSecret`, `testSecret`, `finishSecret`),
 //! on the schedule of `KeyRotationDays` and on `aws secretsmanager rotate-secret`. The
-//! steps and the timeline are in [`jwt_auth_core::keys::rotation`].
+//! steps and the timeline are in [`jwt_auth_core::crypto::keys::rotation`].
 
-use jwt_auth_core::keys::rotation::{KeyRotation, RotationError, Step};
+use jwt_auth_core::crypto::keys::rotation::{KeyRotation, RotationError, Step};
 use lambda_runtime::{Diagnostic, LambdaEvent};
 use serde::Deserialize;
 
@@ -55,7 +55,7 @@ pub async fn rotate(
         .run(step, &event.client_request_token, now)
         .await
         .map_err(|err: RotationError| {
-            tracing::error!(?step, error = %jwt_auth_core::error::error_chain(&err), "rotation step failed");
+            tracing::error!(?step, error = %jwt_auth_core::web::error::error_chain(&err), "rotation step failed");
             RotationFailure::Step(format!("{step:?} failed"))
         })
 }
@@ -69,7 +69,7 @@ pub async fn handle(
         &event.payload,
         rotation,
         secret_arn,
-        jwt_auth_core::unix_now(),
+        jwt_auth_core::startup::clock::unix_now(),
     )
     .await
 }

@@ -1,30 +1,31 @@
 //! The users routes (`GET`/`POST /users`, `GET`/`PATCH`/`DELETE /users/{id}`,
-//! `POST /users/{id}/password`): the HTTP adapter around [`jwt_auth_core::users`]. Every
+//! `POST /users/{id}/password`): the HTTP adapter around [`jwt_auth_core::users::admin`]. Every
 //! route acts only on a caller re-checked against the store, with its stored role
 //! ([`current_caller`]): API Gateway's cached Allow and context may be stale.
 
 use jwt_auth_core::ApiError;
-use jwt_auth_core::error::{json_response, no_content};
-use jwt_auth_core::http::{
-    Caller, json_body, path_exists_with_other_method, query_param, route_of,
-};
-use jwt_auth_core::revocation::current_caller;
-use jwt_auth_core::users::{
+use jwt_auth_core::sessions::revocation::current_caller;
+use jwt_auth_core::users::admin::{
     CREATE_USER_BODY_SHAPE, CreateUserRequest, RESET_PASSWORD_BODY_SHAPE, ResetPasswordRequest,
     UPDATE_USER_BODY_SHAPE, UpdateUserRequest, create_user, delete_user, get_user, list_users,
     reset_password, update_user,
 };
+use jwt_auth_core::web::request::{
+    Caller, json_body, path_exists_with_other_method, query_param, route_of,
+};
+use jwt_auth_core::web::response::{json_response, no_content};
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Request, Response};
 
-pub use jwt_auth_core::users::UsersService;
+pub use jwt_auth_core::users::admin::UsersService;
 
 /// Answers every request; failures are problem+json responses, never `Err`.
 pub async fn handle(
     request: Request,
     service: &UsersService,
 ) -> Result<Response<Body>, std::convert::Infallible> {
-    jwt_auth_core::http::answer(request, &service.cors, |request| route(request, service)).await
+    jwt_auth_core::web::handler::answer(request, &service.cors, |request| route(request, service))
+        .await
 }
 
 async fn route(request: Request, service: &UsersService) -> Result<Response<Body>, ApiError> {

@@ -1,21 +1,16 @@
-use jwt_auth_core::clock::Clock;
-use jwt_auth_core::cursor::CursorCodec;
-use jwt_auth_core::password::PasswordHasher;
-use jwt_auth_core::runtime::{ColdStart, NeedsSecret};
+use jwt_auth_core::crypto::password::PasswordHasher;
+use jwt_auth_core::startup::clock::Clock;
+use jwt_auth_core::startup::cold_start::{ColdStart, NeedsSecret};
 use jwt_auth_core::store::UserStore;
-use jwt_auth_core::store::dynamodb::DynamoUserStore;
+use jwt_auth_core::users::cursor::CursorCodec;
 use lambda_http::{Error, run, service_fn};
 use std::sync::Arc;
 use users::UsersService;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    let cold = ColdStart::load().await?;
-    jwt_auth_core::audit::init(&cold.config.metrics_namespace, "users");
-    let store = Arc::new(DynamoUserStore::new(
-        cold.dynamodb_client(),
-        cold.config.users_table.clone(),
-    ));
+    let cold = ColdStart::load("users").await?;
+    let store = cold.store();
     let hmac_source = cold.config.hmac_secret()?;
     // The secret and one cheap read (which moves the TLS handshake to DynamoDB out of the
     // first request) at once.

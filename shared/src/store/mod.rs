@@ -5,12 +5,12 @@
 pub mod dynamodb;
 pub mod memory;
 
-use crate::keys::published::PublishedKeys;
-use crate::password::StoredHash;
-use crate::user::{Role, User};
+use crate::crypto::keys::published::PublishedKeys;
+use crate::crypto::password::StoredHash;
+use crate::users::user::{Role, User};
 use serde::{Deserialize, Serialize};
 
-/// A user to create. `username` is already normalised ([`crate::user::normalize_username`]).
+/// A user to create. `username` is already normalised ([`crate::users::user::normalize_username`]).
 #[derive(Debug, Clone)]
 pub struct NewUser {
     pub username: String,
@@ -204,7 +204,7 @@ pub enum Rotation {
     Refused,
 }
 
-/// Login attempts of one username, as counted so far (see [`crate::lockout`]).
+/// Login attempts of one username, as counted so far (see [`crate::sessions::lockout`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct LoginFailures {
     /// Attempts counted since the last successful login (or since the window restarted).

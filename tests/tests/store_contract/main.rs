@@ -10,7 +10,7 @@
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use integration_tests::dynamo_local::fresh_table;
-use jwt_auth_core::password::StoredHash;
+use jwt_auth_core::crypto::password::StoredHash;
 use jwt_auth_core::store::Actor;
 use jwt_auth_core::store::dynamodb::{BY_KIND_INDEX, DynamoUserStore};
 use jwt_auth_core::store::memory::MemoryUserStore;
@@ -18,7 +18,7 @@ use jwt_auth_core::store::{
     AuthorizationState, LoginFailures, NewRefreshToken, NewUser, PageKey, PasswordWrite, Rotation,
     StandingCaller, Store, StoreError, UserAuthState, UserChanges, UserStore,
 };
-use jwt_auth_core::user::{Role, User, is_valid_user_id};
+use jwt_auth_core::users::user::{Role, User, is_valid_user_id};
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 

@@ -6,7 +6,7 @@ use super::*;
 impl PublicKeyStore for DynamoUserStore {
     async fn published_keys(
         &self,
-    ) -> Result<Option<crate::keys::published::PublishedKeys>, StoreError> {
+    ) -> Result<Option<crate::crypto::keys::published::PublishedKeys>, StoreError> {
         let Some(item) = self.get_item(PUBLIC_KEYS_PK.into()).await? else {
             return Ok(None);
         };
@@ -22,7 +22,7 @@ impl PublicKeyStore for DynamoUserStore {
 
     async fn publish_keys(
         &self,
-        keys: &crate::keys::published::PublishedKeys,
+        keys: &crate::crypto::keys::published::PublishedKeys,
         now: u64,
     ) -> Result<(), StoreError> {
         let json = serde_json::to_string(keys)

@@ -35,10 +35,9 @@ use super::{
     NewUser, PageKey, PasswordWrite, PublicKeyStore, RefreshTokenRecord, Rotation, SessionStore,
     StandingCaller, StoreError, UserAuthState, UserChanges, UserPage, UserStore,
 };
-use crate::password::StoredHash;
-use crate::user::{Role, User, new_user_id};
+use crate::crypto::password::StoredHash;
+use crate::users::user::{Role, User, new_user_id};
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::config::{BehaviorVersion, Credentials, Region};
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::operation::create_table::CreateTableError;
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
@@ -60,7 +59,7 @@ mod sessions;
 mod table;
 mod users;
 
-pub use table::{aws_client, create_table, local_client};
+pub use table::create_table;
 
 type Item = HashMap<String, AttributeValue>;
 
@@ -273,7 +272,7 @@ fn cancellation(
 async fn backoff(attempt: u32) {
     let cap_ms = 10u64 << attempt.min(4);
     let mut random = [0u8; 2];
-    crate::secret::fill_random(&mut random);
+    crate::crypto::secret::fill_random(&mut random);
     let jitter_ms = u64::from(u16::from_le_bytes(random)) % (cap_ms + 1);
     tokio::time::sleep(Duration::from_millis(jitter_ms.max(1))).await;
 }

@@ -1,4 +1,4 @@
-//! The table itself (as `template.yaml` declares it, for DynamoDB Local) and the clients.
+//! The table itself, as `template.yaml` declares it, for DynamoDB Local.
 
 use super::*;
 
@@ -114,43 +114,4 @@ async fn wait_until_active(client: &Client, table: &str) -> Result<(), StoreErro
         tokio::time::sleep(delay).await;
         delay = (delay * 2).min(Duration::from_secs(5));
     }
-}
-
-/// A client for DynamoDB Local at `endpoint` (e.g. `http://127.0.0.1:8000`): region
-/// us-east-1 and fixed dummy credentials. DynamoDB Local does not check credentials, but
-/// with `-sharedDb` off it keys tables by access key and region, so fixed values make every
-/// tool see the same tables. Never use this against AWS.
-pub fn local_client(endpoint: &str) -> Client {
-    let config = aws_sdk_dynamodb::config::Builder::new()
-        .behavior_version(BehaviorVersion::latest())
-        .region(Region::new("us-east-1"))
-        .credentials_provider(Credentials::new("local", "local", None, None, "static"))
-        .endpoint_url(endpoint)
-        // DynamoDB Local on a busy test machine (a JVM, GC pauses) is slower than DynamoDB.
-        .timeout_config(timeouts(Duration::from_secs(3), Duration::from_secs(6)))
-        .build();
-    Client::from_conf(config)
-}
-
-/// The DynamoDB client on AWS: the SDK's configuration with our timeouts.
-pub fn aws_client(sdk_config: &aws_types::SdkConfig) -> Client {
-    let config = aws_sdk_dynamodb::config::Builder::from(sdk_config)
-        .timeout_config(timeouts(Duration::from_secs(1), Duration::from_secs(3)))
-        .build();
-    Client::from_conf(config)
-}
-
-/// Bounds on one DynamoDB call: the SDK sets none by default, so a DynamoDB that accepts a
-/// connection and never answers would hold a request until the Lambda timeout (a 502 from
-/// API Gateway). With these, each attempt and the call as a whole (retries included) give
-/// up in time for the request to be answered 503 with `Retry-After`.
-fn timeouts(
-    attempt: Duration,
-    operation: Duration,
-) -> aws_sdk_dynamodb::config::timeout::TimeoutConfig {
-    aws_sdk_dynamodb::config::timeout::TimeoutConfig::builder()
-        .connect_timeout(attempt)
-        .operation_attempt_timeout(attempt)
-        .operation_timeout(operation)
-        .build()
 }

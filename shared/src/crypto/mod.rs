@@ -1,0 +1,9 @@
+//! The cryptography: randomness and the HMAC secret ([`secret`]), password hashing
+//! ([`password`]), signing keys, key sets and their rotation ([`keys`]), and JWTs
+//! ([`token`]). Imports only the user model and, for keys that live in the table, the
+//! store's key trait; never a request or a use case.
+
+pub mod keys;
+pub mod password;
+pub mod secret;
+pub mod token;
