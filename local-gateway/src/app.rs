@@ -3,6 +3,8 @@
 
 use crate::gateway::{ApiIdentity, Functions, Gateway};
 use crate::template::ApiModel;
+use jwt_auth_core::access::registry::{DEFAULT_REFRESH_SECS, Permissions, StaticDocuments};
+use jwt_auth_core::access::routes::THIS_API_DOCUMENT;
 use jwt_auth_core::crypto::keys::live::{
     KeySetSource, LiveKeys, PublishedKeySet, VERIFIER_REFRESH_SECS,
 };
@@ -174,7 +176,21 @@ impl LocalApi {
         )
         .await
         .map_err(keys_err)?;
+        // This API's document, registered for the emulated API's id, as the template
+        // registers it: an API of another id is denied every route, as deployed.
+        let permissions = Permissions::load(
+            Box::new(StaticDocuments::new(vec![(
+                ApiIdentity::default().api_id,
+                THIS_API_DOCUMENT.to_string(),
+            )])),
+            config.roles.clone(),
+            DEFAULT_REFRESH_SECS,
+            options.clock.now(),
+        )
+        .await
+        .map_err(|err| LocalError::Keys(err.to_string()))?;
         let functions = Functions {
+            permissions,
             login: LoginService {
                 store: Arc::clone(&store),
                 hasher: Arc::clone(&hasher),
@@ -200,6 +216,7 @@ impl LocalApi {
                 hasher,
                 clock: options.clock.clone(),
                 cors: config.cors.clone(),
+                roles: config.roles.clone(),
             },
             verifier: TokenVerifier::new(Arc::clone(&verifier_keys), &config.tokens),
             store: Arc::clone(&store),

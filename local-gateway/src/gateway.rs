@@ -78,6 +78,8 @@ pub struct Functions {
     pub login: LoginService,
     pub users: UsersService,
     pub verifier: TokenVerifier,
+    /// The permissions documents the authorizer answers each API from.
+    pub permissions: jwt_auth_core::access::registry::Permissions,
     /// What the authorizer reads revocation state from.
     pub store: Arc<dyn Store>,
     /// "Now" for the authorizer (the functions' services hold the same clock).
@@ -409,6 +411,7 @@ impl Gateway {
             authorizer::authorize(
                 &event,
                 &functions.verifier,
+                &functions.permissions,
                 functions.store.as_ref(),
                 functions.clock.now(),
             )

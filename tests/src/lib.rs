@@ -66,6 +66,8 @@ pub struct TestApp {
     pub login: LoginService,
     pub users: UsersService,
     pub verifier: TokenVerifier,
+    /// This API's document for whatever API an event names (the default roles).
+    pub permissions: jwt_auth_core::access::registry::Permissions,
     pub issuer: TokenIssuer,
     /// "Now" for the handlers and the authorizer: a manual clock at [`EVENTS_TIME`].
     pub clock: Clock,
@@ -101,8 +103,13 @@ impl TestApp {
                 hasher: hasher(),
                 clock: clock.clone(),
                 cors: jwt_auth_core::web::cors::Cors::off(),
+                roles: Default::default(),
             },
             verifier: TokenVerifier::new(Arc::clone(&keys), &settings),
+            permissions: jwt_auth_core::access::registry::Permissions::every_api(
+                &jwt_auth_core::access::routes::THIS_API,
+                Default::default(),
+            ),
             issuer: TokenIssuer::new(keys, settings),
             store,
             clock,
@@ -153,6 +160,7 @@ impl TestApp {
         authorizer::authorize(
             &event,
             &self.verifier,
+            &self.permissions,
             self.store.as_ref(),
             self.clock.now(),
         )

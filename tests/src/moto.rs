@@ -1,4 +1,4 @@
-//! moto's server mode standing in for Secrets Manager: `make test` starts it
+//! moto's server mode standing in for Secrets Manager and SSM: `make test` starts it
 //! and exports `MOTO_ENDPOINT`. Without it these tests fail loudly rather than skip.
 
 /// The environment variable naming moto's URL, e.g. `http://127.0.0.1:8124`.
@@ -6,7 +6,7 @@ pub const ENDPOINT_VAR: &str = "MOTO_ENDPOINT";
 
 /// An SDK configuration for moto, built as the functions build theirs on Lambda
 /// ([`jwt_auth_core::startup::aws`]): a fixed region, dummy credentials, and moto's URL as
-/// `AWS_ENDPOINT_URL_SECRETS_MANAGER`.
+/// `AWS_ENDPOINT_URL_SECRETS_MANAGER` and `AWS_ENDPOINT_URL_SSM`.
 pub fn sdk_config() -> aws_config::SdkConfig {
     let endpoint = std::env::var(ENDPOINT_VAR)
         .ok()
@@ -16,7 +16,7 @@ pub fn sdk_config() -> aws_config::SdkConfig {
         match name {
             "AWS_REGION" => Some("us-east-1"),
             "AWS_ACCESS_KEY_ID" | "AWS_SECRET_ACCESS_KEY" => Some("local"),
-            "AWS_ENDPOINT_URL_SECRETS_MANAGER" => Some(endpoint.as_str()),
+            "AWS_ENDPOINT_URL_SECRETS_MANAGER" | "AWS_ENDPOINT_URL_SSM" => Some(endpoint.as_str()),
             _ => None,
         }
         .map(String::from)

@@ -212,6 +212,7 @@ async fn the_events_the_alarms_watch_are_recorded_with_their_user_and_request() 
     let _ = authorizer::handle(
         lambda_runtime::LambdaEvent::new(event, context),
         &app.verifier,
+        &app.permissions,
         app.store.as_ref(),
         &app.clock,
     )

@@ -191,7 +191,14 @@ async fn authorizer_valid_event_as_committed_holds_no_usable_token() {
     let app = TestApp::in_memory();
     let event = authorizer_event("authorizer-valid.json");
     assert_eq!(
-        authorize(&event, &app.verifier, app.store.as_ref(), app.clock.now()).await,
+        authorize(
+            &event,
+            &app.verifier,
+            &app.permissions,
+            app.store.as_ref(),
+            app.clock.now()
+        )
+        .await,
         Err(AuthorizerError::Unauthorized)
     );
 }
@@ -208,9 +215,15 @@ async fn authorizer_expired_event_is_unauthorized() {
         .strip_prefix("Bearer ")
         .unwrap();
     assert!(app.verifier.verify(token, 1_700_000_100).is_ok());
-    let error = authorize(&event, &app.verifier, app.store.as_ref(), app.clock.now())
-        .await
-        .unwrap_err();
+    let error = authorize(
+        &event,
+        &app.verifier,
+        &app.permissions,
+        app.store.as_ref(),
+        app.clock.now(),
+    )
+    .await
+    .unwrap_err();
     assert_eq!(error, AuthorizerError::Unauthorized);
     let diagnostic: lambda_runtime::Diagnostic = error.into();
     assert_eq!(
@@ -225,7 +238,14 @@ async fn authorizer_malformed_and_missing_events_are_unauthorized() {
     for name in ["authorizer-malformed.json", "authorizer-missing.json"] {
         let event = authorizer_event(name);
         assert_eq!(
-            authorize(&event, &app.verifier, app.store.as_ref(), app.clock.now()).await,
+            authorize(
+                &event,
+                &app.verifier,
+                &app.permissions,
+                app.store.as_ref(),
+                app.clock.now()
+            )
+            .await,
             Err(AuthorizerError::Unauthorized),
             "{name}"
         );
@@ -238,9 +258,15 @@ async fn a_valid_token_with_an_unusable_method_arn_fails_without_allowing() {
     let mut event = authorizer_event("authorizer-valid.json");
     event.authorization_token = Some(format!("Bearer {}", app.token_for(&alice)));
     event.method_arn = Some("arn:aws:lambda:us-east-1:1:function:x".into());
-    let error = authorize(&event, &app.verifier, app.store.as_ref(), app.clock.now())
-        .await
-        .unwrap_err();
+    let error = authorize(
+        &event,
+        &app.verifier,
+        &app.permissions,
+        app.store.as_ref(),
+        app.clock.now(),
+    )
+    .await
+    .unwrap_err();
     assert!(matches!(error, AuthorizerError::BadEvent(_)));
     let diagnostic: lambda_runtime::Diagnostic = error.into();
     assert_ne!(diagnostic.error_message, "Unauthorized", "a 500, not a 401");

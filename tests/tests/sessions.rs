@@ -53,9 +53,15 @@ async fn refresh_at(
 async fn authorizer_at(app: &TestApp, access_token: &str, now: u64) -> Result<(), AuthorizerError> {
     let mut event = authorizer_event("authorizer-valid.json");
     event.authorization_token = Some(format!("Bearer {access_token}"));
-    authorize(&event, &app.verifier, app.store.as_ref(), now)
-        .await
-        .map(|_| ())
+    authorize(
+        &event,
+        &app.verifier,
+        &app.permissions,
+        app.store.as_ref(),
+        now,
+    )
+    .await
+    .map(|_| ())
 }
 
 /// The caller as the backend sees it behind the authorizer.

@@ -3,7 +3,7 @@
 //! store expects.
 
 use integration_tests::workspace_root;
-use jwt_auth_core::access::routes::{Access, ROUTES};
+use jwt_auth_core::access::routes::{Access, routes};
 use local_gateway::template::ApiModel;
 use serde_yaml::Value;
 use std::collections::{BTreeSet, HashMap};
@@ -77,13 +77,13 @@ fn granted_actions(template: &Value, function: &str) -> Vec<(String, String)> {
 }
 
 #[test]
-fn the_role_routes_table_matches_the_routes_in_template_yaml() {
+fn this_apis_permissions_document_matches_the_routes_in_template_yaml() {
     let in_template: BTreeSet<(String, String, bool)> = model()
         .routes
         .into_iter()
         .map(|route| (route.method, route.path, route.authorized))
         .collect();
-    let in_code: BTreeSet<(String, String, bool)> = ROUTES
+    let in_code: BTreeSet<(String, String, bool)> = routes()
         .iter()
         .map(|route| {
             (
@@ -381,6 +381,9 @@ fn the_authorizer_reads_only_the_items_and_attributes_of_its_decision() {
         statements
             .iter()
             .filter(|statement| statement["Effect"] == "Allow")
+            .filter(|statement| serde_yaml::to_string(&statement["Resource"])
+                .unwrap()
+                .contains("UsersTable"))
             .all(|statement| statement.get("Condition").is_some()),
         "every table read of the authorizer is conditioned"
     );
@@ -1103,4 +1106,65 @@ fn alarms_watch_authorizer_errors_5xx_reuse_lockouts_and_rotations_and_notify_on
     );
     let env = &template["Globals"]["Function"]["Environment"]["Variables"];
     assert!(matches!(&env["METRICS_NAMESPACE"], Value::Tagged(t) if t.tag == "Ref"));
+}
+
+/// The document the template registers for its own API is this API's built-in document
+/// (the one the backends re-check with), under the path the authorizer reads, which only
+/// it may read; and a stack of another API finds what it needs among the exports.
+#[test]
+fn the_template_registers_this_apis_permissions_where_the_authorizer_reads_them() {
+    let template = template();
+    let parameter = resource(&template, "ThisApiPermissions");
+    assert_eq!(parameter["Type"], "AWS::SSM::Parameter");
+    let registered: serde_json::Value =
+        serde_json::from_str(parameter["Properties"]["Value"].as_str().unwrap()).unwrap();
+    let built_in: serde_json::Value =
+        serde_json::from_str(jwt_auth_core::access::routes::THIS_API_DOCUMENT).unwrap();
+    assert_eq!(registered, built_in);
+    let sub = |value: &Value| match value {
+        Value::Tagged(tagged) if tagged.tag == "Sub" => tagged.value.as_str().unwrap().to_string(),
+        other => panic!("expected !Sub, found {other:?}"),
+    };
+    let path = "/${AWS::StackName}/permissions";
+    // Named by the API id, which is what a methodArn carries.
+    assert_eq!(
+        sub(&parameter["Properties"]["Name"]),
+        format!("{path}/${{Api}}")
+    );
+    let variables =
+        &resource(&template, "AuthorizerFunction")["Properties"]["Environment"]["Variables"];
+    assert_eq!(sub(&variables["PERMISSIONS_PATH"]), path);
+    let ssm: Vec<(String, String)> = granted_actions(&template, "AuthorizerFunction")
+        .into_iter()
+        .filter(|(action, _)| action.starts_with("ssm:"))
+        .collect();
+    assert_eq!(ssm.len(), 1, "{ssm:?}");
+    assert_eq!(ssm[0].0, "ssm:GetParametersByPath");
+    assert!(
+        ssm[0].1.contains(&format!(":parameter{path}")),
+        "{}",
+        ssm[0].1
+    );
+    for function in ["LoginFunction", "UsersFunction", "KeyRotationFunction"] {
+        assert!(
+            granted_actions(&template, function)
+                .iter()
+                .all(|(action, _)| !action.contains("ssm:")),
+            "{function} reads no permissions"
+        );
+    }
+    for (output, export) in [
+        ("AuthorizerFunctionArn", "AuthorizerFunctionArn"),
+        ("PermissionsPath", "PermissionsPath"),
+        ("TokenIssuerValue", "TokenIssuer"),
+        ("TokenAudienceValue", "TokenAudience"),
+        ("JwksUrl", "JwksUrl"),
+    ] {
+        assert_eq!(
+            sub(&template["Outputs"][output]["Export"]["Name"]),
+            format!("${{AWS::StackName}}-{export}"),
+            "{output}"
+        );
+    }
+    assert_eq!(sub(&template["Outputs"]["PermissionsPath"]["Value"]), path);
 }

@@ -76,7 +76,7 @@ async fn disable(app: &TestApp, by: &Caller, admin: &User) {
         role: None,
         disabled: Some(true),
     };
-    update_user(app.store.as_ref(), by, &admin.id, request)
+    update_user(app.store.as_ref(), &app.users.roles, by, &admin.id, request)
         .await
         .expect("the other admin disables it");
 }
@@ -106,6 +106,7 @@ async fn an_admin_create_in_flight_when_its_caller_is_disabled_creates_nobody(
             create_user(
                 app.store.as_ref(),
                 &app.users.hasher,
+                &app.users.roles,
                 &mallory_caller,
                 new_admin_request(),
                 T0,
@@ -132,6 +133,7 @@ async fn an_admin_create_in_flight_when_its_token_logs_out_creates_nobody(inner:
             create_user(
                 app.store.as_ref(),
                 &app.users.hasher,
+                &app.users.roles,
                 &caller,
                 new_admin_request(),
                 T0,
@@ -167,9 +169,15 @@ async fn a_reset_and_a_delete_in_flight_when_their_caller_is_demoted_change_noth
             role: Some(Role::Customer),
             disabled: None,
         };
-        update_user(app.store.as_ref(), &alice_caller, &mallory.id, request)
-            .await
-            .expect("alice demotes mallory");
+        update_user(
+            app.store.as_ref(),
+            &app.users.roles,
+            &alice_caller,
+            &mallory.id,
+            request,
+        )
+        .await
+        .expect("alice demotes mallory");
     };
 
     let reset = {
@@ -245,7 +253,14 @@ async fn an_admin_cannot_re_enable_re_promote_or_demote_itself(inner: Arc<dyn St
             role,
             disabled,
         };
-        let result = update_user(app.store.as_ref(), &caller, &mallory.id, request).await;
+        let result = update_user(
+            app.store.as_ref(),
+            &app.users.roles,
+            &caller,
+            &mallory.id,
+            request,
+        )
+        .await;
         assert!(
             matches!(result, Err(ApiError::Conflict(_))),
             "{role:?} {disabled:?}: {result:?}"
@@ -257,9 +272,15 @@ async fn an_admin_cannot_re_enable_re_promote_or_demote_itself(inner: Arc<dyn St
         role: None,
         disabled: None,
     };
-    let renamed = update_user(app.store.as_ref(), &caller, &mallory.id, request)
-        .await
-        .expect("renaming oneself works");
+    let renamed = update_user(
+        app.store.as_ref(),
+        &app.users.roles,
+        &caller,
+        &mallory.id,
+        request,
+    )
+    .await
+    .expect("renaming oneself works");
     assert_eq!(renamed.user.name, "Mallory M.");
 }
 
@@ -278,7 +299,7 @@ async fn two_admins_demoting_each_other_leave_one_admin(inner: Arc<dyn Store>) {
                 role: Some(Role::Customer),
                 disabled: None,
             };
-            update_user(app.store.as_ref(), &by, &whom, request).await
+            update_user(app.store.as_ref(), &app.users.roles, &by, &whom, request).await
         }
     };
 
@@ -480,7 +501,7 @@ async fn a_self_write_whose_caller_is_disabled_between_its_read_and_its_transact
                 role: None,
                 disabled: None,
             };
-            update_user(app.store.as_ref(), &caller, &id, request).await
+            update_user(app.store.as_ref(), &app.users.roles, &caller, &id, request).await
         })
     };
     tokio::time::timeout(std::time::Duration::from_secs(20), hold.arrived())

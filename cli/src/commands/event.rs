@@ -151,7 +151,7 @@ fn authorizer_event(
 
 /// A caller: a user id, username and role, checked.
 pub fn caller(sub: String, username: String, role: &str) -> Result<User, String> {
-    let role = Role::parse(role).ok_or("role must be admin or customer")?;
+    let role = Role::parse(role).ok_or(jwt_auth_core::users::user::ROLE_NAME_RULE)?;
     if !is_valid_user_id(&sub) {
         return Err("sub must be 32 lowercase hex characters".into());
     }

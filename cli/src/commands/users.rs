@@ -7,7 +7,9 @@ use jwt_auth_core::startup::aws::local_dynamodb_client;
 use jwt_auth_core::store::Actor;
 use jwt_auth_core::store::dynamodb::{DynamoUserStore, create_table};
 use jwt_auth_core::store::{NewUser, PasswordWrite, UserChanges, UserStore};
-use jwt_auth_core::users::user::{Role, normalize_username, validate_display_name};
+use jwt_auth_core::users::user::{
+    DeclaredRoles, ROLE_NAME_RULE, Role, normalize_username, validate_display_name,
+};
 use secrecy::SecretString;
 use std::io::BufRead;
 
@@ -21,6 +23,10 @@ pub struct UsersArgs {
     /// created there if missing). Without it, AWS is used with the default credentials.
     #[arg(long, env = "DYNAMODB_ENDPOINT")]
     dynamodb_endpoint: Option<String>,
+    /// The roles the deployment declares (its Roles parameter): a user may be given only
+    /// one of these.
+    #[arg(long, env = "ROLES", default_value = "admin,customer", value_parser = parse_roles)]
+    roles: DeclaredRoles,
     #[command(subcommand)]
     action: UsersAction,
 }
@@ -31,8 +37,8 @@ enum UsersAction {
     Create {
         #[arg(long)]
         username: String,
-        #[arg(long, value_enum)]
-        role: RoleArg,
+        #[arg(long, value_parser = parse_role)]
+        role: Role,
         /// Display name (defaults to the username).
         #[arg(long)]
         name: Option<String>,
@@ -59,8 +65,8 @@ enum UsersAction {
     SetRole {
         #[arg(long)]
         username: String,
-        #[arg(long, value_enum)]
-        role: RoleArg,
+        #[arg(long, value_parser = parse_role)]
+        role: Role,
     },
     /// Revoke every token issued to a user so far ("log out everywhere").
     RevokeTokens {
@@ -81,25 +87,21 @@ enum UsersAction {
     },
 }
 
-#[derive(Clone, Copy, clap::ValueEnum)]
-enum RoleArg {
-    Admin,
-    Customer,
+fn parse_role(raw: &str) -> Result<Role, String> {
+    Role::parse(raw).ok_or_else(|| ROLE_NAME_RULE.to_string())
 }
 
-impl From<RoleArg> for Role {
-    fn from(role: RoleArg) -> Self {
-        match role {
-            RoleArg::Admin => Role::Admin,
-            RoleArg::Customer => Role::Customer,
-        }
-    }
+fn parse_roles(raw: &str) -> Result<DeclaredRoles, String> {
+    DeclaredRoles::parse_list(raw)
 }
 
 /// Runs one admin action and returns what to print. `--password-stdin` reads `input`.
 pub async fn run(args: UsersArgs, input: &mut dyn BufRead) -> Result<String, String> {
     let mut report = String::new();
     // Checked before any AWS configuration is even loaded.
+    if let UsersAction::Create { role, .. } | UsersAction::SetRole { role, .. } = &args.action {
+        args.roles.check(*role)?;
+    }
     if matches!(args.action, UsersAction::Demo) && args.dynamodb_endpoint.is_none() {
         return Err("demo users go into DynamoDB Local only: set --dynamodb-endpoint".into());
     }
@@ -140,7 +142,7 @@ pub async fn run(args: UsersArgs, input: &mut dyn BufRead) -> Result<String, Str
                     NewUser {
                         username,
                         name,
-                        role: role.into(),
+                        role,
                         password_hash,
                     },
                     jwt_auth_core::startup::clock::unix_now(),
@@ -181,7 +183,7 @@ pub async fn run(args: UsersArgs, input: &mut dyn BufRead) -> Result<String, Str
         UsersAction::SetRole { username, role } => {
             let record = find(&store, &username).await?;
             let changes = UserChanges {
-                role: Some(role.into()),
+                role: Some(role),
                 ..UserChanges::default()
             };
             let revokes = changes.revokes_tokens_of(&record.user);

@@ -8,7 +8,9 @@
 //!   DynamoDB round trip (a BatchGetItem of the user, the `jti` and the session) per
 //!   uncached authorization ([`jwt_auth_core::sessions::revocation`]).
 //! - Valid token: `principalId` = `sub`, a policy allowing every route the role may call
-//!   (API Gateway caches it per token and reuses it on every route), and the context
+//!   on the API that asks, from that API's permissions document
+//!   ([`jwt_auth_core::access::registry`]; an API with none is denied every route; API
+//!   Gateway caches the answer per token and reuses it on every route), and the context
 //!   `sub`, `role`, `username`, `jti`, `sid`, `exp`, `ver` for the backends.
 //!
 //! **What the cache does to this.** API Gateway keeps this answer for the cache TTL
@@ -22,7 +24,10 @@
 //!   API Gateway answers with 500. Never an Allow, never a panic.
 
 use aws_lambda_events::apigw::ApiGatewayCustomAuthorizerRequest;
-use jwt_auth_core::access::policy::{AuthorizerContext, AuthorizerResponse, MethodArn, policy_for};
+use jwt_auth_core::access::policy::{
+    AuthorizerContext, AuthorizerResponse, MethodArn, deny_everything,
+};
+use jwt_auth_core::access::registry::Permissions;
 use jwt_auth_core::audit::{RequestMeta, SecurityEvent, with_request};
 use jwt_auth_core::crypto::token::TokenVerifier;
 use jwt_auth_core::sessions::revocation::refusal;
@@ -65,6 +70,7 @@ impl From<AuthorizerError> for Diagnostic {
 pub async fn authorize(
     event: &ApiGatewayCustomAuthorizerRequest,
     verifier: &TokenVerifier,
+    permissions: &Permissions,
     store: &dyn UserStore,
     now: u64,
 ) -> Result<AuthorizerResponse, AuthorizerError> {
@@ -104,7 +110,18 @@ pub async fn authorize(
         jwt_auth_core::audit::record(SecurityEvent::AuthorizerDeny, Some(&claims.sub), None);
         return Err(AuthorizerError::Unauthorized);
     }
-    let policy_document = policy_for(claims.role, &claims.sub, &method_arn);
+    // The document of the API named in the methodArn (API Gateway's, never the token's);
+    // an API that registered none is denied every route.
+    let policy_document = match permissions.for_api(method_arn.api_id, now).await {
+        Some(compiled) => compiled.policy_for(claims.role, &claims.sub, &method_arn),
+        None => {
+            tracing::warn!(
+                api = method_arn.api_id,
+                "no permissions document for this API: every route denied"
+            );
+            deny_everything(&method_arn)
+        }
+    };
     tracing::info!(sub = %claims.sub, role = %claims.role, jti = %claims.jti, "token accepted");
     jwt_auth_core::audit::record(SecurityEvent::AuthorizerAllow, Some(&claims.sub), None);
     Ok(AuthorizerResponse {
@@ -118,6 +135,7 @@ pub async fn authorize(
 pub async fn handle(
     event: LambdaEvent<ApiGatewayCustomAuthorizerRequest>,
     verifier: &TokenVerifier,
+    permissions: &Permissions,
     store: &dyn UserStore,
     clock: &Clock,
 ) -> Result<AuthorizerResponse, AuthorizerError> {
@@ -128,7 +146,7 @@ pub async fn handle(
     };
     with_request(
         meta,
-        authorize(&event.payload, verifier, store, clock.now()),
+        authorize(&event.payload, verifier, permissions, store, clock.now()),
     )
     .await
 }

@@ -10,18 +10,20 @@ use lambda_runtime::{Error, run, service_fn};
 async fn main() -> Result<(), Error> {
     let cold = ColdStart::load("authorizer").await?;
     let store = cold.store();
-    // The keys (the public keys in the table, or the secret with HS256) and a warm-up of
-    // the per-request read, at once: the TLS handshake to DynamoDB (~0.7 s at low memory
-    // sizes) is out of the first request either way.
+    // The keys (the public keys in the table, or the secret with HS256), the permissions
+    // documents and a warm-up of the per-request read, at once: the TLS handshakes to
+    // DynamoDB and SSM (~0.7 s each at low memory sizes) are out of the first request.
     let nobody = "0".repeat(32);
-    let (keys, _) = tokio::join!(
+    let (keys, permissions, _) = tokio::join!(
         cold.token_keys(false, VERIFIER_REFRESH_SECS, store.clone()),
+        cold.permissions(),
         store.authorization_state(&nobody, "warm-up", "warm-up"),
     );
     let verifier = TokenVerifier::new(keys?, &cold.config.tokens);
+    let permissions = permissions?;
     let clock = Clock::system();
     run(service_fn(|event| {
-        handle(event, &verifier, store.as_ref(), &clock)
+        handle(event, &verifier, &permissions, store.as_ref(), &clock)
     }))
     .await
 }

@@ -40,7 +40,7 @@ async fn route(request: Request, service: &LoginService) -> Result<Response<Body
             ApiError::NotFound
         });
     };
-    match (route.method, route.path) {
+    match (route.method.as_str(), route.path.as_str()) {
         ("POST", "/login") => {
             // Checked before any attempt is counted or refresh token spent: no key, 503.
             service.ensure_signing_keys()?;

@@ -43,7 +43,7 @@ async fn route(request: Request, service: &UsersService) -> Result<Response<Body
     let now = service.clock.now();
     let store = service.store.as_ref();
     let caller = current_caller(store, Caller::from_request(&request)?, now).await?;
-    match (route.method, route.path, id) {
+    match (route.method.as_str(), route.path.as_str(), id) {
         ("GET", _, None) => {
             let page = list_users(
                 store,
@@ -57,7 +57,8 @@ async fn route(request: Request, service: &UsersService) -> Result<Response<Body
         }
         ("POST", _, None) => {
             let body: CreateUserRequest = json_body(&request, CREATE_USER_BODY_SHAPE)?;
-            let created = create_user(store, &service.hasher, &caller, body, now).await?;
+            let created =
+                create_user(store, &service.hasher, &service.roles, &caller, body, now).await?;
             Ok(json_response(StatusCode::CREATED, &created))
         }
         ("GET", _, Some(id)) => Ok(json_response(
@@ -68,7 +69,7 @@ async fn route(request: Request, service: &UsersService) -> Result<Response<Body
             let body: UpdateUserRequest = json_body(&request, UPDATE_USER_BODY_SHAPE)?;
             Ok(json_response(
                 StatusCode::OK,
-                &update_user(store, &caller, &id, body).await?,
+                &update_user(store, &service.roles, &caller, &id, body).await?,
             ))
         }
         ("DELETE", _, Some(id)) => {

@@ -21,6 +21,7 @@ async fn main() -> Result<(), Error> {
     );
     let hasher = Arc::new(PasswordHasher::new());
     let cors = cold.config.cors.clone();
+    let roles = cold.config.roles.clone();
     let unavailable_cors = cors.clone();
     let service = NeedsSecret::after_first_fetch(
         hmac_secret?,
@@ -32,6 +33,7 @@ async fn main() -> Result<(), Error> {
             hasher: hasher.clone(),
             clock: Clock::system(),
             cors: cors.clone(),
+            roles: roles.clone(),
         },
     );
     run(service_fn(|request| {

@@ -6,73 +6,141 @@
 //! wrong 403). Resources are built from the API/stage prefix of the incoming `methodArn`,
 //! never from token claims, except the caller's own id, which is checked to be an id.
 
-use crate::access::routes::{Access, ROUTES};
-use crate::users::user::{Role, is_valid_user_id};
+use crate::access::document::{Access, PermissionsDocument};
+use crate::users::user::{DeclaredRoles, Role, is_valid_user_id};
 use aws_lambda_events::apigw::ApiGatewayCustomAuthorizerPolicy;
 use aws_lambda_events::iam::{IamPolicyEffect, IamPolicyStatement};
 use serde::Serialize;
 
-/// The resource patterns (relative to `METHOD/`) that `role` may call, e.g. `GET/users/*`.
-pub fn allowed_resources(role: Role, sub: &str) -> Vec<String> {
-    ROUTES
+/// The resource patterns (relative to `METHOD/`) that `role` may call on the API of
+/// `document`, e.g. `GET/users/*`: every parameter is `*`, except a route's `self`
+/// parameter on a route the role reaches only as itself, which is the caller's id (and
+/// the route is left out when `sub` is not an id).
+pub fn allowed_resources(document: &PermissionsDocument, role: Role, sub: &str) -> Vec<String> {
+    document
+        .routes
         .iter()
-        .filter(|route| route.access != Access::Public)
         .filter_map(|route| {
+            let Access::SignedIn { roles, own } = &route.access else {
+                return None;
+            };
+            let method = if route.method == "ANY" {
+                "*"
+            } else {
+                &route.method
+            };
             let path = route.path.trim_start_matches('/');
-            match (route.access, role) {
-                (Access::Authenticated, _) | (Access::Admin | Access::AdminOrSelf, Role::Admin) => {
-                    Some(format!("{}/{}", route.method, replace_params(path, "*")))
-                }
-                (Access::AdminOrSelf, Role::Customer) if is_valid_user_id(sub) => {
-                    Some(format!("{}/{}", route.method, replace_params(path, sub)))
-                }
-                _ => None,
+            if roles.admits(role) {
+                Some(format!("{method}/{}", replace_params(path, None, sub)))
+            } else if own.is_some() && is_valid_user_id(sub) {
+                Some(format!(
+                    "{method}/{}",
+                    replace_params(path, own.as_deref(), sub)
+                ))
+            } else {
+                None
             }
         })
         .collect()
 }
 
-/// Stands for the caller's id in [`resource_templates`]: a valid id, so that
+/// Stands for the caller's id in [`CompiledPolicy`]: a valid id, so that
 /// [`allowed_resources`] keeps the caller's own routes (were it a real caller's id, the
 /// replacement would leave it as it is).
 const SELF_MARK: &str = "5e1f5e1f5e1f5e1f5e1f5e1f5e1f5e1f";
 
-/// A role's [`allowed_resources`], made once: each with whether it holds the caller's id
-/// ([`SELF_MARK`]). The authorizer builds a policy on every uncached call; from these it
-/// is one string per route rather than splitting and joining every route's path.
-fn resource_templates(role: Role) -> &'static [(String, bool)] {
-    type Templates = Vec<(String, bool)>;
-    static TEMPLATES: std::sync::LazyLock<Vec<(Role, Templates)>> =
-        std::sync::LazyLock::new(|| {
-            Role::ALL
-                .into_iter()
-                .map(|role| {
-                    let templates = allowed_resources(role, SELF_MARK)
-                        .into_iter()
-                        .map(|resource| {
-                            let per_user = resource.contains(SELF_MARK);
-                            (resource, per_user)
-                        })
-                        .collect();
-                    (role, templates)
-                })
-                .collect()
-        });
-    TEMPLATES
-        .iter()
-        .find(|(of, _)| *of == role)
-        .map_or(&[], |(_, templates)| templates.as_slice())
+/// One API's document made into each declared role's resources, once: each with whether
+/// it holds the caller's id ([`SELF_MARK`]). The authorizer builds a policy on every
+/// uncached call; from these it is one string per route rather than walking the document.
+/// A role the deployment does not declare has no resources, whatever the document says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CompiledPolicy {
+    by_role: Vec<(Role, Vec<(String, bool)>)>,
 }
 
-fn replace_params(path: &str, value: &str) -> String {
+impl CompiledPolicy {
+    pub fn compile(document: &PermissionsDocument, declared: &DeclaredRoles) -> Self {
+        let by_role = declared
+            .iter()
+            .map(|role| {
+                let templates = allowed_resources(document, role, SELF_MARK)
+                    .into_iter()
+                    .map(|resource| {
+                        let per_user = resource.contains(SELF_MARK);
+                        (resource, per_user)
+                    })
+                    .collect();
+                (role, templates)
+            })
+            .collect();
+        Self { by_role }
+    }
+
+    /// The IAM policy allowing every route `role` may call on the API and stage of
+    /// `method_arn` (an explicit Deny of everything when there is none).
+    pub fn policy_for(
+        &self,
+        role: Role,
+        sub: &str,
+        method_arn: &MethodArn<'_>,
+    ) -> ApiGatewayCustomAuthorizerPolicy {
+        let templates = self
+            .by_role
+            .iter()
+            .find(|(of, _)| *of == role)
+            .map_or(&[][..], |(_, templates)| templates.as_slice());
+        let sub_is_an_id = is_valid_user_id(sub);
+        let resources: Vec<String> = templates
+            .iter()
+            .filter_map(|(template, per_user)| match per_user {
+                false => Some(format!("{}/{template}", method_arn.prefix)),
+                true if sub_is_an_id => Some(format!(
+                    "{}/{}",
+                    method_arn.prefix,
+                    template.replace(SELF_MARK, sub)
+                )),
+                true => None,
+            })
+            .collect();
+        policy_of(resources, method_arn)
+    }
+}
+
+/// The policy of nothing at all: an explicit Deny of every route of the API and stage of
+/// `method_arn` (403 on every route, for as long as API Gateway caches it).
+pub fn deny_everything(method_arn: &MethodArn<'_>) -> ApiGatewayCustomAuthorizerPolicy {
+    policy_of(Vec::new(), method_arn)
+}
+
+fn policy_of(
+    resources: Vec<String>,
+    method_arn: &MethodArn<'_>,
+) -> ApiGatewayCustomAuthorizerPolicy {
+    let mut statement = IamPolicyStatement::default();
+    statement.action = vec!["execute-api:Invoke".into()];
+    if resources.is_empty() {
+        statement.effect = IamPolicyEffect::Deny;
+        statement.resource = vec![format!("{}/*", method_arn.prefix)];
+    } else {
+        statement.effect = IamPolicyEffect::Allow;
+        statement.resource = resources;
+    }
+    let mut policy = ApiGatewayCustomAuthorizerPolicy::default();
+    policy.version = Some("2012-10-17".into());
+    policy.statement = vec![statement];
+    policy
+}
+
+/// `path` with every `{parameter}` made `*`, except `own`, made `sub`.
+fn replace_params(path: &str, own: Option<&str>, sub: &str) -> String {
     path.split('/')
-        .map(|segment| {
-            if segment.starts_with('{') && segment.ends_with('}') {
-                value
-            } else {
-                segment
-            }
-        })
+        .map(
+            |segment| match segment.strip_prefix('{').and_then(|s| s.strip_suffix('}')) {
+                Some(name) if Some(name) == own => sub,
+                Some(_) => "*",
+                None => segment,
+            },
+        )
         .collect::<Vec<_>>()
         .join("/")
 }
@@ -83,6 +151,8 @@ fn replace_params(path: &str, value: &str) -> String {
 pub struct MethodArn<'a> {
     /// `arn:{partition}:execute-api:{region}:{account}:{api_id}/{stage}`
     pub prefix: String,
+    /// The API's id, which names its permissions document.
+    pub api_id: &'a str,
     pub method: &'a str,
     /// The request path without its leading `/` (empty for the root resource).
     pub path: &'a str,
@@ -126,6 +196,7 @@ impl<'a> MethodArn<'a> {
         }
         Some(Self {
             prefix: format!("arn:{partition}:execute-api:{region}:{account}:{api_id}/{stage}"),
+            api_id,
             method,
             path,
         })
@@ -176,54 +247,28 @@ impl From<crate::crypto::token::Claims> for AuthorizerContext {
     }
 }
 
-/// The IAM policy allowing every route `role` may call on the API and stage of `method_arn`.
-pub fn policy_for(
-    role: Role,
-    sub: &str,
-    method_arn: &MethodArn<'_>,
-) -> ApiGatewayCustomAuthorizerPolicy {
-    let sub_is_an_id = is_valid_user_id(sub);
-    let resources: Vec<String> = resource_templates(role)
-        .iter()
-        .filter_map(|(template, per_user)| match per_user {
-            false => Some(format!("{}/{template}", method_arn.prefix)),
-            true if sub_is_an_id => Some(format!(
-                "{}/{}",
-                method_arn.prefix,
-                template.replace(SELF_MARK, sub)
-            )),
-            true => None,
-        })
-        .collect();
-    let mut statement = IamPolicyStatement::default();
-    statement.action = vec!["execute-api:Invoke".into()];
-    if resources.is_empty() {
-        // A role with no routes: an explicit Deny on everything (403 on every route).
-        statement.effect = IamPolicyEffect::Deny;
-        statement.resource = vec![format!("{}/*", method_arn.prefix)];
-    } else {
-        statement.effect = IamPolicyEffect::Allow;
-        statement.resource = resources;
-    }
-    let mut policy = ApiGatewayCustomAuthorizerPolicy::default();
-    policy.version = Some("2012-10-17".into());
-    policy.statement = vec![statement];
-    policy
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::access::routes::*;
+
+    /// This API's document for the default roles, as the authorizer compiles it.
+    fn this_api() -> CompiledPolicy {
+        CompiledPolicy::compile(&THIS_API, &DeclaredRoles::default())
+    }
+
+    fn policy_for(role: Role, sub: &str, arn: &MethodArn<'_>) -> ApiGatewayCustomAuthorizerPolicy {
+        this_api().policy_for(role, sub, arn)
+    }
 
     /// The policy from the made-once templates is the policy of the route table itself,
     /// for every role, for the caller's own id, the mark's own value and a non-id.
     #[test]
     fn the_made_once_policy_is_the_route_tables() {
         let arn = MethodArn::parse(ARN).unwrap();
-        for role in Role::ALL {
+        for role in Role::DEFAULT {
             for sub in [SELF_ID, OTHER_ID, SELF_MARK, "not-an-id", "", "*"] {
-                let expected: Vec<String> = allowed_resources(role, sub)
+                let expected: Vec<String> = allowed_resources(&THIS_API, role, sub)
                     .into_iter()
                     .map(|resource| format!("{}/{resource}", arn.prefix))
                     .collect();
@@ -330,7 +375,7 @@ mod tests {
     fn the_policy_is_the_same_whichever_route_triggered_it() {
         // API Gateway reuses the cached policy for every route: it must not depend on the
         // method or path of the first request.
-        for role in Role::ALL {
+        for role in Role::DEFAULT {
             let from_list = policy_for(role, SELF_ID, &MethodArn::parse(ARN).unwrap());
             let other_arn = format!(
                 "arn:aws:execute-api:us-west-2:123456789012:ymy8tbxw7b/prod/GET/users/{OTHER_ID}"

@@ -77,7 +77,7 @@ pub fn check_usable(config: &SdkConfig, calls_aws: bool) -> Result<(), ConfigErr
 struct EndpointOverrides(HashMap<String, String>);
 
 /// The services the functions call, by the SDK's service id.
-const SERVICE_IDS: [&str; 2] = ["DynamoDB", "Secrets Manager"];
+const SERVICE_IDS: [&str; 3] = ["DynamoDB", "Secrets Manager", "SSM"];
 
 impl EndpointOverrides {
     fn from_lookup(var: &impl Fn(&str) -> Option<String>) -> Self {

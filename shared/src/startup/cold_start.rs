@@ -53,6 +53,40 @@ impl ColdStart {
         ))
     }
 
+    /// The permissions documents the authorizer answers each API from, read now (a
+    /// failure stops the start) and re-read every `PERMISSIONS_REFRESH_SECONDS`: those
+    /// registered under `PERMISSIONS_PATH`, or, without one (a local run), this API's
+    /// built-in document for whatever API asks.
+    pub async fn permissions(
+        &self,
+    ) -> Result<crate::access::registry::Permissions, crate::access::registry::SourceError> {
+        use crate::access::registry::Permissions;
+        let roles = self.config.roles.clone();
+        match &self.config.permissions_path {
+            Some(path) => {
+                Permissions::load(
+                    Box::new(crate::startup::permissions::SsmDocuments::new(
+                        &self.sdk_config,
+                        path,
+                    )),
+                    roles,
+                    self.config.permissions_refresh_secs,
+                    Clock::system().now(),
+                )
+                .await
+            }
+            None => {
+                tracing::warn!(
+                    "no PERMISSIONS_PATH: this API's built-in document answers for every API (local runs only)"
+                );
+                Ok(Permissions::every_api(
+                    &crate::access::routes::THIS_API,
+                    roles,
+                ))
+            }
+        }
+    }
+
     /// The token keys, read now and kept current ([`crate::crypto::keys::live`]): the key set in
     /// Secrets Manager, the public keys published in `published` (a verifier without
     /// `SIGNING_KEYS_SECRET_ARN`), or an inline local key. A signer (`signs`) needs the

@@ -65,6 +65,16 @@ pub struct Config {
     /// `LOGIN_SOURCE_FAILURE_LIMIT` (default 100): failed logins one source address may
     /// make per 15 minutes across usernames before it gets 429 (password spraying).
     pub login_source_failure_limit: u64,
+    /// `ROLES` (default `admin,customer`): the roles users may be given; a token of any
+    /// other role gets no route.
+    pub roles: crate::users::user::DeclaredRoles,
+    /// `PERMISSIONS_PATH` (the authorizer's): the SSM parameter path under which every
+    /// protected API registers its permissions document, one parameter per API id. Unset
+    /// (local runs only), this API's built-in document answers for any API.
+    pub permissions_path: Option<String>,
+    /// `PERMISSIONS_REFRESH_SECONDS` (default 60): how often the authorizer re-reads the
+    /// documents, so a change reaches every instance within this, plus the cache TTL.
+    pub permissions_refresh_secs: u64,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -176,7 +186,39 @@ impl Config {
                 })?
             }
         };
+        let roles = match non_empty("ROLES") {
+            None => crate::users::user::DeclaredRoles::default(),
+            Some(raw) => crate::users::user::DeclaredRoles::parse_list(&raw).map_err(|reason| {
+                ConfigError::Invalid {
+                    name: "ROLES",
+                    reason,
+                }
+            })?,
+        };
+        let permissions_path = non_empty("PERMISSIONS_PATH").map(|path| path.trim().to_string());
+        if let Some(path) = &permissions_path {
+            let valid = path.starts_with('/')
+                && !path.ends_with('/')
+                && path.len() <= 900
+                && path
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'/' | b'_' | b'.' | b'-'));
+            if !valid {
+                return Err(ConfigError::Invalid {
+                    name: "PERMISSIONS_PATH",
+                    reason: "expected an SSM parameter path such as /my-stack/permissions".into(),
+                });
+            }
+        }
+        let permissions_refresh_secs = seconds(
+            "PERMISSIONS_REFRESH_SECONDS",
+            crate::access::registry::DEFAULT_REFRESH_SECS,
+            1..=3600,
+        )?;
         Ok(Self {
+            roles,
+            permissions_path,
+            permissions_refresh_secs,
             metrics_namespace: non_empty("METRICS_NAMESPACE")
                 .unwrap_or_else(|| crate::audit::DEFAULT_NAMESPACE.into()),
             cors,
@@ -203,10 +245,11 @@ impl Config {
             .ok_or(ConfigError::Missing("HMAC_SECRET_ARN"))
     }
 
-    /// Whether this function calls an AWS service (DynamoDB or Secrets Manager), and so
-    /// needs a region and credentials; not with DynamoDB Local and inline keys only.
+    /// Whether this function calls an AWS service (DynamoDB, Secrets Manager or SSM), and
+    /// so needs a region and credentials; not with DynamoDB Local and inline keys only.
     pub fn calls_aws(&self) -> bool {
         self.dynamodb_endpoint.is_none()
+            || self.permissions_path.is_some()
             || matches!(self.token_keys, TokenKeySource::SecretsManager { .. })
             || matches!(self.hmac_secret, Some(SecretSource::SecretsManager { .. }))
     }

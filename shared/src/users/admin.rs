@@ -6,7 +6,9 @@ use crate::access::routes::{is_allowed, route};
 use crate::crypto::password::{PasswordHasher, check_new_password};
 use crate::store::{NewUser, PasswordWrite, StoreError, UserChanges, UserStore};
 use crate::users::cursor::CursorCodec;
-use crate::users::user::{Role, User, is_valid_user_id, normalize_username, validate_display_name};
+use crate::users::user::{
+    DeclaredRoles, Role, User, is_valid_user_id, normalize_username, validate_display_name,
+};
 use crate::web::request::Caller;
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
@@ -103,7 +105,7 @@ pub struct CreateUserRequest {
     pub password: SecretString,
 }
 
-pub const CREATE_USER_BODY_SHAPE: &str = r#"a JSON object {"username": string, "name"?: string, "role": "admin"|"customer", "password": string}"#;
+pub const CREATE_USER_BODY_SHAPE: &str = r#"a JSON object {"username": string, "name"?: string, "role": one of the deployment's roles, "password": string}"#;
 
 /// `PATCH /users/{id}` body: the fields to change. A field left out is unchanged; a field
 /// given as `null` is a mistake (400), not "unchanged".
@@ -127,7 +129,7 @@ where
     T::deserialize(deserializer).map(Some)
 }
 
-pub const UPDATE_USER_BODY_SHAPE: &str = r#"a JSON object with any of {"name": string, "role": "admin"|"customer", "disabled": boolean}"#;
+pub const UPDATE_USER_BODY_SHAPE: &str = r#"a JSON object with any of {"name": string, "role": one of the deployment's roles, "disabled": boolean}"#;
 
 fn require_admin(caller: &Caller) -> Result<(), ApiError> {
     if caller.role == Role::Admin {
@@ -141,11 +143,13 @@ fn require_admin(caller: &Caller) -> Result<(), ApiError> {
 pub async fn create_user(
     store: &dyn UserStore,
     hasher: &Arc<PasswordHasher>,
+    roles: &DeclaredRoles,
     caller: &Caller,
     request: CreateUserRequest,
     now: u64,
 ) -> Result<UserResponse, ApiError> {
     require_admin(caller)?;
+    let role = roles.check(request.role).map_err(ApiError::BadRequest)?;
     let username = normalize_username(&request.username)
         .map_err(|reason| ApiError::BadRequest(reason.into()))?;
     let name = validate_display_name(request.name.as_deref().unwrap_or(&username))
@@ -163,7 +167,7 @@ pub async fn create_user(
             NewUser {
                 username,
                 name,
-                role: request.role,
+                role,
                 password_hash,
             },
             now,
@@ -187,6 +191,7 @@ pub async fn create_user(
 /// demoting each other at once, the second write finds its caller demoted and fails.
 pub async fn update_user(
     store: &dyn UserStore,
+    roles: &DeclaredRoles,
     caller: &Caller,
     id: &str,
     request: UpdateUserRequest,
@@ -195,6 +200,11 @@ pub async fn update_user(
     if !is_valid_user_id(id) {
         return Err(ApiError::NotFound);
     }
+    let role = request
+        .role
+        .map(|role| roles.check(role))
+        .transpose()
+        .map_err(ApiError::BadRequest)?;
     let name = request
         .name
         .as_deref()
@@ -203,7 +213,7 @@ pub async fn update_user(
         .map_err(|reason| ApiError::BadRequest(reason.into()))?;
     let changes = UserChanges {
         name,
-        role: request.role,
+        role,
         disabled: request.disabled,
     };
     if changes == UserChanges::default() {
@@ -310,6 +320,8 @@ pub struct UsersService {
     pub clock: crate::startup::clock::Clock,
     /// CORS headers on every answer ([`crate::Config::cors`]).
     pub cors: crate::web::cors::Cors,
+    /// The roles users may be given ([`crate::Config::roles`]).
+    pub roles: crate::users::user::DeclaredRoles,
 }
 
 #[cfg(test)]

@@ -3,11 +3,11 @@
 //! Functions run behind a REST API (payload v1). The route is taken from
 //! `requestContext.resourcePath` (e.g. `/users/{id}`), which API Gateway fills from
 //! template.yaml, so the stage prefix in the path never matters; when that is missing
-//! (a hand-written event), the path itself is matched against [`crate::access::routes::ROUTES`].
+//! (a hand-written event), the path itself is matched against this API's routes ([`crate::access::routes`]).
 
 use crate::ApiError;
 use crate::access::policy::AuthorizerContext;
-use crate::access::routes::{ROUTES, Route};
+use crate::access::routes::{Route, routes};
 use crate::users::user::Role;
 use crate::web::error::MAX_BODY_BYTES;
 use lambda_http::request::RequestContext;
@@ -61,9 +61,7 @@ pub fn route_of(request: &Request) -> Option<(&'static Route, Option<String>)> {
     };
     match resource_path {
         Some(resource_path) => {
-            let route = ROUTES
-                .iter()
-                .find(|route| route.method == method && route.path == resource_path)?;
+            let route = crate::access::routes::route(method, &resource_path)?;
             let id = request
                 .path_parameters_ref()
                 .and_then(|params| params.first("id"))
@@ -86,8 +84,8 @@ pub fn route_of(request: &Request) -> Option<(&'static Route, Option<String>)> {
 
 /// Whether some route has this path with another method (405 rather than 404).
 pub fn path_exists_with_other_method(request: &Request) -> bool {
-    ROUTES.iter().any(|route| {
-        crate::access::routes::match_path(route.path, request.raw_http_path()).is_some()
+    routes().iter().any(|route| {
+        crate::access::routes::match_path(&route.path, request.raw_http_path()).is_some()
     })
 }
 

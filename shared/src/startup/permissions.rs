@@ -1,0 +1,87 @@
+//! Where a deployment registers permissions documents: SSM parameters under one path
+//! (`PERMISSIONS_PATH`, e.g. `/my-auth-stack/permissions`), one `String` parameter per API,
+//! named by the API's id (`/my-auth-stack/permissions/a1b2c3d4e5`), holding the document.
+//!
+//! Each stack declares its own parameter (`AWS::SSM::Parameter`) beside its API, so adding
+//! a route is a change to that stack only; this stack's template registers its own API's
+//! the same way. SSM rather than the users table: a parameter is a resource any template
+//! can declare with no code run at deploy time, and the authorizer reads them all in one
+//! paged call at cold start and once per refresh interval, off DynamoDB entirely.
+
+use crate::access::registry::{DocumentSource, SourceError};
+use std::time::Duration;
+
+/// Most documents read (beyond, the rest are ignored and the fact is logged): bounds the
+/// work of one read and the memory the authorizer holds.
+pub const MAX_DOCUMENTS: usize = 500;
+
+/// The documents under one SSM path.
+pub struct SsmDocuments {
+    client: aws_sdk_ssm::Client,
+    path: String,
+}
+
+impl SsmDocuments {
+    pub fn new(sdk_config: &aws_types::SdkConfig, path: &str) -> Self {
+        // The SDK sets no timeout: an SSM that never answers would hold the request that
+        // happens to re-read the documents until the Lambda timeout.
+        let timeouts = aws_sdk_ssm::config::timeout::TimeoutConfig::builder()
+            .connect_timeout(Duration::from_secs(1))
+            .operation_attempt_timeout(Duration::from_secs(2))
+            .operation_timeout(Duration::from_secs(4))
+            .build();
+        let config = aws_sdk_ssm::config::Builder::from(sdk_config)
+            .timeout_config(timeouts)
+            .build();
+        Self {
+            client: aws_sdk_ssm::Client::from_conf(config),
+            path: path.trim_end_matches('/').to_string(),
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl DocumentSource for SsmDocuments {
+    async fn documents(&self) -> Result<Vec<(String, String)>, SourceError> {
+        let mut documents = Vec::new();
+        let mut next_token: Option<String> = None;
+        loop {
+            let page = self
+                .client
+                .get_parameters_by_path()
+                .path(&self.path)
+                .recursive(false)
+                .max_results(10)
+                .set_next_token(next_token.take())
+                .send()
+                .await
+                .map_err(|err| {
+                    let reason = crate::web::error::error_chain(&err);
+                    tracing::error!(path = %self.path, error = %reason, "reading permissions documents failed");
+                    SourceError(reason)
+                })?;
+            for parameter in page.parameters() {
+                let (Some(name), Some(value)) = (parameter.name(), parameter.value()) else {
+                    continue;
+                };
+                // `{path}/{api id}`; the API id is what API Gateway puts in a methodArn.
+                let Some(api_id) = name
+                    .strip_prefix(&self.path)
+                    .and_then(|rest| rest.strip_prefix('/'))
+                else {
+                    continue;
+                };
+                documents.push((api_id.to_string(), value.to_string()));
+            }
+            next_token = page.next_token().map(str::to_owned);
+            if next_token.is_none() {
+                break;
+            }
+            if documents.len() >= MAX_DOCUMENTS {
+                tracing::error!(path = %self.path, "more than {MAX_DOCUMENTS} permissions documents: the rest are not read (their APIs are denied)");
+                break;
+            }
+        }
+        Ok(documents)
+    }
+}
