@@ -1,7 +1,7 @@
-//! `jwt-auth`: the one CLI of lambda-jwt-auth: `serve` (the API locally), `users` (admin, local or AWS), `keys` (local key rotation), `event` (test events).
+//! `jwt-auth`: the one CLI of lambda-jwt-auth: `serve` (the API locally), `users` (admin, local or AWS), `keys` (local key rotation), `event` (test events), `permissions` (check a permissions document).
 
 use clap::{Parser, Subcommand};
-use jwt_auth_cli::commands::{event, keys, serve, users};
+use jwt_auth_cli::commands::{event, keys, permissions, serve, users};
 use std::process::ExitCode;
 
 #[derive(Parser)]
@@ -25,6 +25,8 @@ enum Command {
     Event(event::EventArgs),
     /// List, rotate or revoke the token keys of a local deployment (DynamoDB Local).
     Keys(keys::KeysArgs),
+    /// Check a permissions document offline (against a template and the declared roles).
+    Permissions(permissions::PermissionsArgs),
 }
 
 #[tokio::main]
@@ -37,6 +39,7 @@ async fn main() -> ExitCode {
             .map(|report| print!("{report}")),
         Command::Event(args) => event::run(args),
         Command::Keys(args) => keys::run(args).await.map(|report| print!("{report}")),
+        Command::Permissions(args) => permissions::run(args).map(|report| print!("{report}")),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

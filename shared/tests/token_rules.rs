@@ -384,10 +384,13 @@ fn missing_sub_role_username_or_jti_is_refused() {
             "{claim}"
         );
     }
+    // A role is any declared name, so a well-formed but undeclared one ("root") verifies
+    // and then gets no route (the authorizer's policy; tests/tests/roles_http.rs); a value
+    // that is no role name at all is refused here.
     assert!(
         verify(&forge(
             &header(),
-            &with_claim("role", json!("root")),
+            &with_claim("role", json!("root*")),
             SECRET
         ))
         .is_err()

@@ -297,7 +297,7 @@ mod tests {
             caller(
                 "0123456789abcdef0123456789abcdef".into(),
                 "carol".into(),
-                "root"
+                "root*"
             )
             .is_err()
         );

@@ -5,6 +5,7 @@ use jwt_auth_core::crypto::secret::SigningSecret;
 
 pub mod event;
 pub mod keys;
+pub mod permissions;
 pub mod serve;
 pub mod users;
 
