@@ -74,8 +74,9 @@ build: $(TOOLS)/venv-lambda/bin/cargo-lambda ## Release bootstraps for Lambda (a
 
 validate: $(TOOLS)/venv-sam/bin/sam $(TOOLS)/venv-sam/.serverless-rules-$(CFN_LINT_SERVERLESS_VERSION) $(TOOLS)/venv-checkov/bin/checkov ## sam validate --lint, AWS's serverless rules and checkov on the template (offline); each accepted finding is skipped where it stands, with its reason
 	sam validate --lint
-	$(TOOLS)/venv-sam/bin/cfn-lint template.yaml -a cfn_lint_serverless.rules
-	$(TOOLS)/venv-checkov/bin/checkov -f template.yaml --framework cloudformation --skip-download --compact --quiet
+	sam validate --lint --template examples/orders/template.yaml
+	$(TOOLS)/venv-sam/bin/cfn-lint template.yaml examples/orders/template.yaml -a cfn_lint_serverless.rules
+	$(TOOLS)/venv-checkov/bin/checkov -f template.yaml -f examples/orders/template.yaml --framework cloudformation --skip-download --compact --quiet
 
 sam-build: $(TOOLS)/venv-sam/bin/sam $(TOOLS)/venv-lambda/bin/cargo-lambda ## sam build (runs cargo lambda)
 	sam build

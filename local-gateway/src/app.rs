@@ -1,10 +1,9 @@
 //! Builds the local API: the template's model, a store, a signing secret, and the real
 //! function services, wired as the functions' `main`s wire them on Lambda.
 
-use crate::gateway::{ApiIdentity, Functions, Gateway};
+use crate::gateway::{ApiIdentity, Functions, Gateway, Handler};
 use crate::template::ApiModel;
 use jwt_auth_core::access::registry::{DEFAULT_REFRESH_SECS, Permissions, StaticDocuments};
-use jwt_auth_core::access::routes::THIS_API_DOCUMENT;
 use jwt_auth_core::crypto::keys::live::{
     KeySetSource, LiveKeys, PublishedKeySet, VERIFIER_REFRESH_SECS,
 };
@@ -70,10 +69,26 @@ pub struct LocalOptions {
     /// How often the functions re-read the key set (the deployed default is
     /// [`jwt_auth_core::crypto::keys::live::SIGNER_REFRESH_SECS`]).
     pub key_refresh_secs: u64,
+    /// APIs of other stacks served beside this one, behind the same authorizer.
+    pub other_apis: Vec<OtherApi>,
 }
+
+/// Another stack's API (its template imports this stack's authorizer and registers its own
+/// permissions document), served by its own gateway.
+pub struct OtherApi {
+    pub template: PathBuf,
+    /// Its HTTP functions by `BuildProperties.Binary`, made from this stack's store (their
+    /// re-check reads it) and the clock.
+    pub functions: MakeFunctions,
+}
+
+/// Makes another API's functions from this stack's store and the clock.
+pub type MakeFunctions = Box<dyn FnOnce(Arc<dyn Store>, Clock) -> HashMap<String, Handler> + Send>;
 
 pub struct LocalApi {
     pub gateway: Gateway,
+    /// The gateways of [`LocalOptions::other_apis`], in order (API ids `local2`, `local3`…).
+    pub others: Vec<Gateway>,
     pub store: Arc<dyn Store>,
     pub issuer: TokenIssuer,
     /// The key-set secret the login function reads (rotations run against it).
@@ -176,13 +191,28 @@ impl LocalApi {
         )
         .await
         .map_err(keys_err)?;
-        // This API's document, registered for the emulated API's id, as the template
-        // registers it: an API of another id is denied every route, as deployed.
+        // Each API's document as its template registers it, under the emulated API's id:
+        // an API without one is denied every route, as deployed.
+        let mut documents = Vec::new();
+        let mut other_gateways = Vec::new();
+        let mut other_functions = HashMap::new();
+        for (i, other) in options.other_apis.into_iter().enumerate() {
+            let other_model = ApiModel::from_file(&other.template, &HashMap::new())?;
+            let identity = ApiIdentity {
+                api_id: format!("local{}", i + 2),
+                ..ApiIdentity::default()
+            };
+            if let Some(document) = &other_model.permissions_document {
+                documents.push((identity.api_id.clone(), document.clone()));
+            }
+            other_functions.extend((other.functions)(Arc::clone(&store), options.clock.clone()));
+            other_gateways.push((other_model, identity));
+        }
+        if let Some(document) = &model.permissions_document {
+            documents.push((ApiIdentity::default().api_id, document.clone()));
+        }
         let permissions = Permissions::load(
-            Box::new(StaticDocuments::new(vec![(
-                ApiIdentity::default().api_id,
-                THIS_API_DOCUMENT.to_string(),
-            )])),
+            Box::new(StaticDocuments::new(documents)),
             config.roles.clone(),
             DEFAULT_REFRESH_SECS,
             options.clock.now(),
@@ -191,6 +221,7 @@ impl LocalApi {
         .map_err(|err| LocalError::Keys(err.to_string()))?;
         let functions = Functions {
             permissions,
+            others: other_functions,
             login: LoginService {
                 store: Arc::clone(&store),
                 hasher: Arc::clone(&hasher),
@@ -222,9 +253,15 @@ impl LocalApi {
             store: Arc::clone(&store),
             clock: options.clock,
         };
-        let gateway = Gateway::new(model, ApiIdentity::default(), functions)?;
+        let functions = Arc::new(functions);
+        let gateway = Gateway::new(model, ApiIdentity::default(), Arc::clone(&functions))?;
+        let others = other_gateways
+            .into_iter()
+            .map(|(model, identity)| Gateway::new(model, identity, Arc::clone(&functions)))
+            .collect::<Result<Vec<_>, _>>()?;
         Ok(Self {
             gateway,
+            others,
             store,
             issuer: TokenIssuer::new(signer_keys, config.tokens),
             key_secret,

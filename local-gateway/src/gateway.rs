@@ -84,7 +84,20 @@ pub struct Functions {
     pub store: Arc<dyn Store>,
     /// "Now" for the authorizer (the functions' services hold the same clock).
     pub clock: jwt_auth_core::startup::clock::Clock,
+    /// The functions of other stacks' APIs served beside this one, by their
+    /// `BuildProperties.Binary` (e.g. the example `orders`).
+    pub others: HashMap<String, Handler>,
 }
+
+/// An HTTP function of another stack, called in-process like the two of this one.
+pub type Handler = Arc<
+    dyn Fn(
+            lambda_http::Request,
+        ) -> std::pin::Pin<
+            Box<dyn std::future::Future<Output = lambda_http::Response<Body>> + Send>,
+        > + Send
+        + Sync,
+>;
 
 /// Where the emulated API lives, for method ARNs.
 #[derive(Debug, Clone)]
@@ -169,10 +182,12 @@ impl Gateway {
     pub fn new(
         model: ApiModel,
         identity: ApiIdentity,
-        functions: Functions,
+        functions: Arc<Functions>,
     ) -> Result<Self, GatewayError> {
         for route in &model.routes {
-            if !matches!(route.function.as_str(), "login" | "users") {
+            if !matches!(route.function.as_str(), "login" | "users")
+                && !functions.others.contains_key(&route.function)
+            {
                 return Err(GatewayError::UnknownFunction {
                     method: route.method.clone(),
                     path: route.path.clone(),
@@ -194,7 +209,7 @@ impl Gateway {
         Ok(Self {
             model,
             identity,
-            functions: Arc::new(functions),
+            functions,
             validation,
             cache: Mutex::new(HashMap::new()),
             buckets: Mutex::new(HashMap::new()),
@@ -610,7 +625,16 @@ impl Gateway {
         let outcome = tokio::spawn(async move {
             match function.as_str() {
                 "login" => login::handle(request, &functions.login).await,
-                _ => users::handle(request, &functions.users).await,
+                "users" => users::handle(request, &functions.users).await,
+                // Gateway::new checked every route's function is one of these.
+                other => match functions.others.get(other) {
+                    Some(handler) => Ok(handler(request).await),
+                    None => {
+                        let mut response = lambda_http::Response::new(Body::Empty);
+                        *response.status_mut() = lambda_http::http::StatusCode::BAD_GATEWAY;
+                        Ok(response)
+                    }
+                },
             }
         })
         .await;

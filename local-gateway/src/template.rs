@@ -27,6 +27,10 @@ pub struct ApiModel {
     pub throttling: Vec<MethodThrottle>,
     /// The API's `Cors` (the OPTIONS preflight SAM generates for every path), if any.
     pub cors: Option<CorsModel>,
+    /// The permissions document the template registers for this API: the value of an
+    /// `AWS::SSM::Parameter` whose name ends with `/${<the API>}` (what the authorizer reads
+    /// under its path, by the API's id).
+    pub permissions_document: Option<String>,
 }
 
 /// SAM's `Cors` on the API, values resolved and unquoted. An unset `allow_origin` (CORS
@@ -222,24 +226,35 @@ impl ApiModel {
                         "authorizer {name}: only TOKEN authorizers are emulated"
                     )));
                 }
-                let function_id = match spec.get("FunctionArn") {
-                    Some(Value::Tagged(tagged)) if tagged.tag == "GetAtt" => tagged
-                        .value
-                        .as_str()
-                        .and_then(|target| target.strip_suffix(".Arn"))
-                        .map(str::to_owned),
-                    _ => None,
-                }
-                .ok_or_else(|| {
-                    shape(format!(
-                        "authorizer {name}: FunctionArn must be !GetAtt <Function>.Arn"
-                    ))
-                })?;
-                let function = binary_of(&function_id).ok_or_else(|| {
-                    shape(format!(
-                        "authorizer function {function_id} has no BuildProperties.Binary"
-                    ))
-                })?;
+                let function_arn = spec.get("FunctionArn");
+                // Another stack's API names this stack's authorizer by its export.
+                let imported = match function_arn {
+                    Some(Value::Tagged(tagged)) => tagged.tag == "ImportValue",
+                    Some(Value::Mapping(mapping)) => mapping.contains_key("Fn::ImportValue"),
+                    _ => false,
+                };
+                let function = if imported {
+                    "authorizer".to_string()
+                } else {
+                    let function_id = match function_arn {
+                        Some(Value::Tagged(tagged)) if tagged.tag == "GetAtt" => tagged
+                            .value
+                            .as_str()
+                            .and_then(|target| target.strip_suffix(".Arn"))
+                            .map(str::to_owned),
+                        _ => None,
+                    }
+                    .ok_or_else(|| {
+                        shape(format!(
+                            "authorizer {name}: FunctionArn must be !GetAtt <Function>.Arn or an imported export"
+                        ))
+                    })?;
+                    binary_of(&function_id).ok_or_else(|| {
+                        shape(format!(
+                            "authorizer function {function_id} has no BuildProperties.Binary"
+                        ))
+                    })?
+                };
                 let identity = spec.get("Identity");
                 let field = |key: &str| {
                     identity
@@ -428,6 +443,22 @@ impl ApiModel {
             }
         });
 
+        // `!Sub "…/${Api}"` or `!Sub ["…/${Api}", {…}]`.
+        let api_suffix = format!("/${{{api_name}}}");
+        let permissions_document = of_type("AWS::SSM::Parameter").find_map(|(_, parameter)| {
+            let properties = parameter.get("Properties")?;
+            let name = match properties.get("Name")? {
+                Value::Tagged(tagged) if tagged.tag == "Sub" => match &tagged.value {
+                    Value::String(text) => text.clone(),
+                    Value::Sequence(parts) => parts.first()?.as_str()?.to_string(),
+                    _ => return None,
+                },
+                _ => return None,
+            };
+            name.ends_with(&api_suffix)
+                .then(|| properties.get("Value")?.as_str().map(str::to_owned))
+                .flatten()
+        });
         Ok(Self {
             stage,
             routes,
@@ -436,6 +467,7 @@ impl ApiModel {
             function_environment,
             throttling,
             cors,
+            permissions_document,
         })
     }
 }

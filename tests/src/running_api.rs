@@ -21,6 +21,8 @@ pub const PASSWORD: &str = "a-long-test-password";
 
 pub struct RunningApi {
     pub base: String,
+    /// The base URLs of the other stacks' APIs served beside this one, in order.
+    pub others: Vec<String>,
     /// The clock of the authorizer and the functions (the gateway's cache TTL runs on real
     /// time, as on AWS).
     pub clock: Clock,
@@ -93,6 +95,7 @@ pub async fn start_signing(
             .map(|(k, v)| (k.to_string(), v.to_string())),
     );
     start_local(LocalOptions {
+        other_apis: Vec::new(),
         clock,
         signing_algorithm: algorithm,
         template,
@@ -115,6 +118,18 @@ pub async fn start_local(options: LocalOptions) -> RunningApi {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap();
     let gateway = Arc::new(api.gateway);
+    let mut others = Vec::new();
+    for other in api.others {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        others.push(format!("http://{address}{}", other.stage_path()));
+        // Served until the test's runtime ends.
+        tokio::spawn(local_gateway::server::serve(
+            listener,
+            Arc::new(other),
+            std::future::pending::<()>(),
+        ));
+    }
     let (shutdown, stop) = tokio::sync::oneshot::channel::<()>();
     tokio::spawn(local_gateway::server::serve(
         listener,
@@ -125,6 +140,7 @@ pub async fn start_local(options: LocalOptions) -> RunningApi {
     ));
     RunningApi {
         base: format!("http://{address}{}", gateway.stage_path()),
+        others,
         clock,
         gateway,
         store: api.store,
@@ -134,6 +150,52 @@ pub async fn start_local(options: LocalOptions) -> RunningApi {
         client: Client::builder(TokioExecutor::new()).build_http(),
         _shutdown: shutdown,
     }
+}
+
+/// This API and the example orders API (`examples/orders`) behind its authorizer, the
+/// orders function re-checking callers against this API's store when `recheck`.
+pub async fn start_with_orders(
+    store: StoreChoice,
+    overrides: &[(&str, &str)],
+    recheck: bool,
+    clock: Clock,
+) -> RunningApi {
+    let mut parameter_overrides: std::collections::HashMap<String, String> = UNTHROTTLED
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    parameter_overrides.extend(
+        overrides
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string())),
+    );
+    start_local(LocalOptions {
+        other_apis: vec![local_gateway::app::OtherApi {
+            template: workspace_root().join("examples/orders/template.yaml"),
+            functions: Box::new(move |users, clock| {
+                let service = orders_example::OrdersService {
+                    orders: Arc::new(orders_example::MemoryOrders::default()),
+                    revocation: recheck
+                        .then_some(users as Arc<dyn jwt_auth_core::store::UserStore>),
+                    clock,
+                };
+                std::collections::HashMap::from([(
+                    "orders".to_string(),
+                    orders_example::in_process(service),
+                )])
+            }),
+        }],
+        clock,
+        signing_algorithm: SigningAlgorithm::Es256,
+        template: workspace_root().join("template.yaml"),
+        store,
+        secret: None,
+        parameter_overrides,
+        seed_demo_users: false,
+        key_file: None,
+        key_refresh_secs: jwt_auth_core::crypto::keys::live::SIGNER_REFRESH_SECS,
+    })
+    .await
 }
 
 pub async fn start(store: StoreChoice) -> RunningApi {
@@ -163,9 +225,33 @@ impl RunningApi {
         token: Option<&str>,
         body: Option<Value>,
     ) -> Answer {
+        self.call_at(&self.base, method, path, token, body).await
+    }
+
+    /// [`Self::call`] on another stack's API served beside this one.
+    pub async fn call_other(
+        &self,
+        index: usize,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> Answer {
+        self.call_at(&self.others[index], method, path, token, body)
+            .await
+    }
+
+    async fn call_at(
+        &self,
+        base: &str,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> Answer {
         let mut request = hyper::Request::builder()
             .method(method)
-            .uri(format!("{}{path}", self.base));
+            .uri(format!("{base}{path}"));
         if let Some(token) = token {
             request = request.header("authorization", format!("Bearer {token}"));
         }

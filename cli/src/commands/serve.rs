@@ -47,6 +47,11 @@ pub struct ServeArgs {
     /// Do not serve the browser client.
     #[arg(long)]
     no_web: bool,
+    /// Also serve another stack's API behind this one's authorizer, e.g.
+    /// examples/orders/template.yaml (repeatable; each on the next port after --addr).
+    /// Its functions must be ones this CLI carries: `orders` (the example).
+    #[arg(long = "also")]
+    also: Vec<PathBuf>,
     /// How often the functions re-read the key set (seconds; 300 when deployed).
     #[arg(long, default_value_t = jwt_auth_core::crypto::keys::live::SIGNER_REFRESH_SECS)]
     key_refresh_secs: u64,
@@ -93,7 +98,24 @@ pub async fn run(args: ServeArgs) -> Result<(), String> {
             .entry("CorsAllowOrigin".into())
             .or_insert_with(|| web_origin.clone());
     }
+    let other_apis = args
+        .also
+        .iter()
+        .map(|template| local_gateway::app::OtherApi {
+            template: template.clone(),
+            functions: Box::new(|users, clock| {
+                // The example's function, with its orders in memory and the re-check on.
+                let orders = orders_example::OrdersService {
+                    orders: Arc::new(orders_example::MemoryOrders::default()),
+                    revocation: Some(users as Arc<dyn jwt_auth_core::store::UserStore>),
+                    clock,
+                };
+                HashMap::from([("orders".to_string(), orders_example::in_process(orders))])
+            }),
+        })
+        .collect();
     let api = LocalApi::build(LocalOptions {
+        other_apis,
         template: args.template.clone(),
         store,
         secret: None,
@@ -132,6 +154,24 @@ pub async fn run(args: ServeArgs) -> Result<(), String> {
         tokio::spawn(local_gateway::web::serve(
             web_listener,
             api_base,
+            std::future::pending(),
+        ));
+    }
+    let mut port = address.port();
+    for (other, template) in api.others.into_iter().zip(&args.also) {
+        port += 1;
+        let other_address = std::net::SocketAddr::new(address.ip(), port);
+        let other_listener = tokio::net::TcpListener::bind(other_address)
+            .await
+            .map_err(|err| format!("cannot listen on {other_address}: {err}"))?;
+        println!(
+            "  also:      http://{other_address}{} ({}, behind the same authorizer)",
+            other.stage_path(),
+            template.display()
+        );
+        tokio::spawn(local_gateway::server::serve(
+            other_listener,
+            Arc::new(other),
             std::future::pending(),
         ));
     }
