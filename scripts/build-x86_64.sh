@@ -7,8 +7,12 @@ cd "$(dirname "$0")/.."
 built=".aws-sam/build-x86_64"
 log="$(mktemp)"
 trap 'rm -f "$log"' EXIT
-# The four bootstraps in one cargo run first: their link-time optimisation then runs in
-# parallel, and `sam build` (one cargo run per function) finds them up to date.
-cargo lambda build --release --x86-64 --locked --bin login --bin users --bin authorizer --bin rotation
+# The five bootstraps (the four of the stack and the orders example's) in one cargo run
+# first: their link-time optimisation then runs in parallel, and `sam build` (one cargo run
+# per function) finds them up to date.
+cargo lambda build --release --x86-64 --locked --bin login --bin users --bin authorizer --bin rotation --bin orders
 sam build --build-dir "$built" --parameter-overrides Architecture=x86_64 >"$log" 2>&1 \
   || { cat "$log" >&2; exit 1; }
+# The example stack behind this one (examples/orders), for `make deploy-local`.
+sam build --template examples/orders/template.yaml --build-dir .aws-sam/build-orders-x86_64 \
+  --parameter-overrides Architecture=x86_64 >"$log" 2>&1 || { cat "$log" >&2; exit 1; }
