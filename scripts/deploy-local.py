@@ -12,7 +12,10 @@
    does one rotation; the smoke suite's ROTATE_COMMAND).
 4. A bootstrap admin through the CLI (`jwt-auth users create`), then the smoke suite, with
    CORS, a key rotation under traffic and the authorizer cache on.
-5. The suite must also fail when it should: the authorizer's audience is broken (on that
+5. The example stack (`examples/orders`) deployed beside it, importing its authorizer and
+   registering its permissions document in SSM, and its routes called as each role: the
+   authorizer reads the document by the API's real id.
+6. The suite must also fail when it should: the authorizer's audience is broken (on that
    function alone) and the suite is run again; it must report failures.
 Everything is stopped and removed at the end, also when a step fails.
 """
@@ -27,6 +30,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.error
 import urllib.request
 import uuid
 from pathlib import Path
@@ -37,7 +41,11 @@ from awscli.customizations.cloudformation.yamlhelper import yaml_dump, yaml_pars
 ROOT = Path(__file__).resolve().parent.parent
 TOOLS = ROOT / ".tools"
 BUILT = ROOT / ".aws-sam" / "build-x86_64"
-STACK = "jwt-auth-emulated"
+BUILT_ORDERS = ROOT / ".aws-sam" / "build-orders-x86_64"
+# The example's AuthStackName default: MiniStack's SAM transform resolves the import in the
+# orders API's Auth (FunctionArn) with the parameter's default, not the value deployed.
+STACK = "lambda-jwt-auth"
+ORDERS_STACK = "orders-emulated"
 CORS_ORIGIN = "https://app.example.com"
 ROTATION_STEPS = ("createSecret", "setSecret", "testSecret", "finishSecret")
 # No step may hang CI: the emulator answers in seconds, the smoke suite in a few minutes.
@@ -65,16 +73,16 @@ def emulator_gap(resource):
     return None
 
 
-def emulator_template():
+def emulator_template(built=BUILT):
     """The built template without what the emulator cannot create, beside it (its CodeUri
     paths are relative)."""
-    template = yaml_parse((BUILT / "template.yaml").read_text())
+    template = yaml_parse((built / "template.yaml").read_text())
     for name, resource in list(template["Resources"].items()):
         gap = emulator_gap(resource)
         if gap:
             del template["Resources"][name]
             say(f"left out for the emulator: {name} ({gap}: {EMULATOR_GAPS[gap]})")
-    path = BUILT / "emulator-template.yaml"
+    path = built / "emulator-template.yaml"
     path.write_text(yaml_dump(template))
     return path
 
@@ -123,27 +131,99 @@ def aws(*args):
         raise subprocess.CalledProcessError(done.returncode, args[:2])
 
 
-def deploy(work):
-    template = emulator_template()
-    packaged = work / "packaged.yaml"
+def deploy(work, built=BUILT, stack_name=STACK, parameters=()):
+    template = emulator_template(built)
+    packaged = work / f"packaged-{stack_name}.yaml"
     bucket = "jwt-auth-deploy-local"
     boto3.client("s3").create_bucket(Bucket=bucket)
     aws("cloudformation", "package", "--template-file", str(template),
         "--s3-bucket", bucket, "--output-template-file", str(packaged))
     started = time.monotonic()
     try:
-        aws("cloudformation", "deploy", "--template-file", str(packaged), "--stack-name", STACK,
+        aws("cloudformation", "deploy", "--template-file", str(packaged),
+            "--stack-name", stack_name,
             "--capabilities", "CAPABILITY_IAM", "CAPABILITY_NAMED_IAM", "CAPABILITY_AUTO_EXPAND",
-            "--parameter-overrides", "Architecture=x86_64", f"CorsAllowOrigin={CORS_ORIGIN}")
+            "--parameter-overrides", "Architecture=x86_64", *parameters)
     except subprocess.CalledProcessError:
-        events = boto3.client("cloudformation").describe_stack_events(StackName=STACK)
+        events = boto3.client("cloudformation").describe_stack_events(StackName=stack_name)
         for event in events["StackEvents"]:
             if "FAILED" in event["ResourceStatus"]:
                 say(f"{event['LogicalResourceId']}: {event.get('ResourceStatusReason')}")
         raise
-    stack = boto3.client("cloudformation").describe_stacks(StackName=STACK)["Stacks"][0]
-    say(f"stack {STACK}: {stack['StackStatus']} in {time.monotonic() - started:.1f} s")
+    stack = boto3.client("cloudformation").describe_stacks(StackName=stack_name)["Stacks"][0]
+    say(f"stack {stack_name}: {stack['StackStatus']} in {time.monotonic() - started:.1f} s")
     return {output["OutputKey"]: output["OutputValue"] for output in stack["Outputs"]}
+
+
+def call(base, method, path, token=None, body=None):
+    """One request; its status and JSON body (None when empty or not JSON)."""
+    headers = {}
+    data = None
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    if body is not None:
+        headers["Content-Type"] = "application/json"
+        data = json.dumps(body).encode()
+    request = urllib.request.Request(base + path, data=data, method=method, headers=headers)
+    try:
+        with urllib.request.urlopen(request, timeout=30) as answer:
+            status, raw = answer.status, answer.read()
+    except urllib.error.HTTPError as error:
+        status, raw = error.code, error.read()
+    try:
+        return status, json.loads(raw) if raw else None
+    except ValueError:
+        return status, None
+
+
+def orders_checks(endpoint, api, username, password):
+    """The orders stack deployed against this one, and its routes called as each role.
+    Returns the failures (empty when every check held)."""
+    outputs = deploy(Path(tempfile.mkdtemp(prefix="deploy-local-orders-")), BUILT_ORDERS,
+                     ORDERS_STACK, (f"AuthStackName={STACK}", "AuthorizerCacheTtlSeconds=60"))
+    api_id = outputs["OrdersApiUrl"].split("//", 1)[1].split(".", 1)[0]
+    stage = outputs["OrdersApiUrl"].rstrip("/").rsplit("/", 1)[1]
+    orders = f"{endpoint}/_aws/execute-api/{api_id}/{stage}"
+    say(f"orders API {orders}")
+    failures = []
+
+    def expect(what, got, wanted):
+        mark = "ok  " if got == wanted else "FAIL"
+        say(f"  {mark} {what}: {got}" + ("" if got == wanted else f" (expected {wanted})"))
+        if got != wanted:
+            failures.append(what)
+
+    def login(name, secret):
+        status, body = call(api, "POST", "/login", body={"username": name, "password": secret})
+        if status != 200:
+            raise SystemExit(f"orders checks: {name} cannot sign in ({status} {body})")
+        return body["access_token"], body["user"]["id"]
+
+    admin, _ = login(username, password)
+    people = {}
+    for name, role in (("orders-alice", "customer"), ("orders-sam", "support")):
+        secret = f"passphrase-{uuid.uuid4().hex}"
+        status, body = call(api, "POST", "/users", admin,
+                            {"username": name, "role": role, "password": secret})
+        expect(f"the admin creates {name} ({role})", status, 201)
+        people[name] = login(name, secret)
+    alice, alice_id = people["orders-alice"]
+    sam, _ = people["orders-sam"]
+    expect("GET /health, no token", call(orders, "GET", "/health")[0], 200)
+    expect("GET /orders, no token", call(orders, "GET", "/orders")[0], 401)
+    status, body = call(orders, "POST", "/orders", alice, {"item": "tea", "quantity": 2})
+    expect("a customer places an order", status, 201)
+    expect("the order is the caller's", (body or {}).get("order", {}).get("customer_id"), alice_id)
+    expect("a customer lists every order", call(orders, "GET", "/orders", alice)[0], 403)
+    status, body = call(orders, "GET", f"/customers/{alice_id}/orders", alice)
+    expect("a customer reads its own orders", (status, len((body or {}).get("orders", []))), (200, 1))
+    expect("a customer reads another's orders",
+           call(orders, "GET", f"/customers/{'0' * 32}/orders", alice)[0], 403)
+    status, body = call(orders, "GET", "/orders", sam)
+    expect("support lists every order", (status, len((body or {}).get("orders", []))), (200, 1))
+    expect("support reads a customer's orders",
+           call(orders, "GET", f"/customers/{alice_id}/orders", sam)[0], 200)
+    return failures
 
 
 def physical_id(logical_id):
@@ -198,8 +278,9 @@ def main():
     if sys.argv[1:] == ["rotate"]:
         rotate()
         return 0
-    if not (BUILT / "template.yaml").exists():
-        raise SystemExit(f"no build in {BUILT}: run `make sam-build-x86_64` first")
+    for built in (BUILT, BUILT_ORDERS):
+        if not (built / "template.yaml").exists():
+            raise SystemExit(f"no build in {built}: run scripts/build-x86_64.sh first")
     port = free_port()
     endpoint = f"http://127.0.0.1:{port}"
     # This script, the CLI and the smoke suite's rotation all talk to the emulator.
@@ -215,7 +296,8 @@ def main():
     try:
         ministack = start_ministack(port, work, log)
         say(f"MiniStack on {endpoint}")
-        outputs = deploy(work)
+        outputs = deploy(work, parameters=(f"CorsAllowOrigin={CORS_ORIGIN}",
+                                           "Roles=admin,customer,support"))
         api_id = outputs["ApiUrl"].split("//", 1)[1].split(".", 1)[0]
         stage = outputs["ApiUrl"].rstrip("/").rsplit("/", 1)[1]
         api = f"{endpoint}/_aws/execute-api/{api_id}/{stage}"
@@ -242,6 +324,11 @@ def main():
         passed, _ = smoke(api, username, password, ROTATE="1", ROTATE_COMMAND=rotate_command)
         if passed != 0:
             say("the smoke suite failed against the emulator deployment")
+            return 1
+        say(f"the example stack {ORDERS_STACK} behind {STACK}'s authorizer")
+        failed = orders_checks(endpoint, api, username, password)
+        if failed:
+            say(f"the orders stack failed: {', '.join(failed)}")
             return 1
         say("and against a broken deployment (the authorizer's JWT_AUDIENCE changed), "
             "where it must fail")

@@ -1168,3 +1168,38 @@ fn the_template_registers_this_apis_permissions_where_the_authorizer_reads_them(
     }
     assert_eq!(sub(&template["Outputs"]["PermissionsPath"]["Value"]), path);
 }
+
+/// `openapi.yaml` documents exactly this API's routes, public where the document says
+/// public (`security: []`), as the permissions document and the template do.
+#[test]
+fn openapi_yaml_documents_exactly_the_routes_of_this_apis_permissions_document() {
+    let openapi: Value = serde_yaml::from_str(
+        &std::fs::read_to_string(workspace_root().join("openapi.yaml")).unwrap(),
+    )
+    .unwrap();
+    let mut documented = BTreeSet::new();
+    for (path, operations) in openapi["paths"].as_mapping().unwrap() {
+        for (method, operation) in operations.as_mapping().unwrap() {
+            let method = method.as_str().unwrap().to_ascii_uppercase();
+            if !["GET", "POST", "PUT", "PATCH", "DELETE"].contains(&method.as_str()) {
+                continue;
+            }
+            let public = operation
+                .get("security")
+                .and_then(Value::as_sequence)
+                .is_some_and(Vec::is_empty);
+            documented.insert((method, path.as_str().unwrap().to_string(), !public));
+        }
+    }
+    let in_document: BTreeSet<(String, String, bool)> = routes()
+        .iter()
+        .map(|route| {
+            (
+                route.method.clone(),
+                route.path.clone(),
+                route.access != Access::Public,
+            )
+        })
+        .collect();
+    assert_eq!(documented, in_document);
+}

@@ -16,7 +16,10 @@ use std::sync::Arc;
 /// Default time between re-reads of the documents (`PERMISSIONS_REFRESH_SECONDS`).
 pub const DEFAULT_REFRESH_SECS: u64 = 60;
 /// After a failed re-read, the next try waits this long (not a whole interval, not every
-/// request).
+/// request). Also the least time between re-reads for an API with no document: a newly
+/// registered API is found on its first request rather than after a whole interval (its
+/// Deny would otherwise be cached by API Gateway), and calls naming an unregistered API
+/// cannot make the authorizer read the registry more often than this.
 pub const RETRY_SECS: u64 = 5;
 
 /// Where registered documents are read from.
@@ -51,6 +54,8 @@ struct Loaded {
     by_api: HashMap<String, Arc<CompiledPolicy>>,
     /// When the next read is due.
     due_at: u64,
+    /// When a request for an API without a document may next cause a read.
+    miss_read_at: u64,
 }
 
 impl Permissions {
@@ -78,6 +83,7 @@ impl Permissions {
                 loaded: tokio::sync::Mutex::new(Loaded {
                     by_api,
                     due_at: now.saturating_add(refresh_secs),
+                    miss_read_at: now.saturating_add(RETRY_SECS),
                 }),
             },
             declared,
@@ -101,7 +107,9 @@ impl Permissions {
             } => (source, *refresh_secs, loaded),
         };
         let mut loaded = loaded.lock().await;
-        if now >= loaded.due_at {
+        let missing = !loaded.by_api.contains_key(api_id);
+        if now >= loaded.due_at || (missing && now >= loaded.miss_read_at) {
+            loaded.miss_read_at = now.saturating_add(RETRY_SECS);
             match source.documents().await {
                 Ok(documents) => {
                     loaded.by_api = compile_all(documents, &self.declared);
@@ -283,14 +291,10 @@ mod tests {
         )
         .await
         .unwrap();
-        // Support loses GET /orders; a new API registers.
+        // Support loses GET /orders: seen at the interval, not before.
         source.put(
             "orders1",
             r#"{"version": 1, "routes": [{"route": "GET /orders", "roles": ["admin"]}]}"#,
-        );
-        source.put(
-            "reports1",
-            r#"{"version": 1, "routes": [{"route": "GET /r", "roles": "*"}]}"#,
         );
         assert_eq!(
             resources(&permissions, "orders1", "support", 1059)
@@ -298,16 +302,52 @@ mod tests {
                 .len(),
             3
         );
-        assert!(permissions.for_api("reports1", 1059).await.is_none());
         assert_eq!(
             resources(&permissions, "orders1", "support", 1060).await,
             Vec::<String>::new()
         );
-        assert!(permissions.for_api("reports1", 1060).await.is_some());
-        // A document removed: its API is denied from the next read on.
+        // A new API registers: found within RETRY_SECS of a read, not a whole interval.
+        source.put(
+            "reports1",
+            r#"{"version": 1, "routes": [{"route": "GET /r", "roles": "*"}]}"#,
+        );
+        assert!(permissions.for_api("reports1", 1061).await.is_none());
+        assert!(permissions.for_api("reports1", 1065).await.is_some());
+        // A document removed: its API is denied from the next read on (an interval after
+        // the last read, at 1065).
         source.0.lock().unwrap().clear();
-        assert!(permissions.for_api("reports1", 1119).await.is_some());
-        assert!(permissions.for_api("reports1", 1120).await.is_none());
+        assert!(permissions.for_api("reports1", 1124).await.is_some());
+        assert!(permissions.for_api("reports1", 1125).await.is_none());
+    }
+
+    #[tokio::test]
+    async fn requests_for_an_unregistered_api_read_the_registry_at_most_once_per_retry_interval() {
+        let source = Arc::new(Failing(std::sync::atomic::AtomicU32::new(0)));
+        struct Counting(Arc<Failing>);
+        #[async_trait::async_trait]
+        impl DocumentSource for Counting {
+            async fn documents(&self) -> Result<Vec<(String, String)>, SourceError> {
+                self.0.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                Ok(vec![("orders1".into(), ORDERS.into())])
+            }
+        }
+        let permissions = Permissions::load(
+            Box::new(Counting(source.clone())),
+            roles("admin,customer"),
+            3600,
+            0,
+        )
+        .await
+        .unwrap();
+        for now in 0..=20 {
+            for _ in 0..10 {
+                assert!(permissions.for_api("nobody1", now).await.is_none());
+            }
+            // A known API never causes a read before its interval.
+            assert!(permissions.for_api("orders1", now).await.is_some());
+        }
+        // The load, then one read at 5, 10, 15 and 20: not 210.
+        assert_eq!(source.0.load(std::sync::atomic::Ordering::SeqCst), 5);
     }
 
     struct Failing(std::sync::atomic::AtomicU32);
