@@ -230,3 +230,27 @@ fn the_orders_template_registers_its_document_and_imports_what_it_needs() {
         );
     }
 }
+
+/// The example's committed events (what `make sam-local` invokes with `sam local invoke`),
+/// through its handler in-process: each answers what the event is for.
+#[tokio::test]
+async fn the_orders_events_answer_what_they_are_for() {
+    let service = orders_example::OrdersService {
+        orders: std::sync::Arc::new(orders_example::MemoryOrders::default()),
+        revocation: None,
+        clock: Clock::system(),
+    };
+    for (event, status) in [
+        ("health.json", 200),
+        ("orders-list.json", 403),
+        ("orders-of-another-customer.json", 403),
+        ("orders-place-bad-body.json", 400),
+    ] {
+        let text =
+            std::fs::read_to_string(workspace_root().join("examples/orders/events").join(event))
+                .unwrap();
+        let request = lambda_http::request::from_str(&text).unwrap();
+        let response = orders_example::handle(request, &service).await.unwrap();
+        assert_eq!(response.status().as_u16(), status, "{event}");
+    }
+}

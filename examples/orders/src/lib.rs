@@ -191,6 +191,10 @@ async fn route(request: Request, service: &OrdersService) -> Result<Response<Bod
     let caller = Caller::from_request(&request)?;
     let caller = match &service.revocation {
         Some(users) => current_caller(users.as_ref(), caller, service.clock.now()).await?,
+        // Without the table, the token's own `exp` still holds behind a cached Allow.
+        None if jwt_auth_core::crypto::token::is_expired(caller.exp, service.clock.now()) => {
+            return Err(ApiError::TokenExpired);
+        }
         None => caller,
     };
     let param = |name: &str| {

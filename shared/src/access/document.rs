@@ -19,7 +19,11 @@
 //!
 //! Everything that ends up in an IAM resource is checked here, so that no document can
 //! widen a policy beyond its routes: methods from a fixed list, literal path segments
-//! without `*` or `?`, parameters by name only.
+//! without `*` or `?`, parameters by name only. And since an IAM `*` also matches `/` (and
+//! `ANY` every method), a route whose grant would also reach another route of the document
+//! is refused unless that other route admits at least the same callers
+//! ([`check_overlaps`]): `GET /files/{id}` for everyone beside `GET /files/{id}/acl` for
+//! admins would otherwise give everyone the ACL.
 
 use crate::users::user::Role;
 use serde::Deserialize;
@@ -149,6 +153,7 @@ impl PermissionsDocument {
             }
             routes.push(route);
         }
+        check_overlaps(&routes).map_err(fail)?;
         Ok(Self { routes })
     }
 
@@ -259,6 +264,126 @@ impl Route {
     }
 }
 
+/// Stands for the caller's id while a document is compiled
+/// ([`crate::access::policy::CompiledPolicy`]): a valid user id, so no literal segment may
+/// hold it (it would be taken for the caller's id).
+pub const SELF_MARK: &str = "5e1f5e1f5e1f5e1f5e1f5e1f5e1f5e1f";
+
+/// What a route's grants reach, as IAM patterns: the roles' grant (every parameter `*`) and
+/// the self grant (the `self` parameter one concrete value, here `p`).
+fn grants(route: &Route) -> Vec<(Option<&RoleSet>, String)> {
+    let Access::SignedIn { roles, own } = &route.access else {
+        return Vec::new();
+    };
+    let method = if route.method == "ANY" {
+        "*"
+    } else {
+        &route.method
+    };
+    let pattern = |own: Option<&str>| {
+        let path: Vec<&str> = route
+            .path
+            .split('/')
+            .map(|segment| match parameter_name(segment) {
+                Some(name) if Some(name) == own => "p",
+                Some(_) => "*",
+                None => segment,
+            })
+            .collect();
+        format!("{method}{}", path.join("/"))
+    };
+    let mut grants = Vec::new();
+    if *roles != RoleSet::Only(Vec::new()) {
+        grants.push((Some(roles), pattern(None)));
+    }
+    if let Some(own) = own {
+        grants.push((None, pattern(Some(own))));
+    }
+    grants
+}
+
+/// IAM's `*` (any characters, `/` included) against a literal resource.
+fn iam_matches(pattern: &str, resource: &str) -> bool {
+    match pattern.split_once('*') {
+        None => pattern == resource,
+        Some((head, rest)) => {
+            let Some(remaining) = resource.strip_prefix(head) else {
+                return false;
+            };
+            (0..=remaining.len())
+                .filter(|&i| remaining.is_char_boundary(i))
+                .any(|i| iam_matches(rest, &remaining[i..]))
+        }
+    }
+}
+
+/// Refuses a document in which the IAM grant of one route would also reach another route
+/// (by `*` or `ANY`) that does not admit the same callers.
+fn check_overlaps(routes: &[Route]) -> Result<(), String> {
+    for route in routes {
+        for (roles, pattern) in grants(route) {
+            for other in routes {
+                if std::ptr::eq(route, other) || other.access == Access::Public {
+                    continue;
+                }
+                // A request of the other route: its method (ANY: the grant's, or GET) and
+                // its path with every parameter `p`.
+                let method = match (other.method.as_str(), route.method.as_str()) {
+                    ("ANY", "ANY") => "GET",
+                    // That method of the path is a route of its own, not the ANY one.
+                    ("ANY", mine)
+                        if routes
+                            .iter()
+                            .any(|r| r.method == mine && r.path == other.path) =>
+                    {
+                        continue;
+                    }
+                    ("ANY", mine) => mine,
+                    (theirs, _) => theirs,
+                };
+                let path: Vec<&str> = other
+                    .path
+                    .split('/')
+                    .map(|segment| {
+                        if parameter_name(segment).is_some() {
+                            "p"
+                        } else {
+                            segment
+                        }
+                    })
+                    .collect();
+                if !iam_matches(&pattern, &format!("{method}{}", path.join("/"))) {
+                    continue;
+                }
+                let Access::SignedIn {
+                    roles: other_roles,
+                    own: other_own,
+                } = &other.access
+                else {
+                    continue;
+                };
+                let covered = match (roles, other_roles) {
+                    (_, RoleSet::Any) => true,
+                    (Some(RoleSet::Only(mine)), RoleSet::Only(theirs)) => {
+                        mine.iter().all(|role| theirs.contains(role))
+                    }
+                    (Some(RoleSet::Any), RoleSet::Only(_)) => false,
+                    // The self grant reaches the other route for the caller's own id only.
+                    (None, RoleSet::Only(_)) => other_own.is_some(),
+                };
+                if !covered {
+                    return Err(format!(
+                        "the grant of {} would also reach {}, which admits fewer callers (an IAM `*` matches `/`, and ANY every method)",
+                        route.key(),
+                        other.key()
+                    ));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
 /// `{name}` or `{name+}` gives `name`.
 fn parameter_name(segment: &str) -> Option<&str> {
     let inner = segment.strip_prefix('{')?.strip_suffix('}')?;
@@ -293,6 +418,8 @@ fn check_path(path: &str) -> Result<(), String> {
                 return Err(format!("{{{name}}} appears twice"));
             }
             names.push(name);
+        } else if segment.contains(SELF_MARK) {
+            return Err(format!("{segment:?} is reserved"));
         } else if !segment
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~'))
@@ -479,6 +606,10 @@ mod tests {
             assert!(rules(routes.clone()).is_err(), "{why}: {routes}");
         }
         assert!(parse(serde_json::json!({"version": 2, "routes": []})).is_err());
+        assert!(
+            rules(serde_json::json!([{"route": format!("GET /x/{SELF_MARK}"), "roles": "*"}]))
+                .is_err()
+        );
         assert!(parse(serde_json::json!({"routes": []})).is_err());
         assert!(PermissionsDocument::parse("not json").is_err());
         let many: Vec<serde_json::Value> = (0..=MAX_ROUTES)
@@ -493,9 +624,59 @@ mod tests {
     }
 
     #[test]
+    fn a_grant_that_would_also_reach_a_stricter_route_is_refused() {
+        for (routes, why) in [
+            (
+                serde_json::json!([
+                    {"route": "ANY /a", "roles": "*"},
+                    {"route": "GET /a", "roles": ["admin"]}
+                ]),
+                "ANY covers GET",
+            ),
+            (
+                serde_json::json!([
+                    {"route": "GET /files/{id}", "roles": "*"},
+                    {"route": "GET /files/{id}/acl", "roles": ["admin"]}
+                ]),
+                "* matches /",
+            ),
+            (
+                serde_json::json!([
+                    {"route": "GET /{proxy+}", "roles": ["customer", "admin"]},
+                    {"route": "GET /admin", "roles": ["admin"]}
+                ]),
+                "greedy",
+            ),
+            (
+                serde_json::json!([
+                    {"route": "GET /u/{id}/{x}", "roles": [], "self": "id"},
+                    {"route": "GET /u/{id}/a/b", "roles": ["admin"]}
+                ]),
+                "self grant",
+            ),
+        ] {
+            let refused = rules(routes.clone());
+            assert!(refused.is_err(), "{why}: {routes}");
+        }
+        // Wider routes that admit at least as many callers are fine.
+        rules(serde_json::json!([
+            {"route": "GET /files/{id}", "roles": ["admin"]},
+            {"route": "GET /files/{id}/acl", "roles": "*"},
+            {"route": "ANY /b", "roles": ["admin"]},
+            {"route": "GET /b", "roles": ["admin", "support"]},
+            {"route": "GET /users/{id}", "roles": ["admin"], "self": "id"},
+            {"route": "GET /users/{id}/orders", "roles": ["admin"], "self": "id"}
+        ]))
+        .unwrap();
+        assert!(iam_matches("GET/files/*", "GET/files/p/acl"));
+        assert!(!iam_matches("GET/files", "GET/files/p"));
+        assert!(iam_matches("*/a", "GET/a"));
+    }
+
+    #[test]
     fn an_exact_method_wins_over_any() {
         let document = rules(serde_json::json!([
-            {"route": "ANY /a", "roles": "*"},
+            {"route": "ANY /a", "roles": ["admin"]},
             {"route": "GET /a", "roles": ["admin"]}
         ]))
         .unwrap();

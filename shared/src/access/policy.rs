@@ -46,8 +46,8 @@ pub fn allowed_resources(document: &PermissionsDocument, role: Role, sub: &str) 
 
 /// Stands for the caller's id in [`CompiledPolicy`]: a valid id, so that
 /// [`allowed_resources`] keeps the caller's own routes (were it a real caller's id, the
-/// replacement would leave it as it is).
-const SELF_MARK: &str = "5e1f5e1f5e1f5e1f5e1f5e1f5e1f5e1f";
+/// replacement would leave it as it is; no document may hold it as a literal).
+use crate::access::document::SELF_MARK;
 
 /// One API's document made into each declared role's resources, once: each with whether
 /// it holds the caller's id ([`SELF_MARK`]). The authorizer builds a policy on every

@@ -51,7 +51,9 @@ enum Mode {
 }
 
 struct Loaded {
-    by_api: HashMap<String, Arc<CompiledPolicy>>,
+    /// `None` for an API whose document was refused: known, and denied, so its requests
+    /// do not cause reads as an unknown API's do.
+    by_api: HashMap<String, Option<Arc<CompiledPolicy>>>,
     /// When the next read is due.
     due_at: u64,
     /// When a request for an API without a document may next cause a read.
@@ -121,7 +123,7 @@ impl Permissions {
                 }
             }
         }
-        loaded.by_api.get(api_id).cloned()
+        loaded.by_api.get(api_id).cloned().flatten()
     }
 }
 
@@ -130,17 +132,17 @@ impl Permissions {
 fn compile_all(
     documents: Vec<(String, String)>,
     declared: &DeclaredRoles,
-) -> HashMap<String, Arc<CompiledPolicy>> {
+) -> HashMap<String, Option<Arc<CompiledPolicy>>> {
     documents
         .into_iter()
-        .filter_map(|(api_id, text)| match PermissionsDocument::parse(&text) {
-            Ok(document) => Some((
-                api_id,
-                Arc::new(CompiledPolicy::compile(&document, declared)),
-            )),
+        .map(|(api_id, text)| match PermissionsDocument::parse(&text) {
+            Ok(document) => {
+                let compiled = Arc::new(CompiledPolicy::compile(&document, declared));
+                (api_id, Some(compiled))
+            }
             Err(err) => {
                 tracing::error!(api = %api_id, error = %err, "permissions document refused: every route of this API is denied");
-                None
+                (api_id, None)
             }
         })
         .collect()

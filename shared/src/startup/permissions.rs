@@ -15,6 +15,10 @@ use std::time::Duration;
 /// work of one read and the memory the authorizer holds.
 pub const MAX_DOCUMENTS: usize = 500;
 
+/// A whole read, every page, gives up after this: well inside the authorizer's timeout, so
+/// a slow SSM is a failed read (the last documents kept), not a timed-out authorization.
+pub const READ_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// The documents under one SSM path.
 pub struct SsmDocuments {
     client: aws_sdk_ssm::Client,
@@ -43,6 +47,17 @@ impl SsmDocuments {
 #[async_trait::async_trait]
 impl DocumentSource for SsmDocuments {
     async fn documents(&self) -> Result<Vec<(String, String)>, SourceError> {
+        tokio::time::timeout(READ_TIMEOUT, self.read_all())
+            .await
+            .unwrap_or_else(|_| {
+                tracing::error!(path = %self.path, "reading permissions documents timed out");
+                Err(SourceError("timed out".into()))
+            })
+    }
+}
+
+impl SsmDocuments {
+    async fn read_all(&self) -> Result<Vec<(String, String)>, SourceError> {
         let mut documents = Vec::new();
         let mut next_token: Option<String> = None;
         loop {
