@@ -67,6 +67,15 @@ const UNTHROTTLED: &[(&str, &str)] = &[
 ];
 
 /// The local API with its functions on `clock` (e.g. [`Clock::manual`]).
+/// [`UNTHROTTLED`] with a test's own overrides over it.
+fn unthrottled_with(overrides: &[(&str, &str)]) -> std::collections::HashMap<String, String> {
+    UNTHROTTLED
+        .iter()
+        .chain(overrides)
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
 pub async fn start_at(
     store: StoreChoice,
     template: std::path::PathBuf,
@@ -85,15 +94,7 @@ pub async fn start_signing(
     clock: Clock,
     algorithm: SigningAlgorithm,
 ) -> RunningApi {
-    let mut parameter_overrides: std::collections::HashMap<String, String> = UNTHROTTLED
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
-    parameter_overrides.extend(
-        overrides
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string())),
-    );
+    let parameter_overrides = unthrottled_with(overrides);
     start_local(LocalOptions {
         other_apis: Vec::new(),
         clock,
@@ -160,15 +161,7 @@ pub async fn start_with_orders(
     recheck: bool,
     clock: Clock,
 ) -> RunningApi {
-    let mut parameter_overrides: std::collections::HashMap<String, String> = UNTHROTTLED
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
-    parameter_overrides.extend(
-        overrides
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string())),
-    );
+    let parameter_overrides = unthrottled_with(overrides);
     start_local(LocalOptions {
         other_apis: vec![local_gateway::app::OtherApi {
             template: workspace_root().join("examples/orders/template.yaml"),

@@ -22,9 +22,11 @@
 //! without `*` or `?`, parameters by name only. And since an IAM `*` also matches `/` (and
 //! `ANY` every method), a route whose grant would also reach another route of the document
 //! is refused unless that other route admits at least the same callers
-//! ([`check_overlaps`]): `GET /files/{id}` for everyone beside `GET /files/{id}/acl` for
+//! ([`crate::access::overlaps`]): `GET /files/{id}` for everyone beside `GET /files/{id}/acl` for
 //! admins would otherwise give everyone the ACL.
 
+use crate::access::route::parameter_name;
+pub use crate::access::route::{Access, RoleSet, Route, is_allowed, match_path};
 use crate::users::user::Role;
 use serde::Deserialize;
 
@@ -40,54 +42,6 @@ pub const MAX_DOCUMENT_BYTES: usize = 8 * 1024;
 const METHODS: [&str; 8] = [
     "GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS", "ANY",
 ];
-
-/// Who may call a route.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Access {
-    /// No token needed; the authorizer does not run (`Auth: {Authorizer: NONE}`).
-    Public,
-    /// A signed-in caller whose role is in `roles`, or, when `own` names a path
-    /// parameter, whose id is that parameter's value.
-    SignedIn { roles: RoleSet, own: Option<String> },
-}
-
-/// The roles a route admits.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum RoleSet {
-    /// Every role the deployment declares.
-    Any,
-    Only(Vec<Role>),
-}
-
-impl RoleSet {
-    pub fn admits(&self, role: Role) -> bool {
-        match self {
-            RoleSet::Any => true,
-            RoleSet::Only(roles) => roles.contains(&role),
-        }
-    }
-}
-
-/// One API route and who may call it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Route {
-    pub method: String,
-    /// The resource path as in the API's template, e.g. `/users/{id}`.
-    pub path: String,
-    pub access: Access,
-}
-
-impl Route {
-    /// `METHOD /path`, as the document writes it.
-    pub fn key(&self) -> String {
-        format!("{} {}", self.method, self.path)
-    }
-
-    /// The names of the path's parameters, in order (`{proxy+}` gives `proxy`).
-    pub fn parameters(&self) -> impl Iterator<Item = &str> {
-        self.path.split('/').filter_map(parameter_name)
-    }
-}
 
 /// A parsed, checked permissions document.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -153,7 +107,7 @@ impl PermissionsDocument {
             }
             routes.push(route);
         }
-        check_overlaps(&routes).map_err(fail)?;
+        crate::access::overlaps::check_overlaps(&routes).map_err(fail)?;
         Ok(Self { routes })
     }
 
@@ -269,127 +223,6 @@ impl Route {
 /// hold it (it would be taken for the caller's id).
 pub const SELF_MARK: &str = "5e1f5e1f5e1f5e1f5e1f5e1f5e1f5e1f";
 
-/// What a route's grants reach, as IAM patterns: the roles' grant (every parameter `*`) and
-/// the self grant (the `self` parameter one concrete value, here `p`).
-fn grants(route: &Route) -> Vec<(Option<&RoleSet>, String)> {
-    let Access::SignedIn { roles, own } = &route.access else {
-        return Vec::new();
-    };
-    let method = if route.method == "ANY" {
-        "*"
-    } else {
-        &route.method
-    };
-    let pattern = |own: Option<&str>| {
-        let path: Vec<&str> = route
-            .path
-            .split('/')
-            .map(|segment| match parameter_name(segment) {
-                Some(name) if Some(name) == own => "p",
-                Some(_) => "*",
-                None => segment,
-            })
-            .collect();
-        format!("{method}{}", path.join("/"))
-    };
-    let mut grants = Vec::new();
-    if *roles != RoleSet::Only(Vec::new()) {
-        grants.push((Some(roles), pattern(None)));
-    }
-    if let Some(own) = own {
-        grants.push((None, pattern(Some(own))));
-    }
-    grants
-}
-
-/// IAM's `*` (any characters, `/` included) against a literal resource.
-fn iam_matches(pattern: &str, resource: &str) -> bool {
-    match pattern.split_once('*') {
-        None => pattern == resource,
-        Some((head, rest)) => {
-            let Some(remaining) = resource.strip_prefix(head) else {
-                return false;
-            };
-            (0..=remaining.len())
-                .filter(|&i| remaining.is_char_boundary(i))
-                .any(|i| iam_matches(rest, &remaining[i..]))
-        }
-    }
-}
-
-/// Refuses a document in which the IAM grant of one route would also reach another route
-/// (by `*` or `ANY`) that does not admit the same callers.
-fn check_overlaps(routes: &[Route]) -> Result<(), String> {
-    for route in routes {
-        for (roles, pattern) in grants(route) {
-            for other in routes {
-                if std::ptr::eq(route, other) || other.access == Access::Public {
-                    continue;
-                }
-                // A request of the other route: its method (ANY: the grant's, or GET) and
-                // its path with every parameter `p`.
-                let method = match (other.method.as_str(), route.method.as_str()) {
-                    ("ANY", "ANY") => "GET",
-                    // That method of the path is a route of its own, not the ANY one.
-                    ("ANY", mine)
-                        if routes
-                            .iter()
-                            .any(|r| r.method == mine && r.path == other.path) =>
-                    {
-                        continue;
-                    }
-                    ("ANY", mine) => mine,
-                    (theirs, _) => theirs,
-                };
-                let path: Vec<&str> = other
-                    .path
-                    .split('/')
-                    .map(|segment| {
-                        if parameter_name(segment).is_some() {
-                            "p"
-                        } else {
-                            segment
-                        }
-                    })
-                    .collect();
-                if !iam_matches(&pattern, &format!("{method}{}", path.join("/"))) {
-                    continue;
-                }
-                let Access::SignedIn {
-                    roles: other_roles,
-                    own: other_own,
-                } = &other.access
-                else {
-                    continue;
-                };
-                let covered = match (roles, other_roles) {
-                    (_, RoleSet::Any) => true,
-                    (Some(RoleSet::Only(mine)), RoleSet::Only(theirs)) => {
-                        mine.iter().all(|role| theirs.contains(role))
-                    }
-                    (Some(RoleSet::Any), RoleSet::Only(_)) => false,
-                    // The self grant reaches the other route for the caller's own id only.
-                    (None, RoleSet::Only(_)) => other_own.is_some(),
-                };
-                if !covered {
-                    return Err(format!(
-                        "the grant of {} would also reach {}, which admits fewer callers (an IAM `*` matches `/`, and ANY every method)",
-                        route.key(),
-                        other.key()
-                    ));
-                }
-            }
-        }
-    }
-    Ok(())
-}
-
-/// `{name}` or `{name+}` gives `name`.
-fn parameter_name(segment: &str) -> Option<&str> {
-    let inner = segment.strip_prefix('{')?.strip_suffix('}')?;
-    Some(inner.strip_suffix('+').unwrap_or(inner))
-}
-
 /// A resource path as API Gateway writes it: `/`, or `/`-separated segments that are
 /// literals of URL-safe characters or `{parameters}`; a greedy `{name+}` only last.
 fn check_path(path: &str) -> Result<(), String> {
@@ -432,52 +265,6 @@ fn check_path(path: &str) -> Result<(), String> {
         }
     }
     Ok(())
-}
-
-/// Matches a concrete path (`/users/abc`) against a route template (`/users/{id}`) and
-/// returns the path parameters. Segments are compared exactly: `/users/` is not `/users`,
-/// and a parameter never matches an empty segment, as on API Gateway. A greedy
-/// `{name+}` takes the rest of the path (one segment at least).
-pub fn match_path<'t>(template: &'t str, path: &str) -> Option<Vec<(&'t str, String)>> {
-    let mut params = Vec::new();
-    let mut template_segments = template.split('/');
-    let mut path_segments = path.split('/');
-    loop {
-        match (template_segments.next(), path_segments.next()) {
-            (None, None) => return Some(params),
-            (Some(expected), Some(actual)) => {
-                if let Some(name) = expected.strip_prefix('{').and_then(|s| s.strip_suffix('}')) {
-                    if actual.is_empty() {
-                        return None;
-                    }
-                    if let Some(name) = name.strip_suffix('+') {
-                        let rest: Vec<&str> =
-                            std::iter::once(actual).chain(path_segments).collect();
-                        return Some({
-                            params.push((name, rest.join("/")));
-                            params
-                        });
-                    }
-                    params.push((name, actual.to_string()));
-                } else if expected != actual {
-                    return None;
-                }
-            }
-            _ => return None,
-        }
-    }
-}
-
-/// Whether `role` (as user `sub`) may call `route`, where `own_value` is the value of the
-/// route's `self` parameter in the request. The backends re-check with this after the
-/// authorizer (defence in depth).
-pub fn is_allowed(route: &Route, role: Role, sub: &str, own_value: Option<&str>) -> bool {
-    match &route.access {
-        Access::Public => true,
-        Access::SignedIn { roles, own } => {
-            roles.admits(role) || (own.is_some() && own_value == Some(sub))
-        }
-    }
 }
 
 #[cfg(test)]
@@ -621,56 +408,6 @@ mod tests {
             " ".repeat(MAX_DOCUMENT_BYTES)
         );
         assert!(PermissionsDocument::parse(&long).is_err());
-    }
-
-    #[test]
-    fn a_grant_that_would_also_reach_a_stricter_route_is_refused() {
-        for (routes, why) in [
-            (
-                serde_json::json!([
-                    {"route": "ANY /a", "roles": "*"},
-                    {"route": "GET /a", "roles": ["admin"]}
-                ]),
-                "ANY covers GET",
-            ),
-            (
-                serde_json::json!([
-                    {"route": "GET /files/{id}", "roles": "*"},
-                    {"route": "GET /files/{id}/acl", "roles": ["admin"]}
-                ]),
-                "* matches /",
-            ),
-            (
-                serde_json::json!([
-                    {"route": "GET /{proxy+}", "roles": ["customer", "admin"]},
-                    {"route": "GET /admin", "roles": ["admin"]}
-                ]),
-                "greedy",
-            ),
-            (
-                serde_json::json!([
-                    {"route": "GET /u/{id}/{x}", "roles": [], "self": "id"},
-                    {"route": "GET /u/{id}/a/b", "roles": ["admin"]}
-                ]),
-                "self grant",
-            ),
-        ] {
-            let refused = rules(routes.clone());
-            assert!(refused.is_err(), "{why}: {routes}");
-        }
-        // Wider routes that admit at least as many callers are fine.
-        rules(serde_json::json!([
-            {"route": "GET /files/{id}", "roles": ["admin"]},
-            {"route": "GET /files/{id}/acl", "roles": "*"},
-            {"route": "ANY /b", "roles": ["admin"]},
-            {"route": "GET /b", "roles": ["admin", "support"]},
-            {"route": "GET /users/{id}", "roles": ["admin"], "self": "id"},
-            {"route": "GET /users/{id}/orders", "roles": ["admin"], "self": "id"}
-        ]))
-        .unwrap();
-        assert!(iam_matches("GET/files/*", "GET/files/p/acl"));
-        assert!(!iam_matches("GET/files", "GET/files/p"));
-        assert!(iam_matches("*/a", "GET/a"));
     }
 
     #[test]
