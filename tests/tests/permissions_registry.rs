@@ -179,15 +179,22 @@ async fn the_authorizer_answers_each_api_from_its_own_document() {
         )
     };
     let now = app.clock.now();
-    let orders = authorizer::authorize(
-        &answer_for("orders1"),
-        &app.verifier,
-        &app.permissions,
-        app.store.as_ref(),
-        now,
-    )
-    .await
-    .unwrap();
+    let authorize_on = |api: &'static str| {
+        let event = answer_for(api);
+        let app = &app;
+        async move {
+            authorizer::authorize(
+                &event,
+                &app.verifier,
+                &app.permissions,
+                app.store.as_ref(),
+                now,
+            )
+            .await
+            .unwrap()
+        }
+    };
+    let orders = authorize_on("orders1").await;
     assert_eq!(
         resources(&orders),
         (
@@ -199,15 +206,7 @@ async fn the_authorizer_answers_each_api_from_its_own_document() {
             ]
         )
     );
-    let own = authorizer::authorize(
-        &answer_for("abc123"),
-        &app.verifier,
-        &app.permissions,
-        app.store.as_ref(),
-        now,
-    )
-    .await
-    .unwrap();
+    let own = authorize_on("abc123").await;
     assert_eq!(
         resources(&own).1,
         [
@@ -217,15 +216,7 @@ async fn the_authorizer_answers_each_api_from_its_own_document() {
             format!("GET/users/{}", sam.id)
         ]
     );
-    let unregistered = authorizer::authorize(
-        &answer_for("nobody9"),
-        &app.verifier,
-        &app.permissions,
-        app.store.as_ref(),
-        now,
-    )
-    .await
-    .unwrap();
+    let unregistered = authorize_on("nobody9").await;
     assert_eq!(
         resources(&unregistered),
         (IamPolicyEffect::Deny, vec!["*".to_string()])

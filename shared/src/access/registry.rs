@@ -92,11 +92,6 @@ impl Permissions {
         })
     }
 
-    /// The roles a token may carry and still get routes.
-    pub fn declared(&self) -> &DeclaredRoles {
-        &self.declared
-    }
-
     /// The compiled document of the API `api_id`, re-reading the registry first when a
     /// read is due; `None` when the API has registered none (deny every route).
     pub async fn for_api(&self, api_id: &str, now: u64) -> Option<Arc<CompiledPolicy>> {
