@@ -9,7 +9,10 @@ const $ = (id) => document.getElementById(id);
 
 // What the page knows of the session. `lastAccessToken` keeps the token of the session
 // that just ended, so one can check that the API refuses it.
-const state = { accessToken: null, refreshToken: null, claims: null, cursor: null, lastAccessToken: null };
+const state = {
+  accessToken: null, refreshToken: null, claims: null,
+  pageCursor: null, cursor: null, lastAccessToken: null,
+};
 // Only the token of the session that ended (dead by then) is visible outside: the test
 // checks that the API refuses it.
 window.lambdaJwtAuth = { get lastAccessToken() { return state.lastAccessToken; } };
@@ -118,8 +121,25 @@ async function loadUsers(cursor) {
   if (cursor) path += "&cursor=" + encodeURIComponent(cursor);
   const answer = await authed("GET", path);
   if (answer.status !== 200) return say(detail(answer), true);
+  state.pageCursor = cursor;
   const rows = $("users");
   rows.replaceChildren();
+  const choices = $("role-user");
+  choices.replaceChildren();
+  // The roles to suggest: the two every deployment has, and those seen on this page.
+  const roles = new Set(["admin", "customer"]);
+  for (const user of answer.json.users) {
+    roles.add(user.role);
+    const choice = document.createElement("option");
+    choice.value = user.id;
+    choice.textContent = user.username;
+    choices.append(choice);
+  }
+  $("role-names").replaceChildren(...[...roles].map((role) => {
+    const option = document.createElement("option");
+    option.value = role;
+    return option;
+  }));
   for (const user of answer.json.users) {
     const row = document.createElement("tr");
     row.dataset.username = user.username;
@@ -164,6 +184,18 @@ $("logout-all").addEventListener("click", () => signOut("/logout/all", "Signed o
 
 $("first-page").addEventListener("click", () => loadUsers(null));
 $("next-page").addEventListener("click", () => loadUsers(state.cursor));
+
+$("role-form").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const choice = $("role-user").selectedOptions[0];
+  if (!choice) return;
+  const role = $("role-name").value.trim();
+  const answer = await authed("PATCH", "/users/" + encodeURIComponent(choice.value), { role });
+  if (answer.status !== 200) return say(detail(answer), true);
+  say(answer.json.user.username + " now has the role " + answer.json.user.role + ".");
+  $("role-name").value = "";
+  await loadUsers(state.pageCursor);
+});
 
 $("password-form").addEventListener("submit", async (event) => {
   event.preventDefault();

@@ -16,6 +16,9 @@
 //!
 //! `login+secrets` is the login function as deployed, its key set and HMAC secret read at
 //! cold start from Secrets Manager (moto) instead of the inline keys of `events/env.json`.
+//! `authorizer+ssm` is the authorizer as deployed, its permissions documents (50 APIs)
+//! read at cold start from SSM (moto) instead of the built-in document of a local run:
+//! beside `authorizer`, the cost of the registry at cold start and (none) when warm.
 //!
 //! Needs DYNAMODB_ENDPOINT (DynamoDB Local) and MOTO_ENDPOINT (moto): `make bench` runs it
 //! under scripts/with-dynamodb-local.sh with WITH_MOTO.
@@ -89,7 +92,12 @@ fn main() {
 async fn bench() {
     let lambda_dir = workspace_root().join("target/lambda-x86_64");
     let (env, alice) = environment().await;
-    let bootstraps = bootstraps(&env, &alice, secrets_in_moto().await);
+    let bootstraps = bootstraps(
+        &env,
+        &alice,
+        secrets_in_moto().await,
+        permissions_in_moto().await,
+    );
     for bootstrap in &bootstraps {
         let path = lambda_dir.join(bootstrap.name).join("bootstrap");
         assert!(
@@ -296,10 +304,39 @@ async fn secrets_in_moto() -> Vec<(&'static str, Option<String>)> {
     ]
 }
 
+/// The authorizer as deployed: its permissions documents registered in SSM (moto) under
+/// `PERMISSIONS_PATH`, read at cold start beside the keys and the DynamoDB warm-up. This
+/// API's document under the events' API id, and the orders example's under 49 more.
+async fn permissions_in_moto() -> Vec<(&'static str, Option<String>)> {
+    let endpoint = std::env::var(integration_tests::moto::ENDPOINT_VAR).unwrap();
+    let client = aws_sdk_ssm::Client::new(&integration_tests::moto::sdk_config());
+    let path = integration_tests::moto::fresh_parameter_path();
+    let orders = std::fs::read_to_string(workspace_root().join("examples/orders/permissions.json"))
+        .unwrap();
+    for n in 1..50 {
+        integration_tests::moto::put_parameter(&client, &format!("{path}/api{n:07}"), &orders)
+            .await;
+    }
+    integration_tests::moto::put_parameter(
+        &client,
+        &format!("{path}/{BENCH_API_ID}"),
+        jwt_auth_core::access::routes::THIS_API_DOCUMENT,
+    )
+    .await;
+    vec![
+        ("PERMISSIONS_PATH", Some(path)),
+        ("AWS_ENDPOINT_URL_SSM", Some(endpoint)),
+    ]
+}
+
+/// The API id of the authorizer's event (`methodArn`).
+const BENCH_API_ID: &str = "abc123";
+
 fn bootstraps(
     env: &[(String, String)],
     alice: &User,
     secrets_in_moto: Vec<(&'static str, Option<String>)>,
+    permissions_in_moto: Vec<(&'static str, Option<String>)>,
 ) -> Vec<Bootstrap> {
     let secret = env
         .iter()
@@ -318,6 +355,11 @@ fn bootstraps(
     let mut users_list: Value = serde_json::from_str(&event_text("users-list.json")).unwrap();
     jwt_auth_cli::commands::event::set_caller(&mut users_list, alice, 0, 3600).unwrap();
     let status_200 = |answer: &Value| answer["statusCode"] == 200;
+    let authorizer_event = json!({
+        "type": "TOKEN",
+        "authorizationToken": format!("Bearer {token}"),
+        "methodArn": format!("arn:aws:execute-api:us-east-1:123456789012:{BENCH_API_ID}/prod/GET/users"),
+    });
     vec![
         Bootstrap {
             name: "floor-runtime",
@@ -340,11 +382,15 @@ fn bootstraps(
             label: "authorizer",
             env: Vec::new(),
             route: "authorizer (TOKEN)",
-            event: json!({
-                "type": "TOKEN",
-                "authorizationToken": format!("Bearer {token}"),
-                "methodArn": "arn:aws:execute-api:us-east-1:123456789012:abc123/prod/GET/users",
-            }),
+            event: authorizer_event.clone(),
+            answered: |answer| answer["policyDocument"]["Statement"][0]["Effect"] == "Allow",
+        },
+        Bootstrap {
+            name: "authorizer",
+            label: "authorizer+ssm",
+            env: permissions_in_moto,
+            route: "authorizer, docs in SSM",
+            event: authorizer_event,
             answered: |answer| answer["policyDocument"]["Statement"][0]["Effect"] == "Allow",
         },
         Bootstrap {

@@ -159,6 +159,28 @@ fn main() {
             .unwrap();
         black_box(compiled.policy_for(claims.role, black_box(&claims.sub), &method_arn));
     });
+    // The same step when the authorizer holds a registry at its limit (every document
+    // SSM may hold for it; this API's among them): what a lookup by API id costs among them.
+    let registry = registry_at_limit(&local, method_arn.api_id, now);
+    let registry_policy_ns = median_ns(51, 10_000, || {
+        let compiled = local
+            .block_on(registry.for_api(black_box(method_arn.api_id), now))
+            .unwrap();
+        black_box(compiled.policy_for(claims.role, black_box(&claims.sub), &method_arn));
+    });
+    let registry_authorize_ns = median_ns(51, 10_000, || {
+        black_box(
+            local
+                .block_on(authorize(
+                    &parsed,
+                    &app.verifier,
+                    &registry,
+                    app.store.as_ref(),
+                    now,
+                ))
+                .unwrap(),
+        );
+    });
     let audit_ns = median_ns(51, 10_000, || {
         jwt_auth_core::audit::record(
             jwt_auth_core::audit::SecurityEvent::AuthorizerAllow,
@@ -262,6 +284,14 @@ fn main() {
         store_ns / 1e3,
         policy_ns / 1e3,
         audit_ns / 1e3
+    );
+    println!(
+        "    with {} registered APIs: policy {:.2} µs ({:.2}x built-in), authorize {:.2} µs ({:.2}x built-in)",
+        jwt_auth_core::startup::permissions::MAX_DOCUMENTS,
+        registry_policy_ns / 1e3,
+        registry_policy_ns / policy_ns,
+        registry_authorize_ns / 1e3,
+        registry_authorize_ns / authorize_ns
     );
     for alg in [SigningAlgorithm::Es256, SigningAlgorithm::EdDsa] {
         asymmetric(alg, &app, &alice, &template_event, now);
@@ -370,4 +400,35 @@ fn asymmetric(
         handler_ns / 1e3,
         handler_ns / floor_ns
     );
+}
+
+/// A registry holding as many documents as the authorizer reads (`MAX_DOCUMENTS`): this
+/// API's own under `api_id`, the orders example's under every other id.
+fn registry_at_limit(
+    runtime: &tokio::runtime::Runtime,
+    api_id: &str,
+    now: u64,
+) -> jwt_auth_core::access::registry::Permissions {
+    use jwt_auth_core::access::registry::{Permissions, StaticDocuments};
+    let orders = std::fs::read_to_string(
+        integration_tests::workspace_root().join("examples/orders/permissions.json"),
+    )
+    .unwrap();
+    let documents: Vec<(String, String)> = (1..jwt_auth_core::startup::permissions::MAX_DOCUMENTS)
+        .map(|n| (format!("api{n:07}"), orders.clone()))
+        .chain([(
+            api_id.to_string(),
+            jwt_auth_core::access::routes::THIS_API_DOCUMENT.to_string(),
+        )])
+        .collect();
+    let declared = jwt_auth_core::users::user::DeclaredRoles::parse_list("admin,customer,support")
+        .unwrap();
+    runtime
+        .block_on(Permissions::load(
+            Box::new(StaticDocuments::new(documents)),
+            declared,
+            u64::MAX / 2,
+            now,
+        ))
+        .unwrap()
 }

@@ -36,3 +36,24 @@ pub async fn create_secret(client: &aws_sdk_secretsmanager::Client, value: &str)
         .arn
         .expect("an ARN")
 }
+
+/// An SSM parameter path of the caller's own, e.g. `/test-0a1b2c3d4e5f/permissions`.
+pub fn fresh_parameter_path() -> String {
+    format!(
+        "/test-{}/permissions",
+        &jwt_auth_core::users::user::new_user_id()[..12]
+    )
+}
+
+/// Puts (or overwrites) the `String` parameter `name`.
+pub async fn put_parameter(client: &aws_sdk_ssm::Client, name: &str, value: &str) {
+    client
+        .put_parameter()
+        .name(name)
+        .value(value)
+        .r#type(aws_sdk_ssm::types::ParameterType::String)
+        .overwrite(true)
+        .send()
+        .await
+        .unwrap_or_else(|err| panic!("moto PutParameter {name}: {err:?}"));
+}

@@ -296,6 +296,16 @@ impl RunningApi {
             .unwrap()
     }
 
+    /// The user stored under `username`, as it is now.
+    pub async fn stored_user(&self, username: &str) -> User {
+        self.store
+            .find_login(username)
+            .await
+            .unwrap()
+            .unwrap_or_else(|| panic!("no user {username}"))
+            .user
+    }
+
     /// `POST /token/refresh` with this refresh token.
     pub async fn refresh(&self, refresh_token: &str) -> Answer {
         self.call(

@@ -81,7 +81,10 @@ async fn api_and_page(page_port: u16) -> (RunningApi, String) {
     let api = start_with(
         StoreChoice::Memory,
         workspace_root().join("template.yaml"),
-        &[("CorsAllowOrigin", page_origin.as_str())],
+        &[
+            ("CorsAllowOrigin", page_origin.as_str()),
+            ("Roles", "admin,customer,support"),
+        ],
     )
     .await;
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", page_port))
@@ -181,6 +184,61 @@ async fn an_admin_signs_in_sees_the_users_signs_out_and_is_refused_in_chromium()
     assert_eq!(who, "admin");
     let profile = text(&client, "profile").await;
     assert!(profile.contains("admin"), "{profile}");
+
+    // A role change: a declared role lands and the list shows it; an undeclared one is
+    // refused with the API's own message and changes nothing.
+    let chosen = client
+        .execute(
+            r#"const users = document.getElementById('role-user');
+               const choice = [...users.options].find(o => o.textContent !== 'admin');
+               users.value = choice.value;
+               return choice.textContent;"#,
+            vec![],
+        )
+        .await
+        .unwrap();
+    let chosen = chosen.as_str().unwrap().to_string();
+    fill(&client, "role-name", "support").await;
+    click(&client, "set-role").await;
+    wait_for(
+        &client,
+        &format!(
+            "document.getElementById('message').textContent === '{chosen} now has the role support.'"
+        ),
+        "the role change",
+    )
+    .await;
+    wait_for(
+        &client,
+        &format!(
+            "[...document.querySelectorAll('#users tr')].some(r => r.dataset.username === '{chosen}' \
+             && r.children[2].textContent === 'support')"
+        ),
+        "the new role in the list",
+    )
+    .await;
+    let stored = api.stored_user(&chosen).await;
+    assert_eq!(stored.role.as_str(), "support");
+    client
+        .execute(
+            &format!(
+                r#"const users = document.getElementById('role-user');
+                   users.value = [...users.options].find(o => o.textContent === '{chosen}').value;"#
+            ),
+            vec![],
+        )
+        .await
+        .unwrap();
+    fill(&client, "role-name", "auditor").await;
+    click(&client, "set-role").await;
+    wait_for(
+        &client,
+        "document.getElementById('message').className === 'error' \
+         && document.getElementById('message').textContent.includes('role must be one of')",
+        "the refusal of an undeclared role",
+    )
+    .await;
+    assert_eq!(api.stored_user(&chosen).await.role.as_str(), "support");
 
     // The next page holds the other two.
     click(&client, "next-page").await;

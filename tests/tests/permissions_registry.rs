@@ -20,26 +20,6 @@ fn ssm() -> aws_sdk_ssm::Client {
     aws_sdk_ssm::Client::new(&moto::sdk_config())
 }
 
-/// A path of this test's own.
-fn fresh_path() -> String {
-    format!(
-        "/test-{}/permissions",
-        &jwt_auth_core::users::user::new_user_id()[..12]
-    )
-}
-
-async fn put(client: &aws_sdk_ssm::Client, name: &str, value: &str) {
-    client
-        .put_parameter()
-        .name(name)
-        .value(value)
-        .r#type(aws_sdk_ssm::types::ParameterType::String)
-        .overwrite(true)
-        .send()
-        .await
-        .unwrap_or_else(|err| panic!("moto PutParameter {name}: {err:?}"));
-}
-
 fn declared() -> DeclaredRoles {
     DeclaredRoles::parse_list("admin,customer,support").unwrap()
 }
@@ -47,20 +27,20 @@ fn declared() -> DeclaredRoles {
 #[tokio::test]
 async fn every_api_under_the_path_is_read_by_its_id_and_nothing_else() {
     let client = ssm();
-    let path = fresh_path();
+    let path = moto::fresh_parameter_path();
     // More than one page of GetParametersByPath (10 per page).
     for i in 0..13 {
-        put(&client, &format!("{path}/api{i:02}"), ORDERS).await;
+        moto::put_parameter(&client, &format!("{path}/api{i:02}"), ORDERS).await;
     }
-    put(
+    moto::put_parameter(
         &client,
         &format!("{path}/broken"),
         r#"{"version": 1, "routes": [{"route": "GET /*", "roles": "*"}]}"#,
     )
     .await;
     // Beside and below the path: not documents of this registry.
-    put(&client, &format!("{path}-other/evil"), ORDERS).await;
-    put(&client, &format!("{path}/nested/evil"), ORDERS).await;
+    moto::put_parameter(&client, &format!("{path}-other/evil"), ORDERS).await;
+    moto::put_parameter(&client, &format!("{path}/nested/evil"), ORDERS).await;
 
     let source = SsmDocuments::new(&moto::sdk_config(), &path);
     let permissions = Permissions::load(Box::new(source), declared(), 60, 1_000)
@@ -83,7 +63,7 @@ async fn every_api_under_the_path_is_read_by_its_id_and_nothing_else() {
     }
 
     // A document changed in SSM: seen at the next read, not before.
-    put(
+    moto::put_parameter(
         &client,
         &format!("{path}/api00"),
         r#"{"version": 1, "routes": [{"route": "GET /orders", "roles": ["admin"]}]}"#,
@@ -137,14 +117,14 @@ async fn an_unreachable_registry_stops_the_cold_start() {
 #[tokio::test]
 async fn the_authorizer_answers_each_api_from_its_own_document() {
     let client = ssm();
-    let path = fresh_path();
-    put(
+    let path = moto::fresh_parameter_path();
+    moto::put_parameter(
         &client,
         &format!("{path}/abc123"),
         jwt_auth_core::access::routes::THIS_API_DOCUMENT,
     )
     .await;
-    put(&client, &format!("{path}/orders1"), ORDERS).await;
+    moto::put_parameter(&client, &format!("{path}/orders1"), ORDERS).await;
     let mut app = TestApp::in_memory();
     app.permissions = Permissions::load(
         Box::new(SsmDocuments::new(&moto::sdk_config(), &path)),
