@@ -311,8 +311,8 @@ async fn permissions_in_moto() -> Vec<(&'static str, Option<String>)> {
     let endpoint = std::env::var(integration_tests::moto::ENDPOINT_VAR).unwrap();
     let client = aws_sdk_ssm::Client::new(&integration_tests::moto::sdk_config());
     let path = integration_tests::moto::fresh_parameter_path();
-    let orders = std::fs::read_to_string(workspace_root().join("examples/orders/permissions.json"))
-        .unwrap();
+    let orders =
+        std::fs::read_to_string(workspace_root().join("examples/orders/permissions.json")).unwrap();
     for n in 1..50 {
         integration_tests::moto::put_parameter(&client, &format!("{path}/api{n:07}"), &orders)
             .await;

@@ -421,8 +421,8 @@ fn registry_at_limit(
             jwt_auth_core::access::routes::THIS_API_DOCUMENT.to_string(),
         )])
         .collect();
-    let declared = jwt_auth_core::users::user::DeclaredRoles::parse_list("admin,customer,support")
-        .unwrap();
+    let declared =
+        jwt_auth_core::users::user::DeclaredRoles::parse_list("admin,customer,support").unwrap();
     runtime
         .block_on(Permissions::load(
             Box::new(StaticDocuments::new(documents)),
