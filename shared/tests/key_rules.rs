@@ -185,7 +185,13 @@ fn a_rotated_key_signs_after_its_lead_and_the_retired_one_verifies_until_its_ret
     const RETENTION: u64 = 2_000;
     let first = KeySetDocument::generate(SigningAlgorithm::Es256, NOW - 86_400);
     let old_token = token_of(&deployment(first.clone()));
-    let rotated = rotate(Some(&first), SigningAlgorithm::Es256, NOW, RETENTION);
+    let rotated = rotate(
+        Some(&first),
+        SigningAlgorithm::Es256,
+        NOW,
+        RETENTION,
+        SIGNING_LEAD_SECS,
+    );
     let during = deployment(rotated.clone());
     let kid_at = |at: u64| {
         let issued = during
@@ -245,6 +251,7 @@ fn a_rotated_key_signs_after_its_lead_and_the_retired_one_verifies_until_its_ret
         SigningAlgorithm::Es256,
         NOW + RETENTION,
         RETENTION,
+        SIGNING_LEAD_SECS,
     );
     assert!(later.keys.iter().all(|key| key.kid != first.current));
     // Removed from the set (emergency revocation): its tokens die at once.
@@ -394,28 +401,39 @@ async fn signer_started_at(
 async fn a_signer_started_after_a_rotation_never_signs_with_a_key_retiring_before_its_token_expires()
  {
     use jwt_auth_core::crypto::keys::rotation::{retention_secs, rotate};
+    use jwt_auth_core::crypto::keys::{DEFAULT_PUBLISH_LEAD_SECS, SIGNING_LEAD_SECS};
     use jwt_auth_core::crypto::token::CLOCK_LEEWAY_SECS;
     let settings = TokenSettings::default();
-    let retention = retention_secs(settings.ttl_secs, 300);
     let first = KeySetDocument::generate(SigningAlgorithm::Es256, NOW - 86_400);
-    let rotated = rotate(Some(&first), SigningAlgorithm::Es256, NOW, retention);
-    let old_retires = NOW + retention;
-    // Every start from the rotation to the old key's retirement, a minute apart.
-    for start in (NOW..old_retires).step_by(60) {
-        let (issuer, _, _) = signer_started_at(&rotated, start).await;
-        let issued = issuer.issue(&alice(), &Session::start(0), start).unwrap();
-        let kid = parts(&issued.token).0["kid"].as_str().unwrap().to_string();
-        if kid == first.current {
-            assert!(
-                issued.claims.exp + CLOCK_LEEWAY_SECS < old_retires,
-                "a signer started at T+{} signs with a key that retires before its token expires",
-                start - NOW
-            );
-        } else {
-            assert_eq!(kid, rotated.current);
+    for lead in [SIGNING_LEAD_SECS, DEFAULT_PUBLISH_LEAD_SECS] {
+        let retention = retention_secs(settings.ttl_secs, 300, lead);
+        let rotated = rotate(Some(&first), SigningAlgorithm::Es256, NOW, retention, lead);
+        let old_retires = NOW + retention;
+        // Every start from the rotation to the old key's retirement, a minute apart.
+        for start in (NOW..old_retires).step_by(60) {
+            let (issuer, _, _) = signer_started_at(&rotated, start).await;
+            let issued = issuer.issue(&alice(), &Session::start(0), start).unwrap();
+            let kid = parts(&issued.token).0["kid"].as_str().unwrap().to_string();
+            if kid == first.current {
+                assert!(
+                    issued.claims.exp + CLOCK_LEEWAY_SECS < old_retires,
+                    "a signer started at T+{} signs with a key that retires before its token expires",
+                    start - NOW
+                );
+            } else {
+                assert_eq!(kid, rotated.current);
+                assert!(start >= NOW + lead, "the new key signed inside its lead");
+            }
         }
     }
     // Early on, the new key waits its lead from the signer's first sight.
+    let rotated = rotate(
+        Some(&first),
+        SigningAlgorithm::Es256,
+        NOW,
+        retention_secs(settings.ttl_secs, 300, SIGNING_LEAD_SECS),
+        SIGNING_LEAD_SECS,
+    );
     let (early, _, _) = signer_started_at(&rotated, NOW + 100).await;
     let token = early
         .issue(&alice(), &Session::start(0), NOW + 100)

@@ -34,6 +34,9 @@ use std::sync::Arc;
 const T0: u64 = 1_900_000_000;
 const TOKEN_TTL: u64 = 900;
 const CACHE_TTL: u64 = 300;
+/// The least publication lead, so that these timelines stay minutes long; the default
+/// lead, against verifiers that hold keys for hours, is `shared/tests/key_rules.rs`'s.
+const LEAD: u64 = SIGNING_LEAD_SECS;
 const STEPS: [&str; 4] = ["createSecret", "setSecret", "testSecret", "finishSecret"];
 /// What the template's SigningKeysSecret starts as.
 const PLACEHOLDER: &str = r#"{"note":"the first rotation writes the key set","placeholder":"x"}"#;
@@ -73,7 +76,8 @@ async fn rotation_steps_against_secrets_manager_are_idempotent_and_publish_befor
         }),
         store: store.clone(),
         algorithm: SigningAlgorithm::Es256,
-        retention_secs: retention_secs(TOKEN_TTL, CACHE_TTL),
+        retention_secs: retention_secs(TOKEN_TTL, CACHE_TTL, LEAD),
+        publish_lead_secs: LEAD,
         tokens: settings.clone(),
     };
 
@@ -202,7 +206,7 @@ async fn rotation_steps_against_secrets_manager_are_idempotent_and_publish_befor
         .unwrap();
     assert_eq!(
         old.retires_at,
-        Some(t1 + retention_secs(TOKEN_TTL, CACHE_TTL))
+        Some(t1 + retention_secs(TOKEN_TTL, CACHE_TTL, LEAD))
     );
 
     // Verifiers that read the new public set still accept the old key's token; the
@@ -330,7 +334,8 @@ async fn rotation_while_traffic_runs(store: StoreChoice, algorithm: SigningAlgor
         secret: Box::new(api.key_secret.clone()),
         store: api.store.clone(),
         algorithm,
-        retention_secs: retention_secs(TOKEN_TTL, CACHE_TTL),
+        retention_secs: retention_secs(TOKEN_TTL, CACHE_TTL, LEAD),
+        publish_lead_secs: LEAD,
         tokens: TokenSettings::default(),
     };
     for step in STEPS {
@@ -395,7 +400,7 @@ async fn rotation_while_traffic_runs(store: StoreChoice, algorithm: SigningAlgor
 
     // At its retirement the old key leaves the JWKS and nothing it signed verifies, even a
     // token (forged with the old key, as only a thief of it could) that has not expired.
-    let retires_at = T0 + retention_secs(TOKEN_TTL, CACHE_TTL);
+    let retires_at = T0 + retention_secs(TOKEN_TTL, CACHE_TTL, LEAD);
     let old_key = TokenIssuer::new(
         KeyRing::from_document(&before_rotation).unwrap(),
         TokenSettings::default(),
@@ -500,7 +505,8 @@ async fn a_flood_of_unknown_kids_rereads_the_public_keys_at_most_once_per_interv
         secret: Box::new(api.key_secret.clone()),
         store: api.store.clone(),
         algorithm: SigningAlgorithm::Es256,
-        retention_secs: retention_secs(TOKEN_TTL, CACHE_TTL),
+        retention_secs: retention_secs(TOKEN_TTL, CACHE_TTL, LEAD),
+        publish_lead_secs: LEAD,
         tokens: TokenSettings::default(),
     };
     let now = api.clock.now();
@@ -579,7 +585,8 @@ async fn rotated_once() -> (
         }),
         store: keys.clone(),
         algorithm: SigningAlgorithm::Es256,
-        retention_secs: retention_secs(TOKEN_TTL, CACHE_TTL),
+        retention_secs: retention_secs(TOKEN_TTL, CACHE_TTL, LEAD),
+        publish_lead_secs: LEAD,
         tokens: TokenSettings::default(),
     };
     run_rotation(&rotation, &arn, "rotation-one-0000-0000-000000000000", T0)
@@ -730,7 +737,7 @@ async fn a_rotation_that_failed_past_its_window_is_cancelled_and_the_next_one_pu
     let retiring = keys.published_keys().await.unwrap().unwrap().retires_at;
     assert_eq!(
         retiring.get(&first.current),
-        Some(&(late + retention_secs(TOKEN_TTL, CACHE_TTL))),
+        Some(&(late + retention_secs(TOKEN_TTL, CACHE_TTL, LEAD))),
         "the old key retires a retention after the rotation that replaced it"
     );
 }

@@ -579,6 +579,18 @@ fn keys_are_es256_by_default_and_rotate_on_a_schedule_from_the_first_deploy() {
             .unwrap()
             .contains("SigningAlgorithm")
     );
+    // The publication lead: the rotation function's, defaulting to the code's default,
+    // which covers API Gateway's two-hour key cache.
+    assert!(
+        serde_yaml::to_string(&rotation_env["KEY_PUBLISH_LEAD_SECONDS"])
+            .unwrap()
+            .contains("KeyPublishLeadSeconds")
+    );
+    assert_eq!(
+        parameters["KeyPublishLeadSeconds"]["Default"],
+        jwt_auth_core::crypto::keys::DEFAULT_PUBLISH_LEAD_SECS
+    );
+    assert!(jwt_auth_core::crypto::keys::DEFAULT_PUBLISH_LEAD_SECS > 2 * 3600);
 }
 
 #[test]

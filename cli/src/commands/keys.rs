@@ -47,6 +47,10 @@ enum KeysAction {
         token_ttl: u64,
         #[arg(long, default_value_t = 300)]
         cache_ttl: u64,
+        /// Seconds the new key is published before it signs (as `KeyPublishLeadSeconds`;
+        /// 60 to watch a rotation locally without waiting two hours).
+        #[arg(long, default_value_t = jwt_auth_core::crypto::keys::DEFAULT_PUBLISH_LEAD_SECS)]
+        publish_lead: u64,
     },
     /// Emergency: remove a leaked key now; its tokens stop verifying once re-read.
     Revoke {
@@ -92,6 +96,7 @@ pub async fn run(args: KeysArgs) -> Result<String, String> {
             algorithm,
             token_ttl,
             cache_ttl,
+            publish_lead,
         } => {
             // The running `serve` chose its authorizer's key source (public keys, or the
             // secret for HS256) at start, as a deployment does from its template.
@@ -109,7 +114,8 @@ pub async fn run(args: KeysArgs) -> Result<String, String> {
                 secret: Box::new(secret.clone()),
                 store,
                 algorithm,
-                retention_secs: rotation::retention_secs(token_ttl, cache_ttl),
+                retention_secs: rotation::retention_secs(token_ttl, cache_ttl, publish_lead),
+                publish_lead_secs: publish_lead,
                 tokens: TokenSettings::default(),
             };
             let token = format!("local-{now}-{}", std::process::id());

@@ -19,7 +19,12 @@ async fn main() -> Result<(), Error> {
         }),
         store,
         algorithm: config.signing_algorithm,
-        retention_secs: retention_secs(config.tokens.ttl_secs, config.authorizer_cache_ttl_secs),
+        retention_secs: retention_secs(
+            config.tokens.ttl_secs,
+            config.authorizer_cache_ttl_secs,
+            config.key_publish_lead_secs,
+        ),
+        publish_lead_secs: config.key_publish_lead_secs,
         tokens: config.tokens.clone(),
     };
     let secret_arn = secret_id.clone();

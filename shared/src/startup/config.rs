@@ -62,6 +62,9 @@ pub struct Config {
     /// `AUTHORIZER_CACHE_TTL_SECONDS` (default 300): how long API Gateway may replay an
     /// answer; a retired key stays verifiable that much longer.
     pub authorizer_cache_ttl_secs: u64,
+    /// `KEY_PUBLISH_LEAD_SECONDS` (default 7500, at least 60): how long rotation publishes
+    /// a new key before any signer uses it; longer than any verifier keeps our key set.
+    pub key_publish_lead_secs: u64,
     /// `LOGIN_SOURCE_FAILURE_LIMIT` (default 100): failed logins one source address may
     /// make per 15 minutes across usernames before it gets 429 (password spraying).
     pub login_source_failure_limit: u64,
@@ -177,6 +180,11 @@ impl Config {
             )?,
         };
         let authorizer_cache_ttl_secs = seconds("AUTHORIZER_CACHE_TTL_SECONDS", 300, 0..=3600)?;
+        let key_publish_lead_secs = seconds(
+            "KEY_PUBLISH_LEAD_SECONDS",
+            crate::crypto::keys::DEFAULT_PUBLISH_LEAD_SECS,
+            crate::crypto::keys::SIGNING_LEAD_SECS..=86_400,
+        )?;
         let cors = match non_empty("CORS_ALLOW_ORIGIN") {
             None => crate::web::cors::Cors::off(),
             Some(origin) => {
@@ -224,6 +232,7 @@ impl Config {
             cors,
             signing_algorithm,
             authorizer_cache_ttl_secs,
+            key_publish_lead_secs,
             users_table,
             dynamodb_endpoint: non_empty("DYNAMODB_ENDPOINT"),
             hmac_secret,

@@ -53,8 +53,16 @@ pub enum KeyError {
 /// How long a new key is published before any signer uses it: longer than the least time
 /// between two re-reads of a verifier that meets an unknown `kid`
 /// ([`live::UNKNOWN_KID_REREAD_SECS`]), so every verifier can learn a key before it sees a
-/// token signed with it.
+/// token signed with it. The least lead: rotation gives a new key a longer one
+/// ([`StoredKey::signs_from`]) for verifiers that hold keys for hours and never re-read on
+/// an unknown `kid`; a signer also waits this long from when it first saw a key.
 pub const SIGNING_LEAD_SECS: u64 = 60;
+
+/// The publication lead rotation gives a new key by default (`KEY_PUBLISH_LEAD_SECONDS`):
+/// API Gateway's JWT authorizers keep an issuer's public keys for up to two hours, and
+/// our JWKS route serves what it read up to 30 s before; five minutes more for clock skew
+/// and a verifier's own re-fetch.
+pub const DEFAULT_PUBLISH_LEAD_SECS: u64 = 2 * 3600 + 300;
 
 /// One key of a stored key set.
 #[derive(Clone, Serialize, Deserialize)]
@@ -63,6 +71,12 @@ pub struct StoredKey {
     pub alg: String,
     /// Seconds since the Unix epoch.
     pub created_at: u64,
+    /// No token is signed with this key before this time (seconds since the epoch): its
+    /// publication lead, set by rotation (`created_at` + the lead). Unset, the key signs
+    /// [`SIGNING_LEAD_SECS`] after its creation (a first set, an emergency replacement,
+    /// and sets written before leads were stored).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signs_from: Option<u64>,
     /// When a replaced key stops verifying and leaves the public set (seconds since the
     /// epoch); unset while the key is current. Set by rotation to outlast every token it
     /// signed ([`rotation`]).
@@ -80,11 +94,19 @@ impl Drop for StoredKey {
     }
 }
 
+impl StoredKey {
+    /// When a signer may first use this key.
+    pub fn signs_from(&self) -> u64 {
+        self.signs_from
+            .unwrap_or_else(|| self.created_at.saturating_add(SIGNING_LEAD_SECS))
+    }
+}
+
 /// The key set as stored (in Secrets Manager, as JSON).
 #[derive(Clone, Serialize, Deserialize)]
 pub struct KeySetDocument {
     /// The newest key, which new tokens are signed with once it has been published for
-    /// [`SIGNING_LEAD_SECS`].
+    /// its lead ([`StoredKey::signs_from`]).
     pub current: String,
     pub keys: Vec<StoredKey>,
 }
@@ -169,6 +191,8 @@ struct SigningKey {
     kid: String,
     alg: SigningAlgorithm,
     created_at: u64,
+    /// [`StoredKey::signs_from`], or [`SIGNING_LEAD_SECS`] after `created_at`.
+    signs_from: u64,
     retires_at: Option<u64>,
     key: EncodingKey,
     header: Header,
@@ -262,6 +286,7 @@ impl KeyRing {
                 kid: key.kid.clone(),
                 alg,
                 created_at: key.created_at,
+                signs_from: key.signs_from(),
                 retires_at: key.retires_at,
                 key: encoding,
             });
@@ -342,6 +367,7 @@ impl KeyRing {
                 kid,
                 alg: SigningAlgorithm::Hs256,
                 created_at: 0,
+                signs_from: 0,
                 retires_at: None,
                 key: EncodingKey::from_secret(secret.expose()),
             }],
@@ -369,9 +395,9 @@ impl KeyRing {
     }
 
     /// The key to sign with at `now`, for a token that may be presented until
-    /// `valid_until` (its `exp` plus the verifiers' leeway). A key is ready once
-    /// [`SIGNING_LEAD_SECS`] have passed since it was created and since this signer first
-    /// saw it (`first_seen`): by then every verifier can have learnt it. The current key if
+    /// `valid_until` (its `exp` plus the verifiers' leeway). A key is ready once its lead
+    /// has passed ([`StoredKey::signs_from`]) and [`SIGNING_LEAD_SECS`] since this signer
+    /// first saw it (`first_seen`): by then every verifier can have learnt it. The current key if
     /// it is ready; else the newest other key that still verifies at `valid_until`, ready
     /// ones first; else the current key (a brand-new set, or one whose older keys retire
     /// before the token would expire: a verifier meeting the new `kid` re-reads its keys,
@@ -383,9 +409,8 @@ impl KeyRing {
         first_seen: &dyn Fn(&str) -> u64,
     ) -> Option<(&Header, &EncodingKey)> {
         let ready = |key: &SigningKey| {
-            key.created_at
-                .max(first_seen(&key.kid))
-                .saturating_add(SIGNING_LEAD_SECS)
+            key.signs_from
+                .max(first_seen(&key.kid).saturating_add(SIGNING_LEAD_SECS))
                 <= now
         };
         let live = |key: &&SigningKey| key.retires_at.is_none_or(|at| at > valid_until);
@@ -491,6 +516,7 @@ pub fn generate_key(alg: SigningAlgorithm, now: u64) -> StoredKey {
         ),
         alg: alg.as_str().into(),
         created_at: now,
+        signs_from: None,
         retires_at: None,
         private: URL_SAFE_NO_PAD.encode(&*private),
     }

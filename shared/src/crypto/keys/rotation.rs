@@ -3,8 +3,9 @@
 //!
 //! The timeline of one rotation (T = when `createSecret` runs):
 //! 1. `createSecret` (T): a new key set is stored as `AWSPENDING`: a fresh current key
-//!    (`created_at` = T), the previous keys kept, and each key that was current given a
-//!    `retires_at` of T + [`retention_secs`]; keys whose `retires_at` has passed leave.
+//!    (`created_at` = T, `signs_from` = T + the publication lead), the previous keys kept,
+//!    and each key that was current given a `retires_at` of T + [`retention_secs`]; keys
+//!    whose `retires_at` has passed leave.
 //! 2. `setSecret`: the pending set's public half ([`PublishedKeys`]) is written to the
 //!    table, where verifiers read it: the new key is public before anyone signs with it.
 //!    The new retirement is not published yet: if the rotation stalls here, nothing
@@ -20,10 +21,14 @@
 //! starts over instead of resuming it for ever.
 //!
 //! Signers re-read `AWSCURRENT` at most every [`super::live::SIGNER_REFRESH_SECS`] and sign
-//! with the new key only [`super::SIGNING_LEAD_SECS`] after they first saw it (and after
-//! its creation); a verifier meeting its `kid` first re-reads its source (at most once per
-//! [`super::live::UNKNOWN_KID_REREAD_SECS`], which is shorter than the lead). The old key
-//! keeps verifying until its `retires_at`, after the last token it can have signed expired.
+//! with the new key only once its publication lead has passed (`signs_from`, by default
+//! [`super::DEFAULT_PUBLISH_LEAD_SECS`]: longer than any verifier we support keeps a key set,
+//! API Gateway's JWT authorizers' two hours included, so a verifier that never re-reads on
+//! an unknown `kid` has the key before it meets a token of it) and
+//! [`super::SIGNING_LEAD_SECS`] after they first saw it; our own verifiers, meeting the
+//! `kid` first, re-read at once (at most once per [`super::live::UNKNOWN_KID_REREAD_SECS`]).
+//! The old key signs until then and keeps verifying until its `retires_at`, after the last
+//! token it can have signed expired.
 //!
 //! Every step can be repeated (Secrets Manager retries a step that failed or timed out):
 //! each one first checks whether its work is already done.
@@ -46,11 +51,16 @@ pub const ROTATION_WINDOW_SECS: u64 = 300;
 
 /// How long a replaced key keeps verifying: the longest an access token it signed can
 /// live after the rotation. The rotation may finish up to [`ROTATION_WINDOW_SECS`] after it
-/// started; a signer may sign with the old key until it re-reads the set and the new key's
-/// lead has passed, and the token then lives its lifetime plus the clock
+/// started; a signer may sign with the old key until the new key's publication lead has
+/// passed and it has re-read the set, and the token then lives its lifetime plus the clock
 /// leeway; API Gateway may replay a cached Allow for one more cache TTL.
-pub fn retention_secs(token_ttl_secs: u64, authorizer_cache_ttl_secs: u64) -> u64 {
+pub fn retention_secs(
+    token_ttl_secs: u64,
+    authorizer_cache_ttl_secs: u64,
+    publish_lead_secs: u64,
+) -> u64 {
     ROTATION_WINDOW_SECS
+        + publish_lead_secs.max(SIGNING_LEAD_SECS)
         + SIGNER_REFRESH_SECS
         + SIGNING_LEAD_SECS
         + token_ttl_secs
@@ -58,17 +68,22 @@ pub fn retention_secs(token_ttl_secs: u64, authorizer_cache_ttl_secs: u64) -> u6
         + authorizer_cache_ttl_secs
 }
 
-/// The set after a rotation at `now`: a new current key of `alg`, the previous current
-/// key(s) retiring at `now + retention_secs`, retired keys gone. `previous` is `None` for
-/// a deployment's first set.
+/// The set after a rotation at `now`: a new current key of `alg` that signs from
+/// `now + publish_lead_secs`, the previous current key(s) retiring at `now + retention_secs`,
+/// retired keys gone. `previous` is `None` for a deployment's first set, whose key signs
+/// after the least lead: no token exists yet, so no verifier can hold an older set.
 pub fn rotate(
     previous: Option<&KeySetDocument>,
     alg: SigningAlgorithm,
     now: u64,
     retention_secs: u64,
+    publish_lead_secs: u64,
 ) -> KeySetDocument {
     let mut next = KeySetDocument::generate(alg, now);
-    let new_key = next.keys.remove(0);
+    let mut new_key = next.keys.remove(0);
+    if previous.is_some() {
+        new_key.signs_from = Some(now.saturating_add(publish_lead_secs.max(SIGNING_LEAD_SECS)));
+    }
     if let Some(previous) = previous {
         for key in &previous.keys {
             match key.retires_at {
@@ -264,7 +279,10 @@ pub struct KeyRotation {
     /// The algorithm of every new key (`SIGNING_ALGORITHM`): changing it takes effect at
     /// the next rotation, with no downtime either.
     pub algorithm: SigningAlgorithm,
+    /// [`retention_secs`] of the deployment's token lifetime, cache TTL and lead.
     pub retention_secs: u64,
+    /// How long a new key is published before it signs (`KEY_PUBLISH_LEAD_SECONDS`).
+    pub publish_lead_secs: u64,
     pub tokens: TokenSettings,
 }
 
@@ -377,7 +395,13 @@ impl KeyRotation {
                 RotationError::Refused(format!("the current key set is unusable: {err}"))
             })?),
         };
-        let next = rotate(previous.as_ref(), self.algorithm, now, self.retention_secs);
+        let next = rotate(
+            previous.as_ref(),
+            self.algorithm,
+            now,
+            self.retention_secs,
+            self.publish_lead_secs,
+        );
         self.secret.put_pending(token, &next.to_json()).await?;
         tracing::info!(kid = %next.current, alg = %self.algorithm, "pending key set created");
         Ok(())
@@ -423,7 +447,10 @@ impl KeyRotation {
         }
         // A probe signed with the new key (as a signer will once its lead has passed)
         // verifies with what a verifier reads.
-        let at = now.saturating_add(SIGNING_LEAD_SECS);
+        let at = pending
+            .current_key()
+            .map_or(now, super::StoredKey::signs_from)
+            .max(now.saturating_add(SIGNING_LEAD_SECS));
         let issuer = TokenIssuer::new(KeyRing::from_document(&pending)?, self.tokens.clone());
         let verifying = match self.algorithm {
             SigningAlgorithm::Hs256 => KeyRing::from_document(&pending)?,
@@ -496,9 +523,21 @@ mod tests {
 
     #[test]
     fn a_rotation_adds_a_current_key_retires_the_old_one_and_drops_the_retired() {
-        let first = rotate(None, SigningAlgorithm::Es256, 1_000, HOUR);
+        let first = rotate(
+            None,
+            SigningAlgorithm::Es256,
+            1_000,
+            HOUR,
+            SIGNING_LEAD_SECS,
+        );
         assert_eq!(first.keys.len(), 1);
-        let second = rotate(Some(&first), SigningAlgorithm::Es256, 2_000, HOUR);
+        let second = rotate(
+            Some(&first),
+            SigningAlgorithm::Es256,
+            2_000,
+            HOUR,
+            SIGNING_LEAD_SECS,
+        );
         assert_eq!(second.keys.len(), 2);
         assert_eq!(second.current, second.keys[0].kid);
         assert_eq!(second.keys[0].retires_at, None);
@@ -510,16 +549,29 @@ mod tests {
             SigningAlgorithm::EdDsa,
             2_000 + HOUR - 1,
             HOUR,
+            SIGNING_LEAD_SECS,
         );
         assert_eq!(third.keys.len(), 3);
-        let fourth = rotate(Some(&third), SigningAlgorithm::EdDsa, 2_000 + HOUR, HOUR);
+        let fourth = rotate(
+            Some(&third),
+            SigningAlgorithm::EdDsa,
+            2_000 + HOUR,
+            HOUR,
+            SIGNING_LEAD_SECS,
+        );
         assert!(fourth.keys.iter().all(|key| key.kid != first.current));
         assert!(KeyRing::from_document(&fourth).is_ok());
     }
 
     #[test]
     fn rotations_faster_than_the_retention_keep_at_most_the_cap_dropping_the_soonest_retiring() {
-        let mut set = rotate(None, SigningAlgorithm::Es256, 1_000, 1_800);
+        let mut set = rotate(
+            None,
+            SigningAlgorithm::Es256,
+            1_000,
+            1_800,
+            SIGNING_LEAD_SECS,
+        );
         let mut kids = vec![set.current.clone()];
         for step in 1..=6u64 {
             set = rotate(
@@ -527,6 +579,7 @@ mod tests {
                 SigningAlgorithm::Es256,
                 1_000 + step * 60,
                 1_800,
+                SIGNING_LEAD_SECS,
             );
             kids.push(set.current.clone());
             assert!(set.keys.len() <= MAX_KEYS_IN_SET, "{} keys", set.keys.len());
@@ -542,9 +595,21 @@ mod tests {
 
     #[test]
     fn a_pending_set_extends_only_the_set_it_was_made_from() {
-        let first = rotate(None, SigningAlgorithm::Es256, 1_000, HOUR);
+        let first = rotate(
+            None,
+            SigningAlgorithm::Es256,
+            1_000,
+            HOUR,
+            SIGNING_LEAD_SECS,
+        );
         assert!(extends(&first, None), "a first set");
-        let second = rotate(Some(&first), SigningAlgorithm::Es256, 2_000, HOUR);
+        let second = rotate(
+            Some(&first),
+            SigningAlgorithm::Es256,
+            2_000,
+            HOUR,
+            SIGNING_LEAD_SECS,
+        );
         assert!(extends(&second, Some(&first)));
         assert!(
             !extends(&second, None),
@@ -552,7 +617,13 @@ mod tests {
         );
         // The current set lost a key since (an emergency revocation): not resumed.
         let revoked = revoke(&second, &first.current, SigningAlgorithm::Es256, 2_100).unwrap();
-        let stale = rotate(Some(&second), SigningAlgorithm::Es256, 2_050, HOUR);
+        let stale = rotate(
+            Some(&second),
+            SigningAlgorithm::Es256,
+            2_050,
+            HOUR,
+            SIGNING_LEAD_SECS,
+        );
         assert!(extends(&stale, Some(&second)));
         assert!(!extends(&stale, Some(&revoked)));
         // The current key was replaced since, keeping every older one: not resumed either
@@ -567,16 +638,41 @@ mod tests {
     #[test]
     fn the_retention_outlasts_every_token_the_old_key_can_sign() {
         let (ttl, cache) = (900, 300);
-        // The latest a signer uses the old key: a re-read interval and the lead after the
-        // rotation; its token is then accepted until exp + leeway, or a cached Allow after.
-        let last_signed = ROTATION_WINDOW_SECS + SIGNER_REFRESH_SECS + SIGNING_LEAD_SECS;
-        assert!(retention_secs(ttl, cache) >= last_signed + ttl + CLOCK_LEEWAY_SECS + cache);
+        for lead in [
+            0,
+            SIGNING_LEAD_SECS,
+            super::super::DEFAULT_PUBLISH_LEAD_SECS,
+        ] {
+            // The latest a signer uses the old key: the rotation's window, the new key's
+            // publication lead, then a re-read interval and the least lead from when the
+            // signer saw it; its token is then accepted until exp + leeway, or a cached
+            // Allow after.
+            let last_signed = ROTATION_WINDOW_SECS
+                + lead.max(SIGNING_LEAD_SECS)
+                + SIGNER_REFRESH_SECS
+                + SIGNING_LEAD_SECS;
+            assert!(
+                retention_secs(ttl, cache, lead) >= last_signed + ttl + CLOCK_LEEWAY_SECS + cache
+            );
+        }
     }
 
     #[test]
     fn revoking_the_current_key_replaces_it_with_one_used_at_once() {
-        let first = rotate(None, SigningAlgorithm::Es256, 1_000, HOUR);
-        let second = rotate(Some(&first), SigningAlgorithm::Es256, 2_000, HOUR);
+        let first = rotate(
+            None,
+            SigningAlgorithm::Es256,
+            1_000,
+            HOUR,
+            SIGNING_LEAD_SECS,
+        );
+        let second = rotate(
+            Some(&first),
+            SigningAlgorithm::Es256,
+            2_000,
+            HOUR,
+            SIGNING_LEAD_SECS,
+        );
         let revoked = revoke(&second, &second.current, SigningAlgorithm::Es256, 3_000).unwrap();
         assert!(revoked.keys.iter().all(|key| key.kid != second.current));
         let ring = KeyRing::from_document(&revoked).unwrap();
