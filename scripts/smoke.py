@@ -213,6 +213,34 @@ class Smoke:
             leeway=30,  # the clock skew the service itself tolerates
         )
 
+    def discovery_leads_a_verifier_from_the_issuer_to_the_keys(self):
+        # What an API Gateway JWT authorizer does: from `iss` alone, the discovery document,
+        # its `jwks_uri`, the key by `kid` (PyJWKClient), and the token verified with them.
+        token = self.users["admin"]["session"]["access_token"]
+        issuer = claims_of(token)["iss"]
+        if not issuer.startswith(("https://", "http://")):
+            answer = self.api.call("GET", "/.well-known/openid-configuration")
+            expect_status(answer, 404, "discovery while the issuer is not a URL")
+            return
+        url = issuer.rstrip("/") + "/.well-known/openid-configuration"
+        with urllib.request.urlopen(url, timeout=TIMEOUT_SECS) as response:
+            document = json.load(response)
+        expect(document.get("issuer") == issuer,
+               f"issuer {document.get('issuer')!r} is not the tokens' iss {issuer!r}")
+        for member in ("jwks_uri", "response_types_supported", "subject_types_supported",
+                       "id_token_signing_alg_values_supported"):
+            expect(member in document, f"no {member} in the discovery document")
+        key = jwt.PyJWKClient(document["jwks_uri"], timeout=TIMEOUT_SECS).get_signing_key_from_jwt(token)
+        jwt.decode(
+            token,
+            key=key,
+            algorithms=document["id_token_signing_alg_values_supported"],
+            audience=self.audience,
+            issuer=issuer,
+            options={"require": ["exp", "iat", "iss", "aud", "sub", "jti"]},
+            leeway=30,
+        )
+
     def refused_tokens_get_exactly_unauthorized(self):
         expect_unauthorized(self.api.call("GET", "/users"), "no token")
         expect_unauthorized(self.api.call("GET", "/users", "not.a.token"), "a malformed token")
@@ -422,6 +450,8 @@ class Smoke:
             elif "session" in self.users["admin"]:
                 self.check("jwks: an independent verifier (PyJWT) accepts our token",
                            self.jwks_verifies_with_an_independent_verifier)
+                self.check("discovery: from the issuer alone to the keys (PyJWKClient), or 404",
+                           self.discovery_leads_a_verifier_from_the_issuer_to_the_keys)
             self.check("authorizer: no, malformed, forged, unsigned, tampered token: exactly 401",
                        self.refused_tokens_get_exactly_unauthorized)
             self.check("login: a wrong password and an unknown user answer alike",

@@ -173,6 +173,7 @@ pub fn token_settings(ttl_secs: u64) -> TokenSettings {
         issuer: std::env::var("JWT_ISSUER").unwrap_or(defaults.issuer),
         audience: std::env::var("JWT_AUDIENCE").unwrap_or(defaults.audience),
         ttl_secs,
+        previous_issuer: None,
     }
 }
 

@@ -1,4 +1,5 @@
-//! The session routes: `POST /login`, `POST /token/refresh` (public), `POST /logout`,
+//! The session routes: `POST /login`, `POST /token/refresh`, the public keys and the
+//! discovery document that names them (public), `POST /logout`,
 //! `POST /logout/all` and `POST /password` (signed in). The HTTP adapter around
 //! [`jwt_auth_core::sessions::login::LoginService`]. Signed-in routes act only on a caller re-checked
 //! against the store ([`current_caller`]): API Gateway's cached Allow may be stale.
@@ -52,6 +53,11 @@ async fn route(request: Request, service: &LoginService) -> Result<Response<Body
         }
         ("GET", "/.well-known/jwks.json") => Ok(public_json_response(
             &service.public_keys(now).await?,
+            JWKS_MAX_AGE_SECS,
+        )),
+        // Changes only with the issuer setting or the algorithm: cached like the keys.
+        ("GET", "/.well-known/openid-configuration") => Ok(public_json_response(
+            &service.discovery(now).await?,
             JWKS_MAX_AGE_SECS,
         )),
         ("POST", "/token/refresh") => {

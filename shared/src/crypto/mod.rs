@@ -3,6 +3,7 @@
 //! ([`token`]). Imports only the user model and, for keys that live in the table, the
 //! store's key trait; never a request or a use case.
 
+pub mod discovery;
 pub mod keys;
 pub mod password;
 pub mod secret;

@@ -41,6 +41,9 @@ pub struct TokenSettings {
     pub audience: String,
     /// `TOKEN_TTL_SECONDS` (default 900, at most 3600): access-token lifetime.
     pub ttl_secs: u64,
+    /// `JWT_PREVIOUS_ISSUER` (default none): an `iss` still accepted, never issued, while
+    /// the tokens of an earlier issuer setting live out their lifetime after a change.
+    pub previous_issuer: Option<String>,
 }
 
 impl Default for TokenSettings {
@@ -49,6 +52,7 @@ impl Default for TokenSettings {
             issuer: "lambda-jwt-auth".into(),
             audience: "lambda-jwt-auth-api".into(),
             ttl_secs: DEFAULT_TOKEN_TTL_SECS,
+            previous_issuer: None,
         }
     }
 }
@@ -215,6 +219,11 @@ impl TokenIssuer {
         self.settings.ttl_secs
     }
 
+    /// The `iss` of every token issued.
+    pub fn issuer_name(&self) -> &str {
+        &self.settings.issuer
+    }
+
     /// The keys this issuer signs with (the JWKS route publishes their public half).
     pub fn keys(&self) -> &Arc<LiveKeys> {
         &self.keys
@@ -286,6 +295,7 @@ fn new_jti() -> String {
 pub struct TokenVerifier {
     keys: Arc<LiveKeys>,
     issuer: String,
+    previous_issuer: Option<String>,
     audience: String,
 }
 
@@ -346,6 +356,7 @@ impl TokenVerifier {
         Self {
             keys: keys.into_live_keys(),
             issuer: settings.issuer.clone(),
+            previous_issuer: settings.previous_issuer.clone(),
             audience: settings.audience.clone(),
         }
     }
@@ -419,7 +430,9 @@ impl TokenVerifier {
         // fails, CVE-2026-25537); a repeated claim fails to parse.
         let claims = decode_segment(claims).ok_or(TokenError::Invalid)?;
         let claims: Claims = serde_json::from_slice(&claims).map_err(|_| TokenError::Invalid)?;
-        if claims.iss != self.issuer || claims.aud != self.audience {
+        let known_issuer = claims.iss == self.issuer
+            || self.previous_issuer.as_deref() == Some(claims.iss.as_str());
+        if !known_issuer || claims.aud != self.audience {
             return Err(TokenError::Invalid);
         }
         if is_expired(claims.exp, now) {

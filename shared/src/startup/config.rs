@@ -241,6 +241,7 @@ impl Config {
                 issuer: non_empty("JWT_ISSUER").unwrap_or(defaults.issuer),
                 audience: non_empty("JWT_AUDIENCE").unwrap_or(defaults.audience),
                 ttl_secs,
+                previous_issuer: non_empty("JWT_PREVIOUS_ISSUER"),
             },
             session_max_secs,
             login_source_failure_limit,

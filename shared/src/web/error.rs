@@ -42,6 +42,9 @@ pub enum ApiError {
     Forbidden,
     #[error("not found")]
     NotFound,
+    /// A route this deployment does not offer as configured, with the reason.
+    #[error("not offered: {0}")]
+    NotOffered(String),
     #[error("method not allowed")]
     MethodNotAllowed,
     #[error("conflict: {0}")]
@@ -81,7 +84,7 @@ impl ApiError {
             | ApiError::TokenExpired
             | ApiError::SessionExpired => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden | ApiError::WrongPassword => StatusCode::FORBIDDEN,
-            ApiError::NotFound => StatusCode::NOT_FOUND,
+            ApiError::NotFound | ApiError::NotOffered(_) => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::TooManyAttempts { .. } => StatusCode::TOO_MANY_REQUESTS,
@@ -115,6 +118,7 @@ impl ApiError {
                 "you are not allowed to access this resource".into(),
             ),
             ApiError::NotFound => ("Not Found", "no such resource".into()),
+            ApiError::NotOffered(detail) => ("Not Found", detail.clone()),
             ApiError::MethodNotAllowed => (
                 "Method Not Allowed",
                 "this method is not supported on this resource".into(),

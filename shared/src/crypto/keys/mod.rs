@@ -461,6 +461,19 @@ impl KeyRing {
     pub fn public_jwks(&self, now: u64) -> JwkSet {
         self.published.jwks_at(now)
     }
+
+    /// The algorithms of the keys still verifying at `now`.
+    pub fn algorithms(&self, now: u64) -> Vec<SigningAlgorithm> {
+        let mut algorithms: Vec<SigningAlgorithm> = self
+            .verifying
+            .values()
+            .filter(|key| key.retires_at.is_none_or(|at| at > now))
+            .map(|key| key.alg)
+            .collect();
+        algorithms.sort_by_key(|alg| alg.as_str());
+        algorithms.dedup();
+        algorithms
+    }
 }
 
 fn header_for(kid: &str, alg: SigningAlgorithm) -> Header {

@@ -184,6 +184,23 @@ impl LoginService {
         serde_json::to_string(&ring.public_jwks(now)).map_err(ApiError::internal)
     }
 
+    /// `GET /.well-known/openid-configuration`: where a verifier that knows only our issuer
+    /// finds the keys ([`crate::crypto::discovery`]); 404 with the reason when the issuer
+    /// is not a URL or the keys have no public half (HS256).
+    pub async fn discovery(&self, now: u64) -> Result<String, ApiError> {
+        self.public_keys.refresh_if_due().await;
+        let ring = self
+            .public_keys
+            .ring()
+            .ok_or_else(|| ApiError::Unavailable("no public keys published yet".into()))?;
+        let metadata = crate::crypto::discovery::provider_metadata(
+            self.issuer.issuer_name(),
+            ring.algorithms(now),
+        )
+        .map_err(|reason| ApiError::NotOffered(reason.to_string()))?;
+        serde_json::to_string(&metadata).map_err(ApiError::internal)
+    }
+
     /// Starts the refresh-token side of `session` (begun at `started_at`) and answers the
     /// token pair.
     async fn issue(
