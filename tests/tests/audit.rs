@@ -210,7 +210,7 @@ async fn the_events_the_alarms_watch_are_recorded_with_their_user_and_request() 
     let mut context = lambda_runtime::Context::default();
     context.request_id = "lambda-request-42".into();
     let _ = authorizer::handle(
-        lambda_runtime::LambdaEvent::new(event, context),
+        lambda_runtime::LambdaEvent::new(authorizer::AuthorizerEvent::Token(event), context),
         &app.verifier,
         &app.permissions,
         app.store.as_ref(),

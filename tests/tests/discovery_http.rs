@@ -26,16 +26,18 @@ async fn api_with(overrides: &[(&str, &str)]) -> RunningApi {
 
 /// A token for `user` signed with the running API's own current key, claiming `issuer`.
 fn signed_with_our_key(api: &RunningApi, user: &User, issuer: &str) -> String {
-    let document =
-        KeySetDocument::from_json(&api.key_secret.current().unwrap().unwrap()).unwrap();
+    let document = KeySetDocument::from_json(&api.key_secret.current().unwrap().unwrap()).unwrap();
     let settings = TokenSettings {
         issuer: issuer.into(),
         ..TokenSettings::default()
     };
-    TokenIssuer::new(Arc::new(KeyRing::from_document(&document).unwrap()), settings)
-        .issue(user, &Session::start(0), api.clock.now())
-        .unwrap()
-        .token
+    TokenIssuer::new(
+        Arc::new(KeyRing::from_document(&document).unwrap()),
+        settings,
+    )
+    .issue(user, &Session::start(0), api.clock.now())
+    .unwrap()
+    .token
 }
 
 #[tokio::test]

@@ -1,4 +1,5 @@
-//! The API Gateway TOKEN authorizer.
+//! The API Gateway Lambda authorizer: REST APIs' TOKEN events (below) and HTTP APIs'
+//! REQUEST events in payload format 2.0 ([`http_api`]), with the same rules.
 //!
 //! - Missing, malformed, forged or expired token: the error `Unauthorized`, which API
 //!   Gateway answers with 401 (the message must be exactly that word).
@@ -23,17 +24,22 @@
 //! - Anything else (no usable `methodArn`, the store unreachable): another error, which
 //!   API Gateway answers with 500. Never an Allow, never a panic.
 
-use aws_lambda_events::apigw::ApiGatewayCustomAuthorizerRequest;
+use aws_lambda_events::apigw::{
+    ApiGatewayCustomAuthorizerRequest, ApiGatewayV2CustomAuthorizerV2Request,
+};
 use jwt_auth_core::access::policy::{
     AuthorizerContext, AuthorizerResponse, MethodArn, deny_everything,
 };
 use jwt_auth_core::access::registry::Permissions;
 use jwt_auth_core::audit::{RequestMeta, SecurityEvent, with_request};
-use jwt_auth_core::crypto::token::TokenVerifier;
+use jwt_auth_core::crypto::token::{Claims, TokenVerifier};
 use jwt_auth_core::sessions::revocation::refusal;
 use jwt_auth_core::startup::clock::Clock;
 use jwt_auth_core::store::UserStore;
 use lambda_runtime::{Diagnostic, LambdaEvent};
+
+mod http_api;
+pub use http_api::{HttpApiResponse, SimpleResponse, authorize_http_api};
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum AuthorizerError {
@@ -74,21 +80,7 @@ pub async fn authorize(
     store: &dyn UserStore,
     now: u64,
 ) -> Result<AuthorizerResponse, AuthorizerError> {
-    let claims = verifier
-        .verify_authorization_live(event.authorization_token.as_deref(), now)
-        .await
-        .map_err(|failure| match failure {
-            Ok(reason) => {
-                // The reason and nothing of the token itself: tokens never reach the logs.
-                tracing::info!(%reason, "token refused");
-                jwt_auth_core::audit::record(SecurityEvent::AuthorizerDeny, None, None);
-                AuthorizerError::Unauthorized
-            }
-            Err(_) => {
-                jwt_auth_core::audit::record(SecurityEvent::AuthorizerError, None, None);
-                AuthorizerError::KeysUnavailable
-            }
-        })?;
+    let claims = verified(verifier, event.authorization_token.as_deref(), now).await?;
     let method_arn = event
         .method_arn
         .as_deref()
@@ -97,19 +89,7 @@ pub async fn authorize(
         .inspect_err(|_| {
             jwt_auth_core::audit::record(SecurityEvent::AuthorizerError, Some(&claims.sub), None)
         })?;
-    let state = store
-        .authorization_state(&claims.sub, &claims.jti, &claims.sid)
-        .await
-        .map_err(|err| {
-            tracing::error!(error = %jwt_auth_core::web::error::error_chain(&err), "revocation check failed");
-            jwt_auth_core::audit::record(SecurityEvent::AuthorizerError, Some(&claims.sub), None);
-            AuthorizerError::StoreUnavailable
-        })?;
-    if let Some(reason) = refusal(&state, claims.role, claims.ver) {
-        tracing::info!(reason, sub = %claims.sub, jti = %claims.jti, "token refused");
-        jwt_auth_core::audit::record(SecurityEvent::AuthorizerDeny, Some(&claims.sub), None);
-        return Err(AuthorizerError::Unauthorized);
-    }
+    still_standing(store, &claims).await?;
     // The document of the API named in the methodArn (API Gateway's, never the token's);
     // an API that registered none is denied every route.
     let policy_document = match permissions.for_api(method_arn.api_id, now).await {
@@ -131,22 +111,122 @@ pub async fn authorize(
     })
 }
 
+/// The claims of `authorization` (`Bearer <token>`) if it verifies at `now`.
+pub(crate) async fn verified(
+    verifier: &TokenVerifier,
+    authorization: Option<&str>,
+    now: u64,
+) -> Result<Claims, AuthorizerError> {
+    verifier
+        .verify_authorization_live(authorization, now)
+        .await
+        .map_err(|failure| match failure {
+            Ok(reason) => {
+                // The reason and nothing of the token itself: tokens never reach the logs.
+                tracing::info!(%reason, "token refused");
+                jwt_auth_core::audit::record(SecurityEvent::AuthorizerDeny, None, None);
+                AuthorizerError::Unauthorized
+            }
+            Err(_) => {
+                jwt_auth_core::audit::record(SecurityEvent::AuthorizerError, None, None);
+                AuthorizerError::KeysUnavailable
+            }
+        })
+}
+
+/// Whether the caller of `claims` still stands: not logged out, disabled, deleted or
+/// behind its token version (one strongly consistent read).
+pub(crate) async fn still_standing(
+    store: &dyn UserStore,
+    claims: &Claims,
+) -> Result<(), AuthorizerError> {
+    let state = store
+        .authorization_state(&claims.sub, &claims.jti, &claims.sid)
+        .await
+        .map_err(|err| {
+            tracing::error!(error = %jwt_auth_core::web::error::error_chain(&err), "revocation check failed");
+            jwt_auth_core::audit::record(SecurityEvent::AuthorizerError, Some(&claims.sub), None);
+            AuthorizerError::StoreUnavailable
+        })?;
+    if let Some(reason) = refusal(&state, claims.role, claims.ver) {
+        tracing::info!(reason, sub = %claims.sub, jti = %claims.jti, "token refused");
+        jwt_auth_core::audit::record(SecurityEvent::AuthorizerDeny, Some(&claims.sub), None);
+        return Err(AuthorizerError::Unauthorized);
+    }
+    Ok(())
+}
+
+/// What API Gateway sends: a REST API's TOKEN event, or an HTTP API's REQUEST event in
+/// payload format 2.0 (told apart by its `version`).
+#[derive(Debug, Clone)]
+pub enum AuthorizerEvent {
+    Token(ApiGatewayCustomAuthorizerRequest),
+    HttpApi(Box<ApiGatewayV2CustomAuthorizerV2Request>),
+}
+
+impl<'de> serde::Deserialize<'de> for AuthorizerEvent {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        use serde::de::Error as _;
+        let value = serde_json::Value::deserialize(deserializer)?;
+        if value.get("version").and_then(|version| version.as_str()) == Some("2.0") {
+            serde_json::from_value(value)
+                .map(|event| Self::HttpApi(Box::new(event)))
+                .map_err(D::Error::custom)
+        } else {
+            serde_json::from_value(value)
+                .map(Self::Token)
+                .map_err(D::Error::custom)
+        }
+    }
+}
+
+/// The answer in the shape the event's API expects.
+#[derive(Debug, Clone, serde::Serialize)]
+#[serde(untagged)]
+pub enum AuthorizerAnswer {
+    Token(AuthorizerResponse),
+    HttpApi(HttpApiResponse),
+}
+
 /// The Lambda handler; "now" comes from `clock`, as in the other functions.
 pub async fn handle(
-    event: LambdaEvent<ApiGatewayCustomAuthorizerRequest>,
+    event: LambdaEvent<AuthorizerEvent>,
     verifier: &TokenVerifier,
     permissions: &Permissions,
     store: &dyn UserStore,
     clock: &Clock,
-) -> Result<AuthorizerResponse, AuthorizerError> {
-    // A TOKEN event carries no client address.
-    let meta = RequestMeta {
-        request_id: event.context.request_id.clone(),
-        source_ip: String::new(),
-    };
-    with_request(
-        meta,
-        authorize(&event.payload, verifier, permissions, store, clock.now()),
-    )
-    .await
+) -> Result<AuthorizerAnswer, AuthorizerError> {
+    let request_id = event.context.request_id.clone();
+    match event.payload {
+        AuthorizerEvent::Token(token_event) => {
+            // A TOKEN event carries no client address.
+            let meta = RequestMeta {
+                request_id,
+                source_ip: String::new(),
+            };
+            with_request(
+                meta,
+                authorize(&token_event, verifier, permissions, store, clock.now()),
+            )
+            .await
+            .map(AuthorizerAnswer::Token)
+        }
+        AuthorizerEvent::HttpApi(http_event) => {
+            let meta = RequestMeta {
+                request_id,
+                source_ip: http_event
+                    .request_context
+                    .http
+                    .source_ip
+                    .clone()
+                    .unwrap_or_default(),
+            };
+            with_request(
+                meta,
+                authorize_http_api(&http_event, verifier, permissions, store, clock.now()),
+            )
+            .await
+            .map(AuthorizerAnswer::HttpApi)
+        }
+    }
 }

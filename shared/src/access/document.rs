@@ -16,6 +16,12 @@
 //! - `self`: a path parameter that, when it equals the caller's id (`sub`), admits the
 //!   caller whatever its role ("only for oneself"). In the IAM policy the parameter becomes
 //!   the caller's id, exactly; every other parameter becomes `*`.
+//! - `http_api_answer` (optional, `"policy"` by default): what the authorizer answers an
+//!   HTTP API's payload 2.0 event for this API: an IAM policy, or `"simple"`
+//!   (`{"isAuthorized": …}`, for an authorizer with `EnableSimpleResponses`), which decides
+//!   for the one route asked and so needs the API's cache keyed by route (see
+//!   [`crate::access::policy::CompiledPolicy::admits`]); such a document has no `self`
+//!   rules, since one user's answer would be reused on another's path.
 //!
 //! Everything that ends up in an IAM resource is checked here, so that no document can
 //! widen a policy beyond its routes: methods from a fixed list, literal path segments
@@ -47,6 +53,19 @@ const METHODS: [&str; 8] = [
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PermissionsDocument {
     pub routes: Vec<Route>,
+    pub http_api_answer: HttpApiAnswer,
+}
+
+/// How the authorizer answers this API's HTTP API (payload 2.0) events: the shape its
+/// authorizer is configured for (`EnableSimpleResponses`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum HttpApiAnswer {
+    /// An IAM policy listing every route the caller may call: cacheable per token.
+    #[default]
+    Policy,
+    /// `isAuthorized` for the route asked.
+    Simple,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -58,6 +77,8 @@ pub struct DocumentError(pub String);
 struct RawDocument {
     version: u32,
     routes: Vec<RawRoute>,
+    #[serde(default)]
+    http_api_answer: HttpApiAnswer,
 }
 
 #[derive(Deserialize)]
@@ -108,7 +129,20 @@ impl PermissionsDocument {
             routes.push(route);
         }
         crate::access::overlaps::check_overlaps(&routes).map_err(fail)?;
-        Ok(Self { routes })
+        if raw.http_api_answer == HttpApiAnswer::Simple
+            && let Some(route) = routes
+                .iter()
+                .find(|route| matches!(&route.access, Access::SignedIn { own: Some(_), .. }))
+        {
+            return Err(fail(format!(
+                "{} has a self rule, which simple answers cannot carry (API Gateway would reuse one user's answer on another's path): use policy answers",
+                route.key()
+            )));
+        }
+        Ok(Self {
+            routes,
+            http_api_answer: raw.http_api_answer,
+        })
     }
 
     /// The route with this method and template path.
@@ -273,6 +307,29 @@ mod tests {
 
     fn parse(json: serde_json::Value) -> Result<PermissionsDocument, DocumentError> {
         PermissionsDocument::parse(&json.to_string())
+    }
+
+    #[test]
+    fn simple_http_api_answers_are_chosen_per_document_and_never_carry_a_self_rule() {
+        let routes = serde_json::json!([{"route": "GET /orders", "roles": ["admin"]}]);
+        let policy = parse(serde_json::json!({"version": 1, "routes": routes})).unwrap();
+        assert_eq!(policy.http_api_answer, HttpApiAnswer::Policy);
+        let simple = parse(serde_json::json!({
+            "version": 1, "http_api_answer": "simple", "routes": routes
+        }))
+        .unwrap();
+        assert_eq!(simple.http_api_answer, HttpApiAnswer::Simple);
+        let with_self = parse(
+            serde_json::json!({"version": 1, "http_api_answer": "simple", "routes": [
+                {"route": "GET /customers/{id}/orders", "roles": ["admin"], "self": "id"}
+            ]}),
+        )
+        .unwrap_err();
+        assert!(with_self.0.contains("self rule"), "{with_self}");
+        assert!(
+            parse(serde_json::json!({"version": 1, "http_api_answer": "yes", "routes": routes}))
+                .is_err()
+        );
     }
 
     fn rules(routes: serde_json::Value) -> Result<PermissionsDocument, DocumentError> {

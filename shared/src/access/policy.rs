@@ -56,6 +56,19 @@ use crate::access::document::SELF_MARK;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CompiledPolicy {
     by_role: Vec<(Role, Vec<(String, bool)>)>,
+    /// For decisions on one route (an HTTP API's simple answers).
+    document: PermissionsDocument,
+}
+
+/// Whether a caller may call one concrete route, and why.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Admission {
+    Refused,
+    /// Its role is among the route's roles.
+    ByRole,
+    /// Only because the route's `self` parameter is its own id: a decision that holds for
+    /// this path alone.
+    AsItself,
 }
 
 impl CompiledPolicy {
@@ -73,7 +86,43 @@ impl CompiledPolicy {
                 (role, templates)
             })
             .collect();
-        Self { by_role }
+        Self {
+            by_role,
+            document: document.clone(),
+        }
+    }
+
+    /// What this API's authorizer answers to an HTTP API event.
+    pub fn http_api_answer(&self) -> crate::access::document::HttpApiAnswer {
+        self.document.http_api_answer
+    }
+
+    /// Whether `role` (a declared one) with id `sub` may call `method` on the concrete
+    /// `path` (`/customers/abc/orders`): the same decision [`Self::policy_for`]'s
+    /// resources make, for one request.
+    pub fn admits(&self, role: Role, sub: &str, method: &str, path: &str) -> Admission {
+        if !self.by_role.iter().any(|(declared, _)| *declared == role) {
+            return Admission::Refused;
+        }
+        let Some((route, params)) = self.document.match_route(method, path) else {
+            return Admission::Refused;
+        };
+        let Access::SignedIn { roles, own } = &route.access else {
+            // A public route has no authorizer; asked anyway, nothing is granted.
+            return Admission::Refused;
+        };
+        if roles.admits(role) {
+            return Admission::ByRole;
+        }
+        let own_value = own
+            .as_deref()
+            .and_then(|name| params.iter().find(|(param, _)| *param == name))
+            .map(|(_, value)| value.as_str());
+        if is_valid_user_id(sub) && own_value == Some(sub) {
+            Admission::AsItself
+        } else {
+            Admission::Refused
+        }
     }
 
     /// The IAM policy allowing every route `role` may call on the API and stage of
