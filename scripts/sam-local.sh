@@ -281,7 +281,8 @@ invoke_orders() { # event-file -> the function's answer
   tail -n 1 <<<"$out"
 }
 for expected in "health.json - 200" "orders-list.json carol 403" \
-    "orders-of-another-customer.json carol 403" "orders-place-bad-body.json carol 400"; do
+    "orders-of-another-customer.json carol 403" "orders-place-bad-body.json carol 400" \
+    "http-api-orders-of-another-customer.json carol 403"; do
   read -r event caller status <<<"$expected"
   check "examples/orders/events/$event" OrdersFunction "$caller" "$status" \
     "$(status_of "$(invoke_orders "examples/orders/events/$event")")"

@@ -193,6 +193,15 @@ fn the_orders_template_registers_its_document_and_imports_what_it_needs() {
     let built_in: serde_json::Value =
         serde_json::from_str(orders_example::PERMISSIONS_DOCUMENT).unwrap();
     assert_eq!(registered, built_in);
+    // The HTTP API registers the same document under its own id.
+    let example: serde_yaml::Value = serde_yaml::from_str(&text).unwrap();
+    let http_api_document: serde_json::Value = serde_json::from_str(
+        example["Resources"]["OrdersHttpApiPermissions"]["Properties"]["Value"]
+            .as_str()
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(http_api_document, built_in);
     // The document covers the template's routes exactly, for the roles the tests declare.
     jwt_auth_cli::commands::permissions::check(
         orders_example::PERMISSIONS_DOCUMENT,
@@ -222,7 +231,10 @@ fn the_orders_template_registers_its_document_and_imports_what_it_needs() {
         })
         .map(|rest| rest.trim_end_matches('"'))
         .collect();
-    assert_eq!(imports.len(), 4, "{imports:?}");
+    let mut distinct = imports.clone();
+    distinct.sort();
+    distinct.dedup();
+    assert_eq!(distinct.len(), 4, "{imports:?}");
     for import in imports {
         assert!(
             exports.contains(&format!("${{AWS::StackName}}{import}")),
@@ -245,6 +257,8 @@ async fn the_orders_events_answer_what_they_are_for() {
         ("orders-list.json", 403),
         ("orders-of-another-customer.json", 403),
         ("orders-place-bad-body.json", 400),
+        // The same request through the HTTP API (payload 2.0, context under `lambda`).
+        ("http-api-orders-of-another-customer.json", 403),
     ] {
         let text =
             std::fs::read_to_string(workspace_root().join("examples/orders/events").join(event))

@@ -116,11 +116,21 @@ impl Caller {
     /// client header; a missing or unreadable context is 401. The context may be as old as
     /// API Gateway's cache entry: routes act only on a caller that
     /// [`crate::sessions::revocation::current_caller`] has checked against the store.
+    /// A REST API puts it under `requestContext.authorizer`, an HTTP API (payload 2.0)
+    /// under `requestContext.authorizer.lambda`: the same fields either way.
     pub fn from_request(request: &Request) -> Result<Caller, ApiError> {
-        let Some(RequestContext::ApiGatewayV1(context)) = request.request_context_ref() else {
-            return Err(ApiError::Unauthorized);
+        let fields = match request.request_context_ref() {
+            Some(RequestContext::ApiGatewayV1(context)) => &context.authorizer.fields,
+            #[cfg(feature = "http-api")]
+            Some(RequestContext::ApiGatewayV2(context)) => {
+                &context
+                    .authorizer
+                    .as_ref()
+                    .ok_or(ApiError::Unauthorized)?
+                    .fields
+            }
+            _ => return Err(ApiError::Unauthorized),
         };
-        let fields = &context.authorizer.fields;
         let field = |name: &str| {
             fields
                 .get(name)
