@@ -184,7 +184,6 @@ def orders_checks(endpoint, api, username, password):
     api_id = outputs["OrdersApiUrl"].split("//", 1)[1].split(".", 1)[0]
     stage = outputs["OrdersApiUrl"].rstrip("/").rsplit("/", 1)[1]
     orders = f"{endpoint}/_aws/execute-api/{api_id}/{stage}"
-    say(f"orders API {orders}")
     failures = []
 
     def expect(what, got, wanted):
@@ -209,20 +208,29 @@ def orders_checks(endpoint, api, username, password):
         people[name] = login(name, secret)
     alice, alice_id = people["orders-alice"]
     sam, _ = people["orders-sam"]
-    expect("GET /health, no token", call(orders, "GET", "/health")[0], 200)
-    expect("GET /orders, no token", call(orders, "GET", "/orders")[0], 401)
-    status, body = call(orders, "POST", "/orders", alice, {"item": "tea", "quantity": 2})
-    expect("a customer places an order", status, 201)
-    expect("the order is the caller's", (body or {}).get("order", {}).get("customer_id"), alice_id)
-    expect("a customer lists every order", call(orders, "GET", "/orders", alice)[0], 403)
-    status, body = call(orders, "GET", f"/customers/{alice_id}/orders", alice)
-    expect("a customer reads its own orders", (status, len((body or {}).get("orders", []))), (200, 1))
-    expect("a customer reads another's orders",
-           call(orders, "GET", f"/customers/{'0' * 32}/orders", alice)[0], 403)
-    status, body = call(orders, "GET", "/orders", sam)
-    expect("support lists every order", (status, len((body or {}).get("orders", []))), (200, 1))
-    expect("support reads a customer's orders",
-           call(orders, "GET", f"/customers/{alice_id}/orders", sam)[0], 200)
+    # The REST API, then the HTTP API (payload 2.0, the same authorizer and document):
+    # each call places one more order of alice's.
+    http_api_id = outputs["OrdersHttpApiUrl"].split("//", 1)[1].split(".", 1)[0]
+    for label, base in (("REST", orders), ("HTTP API", f"{endpoint}/_aws/execute-api/{http_api_id}/$default")):
+        placed = 1 if label == "REST" else 2
+        say(f"orders {label} {base}")
+        expect(f"{label}: GET /health, no token", call(base, "GET", "/health")[0], 200)
+        expect(f"{label}: GET /orders, no token", call(base, "GET", "/orders")[0], 401)
+        status, body = call(base, "POST", "/orders", alice, {"item": "tea", "quantity": 2})
+        expect(f"{label}: a customer places an order", status, 201)
+        expect(f"{label}: the order is the caller's",
+               (body or {}).get("order", {}).get("customer_id"), alice_id)
+        expect(f"{label}: a customer lists every order", call(base, "GET", "/orders", alice)[0], 403)
+        status, body = call(base, "GET", f"/customers/{alice_id}/orders", alice)
+        expect(f"{label}: a customer reads its own orders",
+               (status, len((body or {}).get("orders", []))), (200, placed))
+        expect(f"{label}: a customer reads another's orders",
+               call(base, "GET", f"/customers/{'0' * 32}/orders", alice)[0], 403)
+        status, body = call(base, "GET", "/orders", sam)
+        expect(f"{label}: support lists every order",
+               (status, len((body or {}).get("orders", []))), (200, placed))
+        expect(f"{label}: support reads a customer's orders",
+               call(base, "GET", f"/customers/{alice_id}/orders", sam)[0], 200)
     return failures
 
 
