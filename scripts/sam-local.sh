@@ -251,6 +251,23 @@ check authorizer-valid.json AuthorizerFunction "alice, fresh token" \
   "$(jq -r '.policyDocument.Statement[0] | "\(.Effect) \([.Resource[] | select(test("/(GET|POST)/users$"))
      | sub(".*/(?<m>[A-Z]+)/users$"; "\(.m) /users")] | sort | join(", "))"' <<<"$answer" 2>/dev/null \
      || status_of "$answer")"
+# The same authorizer on an HTTP API (payload 2.0 REQUEST events, IAM answers): the
+# committed events (a placeholder and an expired token) are denied every route; a fresh
+# token of alice gets the same routes as above.
+for event in authorizer-http-api authorizer-http-api-expired; do
+  answer=$(invoke AuthorizerFunction "events/$event.json")
+  check "$event.json" AuthorizerFunction - 'Deny $default/*' \
+    "$(jq -r '.policyDocument.Statement[0] | "\(.Effect) \(.Resource[0] | sub(".*/(?<s>[^/]+)/\\*$"; "\(.s)/*"))"' <<<"$answer" 2>/dev/null \
+       || status_of "$answer")"
+done
+JWT_SECRET=$(env_var JWT_SECRET) "$cli" event authorizer --http-api --stage '$default' "${as_alice[@]}" \
+  >"$work/authorizer-http-api.json"
+answer=$(invoke AuthorizerFunction "$work/authorizer-http-api.json")
+check authorizer-http-api.json AuthorizerFunction "alice, fresh token" \
+  "Allow GET /users, POST /users" \
+  "$(jq -r '.policyDocument.Statement[0] | "\(.Effect) \([.Resource[] | select(test("/(GET|POST)/users$"))
+     | sub(".*/(?<m>[A-Z]+)/users$"; "\(.m) /users")] | sort | join(", "))"' <<<"$answer" 2>/dev/null \
+     || status_of "$answer")"
 
 http users-list.json UsersFunction "as committed" 401
 http users-list.json UsersFunction alice 200 "${as_alice[@]}"

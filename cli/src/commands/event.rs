@@ -20,7 +20,8 @@ pub struct EventArgs {
 
 #[derive(clap::Subcommand)]
 enum EventKind {
-    /// A TOKEN authorizer event carrying a fresh access token.
+    /// A TOKEN authorizer event carrying a fresh access token (with `--http-api`, an HTTP
+    /// API's REQUEST event in payload format 2.0, shaped as `sam local` builds it).
     Authorizer {
         /// The user id (`sub`); a random one if omitted.
         #[arg(long)]
@@ -39,6 +40,10 @@ enum EventKind {
         /// Token lifetime in seconds.
         #[arg(long, default_value_t = 900)]
         ttl: u64,
+        /// An HTTP API's payload 2.0 REQUEST event (the token in the `Authorization` header
+        /// and the identity sources) instead of a REST API's TOKEN event.
+        #[arg(long)]
+        http_api: bool,
     },
     /// A proxy event from `events/` (e.g. events/users-get.json) made current: the
     /// caller's authorizer context (a fresh `jti` and session, `exp` a token lifetime from
@@ -79,7 +84,15 @@ pub fn run(args: EventArgs) -> Result<(), String> {
             path,
             stage,
             ttl,
-        } => authorizer_event(sub, username, &role, &method, &path, &stage, ttl)?,
+            http_api,
+        } => {
+            let token = fresh_token(sub, username, &role, ttl)?;
+            if http_api {
+                http_api_authorizer_event(&token, &method, &path, &stage)
+            } else {
+                authorizer_event(&token, &method, &path, &stage)
+            }
+        }
         EventKind::Http {
             file,
             sub,
@@ -116,37 +129,82 @@ pub fn run(args: EventArgs) -> Result<(), String> {
     Ok(())
 }
 
-fn authorizer_event(
-    sub: Option<String>,
-    username: String,
-    role: &str,
-    method: &str,
-    path: &str,
-    stage: &str,
-    ttl: u64,
-) -> Result<Value, String> {
+/// A fresh access token of the caller, signed with `JWT_SECRET`.
+fn fresh_token(sub: Option<String>, username: String, role: &str, ttl: u64) -> Result<String, String> {
     let secret = super::local_secret()?
         .ok_or("set JWT_SECRET (at least 32 bytes) to the secret the authorizer runs with")?;
     let user = caller(sub.unwrap_or_else(new_user_id), username, role)?;
     let issuer = TokenIssuer::new(TokenKeys::hs256(&secret), token_settings(ttl));
-    let token = issuer
+    Ok(issuer
         .issue(
             &user,
             &Session::start(0),
             jwt_auth_core::startup::clock::unix_now(),
         )
         .map_err(|err| err.to_string())?
-        .token;
-    let event = serde_json::json!({
+        .token)
+}
+
+fn route_arn(method: &str, path: &str, stage: &str) -> String {
+    format!(
+        "arn:aws:execute-api:us-east-1:123456789012:abc123/{stage}/{}/{}",
+        method.to_ascii_uppercase(),
+        path.trim_start_matches('/')
+    )
+}
+
+fn authorizer_event(token: &str, method: &str, path: &str, stage: &str) -> Value {
+    serde_json::json!({
         "type": "TOKEN",
         "authorizationToken": format!("Bearer {token}"),
-        "methodArn": format!(
-            "arn:aws:execute-api:us-east-1:123456789012:abc123/{stage}/{}/{}",
-            method.to_ascii_uppercase(),
-            path.trim_start_matches('/')
-        ),
-    });
-    Ok(event)
+        "methodArn": route_arn(method, path, stage),
+    })
+}
+
+/// As `sam local start-api` builds it for an HTTP API route whose Lambda authorizer has
+/// the identity source `$request.header.Authorization`: the route's payload 2.0 event, plus
+/// `type`, `identitySource` and `routeArn`.
+fn http_api_authorizer_event(token: &str, method: &str, path: &str, stage: &str) -> Value {
+    let method = method.to_ascii_uppercase();
+    let authorization = format!("Bearer {token}");
+    let now_ms = jwt_auth_core::startup::clock::unix_now() * 1000;
+    serde_json::json!({
+        "version": "2.0",
+        "type": "REQUEST",
+        "routeArn": route_arn(&method, path, stage),
+        "identitySource": [authorization],
+        "routeKey": format!("{method} {path}"),
+        "rawPath": path,
+        "rawQueryString": "",
+        "cookies": [],
+        "headers": {
+            "accept": "application/json",
+            "authorization": authorization,
+            "host": "abc123.execute-api.us-east-1.amazonaws.com",
+            "user-agent": "jwt-auth",
+        },
+        "queryStringParameters": {},
+        "requestContext": {
+            "accountId": "123456789012",
+            "apiId": "abc123",
+            "domainName": "abc123.execute-api.us-east-1.amazonaws.com",
+            "domainPrefix": "abc123",
+            "http": {
+                "method": method,
+                "path": path,
+                "protocol": "HTTP/1.1",
+                "sourceIp": "203.0.113.10",
+                "userAgent": "jwt-auth",
+            },
+            "requestId": new_user_id(),
+            "routeKey": format!("{method} {path}"),
+            "stage": stage,
+            "timeEpoch": now_ms,
+        },
+        "pathParameters": {},
+        "stageVariables": {},
+        "isBase64Encoded": false,
+    })
 }
 
 /// A caller: a user id, username and role, checked.
