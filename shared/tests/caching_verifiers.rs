@@ -8,7 +8,9 @@
 
 use jsonwebtoken::jwk::JwkSet;
 use jsonwebtoken::{DecodingKey, Validation};
-use jwt_auth_core::crypto::keys::rotation::{retention_secs, rotate};
+use jwt_auth_core::crypto::keys::rotation::{
+    PUBLICATION_DELAY_SECS, ROTATION_WINDOW_SECS, retention_secs, rotate,
+};
 use jwt_auth_core::crypto::keys::{
     DEFAULT_PUBLISH_LEAD_SECS, KeyRing, KeySetDocument, SIGNING_LEAD_SECS, SigningAlgorithm,
 };
@@ -21,6 +23,9 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 const START: u64 = 1_800_000_000;
+
+// The delay rotation adds to the lead is the one this file simulates.
+const _: () = assert!(PUBLICATION_DELAY_SECS == ROTATION_WINDOW_SECS + JWKS_REFRESH_SECS);
 const MINUTE: u64 = 60;
 /// What API Gateway's JWT authorizers may keep, and our JWKS route's `max-age`.
 const CACHE_TIMES: [u64; 2] = [2 * 3600, 300];
@@ -75,11 +80,14 @@ impl Timeline {
             .1
     }
 
-    /// What `GET /.well-known/jwks.json` may answer at `at`: the set rotation had
-    /// published when the route last re-read it (up to its interval before).
+    /// What `GET /.well-known/jwks.json` may answer at `at`, at the latest a rotation
+    /// publishes: `setSecret` up to the rotation's window after its start, and the route's
+    /// copy up to its re-read interval older.
     fn jwks_at(&self, at: u64) -> JwkSet {
-        let read_at = at.saturating_sub(JWKS_REFRESH_SECS).max(START);
-        self.set_at(read_at).public_jwks(read_at).unwrap()
+        let read_at = at
+            .saturating_sub(ROTATION_WINDOW_SECS + JWKS_REFRESH_SECS)
+            .max(START);
+        self.set_at(read_at).public_jwks(at.saturating_sub(JWKS_REFRESH_SECS)).unwrap()
     }
 }
 

@@ -36,15 +36,17 @@ fn with_token(token: &str) -> ApiGatewayV2CustomAuthorizerV2Request {
     event
 }
 
-/// `with_token` asking `method path` of the API `api`, its cache keyed by token and route.
+/// `with_token` asking `path` of the API `api` through its route `route_key` (e.g.
+/// `GET /orders`, as API Gateway names the route), its cache keyed by token and route.
 fn route_event(
     token: &str,
     api: &str,
-    method: &str,
+    route_key: &str,
     path: &str,
 ) -> ApiGatewayV2CustomAuthorizerV2Request {
     let mut event = with_token(token);
-    let route_key = format!("{method} {path}");
+    let method = route_key.split(' ').next().unwrap();
+    let route_key = route_key.to_string();
     event.route_arn = Some(format!(
         "arn:aws:execute-api:us-east-1:123456789012:{api}/$default/{method}{path}"
     ));
@@ -173,37 +175,47 @@ async fn simple_answers_decide_the_route_asked_and_only_when_the_cache_is_keyed_
     let (app, alice, carol) = app_with(&[("orders1", ORDERS_SIMPLE)]).await;
     let admin = app.token_for(&alice);
     let customer = app.token_for(&carol);
-    let allowed = decide(&app, &route_event(&admin, "orders1", "GET", "/orders")).await;
+    let allowed = decide(&app, &route_event(&admin, "orders1", "GET /orders", "/orders")).await;
     assert_eq!(allowed["isAuthorized"], true, "{allowed}");
     assert_eq!(allowed["context"]["sub"], alice.id.as_str());
     assert!(allowed.get("policyDocument").is_none());
     // A customer may place orders, not list them.
-    let placed = decide(&app, &route_event(&customer, "orders1", "POST", "/orders")).await;
+    let placed = decide(&app, &route_event(&customer, "orders1", "POST /orders", "/orders")).await;
     assert_eq!(placed["isAuthorized"], true, "{placed}");
-    let refused = decide(&app, &route_event(&customer, "orders1", "GET", "/orders")).await;
+    let refused = decide(&app, &route_event(&customer, "orders1", "GET /orders", "/orders")).await;
     assert_eq!(refused, json!({"isAuthorized": false}));
     // An unknown route, a refused token: false.
-    let unknown = decide(&app, &route_event(&admin, "orders1", "DELETE", "/orders")).await;
+    let unknown = decide(&app, &route_event(&admin, "orders1", "DELETE /orders", "/orders")).await;
     assert_eq!(unknown["isAuthorized"], false);
     let bad = decide(
         &app,
-        &route_event("not.a.token", "orders1", "GET", "/orders"),
+        &route_event("not.a.token", "orders1", "GET /orders", "/orders"),
     )
     .await;
     assert_eq!(bad, json!({"isAuthorized": false}));
 
     // The attack: the API's cache not keyed by route ($context.routeKey missing). A `true`
     // for POST /orders would be served for GET /orders too. Refused even where allowed.
-    let mut unkeyed = route_event(&customer, "orders1", "POST", "/orders");
+    let mut unkeyed = route_event(&customer, "orders1", "POST /orders", "/orders");
     unkeyed.identity_source.as_mut().unwrap().pop();
     assert_eq!(decide(&app, &unkeyed).await["isAuthorized"], false);
     // Keyed by a header the client controls, carrying the route key it wants cached:
     // indistinguishable from $context.routeKey by value, so refused too.
-    let mut spoofed = route_event(&customer, "orders1", "POST", "/orders");
+    let mut spoofed = route_event(&customer, "orders1", "POST /orders", "/orders");
     spoofed
         .headers
         .insert("x-route", "POST /orders".parse().unwrap());
     assert_eq!(decide(&app, &spoofed).await["isAuthorized"], false);
+
+    // A route of the API wider than the document's: `ANY /{proxy+}` (or `$default`) in
+    // front of routes the document tells apart. A `true` for POST /orders, cached under
+    // that route key, would be reused for GET /orders: refused.
+    for wide in ["ANY /{proxy+}", "$default"] {
+        let mut proxied = route_event(&customer, "orders1", "POST /orders", "/orders");
+        proxied.route_key = Some(wide.into());
+        proxied.identity_source.as_mut().unwrap()[1] = wide.into();
+        assert_eq!(decide(&app, &proxied).await["isAuthorized"], false, "{wide}");
+    }
 }
 
 #[tokio::test]
@@ -211,7 +223,7 @@ async fn an_api_without_a_document_is_denied_in_the_shape_it_cannot_misread() {
     let (app, alice, _) = app_with(&[("orders1", ORDERS_SIMPLE)]).await;
     let answer = decide(
         &app,
-        &route_event(&app.token_for(&alice), "nodoc9", "GET", "/orders"),
+        &route_event(&app.token_for(&alice), "nodoc9", "GET /orders", "/orders"),
     )
     .await;
     let statement = &answer["policyDocument"]["Statement"][0];

@@ -167,13 +167,16 @@ fn authorizer_event(token: &str, method: &str, path: &str, stage: &str) -> Value
 fn http_api_authorizer_event(token: &str, method: &str, path: &str, stage: &str) -> Value {
     let method = method.to_ascii_uppercase();
     let authorization = format!("Bearer {token}");
+    // The route as API Gateway names it: this API's route template the path reaches.
+    let route_key = jwt_auth_core::access::routes::match_route(&method, path)
+        .map_or_else(|| "$default".to_string(), |(route, _)| route.key());
     let now_ms = jwt_auth_core::startup::clock::unix_now() * 1000;
     serde_json::json!({
         "version": "2.0",
         "type": "REQUEST",
         "routeArn": route_arn(&method, path, stage),
         "identitySource": [authorization],
-        "routeKey": format!("{method} {path}"),
+        "routeKey": route_key,
         "rawPath": path,
         "rawQueryString": "",
         "cookies": [],
@@ -197,7 +200,7 @@ fn http_api_authorizer_event(token: &str, method: &str, path: &str, stage: &str)
                 "userAgent": "jwt-auth",
             },
             "requestId": new_user_id(),
-            "routeKey": format!("{method} {path}"),
+            "routeKey": route_key,
             "stage": stage,
             "timeEpoch": now_ms,
         },

@@ -49,7 +49,8 @@ enum KeysAction {
         cache_ttl: u64,
         /// Seconds the new key is published before it signs (as `KeyPublishLeadSeconds`;
         /// 60 to watch a rotation locally without waiting two hours).
-        #[arg(long, default_value_t = jwt_auth_core::crypto::keys::DEFAULT_PUBLISH_LEAD_SECS)]
+        #[arg(long, default_value_t = jwt_auth_core::crypto::keys::DEFAULT_PUBLISH_LEAD_SECS,
+              value_parser = clap::value_parser!(u64).range(60..=86_400))]
         publish_lead: u64,
     },
     /// Emergency: remove a leaked key now; its tokens stop verifying once re-read.

@@ -8,10 +8,13 @@
 //! - **Simple** (`{"isAuthorized": …}`, `EnableSimpleResponses`): a decision for the one
 //!   route asked. API Gateway caches it under the identity sources and, by default, reuses
 //!   it on every route, so a `true` for a customer's route would open an admin route.
-//!   The answer is therefore `true` only when the identity sources hold the route key
-//!   (`$context.routeKey`) and that value is nowhere in what the client sent (headers,
-//!   query, cookies, path): a client header carrying a route key of its choosing would
-//!   otherwise key the cache for it. Otherwise `false`, with the reason logged. A document
+//!   The answer is therefore `true` only when the API's route (`routeKey`) is exactly the
+//!   document's route the request reaches (a `$default`, `ANY` or `{proxy+}` route would
+//!   cover routes the document tells apart, and a `true` for one would be reused on the
+//!   others), the identity sources hold that route key (`$context.routeKey`), and that
+//!   value is nowhere in what the client sent (headers, query, cookies, path): a client
+//!   header carrying a route key of its choosing would otherwise key the cache for it.
+//!   Otherwise `false`, with the reason logged. A document
 //!   with simple answers has no `self` routes (refused when parsed): the answer for one
 //!   user's path would be reused for another's.
 //!
@@ -142,6 +145,15 @@ pub async fn authorize_http_api(
             let admitted = match compiled.admits(claims.role, &claims.sub, route_arn.method, &path)
             {
                 Admission::Refused => false,
+                _ if compiled.route_key_of(route_arn.method, &path).as_deref()
+                    != event.route_key.as_deref() =>
+                {
+                    tracing::error!(
+                        api = route_arn.api_id,
+                        "simple answers need the API's routes to be the document's routes (no $default, ANY or proxy route over several): refused"
+                    );
+                    false
+                }
                 _ if !event.route_key.as_deref().is_some_and(in_identity) => {
                     tracing::error!(
                         api = route_arn.api_id,

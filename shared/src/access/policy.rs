@@ -92,6 +92,14 @@ impl CompiledPolicy {
         }
     }
 
+    /// The document's route (`METHOD /template`) that `method` on the concrete `path`
+    /// reaches, as API Gateway names its route key.
+    pub fn route_key_of(&self, method: &str, path: &str) -> Option<String> {
+        self.document
+            .match_route(method, path)
+            .map(|(route, _)| route.key())
+    }
+
     /// What this API's authorizer answers to an HTTP API event.
     pub fn http_api_answer(&self) -> crate::access::document::HttpApiAnswer {
         self.document.http_api_answer

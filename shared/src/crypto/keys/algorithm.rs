@@ -8,17 +8,20 @@ pub enum SigningAlgorithm {
     Es256,
     EdDsa,
     Hs256,
+    /// RSA-2048, PKCS#1 v1.5 ([`super::rs256`]): for verifiers that take RSA only.
+    Rs256,
 }
 
 impl SigningAlgorithm {
-    pub const ALL: [SigningAlgorithm; 3] = [Self::Es256, Self::EdDsa, Self::Hs256];
+    pub const ALL: [SigningAlgorithm; 4] = [Self::Es256, Self::EdDsa, Self::Hs256, Self::Rs256];
 
-    /// The JOSE name (`alg`): `ES256`, `EdDSA`, `HS256`.
+    /// The JOSE name (`alg`): `ES256`, `EdDSA`, `HS256`, `RS256`.
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Es256 => "ES256",
             Self::EdDsa => "EdDSA",
             Self::Hs256 => "HS256",
+            Self::Rs256 => "RS256",
         }
     }
 
@@ -32,6 +35,7 @@ impl SigningAlgorithm {
             Self::Es256 => Algorithm::ES256,
             Self::EdDsa => Algorithm::EdDSA,
             Self::Hs256 => Algorithm::HS256,
+            Self::Rs256 => Algorithm::RS256,
         }
     }
 }

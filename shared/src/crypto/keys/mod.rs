@@ -31,6 +31,7 @@ pub mod live;
 pub mod local;
 pub mod published;
 pub mod rotation;
+pub mod rs256;
 
 pub use algorithm::SigningAlgorithm;
 pub use published::PublishedKeys;
@@ -157,13 +158,14 @@ impl KeySetDocument {
             let key_algorithm = match alg {
                 SigningAlgorithm::Es256 => KeyAlgorithm::ES256,
                 SigningAlgorithm::EdDsa => KeyAlgorithm::EdDSA,
+                SigningAlgorithm::Rs256 => KeyAlgorithm::RS256,
                 // An HMAC key has no public half: its JWK would be the secret itself.
                 SigningAlgorithm::Hs256 => continue,
             };
             let mut jwk = Jwk::from_encoding_key(&encoding_key(key, alg)?, alg.jwt())
                 .map_err(|_| bad(key, "no public key"))?;
             if !is_public_point(&jwk, alg) {
-                // Never publish anything but a public curve point.
+                // Never publish anything but a public key of the algorithm.
                 return Err(bad(key, "not a public key"));
             }
             jwk.common.key_id = Some(key.kid.clone());
@@ -226,6 +228,22 @@ impl SignatureCheck {
         if key.family() != alg.jwt().family() {
             return Err("not a key of its algorithm");
         }
+        if alg == SigningAlgorithm::Rs256 {
+            // An RSA key comes from its JWK's `n` and `e`, checked as a published one is.
+            let jsonwebtoken::DecodingKeyKind::RsaModulusExponent { n, e } = key.kind() else {
+                return Err("an RSA key is given by its modulus and exponent");
+            };
+            let components = aws_lc_rs::rsa::PublicKeyComponents {
+                n: n.clone(),
+                e: e.clone(),
+            };
+            if n.len() != rs256::MODULUS_BYTES || n[0] < 0x80 || *e != rs256::PUBLIC_EXPONENT {
+                return Err("an RS256 key is 2048 bits with exponent 65537");
+            }
+            return rs256::parsed_public_key(&components)
+                .map(Self::Public)
+                .ok_or("not a valid public key");
+        }
         let bytes = key.try_get_as_bytes().map_err(|_| "not a usable key")?;
         let public = |algorithm| {
             ParsedPublicKey::new(algorithm, bytes).map_err(|_| "not a valid public key")
@@ -237,6 +255,7 @@ impl SignatureCheck {
             )))),
             SigningAlgorithm::Es256 => public(&ECDSA_P256_SHA256_FIXED).map(Self::Es256),
             SigningAlgorithm::EdDsa => public(&ED25519).map(Self::Public),
+            SigningAlgorithm::Rs256 => Err("an RSA key is given by its modulus and exponent"),
         }
     }
 
@@ -319,8 +338,9 @@ impl KeyRing {
             let alg = match jwk.common.key_algorithm {
                 Some(KeyAlgorithm::ES256) => SigningAlgorithm::Es256,
                 Some(KeyAlgorithm::EdDSA) => SigningAlgorithm::EdDsa,
+                Some(KeyAlgorithm::RS256) => SigningAlgorithm::Rs256,
                 // A published HMAC key would be a secret in public: never accepted.
-                _ => return Err(refuse("a published key is ES256 or EdDSA")),
+                _ => return Err(refuse("a published key is ES256, EdDSA or RS256")),
             };
             if !is_public_point(jwk, alg) {
                 return Err(refuse("not a public key of its algorithm"));
@@ -421,7 +441,8 @@ impl KeyRing {
         } else {
             older()
                 .find(|key| ready(key))
-                .or_else(|| older().next())
+                // None ready: the one published longest, the likeliest to be known.
+                .or_else(|| older().min_by_key(|key| key.signs_from))
                 .unwrap_or(current)
         };
         Some((&chosen.header, &chosen.key))
@@ -493,6 +514,9 @@ fn is_public_point(jwk: &Jwk, alg: SigningAlgorithm) -> bool {
         (AlgorithmParameters::OctetKeyPair(okp), SigningAlgorithm::EdDsa) => {
             okp.key_type == OctetKeyPairType::OctetKeyPair && okp.curve == EllipticCurve::Ed25519
         }
+        (AlgorithmParameters::RSA(_), SigningAlgorithm::Rs256) => {
+            rs256::jwk_components(jwk).is_some()
+        }
         _ => false,
     }
 }
@@ -518,6 +542,7 @@ pub fn generate_key(alg: SigningAlgorithm, now: u64) -> StoredKey {
             fill_random(&mut secret);
             secret
         }
+        SigningAlgorithm::Rs256 => rs256::generate_pkcs8().to_vec(),
     });
     let mut id = [0u8; 9];
     fill_random(&mut id);
@@ -584,6 +609,11 @@ fn encoding_key(key: &StoredKey, alg: SigningAlgorithm) -> Result<EncodingKey, K
                 return Err(bad(key, "an HS256 secret is at least 32 bytes"));
             }
             EncodingKey::from_secret(&der)
+        }
+        SigningAlgorithm::Rs256 => {
+            let pkcs1 = rs256::pkcs1_of(&der)
+                .ok_or_else(|| bad(key, "not an RSA-2048 PKCS#8 key with exponent 65537"))?;
+            EncodingKey::from_rsa_der(&pkcs1)
         }
     })
 }

@@ -49,6 +49,11 @@ use std::sync::Arc;
 /// runs the four steps within seconds, retries included); a later `finishSecret` is refused.
 pub const ROTATION_WINDOW_SECS: u64 = 300;
 
+/// The longest from a rotation's start to its new key being on every JWKS we serve: the
+/// rotation's window (`setSecret` publishes within it) and the JWKS route's re-read
+/// interval (`sessions::login::JWKS_REFRESH_SECS`, held equal by a test).
+pub const PUBLICATION_DELAY_SECS: u64 = ROTATION_WINDOW_SECS + 30;
+
 /// How long a replaced key keeps verifying: the longest an access token it signed can
 /// live after the rotation. The rotation may finish up to [`ROTATION_WINDOW_SECS`] after it
 /// started; a signer may sign with the old key until the new key's publication lead has
@@ -59,13 +64,17 @@ pub fn retention_secs(
     authorizer_cache_ttl_secs: u64,
     publish_lead_secs: u64,
 ) -> u64 {
-    ROTATION_WINDOW_SECS
-        + publish_lead_secs.max(SIGNING_LEAD_SECS)
-        + SIGNER_REFRESH_SECS
-        + SIGNING_LEAD_SECS
-        + token_ttl_secs
-        + CLOCK_LEEWAY_SECS
-        + authorizer_cache_ttl_secs
+    [
+        PUBLICATION_DELAY_SECS,
+        publish_lead_secs.max(SIGNING_LEAD_SECS),
+        SIGNER_REFRESH_SECS,
+        SIGNING_LEAD_SECS,
+        token_ttl_secs,
+        CLOCK_LEEWAY_SECS,
+        authorizer_cache_ttl_secs,
+    ]
+    .into_iter()
+    .fold(0, u64::saturating_add)
 }
 
 /// The set after a rotation at `now`: a new current key of `alg` that signs from
@@ -82,7 +91,12 @@ pub fn rotate(
     let mut next = KeySetDocument::generate(alg, now);
     let mut new_key = next.keys.remove(0);
     if previous.is_some() {
-        new_key.signs_from = Some(now.saturating_add(publish_lead_secs.max(SIGNING_LEAD_SECS)));
+        // Counted from publication, which `setSecret` does up to the rotation's window
+        // after this step, and which our JWKS route shows within its re-read interval.
+        new_key.signs_from = Some(
+            now.saturating_add(PUBLICATION_DELAY_SECS)
+                .saturating_add(publish_lead_secs.max(SIGNING_LEAD_SECS)),
+        );
     }
     if let Some(previous) = previous {
         for key in &previous.keys {
@@ -99,13 +113,15 @@ pub fn rotate(
     }
     // The cap: each key is a signature check a verifier may be asked to make ready, and a
     // set that only grows (rotations faster than the retention) would grow every read.
-    // Whoever rotates that fast retires the keys that retire soonest a little early.
+    // Whoever rotates that fast retires keys early: first those replaced before their lead
+    // ended (they never signed a token), then those that retire soonest. A key that signs
+    // now stays: during a new key's lead it is the one signers use.
     while next.keys.len() + 1 > MAX_KEYS_IN_SET {
         let Some(soonest) = next
             .keys
             .iter()
             .enumerate()
-            .min_by_key(|(_, key)| key.retires_at.unwrap_or(u64::MAX))
+            .min_by_key(|(_, key)| (key.signs_from() <= now, key.retires_at.unwrap_or(u64::MAX)))
             .map(|(index, _)| index)
         else {
             break;
@@ -636,25 +652,24 @@ mod tests {
     }
 
     #[test]
-    fn the_retention_outlasts_every_token_the_old_key_can_sign() {
-        let (ttl, cache) = (900, 300);
-        for lead in [
-            0,
-            SIGNING_LEAD_SECS,
-            super::super::DEFAULT_PUBLISH_LEAD_SECS,
-        ] {
-            // The latest a signer uses the old key: the rotation's window, the new key's
-            // publication lead, then a re-read interval and the least lead from when the
-            // signer saw it; its token is then accepted until exp + leeway, or a cached
-            // Allow after.
-            let last_signed = ROTATION_WINDOW_SECS
-                + lead.max(SIGNING_LEAD_SECS)
-                + SIGNER_REFRESH_SECS
-                + SIGNING_LEAD_SECS;
+    fn rotations_faster_than_the_lead_never_drop_the_key_that_signs() {
+        let lead = super::super::DEFAULT_PUBLISH_LEAD_SECS;
+        let first = rotate(None, SigningAlgorithm::Es256, 1_000, 10 * HOUR, lead);
+        // Long after: the first key signs. Then four rotations a minute apart, all inside
+        // one lead: none of their keys may sign yet, so the first must stay and sign.
+        let now = 100_000;
+        let mut set = first.clone();
+        for step in 0..4 {
+            set = rotate(Some(&set), SigningAlgorithm::Es256, now + step * 60, 10 * HOUR, lead);
+            assert!(set.keys.len() <= MAX_KEYS_IN_SET);
             assert!(
-                retention_secs(ttl, cache, lead) >= last_signed + ttl + CLOCK_LEEWAY_SECS + cache
+                set.keys.iter().any(|key| key.kid == first.current),
+                "rotation {step} dropped the key that signs"
             );
         }
+        let ring = KeyRing::from_document(&set).unwrap();
+        let at = now + 240;
+        assert_eq!(ring.signing_kid(at, at + 930), Some(first.current.as_str()));
     }
 
     #[test]
