@@ -87,7 +87,9 @@ impl Timeline {
         let read_at = at
             .saturating_sub(ROTATION_WINDOW_SECS + JWKS_REFRESH_SECS)
             .max(START);
-        self.set_at(read_at).public_jwks(at.saturating_sub(JWKS_REFRESH_SECS)).unwrap()
+        self.set_at(read_at)
+            .public_jwks(at.saturating_sub(JWKS_REFRESH_SECS))
+            .unwrap()
     }
 }
 

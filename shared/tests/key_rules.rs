@@ -200,13 +200,12 @@ fn a_rotated_key_signs_after_its_lead_and_the_retired_one_verifies_until_its_ret
             .unwrap();
         parts(&issued.token).0["kid"].as_str().unwrap().to_string()
     };
-    // Published but not yet used: verifiers get the lead to learn the new key.
-    assert_eq!(kid_at(NOW + SIGNING_LEAD_SECS - 1), first.current);
-    assert_eq!(
-        kid_at(NOW + SIGNING_LEAD_SECS),
-        rotated.current,
-        "new tokens, new kid"
-    );
+    // Published but not yet used: verifiers get the lead, counted from the latest the
+    // rotation publishes, to learn the new key.
+    let signs_at =
+        NOW + jwt_auth_core::crypto::keys::rotation::PUBLICATION_DELAY_SECS + SIGNING_LEAD_SECS;
+    assert_eq!(kid_at(signs_at - 1), first.current);
+    assert_eq!(kid_at(signs_at), rotated.current, "new tokens, new kid");
     // The old key's tokens verify until its retirement; the public set lists it until then.
     assert!(during.verifier.verify(&old_token, NOW + 600).is_ok());
     let published_kids = |at: u64| -> Vec<String> {

@@ -175,17 +175,33 @@ async fn simple_answers_decide_the_route_asked_and_only_when_the_cache_is_keyed_
     let (app, alice, carol) = app_with(&[("orders1", ORDERS_SIMPLE)]).await;
     let admin = app.token_for(&alice);
     let customer = app.token_for(&carol);
-    let allowed = decide(&app, &route_event(&admin, "orders1", "GET /orders", "/orders")).await;
+    let allowed = decide(
+        &app,
+        &route_event(&admin, "orders1", "GET /orders", "/orders"),
+    )
+    .await;
     assert_eq!(allowed["isAuthorized"], true, "{allowed}");
     assert_eq!(allowed["context"]["sub"], alice.id.as_str());
     assert!(allowed.get("policyDocument").is_none());
     // A customer may place orders, not list them.
-    let placed = decide(&app, &route_event(&customer, "orders1", "POST /orders", "/orders")).await;
+    let placed = decide(
+        &app,
+        &route_event(&customer, "orders1", "POST /orders", "/orders"),
+    )
+    .await;
     assert_eq!(placed["isAuthorized"], true, "{placed}");
-    let refused = decide(&app, &route_event(&customer, "orders1", "GET /orders", "/orders")).await;
+    let refused = decide(
+        &app,
+        &route_event(&customer, "orders1", "GET /orders", "/orders"),
+    )
+    .await;
     assert_eq!(refused, json!({"isAuthorized": false}));
     // An unknown route, a refused token: false.
-    let unknown = decide(&app, &route_event(&admin, "orders1", "DELETE /orders", "/orders")).await;
+    let unknown = decide(
+        &app,
+        &route_event(&admin, "orders1", "DELETE /orders", "/orders"),
+    )
+    .await;
     assert_eq!(unknown["isAuthorized"], false);
     let bad = decide(
         &app,
@@ -214,7 +230,11 @@ async fn simple_answers_decide_the_route_asked_and_only_when_the_cache_is_keyed_
         let mut proxied = route_event(&customer, "orders1", "POST /orders", "/orders");
         proxied.route_key = Some(wide.into());
         proxied.identity_source.as_mut().unwrap()[1] = wide.into();
-        assert_eq!(decide(&app, &proxied).await["isAuthorized"], false, "{wide}");
+        assert_eq!(
+            decide(&app, &proxied).await["isAuthorized"],
+            false,
+            "{wide}"
+        );
     }
 }
 

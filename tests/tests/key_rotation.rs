@@ -17,7 +17,7 @@ use jwt_auth_core::crypto::keys::live::{
     LiveKeys, PublishedKeySet, SIGNER_REFRESH_SECS, SecretKeySet, UNKNOWN_KID_REREAD_SECS,
 };
 use jwt_auth_core::crypto::keys::rotation::{
-    KeyRotation, SecretsManagerSecret, Step, retention_secs,
+    KeyRotation, PUBLICATION_DELAY_SECS, SecretsManagerSecret, Step, retention_secs,
 };
 use jwt_auth_core::crypto::keys::{KeyRing, KeySetDocument, SIGNING_LEAD_SECS, SigningAlgorithm};
 use jwt_auth_core::crypto::secret::{SecretVersion, read_secret_string};
@@ -37,6 +37,9 @@ const CACHE_TTL: u64 = 300;
 /// The least publication lead, so that these timelines stay minutes long; the default
 /// lead, against verifiers that hold keys for hours, is `shared/tests/key_rules.rs`'s.
 const LEAD: u64 = SIGNING_LEAD_SECS;
+/// When a rotated key first signs, after the rotation's start: its publication (the
+/// rotation's window and the JWKS re-read), then the lead.
+const SIGNS_AFTER: u64 = PUBLICATION_DELAY_SECS + LEAD;
 const STEPS: [&str; 4] = ["createSecret", "setSecret", "testSecret", "finishSecret"];
 /// What the template's SigningKeysSecret starts as.
 const PLACEHOLDER: &str = r#"{"note":"the first rotation writes the key set","placeholder":"x"}"#;
@@ -225,10 +228,7 @@ async fn rotation_steps_against_secrets_manager_are_idempotent_and_publish_befor
         Some(first.current.as_str())
     );
     assert_eq!(
-        ring.signing_kid(
-            t1 + SIGNING_LEAD_SECS,
-            t1 + SIGNING_LEAD_SECS + TOKEN_TTL + 30
-        ),
+        ring.signing_kid(t1 + SIGNS_AFTER, t1 + SIGNS_AFTER + TOKEN_TTL + 30),
         Some(second.current.as_str())
     );
 
@@ -359,7 +359,7 @@ async fn rotation_while_traffic_runs(store: StoreChoice, algorithm: SigningAlgor
     // Published before signed: a token of the new key, as a signer that re-read the set
     // signs it once the lead has passed, is accepted at once: the authorizer learns the
     // key through its unknown-kid re-read, long before its scheduled one.
-    api.clock.advance(SIGNING_LEAD_SECS);
+    api.clock.set(T0 + SIGNS_AFTER);
     let reads = api.verifier_keys.reads();
     let early = TokenIssuer::new(
         KeyRing::from_document(&rotated).unwrap(),
@@ -383,10 +383,13 @@ async fn rotation_while_traffic_runs(store: StoreChoice, algorithm: SigningAlgor
         assert!(kids.contains(&k1) && kids.contains(&k2), "{kids:?}");
     }
 
-    // After: the signer re-reads on its schedule, then waits the lead from then.
-    api.clock.set(T0 + SIGNER_REFRESH_SECS + 1);
+    // After: the signer re-reads on its schedule (any request past its interval does), and
+    // signs with the new key once the key's lead has passed and the least lead from its
+    // own first sight of it.
+    let seen = api.clock.now().max(T0 + SIGNER_REFRESH_SECS + 1);
+    api.clock.set(seen);
     assert_eq!(kid_of(&api.login("admin").await), k1, "just seen: not yet");
-    api.clock.advance(SIGNING_LEAD_SECS);
+    api.clock.set(seen + SIGNING_LEAD_SECS);
     let c = api.login("admin").await;
     assert_eq!(kid_of(&c), k2, "new tokens, new kid");
     for token in [&a, &b, &c] {
@@ -520,7 +523,7 @@ async fn a_flood_of_unknown_kids_rereads_the_public_keys_at_most_once_per_interv
             .await
             .unwrap();
     }
-    api.clock.advance(SIGNING_LEAD_SECS);
+    api.clock.advance(SIGNS_AFTER);
     let rotated = KeySetDocument::from_json(&api.key_secret.current().unwrap().unwrap()).unwrap();
     let token = TokenIssuer::new(
         KeyRing::from_document(&rotated).unwrap(),

@@ -130,7 +130,12 @@ pub fn run(args: EventArgs) -> Result<(), String> {
 }
 
 /// A fresh access token of the caller, signed with `JWT_SECRET`.
-fn fresh_token(sub: Option<String>, username: String, role: &str, ttl: u64) -> Result<String, String> {
+fn fresh_token(
+    sub: Option<String>,
+    username: String,
+    role: &str,
+    ttl: u64,
+) -> Result<String, String> {
     let secret = super::local_secret()?
         .ok_or("set JWT_SECRET (at least 32 bytes) to the secret the authorizer runs with")?;
     let user = caller(sub.unwrap_or_else(new_user_id), username, role)?;

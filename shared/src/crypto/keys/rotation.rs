@@ -593,7 +593,9 @@ mod tests {
             set = rotate(
                 Some(&set),
                 SigningAlgorithm::Es256,
-                1_000 + step * 60,
+                // Each replaced key had signed: rotations after its lead, well inside the
+                // retention.
+                1_000 + step * (PUBLICATION_DELAY_SECS + SIGNING_LEAD_SECS),
                 1_800,
                 SIGNING_LEAD_SECS,
             );
@@ -660,7 +662,13 @@ mod tests {
         let now = 100_000;
         let mut set = first.clone();
         for step in 0..4 {
-            set = rotate(Some(&set), SigningAlgorithm::Es256, now + step * 60, 10 * HOUR, lead);
+            set = rotate(
+                Some(&set),
+                SigningAlgorithm::Es256,
+                now + step * 60,
+                10 * HOUR,
+                lead,
+            );
             assert!(set.keys.len() <= MAX_KEYS_IN_SET);
             assert!(
                 set.keys.iter().any(|key| key.kid == first.current),

@@ -6,6 +6,7 @@
 
 use aws_lc_rs::encoding::AsDer;
 use aws_lc_rs::rsa::{KeyPair, KeySize, PublicKeyComponents};
+use aws_lc_rs::signature::KeyPair as _;
 use aws_lc_rs::signature::{ParsedPublicKey, RSA_PKCS1_2048_8192_SHA256};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -138,8 +139,14 @@ mod tests {
 
     #[test]
     fn der_lengths_are_read_in_bounds() {
-        assert_eq!(der_element(&[0x04, 0x01, 0xaa, 0xbb], 0x04), Some((&[0xaa][..], &[0xbb][..])));
-        assert_eq!(der_element(&[0x04, 0x81, 0x01, 0xaa], 0x04), Some((&[0xaa][..], &[][..])));
+        assert_eq!(
+            der_element(&[0x04, 0x01, 0xaa, 0xbb], 0x04),
+            Some((&[0xaa][..], &[0xbb][..]))
+        );
+        assert_eq!(
+            der_element(&[0x04, 0x81, 0x01, 0xaa], 0x04),
+            Some((&[0xaa][..], &[][..]))
+        );
         assert_eq!(der_element(&[0x04, 0x82, 0xff, 0xff, 0x00], 0x04), None);
         assert_eq!(der_element(&[0x04, 0x80], 0x04), None);
         assert_eq!(der_element(&[0x04, 0x85, 1, 1, 1, 1, 1], 0x04), None);
