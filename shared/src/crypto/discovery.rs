@@ -3,10 +3,10 @@
 //! naming the JWK Set our login function serves. API Gateway's JWT authorizers, and JOSE
 //! libraries configured with an issuer, start there.
 //!
-//! We issue access tokens and sign them; we run no authorization endpoint. The document
-//! holds what such a token issuer publishes (the members OIDC Discovery requires, with the
-//! values a signing-only issuer can truthfully give), and what a verifier needs: `issuer`,
-//! exactly the `iss` of our tokens, and `jwks_uri`.
+//! We issue access tokens and sign them; we run no authorization endpoint, so the document
+//! has none (a full OpenID Provider's would). It holds what a verifier needs, `issuer`
+//! (exactly the `iss` of our tokens) and `jwks_uri`, with the other members a token issuer
+//! of this kind publishes (as Firebase's, which API Gateway's JWT authorizers accept).
 
 use super::keys::SigningAlgorithm;
 use serde::Serialize;
@@ -21,8 +21,7 @@ pub const JWKS_PATH: &str = "/.well-known/jwks.json";
 pub struct ProviderMetadata {
     pub issuer: String,
     pub jwks_uri: String,
-    /// Required by OIDC Discovery; our tokens reach clients in a JSON answer, not through an
-    /// authorization endpoint, so this names the token type verifiers meet.
+    /// Read by validators that expect it; there is no authorization endpoint behind it.
     pub response_types_supported: Vec<&'static str>,
     /// `sub` is the user's id, the same for every audience.
     pub subject_types_supported: Vec<&'static str>,
