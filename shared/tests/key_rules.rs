@@ -74,7 +74,11 @@ fn hmac_token(header: &Value, claims: &Value, key: &[u8]) -> String {
 
 #[test]
 fn issued_tokens_name_their_key_and_verify_with_the_published_jwks_alone() {
-    for alg in [SigningAlgorithm::Es256, SigningAlgorithm::EdDsa] {
+    for alg in [
+        SigningAlgorithm::Es256,
+        SigningAlgorithm::EdDsa,
+        SigningAlgorithm::Rs256,
+    ] {
         let deployment = deployment(KeySetDocument::generate(alg, NOW));
         let token = token_of(&deployment);
         let (header, _, _) = parts(&token);
@@ -97,6 +101,12 @@ fn issued_tokens_name_their_key_and_verify_with_the_published_jwks_alone() {
         assert_eq!(data.claims.sub, alice().id);
 
         assert!(deployment.verifier.verify(&token, NOW).is_ok(), "{alg}");
+        // And our verifier holding the published keys only, as the authorizer does.
+        let public_only = TokenVerifier::new(
+            Arc::new(KeyRing::from_published(&deployment.document.published().unwrap()).unwrap()),
+            &TokenSettings::default(),
+        );
+        assert!(public_only.verify(&token, NOW).is_ok(), "{alg}");
     }
 }
 

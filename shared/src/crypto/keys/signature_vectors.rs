@@ -3,7 +3,8 @@
 //! verifies, every `invalid` one fails. Truncated HMAC tags are `valid` for Wycheproof but
 //! not for JWS (HS256 is the whole 32-byte tag, RFC 7518 §3.2): they must fail. Valid
 //! ES256 signatures with a high `s` are refused too: one token, one string
-//! ([`super::es256`]).
+//! ([`super::es256`]). RS256 keys other than 2048 bits with exponent 65537 make no check
+//! ([`super::rs256`]).
 
 use super::{SignatureCheck, SigningAlgorithm};
 use jsonwebtoken::DecodingKey;
@@ -105,6 +106,30 @@ fn hs256_tags_whole_and_truncated() {
         |group, test| group["tagSize"] == 256 && is_valid(test),
     );
     assert_eq!(ran, 174);
+}
+
+/// RSASSA-PKCS1-v1_5 with SHA-256 (RS256). Every key we accept is 2048 bits with the
+/// exponent 65537; Wycheproof's groups with the exponent 3 are refused before any
+/// signature is checked, so their `valid` vectors must fail too.
+#[test]
+fn rs256_signatures_pkcs1_v1_5_2048() {
+    let ran = run(
+        "rsa_signature_2048_sha256_test.json",
+        |group, _| {
+            let unsigned = |field: &str| {
+                let bytes = hex(group["publicKey"][field].as_str().unwrap());
+                bytes.strip_prefix(&[0]).unwrap_or(&bytes).to_vec()
+            };
+            let key = jsonwebtoken::DecodingKey::from_rsa_raw_components(
+                &unsigned("modulus"),
+                &unsigned("publicExponent"),
+            );
+            SignatureCheck::new(SigningAlgorithm::Rs256, &key).ok()
+        },
+        "sig",
+        |group, test| is_valid(test) && group["publicKey"]["publicExponent"] == "010001",
+    );
+    assert_eq!(ran, 259);
 }
 
 /// An EC point offered as an HMAC key (or a secret as an EC key) is refused before any
