@@ -135,7 +135,9 @@ def deploy(work, built=BUILT, stack_name=STACK, parameters=()):
     template = emulator_template(built)
     packaged = work / f"packaged-{stack_name}.yaml"
     bucket = "jwt-auth-deploy-local"
-    boto3.client("s3").create_bucket(Bucket=bucket)
+    s3 = boto3.client("s3")
+    if bucket not in [b["Name"] for b in s3.list_buckets().get("Buckets", [])]:
+        s3.create_bucket(Bucket=bucket)
     aws("cloudformation", "package", "--template-file", str(template),
         "--s3-bucket", bucket, "--output-template-file", str(packaged))
     started = time.monotonic()
@@ -178,7 +180,7 @@ def call(base, method, path, token=None, body=None):
         return status, None
 
 
-def wire_http_api(api_id, template, ttl):
+def wire_http_api(api_id, template, ttl, logical_id="OrdersHttpApi"):
     """MiniStack creates an HTTP API from CloudFormation without importing its OpenAPI
     `Body`, which is where SAM puts an `AWS::Serverless::HttpApi`'s routes, integration and
     authorizer: the API has no route and answers 404. So they are made here through the
@@ -188,49 +190,76 @@ def wire_http_api(api_id, template, ttl):
     if v2.get_routes(ApiId=api_id).get("Items"):
         return
     resources = yaml_parse(template.read_text())["Resources"]
-    auth = resources["OrdersHttpApi"]["Properties"]["Auth"]["Authorizers"]["JwtAuth"]
+    api = resources[logical_id]["Properties"]
+    auth_name = api["Auth"]["DefaultAuthorizer"]
+    auth = api["Auth"]["Authorizers"][auth_name]
     region = boto3.session.Session().region_name
     authorizer_arn = boto3.client("cloudformation").describe_stacks(StackName=STACK)["Stacks"][0]
     authorizer_arn = next(o["OutputValue"] for o in authorizer_arn["Outputs"]
                           if o["OutputKey"] == "AuthorizerFunctionArn")
+    # The function whose HttpApi events name this API.
+    function_id, events = next(
+        (name, resource["Properties"]["Events"]) for name, resource in resources.items()
+        if resource["Type"] == "AWS::Serverless::Function"
+        and any(event["Properties"].get("ApiId") == {"Ref": logical_id}
+                for event in resource["Properties"].get("Events", {}).values()))
     function = boto3.client("cloudformation").describe_stack_resource(
-        StackName=ORDERS_STACK, LogicalResourceId="OrdersFunction")["StackResourceDetail"]
+        StackName=ORDERS_STACK, LogicalResourceId=function_id)["StackResourceDetail"]
     function_arn = boto3.client("lambda").get_function(
         FunctionName=function["PhysicalResourceId"])["Configuration"]["FunctionArn"]
-    authorizer = v2.create_authorizer(
-        ApiId=api_id, Name="JwtAuth", AuthorizerType="REQUEST",
-        AuthorizerUri=f"arn:aws:apigateway:{region}:lambda:path/2015-03-31/functions/"
-                      f"{authorizer_arn}/invocations",
-        AuthorizerPayloadFormatVersion=auth["AuthorizerPayloadFormatVersion"],
-        EnableSimpleResponses=auth["EnableSimpleResponses"],
-        IdentitySource=[f"$request.header.{h}" for h in auth["Identity"]["Headers"]],
-        AuthorizerResultTtlInSeconds=ttl)
+    if "JwtConfiguration" in auth:
+        # A native JWT authorizer: API Gateway verifies the token itself from the issuer.
+        jwt = auth["JwtConfiguration"]
+        issuer, audience = imported(jwt["issuer"]), [imported(a) for a in jwt["audience"]]
+        authorizer = v2.create_authorizer(
+            ApiId=api_id, Name=auth_name, AuthorizerType="JWT",
+            IdentitySource=[auth.get("IdentitySource", "$request.header.Authorization")],
+            JwtConfiguration={"Issuer": issuer, "Audience": audience})
+        authorization = {"AuthorizationType": "JWT", "AuthorizerId": authorizer["AuthorizerId"]}
+    else:
+        authorizer = v2.create_authorizer(
+            ApiId=api_id, Name=auth_name, AuthorizerType="REQUEST",
+            AuthorizerUri=f"arn:aws:apigateway:{region}:lambda:path/2015-03-31/functions/"
+                          f"{authorizer_arn}/invocations",
+            AuthorizerPayloadFormatVersion=auth["AuthorizerPayloadFormatVersion"],
+            EnableSimpleResponses=auth["EnableSimpleResponses"],
+            IdentitySource=[f"$request.header.{h}" for h in auth["Identity"]["Headers"]],
+            AuthorizerResultTtlInSeconds=ttl)
+        authorization = {"AuthorizationType": "CUSTOM", "AuthorizerId": authorizer["AuthorizerId"]}
     integration = v2.create_integration(
         ApiId=api_id, IntegrationType="AWS_PROXY", IntegrationUri=function_arn,
         PayloadFormatVersion="2.0")
-    events = resources["OrdersFunction"]["Properties"]["Events"]
     for event in events.values():
-        if event["Type"] != "HttpApi":
-            continue
         props = event["Properties"]
+        if event["Type"] != "HttpApi" or props["ApiId"] != {"Ref": logical_id}:
+            continue
         public = props.get("Auth", {}).get("Authorizer") == "NONE"
         v2.create_route(
             ApiId=api_id, RouteKey=f"{props['Method'].upper()} {props['Path']}",
             Target=f"integrations/{integration['IntegrationId']}",
-            **({} if public else {"AuthorizationType": "CUSTOM",
-                                  "AuthorizerId": authorizer["AuthorizerId"]}))
+            **({} if public else authorization))
     if not any(stage["StageName"] == "$default"
                for stage in v2.get_stages(ApiId=api_id).get("Items", [])):
         v2.create_stage(ApiId=api_id, StageName="$default", AutoDeploy=True)
-    say(f"HTTP API {api_id}: routes, integration and authorizer made through the v2 API "
+    say(f"HTTP API {logical_id} {api_id}: routes, integration and authorizer made through the v2 API "
         "(MiniStack does not import an HttpApi's OpenAPI body)")
 
 
-def orders_checks(endpoint, api, username, password):
+def imported(value):
+    """A template value: a string, or `Fn::ImportValue` of one of the auth stack's exports."""
+    if isinstance(value, str):
+        return value
+    name = value["Fn::ImportValue"]["Fn::Sub"].replace("${AuthStackName}", STACK)
+    exports = boto3.client("cloudformation").list_exports()["Exports"]
+    return next(export["Value"] for export in exports if export["Name"] == name)
+
+
+def orders_checks(endpoint, api, username, password, issuer):
     """The orders stack deployed against this one, and its routes called as each role.
     Returns the failures (empty when every check held)."""
     outputs = deploy(Path(tempfile.mkdtemp(prefix="deploy-local-orders-")), BUILT_ORDERS,
-                     ORDERS_STACK, (f"AuthStackName={STACK}", "AuthorizerCacheTtlSeconds=60"))
+                     ORDERS_STACK, (f"AuthStackName={STACK}", "AuthorizerCacheTtlSeconds=60",
+                                    "JwtAuthorizerApi=true"))
     api_id = outputs["OrdersApiUrl"].split("//", 1)[1].split(".", 1)[0]
     stage = outputs["OrdersApiUrl"].rstrip("/").rsplit("/", 1)[1]
     orders = f"{endpoint}/_aws/execute-api/{api_id}/{stage}"
@@ -282,6 +311,32 @@ def orders_checks(endpoint, api, username, password):
                (status, len((body or {}).get("orders", []))), (200, placed))
         expect(f"{label}: support reads a customer's orders",
                call(base, "GET", f"/customers/{alice_id}/orders", sam)[0], 200)
+
+    # A native JWT authorizer (API Gateway's own, here MiniStack's): it starts from the
+    # issuer alone (discovery, then the JWKS), verifies RS256, `iss` and `aud`, and our
+    # function re-checks the caller (roles from its document, revocation at once).
+    jwt_api_id = outputs["OrdersJwtApiUrl"].split("//", 1)[1].split(".", 1)[0]
+    wire_http_api(jwt_api_id, ROOT / "examples" / "orders" / "template.yaml", 0,
+                  logical_id="OrdersJwtApi")
+    base = f"{endpoint}/_aws/execute-api/{jwt_api_id}/$default"
+    say(f"orders JWT authorizer API {base} (issuer {issuer})")
+    expect("JWT: GET /health, no token", call(base, "GET", "/health")[0], 200)
+    expect("JWT: GET /orders, no token", call(base, "GET", "/orders")[0], 401)
+    expect("JWT: a token that is not ours", call(base, "GET", "/orders", "e30.e30.e30")[0], 401)
+    status, body = call(base, "POST", "/orders", alice, {"item": "tea", "quantity": 2})
+    expect("JWT: a customer places an order", status, 201)
+    expect("JWT: a customer lists every order (the function's own check)",
+           call(base, "GET", "/orders", alice)[0], 403)
+    status, body = call(base, "GET", f"/customers/{alice_id}/orders", alice)
+    expect("JWT: a customer reads its own orders",
+           (status, len((body or {}).get("orders", []))), (200, 3))
+    status, body = call(base, "GET", "/orders", sam)
+    expect("JWT: support lists every order", (status, len((body or {}).get("orders", []))), (200, 3))
+    # Logged out: the JWT authorizer still accepts the token until its exp; the
+    # function's re-check refuses it at once.
+    expect("alice logs out", call(api, "POST", "/logout", alice)[0], 204)
+    expect("JWT: a logged-out token (the function's re-check)",
+           call(base, "GET", f"/customers/{alice_id}/orders", alice)[0], 401)
     return failures
 
 
@@ -355,11 +410,17 @@ def main():
     try:
         ministack = start_ministack(port, work, log)
         say(f"MiniStack on {endpoint}")
-        outputs = deploy(work, parameters=(f"CorsAllowOrigin={CORS_ORIGIN}",
-                                           "Roles=admin,customer,support"))
+        # RS256, for the orders stack's native JWT authorizer (RSA only, as on AWS).
+        parameters = (f"CorsAllowOrigin={CORS_ORIGIN}", "Roles=admin,customer,support",
+                      "SigningAlgorithm=RS256")
+        outputs = deploy(work, parameters=parameters)
         api_id = outputs["ApiUrl"].split("//", 1)[1].split(".", 1)[0]
         stage = outputs["ApiUrl"].rstrip("/").rsplit("/", 1)[1]
         api = f"{endpoint}/_aws/execute-api/{api_id}/{stage}"
+        # The issuer becomes the API's own URL, known once deployed: the second deploy the
+        # README describes, and what OIDC discovery needs (loopback http, this emulator's).
+        outputs = deploy(work, parameters=(*parameters, f"TokenIssuer={api}"))
+        say(f"the issuer is the API's URL: {outputs['TokenIssuerValue']}")
         rotate()
         say("first key set written by the rotation function")
         username, password = "deploy-local-root", f"bootstrap-{uuid.uuid4().hex}"
@@ -380,19 +441,20 @@ def main():
         # neither preflights nor a gateway 401 carry CORS headers there (make run and AWS do).
         say("CORS is not checked here: MiniStack keeps neither the preflights' mock "
             "integration responses nor the gateway responses")
-        passed, _ = smoke(api, username, password, ROTATE="1", ROTATE_COMMAND=rotate_command)
+        passed, _ = smoke(api, username, password, ROTATE="1", ROTATE_COMMAND=rotate_command,
+                          TOKEN_ISSUER=api)
         if passed != 0:
             say("the smoke suite failed against the emulator deployment")
             return 1
         say(f"the example stack {ORDERS_STACK} behind {STACK}'s authorizer")
-        failed = orders_checks(endpoint, api, username, password)
+        failed = orders_checks(endpoint, api, username, password, issuer=api)
         if failed:
             say(f"the orders stack failed: {', '.join(failed)}")
             return 1
         say("and against a broken deployment (the authorizer's JWT_AUDIENCE changed), "
             "where it must fail")
         break_authorizer_audience()
-        status_broken, output = smoke(api, username, password)
+        status_broken, output = smoke(api, username, password, TOKEN_ISSUER=api)
         # Failed for the right reason: sign-in (no authorizer) works, every signed-in route
         # is refused; not a crash or a missing setting (exit status 2).
         expected = status_broken == 1 and "ok    login: the given admin signs in" in output \

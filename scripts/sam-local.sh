@@ -299,7 +299,7 @@ invoke_orders() { # event-file -> the function's answer
 }
 for expected in "health.json - 200" "orders-list.json carol 403" \
     "orders-of-another-customer.json carol 403" "orders-place-bad-body.json carol 400" \
-    "http-api-orders-of-another-customer.json carol 403"; do
+    "http-api-orders-of-another-customer.json carol 403" "jwt-api-orders-of-another-customer.json carol 403"; do
   read -r event caller status <<<"$expected"
   check "examples/orders/events/$event" OrdersFunction "$caller" "$status" \
     "$(status_of "$(invoke_orders "examples/orders/events/$event")")"

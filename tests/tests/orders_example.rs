@@ -234,7 +234,7 @@ fn the_orders_template_registers_its_document_and_imports_what_it_needs() {
     let mut distinct = imports.clone();
     distinct.sort();
     distinct.dedup();
-    assert_eq!(distinct.len(), 4, "{imports:?}");
+    assert_eq!(distinct.len(), 6, "{imports:?}");
     for import in imports {
         assert!(
             exports.contains(&format!("${{AWS::StackName}}{import}")),
@@ -259,6 +259,8 @@ async fn the_orders_events_answer_what_they_are_for() {
         ("orders-place-bad-body.json", 400),
         // The same request through the HTTP API (payload 2.0, context under `lambda`).
         ("http-api-orders-of-another-customer.json", 403),
+        // And behind API Gateway's JWT authorizer (the verified token's claims).
+        ("jwt-api-orders-of-another-customer.json", 403),
     ] {
         let text =
             std::fs::read_to_string(workspace_root().join("examples/orders/events").join(event))

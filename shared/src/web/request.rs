@@ -117,25 +117,29 @@ impl Caller {
     /// API Gateway's cache entry: routes act only on a caller that
     /// [`crate::sessions::revocation::current_caller`] has checked against the store.
     /// A REST API puts it under `requestContext.authorizer`, an HTTP API (payload 2.0)
-    /// under `requestContext.authorizer.lambda`: the same fields either way.
+    /// under `requestContext.authorizer.lambda`, and an HTTP API's native JWT authorizer
+    /// hands over the verified token's claims (`requestContext.authorizer.jwt.claims`, as
+    /// strings): the same fields each way.
     pub fn from_request(request: &Request) -> Result<Caller, ApiError> {
-        let fields = match request.request_context_ref() {
-            Some(RequestContext::ApiGatewayV1(context)) => &context.authorizer.fields,
+        let field: Box<dyn Fn(&str) -> Option<String> + '_> = match request.request_context_ref() {
+            Some(RequestContext::ApiGatewayV1(context)) => {
+                let fields = &context.authorizer.fields;
+                Box::new(move |name| fields.get(name)?.as_str().map(str::to_owned))
+            }
             #[cfg(feature = "http-api")]
             Some(RequestContext::ApiGatewayV2(context)) => {
-                &context
-                    .authorizer
-                    .as_ref()
-                    .ok_or(ApiError::Unauthorized)?
-                    .fields
+                let authorizer = context.authorizer.as_ref().ok_or(ApiError::Unauthorized)?;
+                match &authorizer.jwt {
+                    Some(jwt) if authorizer.fields.is_empty() => {
+                        Box::new(move |name| jwt.claims.get(name).cloned())
+                    }
+                    _ => {
+                        let fields = &authorizer.fields;
+                        Box::new(move |name| fields.get(name)?.as_str().map(str::to_owned))
+                    }
+                }
             }
             _ => return Err(ApiError::Unauthorized),
-        };
-        let field = |name: &str| {
-            fields
-                .get(name)
-                .and_then(|value| value.as_str())
-                .map(str::to_owned)
         };
         let context = AuthorizerContext {
             sub: field("sub").ok_or(ApiError::Unauthorized)?,
