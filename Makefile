@@ -123,7 +123,8 @@ $(TOOLS)/venv-moto/bin/moto_server:
 $(TOOLS)/venv-ministack/bin/ministack:
 	python3 -m venv $(TOOLS)/venv-ministack
 	$(TOOLS)/venv-ministack/bin/pip install -q "ministack==$(MINISTACK_VERSION)" \
-	  "aws-sam-translator==$(SAM_TRANSLATOR_VERSION)" "awscli==$(AWSCLI_VERSION)"
+	  "aws-sam-translator==$(SAM_TRANSLATOR_VERSION)" "awscli==$(AWSCLI_VERSION)" \
+	  "cryptography==$(CRYPTOGRAPHY_VERSION)"
 
 $(TOOLS)/venv-smoke/bin/python:
 	python3 -m venv $(TOOLS)/venv-smoke
