@@ -77,3 +77,41 @@ fn the_hs256_ring_of_a_secret_names_its_key_alike_everywhere() {
         KeyRing::hs256(&SigningSecret::generate()).current_kid()
     );
 }
+
+/// An RS256 key is published as `n` and `e`, never a private member, and only a 2048-bit
+/// key with the exponent 65537 is accepted back: a published key with a small exponent or
+/// a short modulus (the setup of forgeries) stops the whole set from loading.
+#[test]
+fn rs256_keys_are_published_as_n_and_e_and_only_2048_bits_with_65537_come_back() {
+    let document = KeySetDocument::generate(SigningAlgorithm::Rs256, 0);
+    let published = document.published().unwrap();
+    let jwk = serde_json::to_value(&published.jwks.keys[0]).unwrap();
+    assert_eq!(jwk["kty"], "RSA");
+    assert_eq!(jwk["alg"], "RS256");
+    assert_eq!(jwk["e"], "AQAB");
+    for private in ["d", "p", "q", "dp", "dq", "qi"] {
+        assert!(jwk.get(private).is_none(), "{private} in {jwk}");
+    }
+    assert!(KeyRing::from_published(&published).is_ok());
+
+    let tampered = |edit: &dyn Fn(&mut serde_json::Value)| {
+        let mut jwks = serde_json::to_value(&published.jwks).unwrap();
+        edit(&mut jwks["keys"][0]);
+        let mut bad = published.clone();
+        bad.jwks = serde_json::from_value(jwks).unwrap();
+        KeyRing::from_published(&bad)
+    };
+    assert!(
+        tampered(&|key| key["e"] = "Aw".into()).is_err(),
+        "exponent 3"
+    );
+    let short = URL_SAFE_NO_PAD.encode([0xc5u8; 128]);
+    assert!(
+        tampered(&|key| key["n"] = short.clone().into()).is_err(),
+        "1024 bits"
+    );
+    assert!(
+        tampered(&|key| key["alg"] = "ES256".into()).is_err(),
+        "an RSA key named ES256"
+    );
+}
