@@ -111,6 +111,9 @@ pub struct Caller {
     pub ver: u64,
 }
 
+/// One field of the authorizer's context, by name, wherever the API put it.
+type ContextField<'a> = Box<dyn Fn(&str) -> Option<String> + 'a>;
+
 impl Caller {
     /// Reads the authorizer context. Only `requestContext.authorizer` is trusted, never a
     /// client header; a missing or unreadable context is 401. The context may be as old as
@@ -121,7 +124,7 @@ impl Caller {
     /// hands over the verified token's claims (`requestContext.authorizer.jwt.claims`, as
     /// strings): the same fields each way.
     pub fn from_request(request: &Request) -> Result<Caller, ApiError> {
-        let field: Box<dyn Fn(&str) -> Option<String> + '_> = match request.request_context_ref() {
+        let field: ContextField<'_> = match request.request_context_ref() {
             Some(RequestContext::ApiGatewayV1(context)) => {
                 let fields = &context.authorizer.fields;
                 Box::new(move |name| fields.get(name)?.as_str().map(str::to_owned))
