@@ -154,6 +154,16 @@ pub async fn authorize_http_api(
                     );
                     false
                 }
+                // Exactly the token and the route key: how API Gateway joins several
+                // identity values into one cache key is not documented, so no third,
+                // client-chosen value may shift them.
+                _ if identity.len() != 2 => {
+                    tracing::error!(
+                        api = route_arn.api_id,
+                        "simple answers need exactly two identity sources, the Authorization header and $context.routeKey: refused"
+                    );
+                    false
+                }
                 _ if !event.route_key.as_deref().is_some_and(in_identity) => {
                     tracing::error!(
                         api = route_arn.api_id,

@@ -114,14 +114,27 @@ pub fn rotate(
     // The cap: each key is a signature check a verifier may be asked to make ready, and a
     // set that only grows (rotations faster than the retention) would grow every read.
     // Whoever rotates that fast retires keys early: first those replaced before their lead
-    // ended (they never signed a token), then those that retire soonest. A key that signs
-    // now stays: during a new key's lead it is the one signers use.
+    // ended (they never signed a token), the latest successor first, so that the earliest
+    // one stays to take over; then those that retire soonest. A key that signs now stays:
+    // during a new key's lead it is the one signers use.
     while next.keys.len() + 1 > MAX_KEYS_IN_SET {
         let Some(soonest) = next
             .keys
             .iter()
             .enumerate()
-            .min_by_key(|(_, key)| (key.signs_from() <= now, key.retires_at.unwrap_or(u64::MAX)))
+            .min_by_key(|(_, key)| {
+                let ready = key.signs_from() <= now;
+                let latest_successor_first = if ready {
+                    0
+                } else {
+                    u64::MAX - key.signs_from()
+                };
+                (
+                    ready,
+                    latest_successor_first,
+                    key.retires_at.unwrap_or(u64::MAX),
+                )
+            })
             .map(|(index, _)| index)
         else {
             break;

@@ -175,3 +175,36 @@ fn revoking_the_current_key_replaces_it_with_one_used_at_once() {
     assert_eq!(old_only.keys.len(), 1);
     assert!(revoke(&second, "nope", SigningAlgorithm::Es256, 3_000).is_err());
 }
+
+#[test]
+fn a_full_set_keeps_the_earliest_successor_of_the_key_that_signs() {
+    let lead = super::super::DEFAULT_PUBLISH_LEAD_SECS;
+    let retention = 10 * HOUR;
+    let k1 = rotate(None, SigningAlgorithm::Es256, 1_000, retention, lead);
+    // K2, then K3 a while later, then K4 and K5: all inside K2's lead. The set is full at
+    // K5; K2 (the next to sign) must stay, a later successor leaves instead.
+    let t2 = 100_000;
+    let with_k2 = rotate(Some(&k1), SigningAlgorithm::Es256, t2, retention, lead);
+    let k2 = with_k2.current.clone();
+    let mut set = with_k2;
+    for at in [t2 + 900, t2 + 960, t2 + 1_020] {
+        set = rotate(Some(&set), SigningAlgorithm::Es256, at, retention, lead);
+        assert!(
+            set.keys.iter().any(|key| key.kid == k2),
+            "K2 dropped at {at}"
+        );
+    }
+    assert!(set.keys.len() <= MAX_KEYS_IN_SET);
+    // Once K2's lead has passed, a signer uses it.
+    let k2_signs = set
+        .keys
+        .iter()
+        .find(|key| key.kid == k2)
+        .unwrap()
+        .signs_from();
+    let ring = KeyRing::from_document(&set).unwrap();
+    assert_eq!(
+        ring.signing_kid(k2_signs, k2_signs + 930),
+        Some(k2.as_str())
+    );
+}
