@@ -176,23 +176,24 @@ impl LoginService {
     /// `GET /.well-known/jwks.json`: the public keys verifying at `now`, as an RFC 7517
     /// JWK Set (empty for HS256, whose keys have no public half).
     pub async fn public_keys(&self, now: u64) -> Result<String, ApiError> {
-        self.public_keys.refresh_if_due().await;
-        let ring = self
-            .public_keys
-            .ring()
-            .ok_or_else(|| ApiError::Unavailable("no public keys published yet".into()))?;
+        let ring = self.published_ring().await?;
         serde_json::to_string(&ring.public_jwks(now)).map_err(ApiError::internal)
+    }
+
+    /// The public keys as rotation last published them (re-read when due); 503 until a
+    /// new deployment's first rotation has published any.
+    async fn published_ring(&self) -> Result<Arc<crate::crypto::keys::KeyRing>, ApiError> {
+        self.public_keys.refresh_if_due().await;
+        self.public_keys
+            .ring()
+            .ok_or_else(|| ApiError::Unavailable("no public keys published yet".into()))
     }
 
     /// `GET /.well-known/openid-configuration`: where a verifier that knows only our issuer
     /// finds the keys ([`crate::crypto::discovery`]); 404 with the reason when the issuer
     /// is not a URL or the keys have no public half (HS256).
     pub async fn discovery(&self, now: u64) -> Result<String, ApiError> {
-        self.public_keys.refresh_if_due().await;
-        let ring = self
-            .public_keys
-            .ring()
-            .ok_or_else(|| ApiError::Unavailable("no public keys published yet".into()))?;
+        let ring = self.published_ring().await?;
         let metadata = crate::crypto::discovery::provider_metadata(
             self.issuer.issuer_name(),
             ring.algorithms(now),
