@@ -10,8 +10,11 @@
 3. The first key set: Secrets Manager's rotation is a stub there, so the rotation function's
    four steps are invoked as Secrets Manager invokes them (`python deploy-local.py rotate`
    does one rotation; the smoke suite's ROTATE_COMMAND).
-4. A bootstrap admin through the CLI (`jwt-auth users create`), then the smoke suite, with
-   CORS, a key rotation under traffic and the authorizer cache on.
+4. A bootstrap admin through the CLI (`jwt-auth users create`); with `TokenIssuer` left to
+   its default, tokens carry the ApiUrl (the SSM parameter the stack writes). Then the
+   two-step issuer switch to the URL the emulator serves the API at (an earlier token
+   still accepted), and the smoke suite, with CORS, OIDC discovery, a key rotation under
+   traffic and the authorizer cache on.
 5. The example stack (`examples/orders`) deployed beside it, importing its authorizer and
    registering its permissions document in SSM, and its routes called as each role: the
    authorizer reads the document by the API's real id.
@@ -20,6 +23,7 @@
 Everything is stopped and removed at the end, also when a step fails.
 """
 
+import base64
 import json
 import os
 import shlex
@@ -376,6 +380,29 @@ def smoke(api, username, password, **extra):
     return done.returncode, done.stdout
 
 
+def default_issuer_checks(api, username, password, outputs):
+    """With TokenIssuer left empty, tokens carry the stack's ApiUrl (read by the functions
+    from the SSM parameter the stack writes) and the authorizer requires it. Returns a
+    token of that issuer."""
+    parameter = boto3.client("ssm").get_parameter(Name=f"/{STACK}/token-issuer")["Parameter"]
+    if parameter["Value"] != outputs["ApiUrl"] or outputs["TokenIssuerValue"] != outputs["ApiUrl"]:
+        raise SystemExit(f"the issuer parameter {parameter['Value']!r} / output "
+                         f"{outputs['TokenIssuerValue']!r} is not the ApiUrl {outputs['ApiUrl']!r}")
+    status, body = call(api, "POST", "/login", body={"username": username, "password": password})
+    if status != 200:
+        raise SystemExit(f"the admin cannot sign in with the default issuer ({status} {body})")
+    token = body["access_token"]
+    payload = token.split(".")[1]
+    claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    if claims["iss"] != outputs["ApiUrl"]:
+        raise SystemExit(f"iss {claims['iss']!r}, expected the ApiUrl {outputs['ApiUrl']!r}")
+    status, _ = call(api, "GET", "/users?limit=1", token)
+    if status != 200:
+        raise SystemExit(f"the authorizer refused a token of the default issuer ({status})")
+    say(f"default issuer: tokens carry the ApiUrl {claims['iss']} and the authorizer takes them")
+    return token
+
+
 def break_authorizer_audience():
     """The authorizer alone expects another audience: every signed-in route must fail."""
     client = boto3.client("lambda")
@@ -417,14 +444,26 @@ def main():
         api_id = outputs["ApiUrl"].split("//", 1)[1].split(".", 1)[0]
         stage = outputs["ApiUrl"].rstrip("/").rsplit("/", 1)[1]
         api = f"{endpoint}/_aws/execute-api/{api_id}/{stage}"
-        # The issuer becomes the API's own URL, known once deployed: the second deploy the
-        # README describes, and what OIDC discovery needs (loopback http, this emulator's).
-        outputs = deploy(work, parameters=(*parameters, f"TokenIssuer={api}"))
-        say(f"the issuer is the API's URL: {outputs['TokenIssuerValue']}")
         rotate()
         say("first key set written by the rotation function")
         username, password = "deploy-local-root", f"bootstrap-{uuid.uuid4().hex}"
         create_admin(outputs["UsersTableName"], username, password)
+        # TokenIssuer left to its default: the API's URL, which the stack writes to an SSM
+        # parameter that login and the authorizer read (a function's environment cannot
+        # name its own API's URL). On AWS that URL is also where discovery is served; here
+        # the emulator serves the API elsewhere, so the issuer is switched next.
+        early_token = default_issuer_checks(api, username, password, outputs)
+        # The issuer becomes the URL the emulator serves the API at, with the first issuer
+        # kept as PreviousTokenIssuer: the two-step switch the README describes, and what
+        # OIDC discovery needs (loopback http, this emulator's).
+        outputs = deploy(work, parameters=(*parameters, f"TokenIssuer={api}",
+                                           f"PreviousTokenIssuer={outputs['ApiUrl']}"))
+        say(f"the issuer is the API's URL as served here: {outputs['TokenIssuerValue']}")
+        status, _ = call(api, "GET", "/users?limit=1", early_token)
+        if status != 200:
+            say(f"a token of the previous issuer was refused after the switch ({status})")
+            return 1
+        say("a token of the previous issuer still works after the switch")
         if os.environ.get("KEEP") == "1":
             say(f"KEEP=1: the stack stays up until Ctrl-C. API={api}\n"
                 f"  AWS_ENDPOINT_URL={endpoint} ADMIN_USERNAME={username} "

@@ -12,7 +12,7 @@ Environment:
   API                 the stage's base URL (the stack's ApiUrl output), required
   ADMIN_USERNAME      an existing admin (for example one made by `jwt-auth users create`)
   ADMIN_PASSWORD
-  TOKEN_ISSUER        the `iss` the stack issues (template default: lambda-jwt-auth)
+  TOKEN_ISSUER        the `iss` the stack issues (template default: the API's URL, API)
   TOKEN_AUDIENCE      the `aud` (template default: lambda-jwt-auth-api)
   CORS_ORIGIN         the stack's CorsAllowOrigin, if set: CORS is checked for it
   EXPECT_THROTTLING=1 a burst on POST /password must meet a 429 (the template's method
@@ -119,7 +119,7 @@ class Smoke:
     def __init__(self, env):
         self.api = Api(env["API"])
         self.env = env
-        self.issuer = env.get("TOKEN_ISSUER") or "lambda-jwt-auth"
+        self.issuer = env.get("TOKEN_ISSUER") or env["API"].rstrip("/")
         self.audience = env.get("TOKEN_AUDIENCE") or "lambda-jwt-auth-api"
         self.run_id = secrets.token_hex(4)
         self.passed = 0

@@ -71,6 +71,10 @@ pub struct LocalOptions {
     pub key_refresh_secs: u64,
     /// APIs of other stacks served beside this one, behind the same authorizer.
     pub other_apis: Vec<OtherApi>,
+    /// Where the API is served, when known before it is built: a `TokenIssuer` left to the
+    /// template's default (the API's own URL, deployed) is then this API's URL, and its
+    /// OIDC discovery works locally. Unknown, the issuer is `lambda-jwt-auth`.
+    pub address: Option<std::net::SocketAddr>,
 }
 
 /// Another stack's API (its template imports this stack's authorizer and registers its own
@@ -121,6 +125,17 @@ impl LocalApi {
         environment.insert("HMAC_SECRET".into(), "x".repeat(32));
         environment.remove("HMAC_SECRET_ARN");
         environment.remove("SIGNING_KEYS_SECRET_ARN");
+        // Deployed, an empty JWT_ISSUER means the API's URL, read from an SSM parameter.
+        let issuer_is_api_url = environment
+            .get("JWT_ISSUER")
+            .is_none_or(|issuer| issuer.trim().is_empty());
+        if let (true, Some(address)) = (issuer_is_api_url, options.address) {
+            environment.insert(
+                "JWT_ISSUER".into(),
+                format!("http://{address}/{}", model.stage),
+            );
+        }
+        environment.remove("JWT_ISSUER_PARAMETER");
         let config = Config::from_lookup(|name| environment.get(name).cloned())?;
         let secret = options.secret.unwrap_or_else(SigningSecret::generate);
 

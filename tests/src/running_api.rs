@@ -68,7 +68,7 @@ const UNTHROTTLED: &[(&str, &str)] = &[
 
 /// The local API with its functions on `clock` (e.g. [`Clock::manual`]).
 /// [`UNTHROTTLED`] with a test's own overrides over it.
-fn unthrottled_with(overrides: &[(&str, &str)]) -> std::collections::HashMap<String, String> {
+pub fn unthrottled_with(overrides: &[(&str, &str)]) -> std::collections::HashMap<String, String> {
     UNTHROTTLED
         .iter()
         .chain(overrides)
@@ -97,6 +97,7 @@ pub async fn start_signing(
     let parameter_overrides = unthrottled_with(overrides);
     start_local(LocalOptions {
         other_apis: Vec::new(),
+        address: None,
         clock,
         signing_algorithm: algorithm,
         template,
@@ -110,14 +111,19 @@ pub async fn start_signing(
     .await
 }
 
-/// The local API built from `options` as they are (throttling as `options` say).
-pub async fn start_local(options: LocalOptions) -> RunningApi {
+/// The local API built from `options` as they are (throttling as `options` say). Any
+/// `options.address` becomes the address actually served (port 0 asks for a free one),
+/// as `jwt-auth serve` passes its own.
+pub async fn start_local(mut options: LocalOptions) -> RunningApi {
     let clock = options.clock.clone();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    if options.address.is_some() {
+        options.address = Some(address);
+    }
     let api = LocalApi::build(options)
         .await
         .expect("local API builds from template.yaml");
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let address = listener.local_addr().unwrap();
     let gateway = Arc::new(api.gateway);
     let mut others = Vec::new();
     for other in api.others {
@@ -163,6 +169,7 @@ pub async fn start_with_orders(
 ) -> RunningApi {
     let parameter_overrides = unthrottled_with(overrides);
     start_local(LocalOptions {
+        address: None,
         other_apis: vec![local_gateway::app::OtherApi {
             template: workspace_root().join("examples/orders/template.yaml"),
             functions: Box::new(move |users, clock| {

@@ -146,8 +146,9 @@ async fn after_an_issuer_change_only_the_named_previous_issuer_is_still_accepted
             "iss {other:?}"
         );
     }
-    // Without the previous issuer named, the old tokens are refused too.
-    let strict = api_with(&[("TokenIssuer", ISSUER)]).await;
+    // Without the previous issuer named (the template names the earlier releases' default:
+    // emptied here), the old tokens are refused too.
+    let strict = api_with(&[("TokenIssuer", ISSUER), ("PreviousTokenIssuer", "")]).await;
     let admin = strict.create_user("admin", Role::Admin).await;
     let old = signed_with_our_key(&strict, &admin, OLD);
     assert_eq!(
@@ -157,4 +158,110 @@ async fn after_an_issuer_change_only_the_named_previous_issuer_is_still_accepted
             .status,
         401
     );
+}
+
+fn claims_of(token: &str) -> serde_json::Value {
+    serde_json::from_slice(
+        &base64::Engine::decode(
+            &base64::engine::general_purpose::URL_SAFE_NO_PAD,
+            token.split('.').nth(1).unwrap(),
+        )
+        .unwrap(),
+    )
+    .unwrap()
+}
+
+/// `TokenIssuer` left to the template's default: the API's own URL. Locally that is the
+/// address `jwt-auth serve` listens on; discovery then works from it, and a token of the
+/// earlier releases' issuer (the template's default `PreviousTokenIssuer`) still verifies.
+#[tokio::test]
+async fn left_to_its_default_the_issuer_is_the_apis_own_url_and_discovery_starts_there() {
+    let api = integration_tests::running_api::start_local(local_gateway::app::LocalOptions {
+        address: Some(([127, 0, 0, 1], 0).into()),
+        other_apis: Vec::new(),
+        template: workspace_root().join("template.yaml"),
+        store: StoreChoice::Memory,
+        secret: None,
+        parameter_overrides: integration_tests::running_api::unthrottled_with(&[]),
+        seed_demo_users: false,
+        clock: jwt_auth_core::startup::clock::Clock::system(),
+        signing_algorithm: jwt_auth_core::crypto::keys::SigningAlgorithm::Es256,
+        key_file: None,
+        key_refresh_secs: jwt_auth_core::crypto::keys::live::SIGNER_REFRESH_SECS,
+    })
+    .await;
+    let admin = api.create_user("admin", Role::Admin).await;
+    let token = api.login("admin").await;
+    assert_eq!(claims_of(&token)["iss"], api.base.as_str());
+    let document = api
+        .call("GET", "/.well-known/openid-configuration", None, None)
+        .await;
+    assert_eq!(document.status, 200, "{}", document.body);
+    assert_eq!(document.body["issuer"], api.base.as_str());
+    assert_eq!(
+        document.body["jwks_uri"],
+        format!("{}/.well-known/jwks.json", api.base)
+    );
+    let path = format!("/users/{}", admin.id);
+    assert_eq!(api.call("GET", &path, Some(&token), None).await.status, 200);
+    let before_upgrade = signed_with_our_key(&api, &admin, "lambda-jwt-auth");
+    assert_eq!(
+        api.call("GET", &path, Some(&before_upgrade), None)
+            .await
+            .status,
+        200
+    );
+}
+
+/// Deployed, the default issuer is read at cold start from the SSM parameter the stack
+/// writes (moto stands in for SSM). A missing or unusable parameter stops the start
+/// rather than guessing an issuer; naming both an issuer and a parameter is refused.
+#[tokio::test]
+async fn deployed_the_default_issuer_is_read_from_its_parameter_and_never_guessed() {
+    use integration_tests::moto;
+    use jwt_auth_core::startup::cold_start::ColdStart;
+    use jwt_auth_core::startup::config::{Config, ConfigError};
+    let config = |vars: &[(&str, &str)]| {
+        let vars: std::collections::HashMap<String, String> = [("USERS_TABLE", "users")]
+            .iter()
+            .chain(vars)
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Config::from_lookup(|name| vars.get(name).cloned())
+    };
+    let name = moto::fresh_parameter_path().replace("/permissions", "/token-issuer");
+    let ssm = aws_sdk_ssm::Client::new(&moto::sdk_config());
+    let settings_with = |config: Config| async {
+        ColdStart::new(config, moto::sdk_config())
+            .token_settings()
+            .await
+    };
+    // Not there yet (a function started during the stack's first deploy): no start.
+    let missing = settings_with(config(&[("JWT_ISSUER_PARAMETER", &name)]).unwrap()).await;
+    assert!(
+        matches!(missing, Err(ConfigError::IssuerParameter { .. })),
+        "{missing:?}"
+    );
+    moto::put_parameter(&ssm, &name, ISSUER).await;
+    let settings = settings_with(config(&[("JWT_ISSUER_PARAMETER", &name)]).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(settings.issuer, ISSUER);
+    assert_eq!(settings.audience, TokenSettings::default().audience);
+    // Without a parameter the environment's issuer stands, and SSM is not called.
+    let fixed = settings_with(config(&[("JWT_ISSUER", "fixed-issuer")]).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(fixed.issuer, "fixed-issuer");
+    let too_long = format!("https://{}", "a".repeat(1024));
+    for unusable in ["https://auth.example.test/ prod", too_long.as_str()] {
+        moto::put_parameter(&ssm, &name, unusable).await;
+        let refused = settings_with(config(&[("JWT_ISSUER_PARAMETER", &name)]).unwrap()).await;
+        assert!(refused.is_err(), "{unusable:?}");
+    }
+    assert!(
+        config(&[("JWT_ISSUER_PARAMETER", &name), ("JWT_ISSUER", ISSUER)]).is_err(),
+        "both an issuer and its parameter"
+    );
+    assert!(config(&[("JWT_ISSUER_PARAMETER", "token-issuer")]).is_err());
 }

@@ -309,6 +309,7 @@ async fn the_keys_command_rotates_and_revokes_the_key_set_of_a_running_local_dep
     // Re-read on every request, and no cache: what the command changes shows at once.
     let api = integration_tests::running_api::start_local(local_gateway::app::LocalOptions {
         other_apis: Vec::new(),
+        address: None,
         template: workspace_root().join("template.yaml"),
         store,
         secret: None,

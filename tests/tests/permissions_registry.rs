@@ -7,6 +7,7 @@
 use aws_lambda_events::iam::IamPolicyEffect;
 use integration_tests::{TestApp, authorizer_event, moto};
 use jwt_auth_core::access::registry::Permissions;
+use jwt_auth_core::startup::aws::ssm_client;
 use jwt_auth_core::startup::permissions::SsmDocuments;
 use jwt_auth_core::users::user::{DeclaredRoles, Role};
 
@@ -42,7 +43,7 @@ async fn every_api_under_the_path_is_read_by_its_id_and_nothing_else() {
     moto::put_parameter(&client, &format!("{path}-other/evil"), ORDERS).await;
     moto::put_parameter(&client, &format!("{path}/nested/evil"), ORDERS).await;
 
-    let source = SsmDocuments::new(&moto::sdk_config(), &path);
+    let source = SsmDocuments::new(ssm_client(&moto::sdk_config()), &path);
     let permissions = Permissions::load(Box::new(source), declared(), 60, 1_000)
         .await
         .expect("documents read");
@@ -104,7 +105,7 @@ async fn an_unreachable_registry_stops_the_cold_start() {
         }
         .map(String::from)
     });
-    let source = SsmDocuments::new(&unreachable, "/nowhere/permissions");
+    let source = SsmDocuments::new(ssm_client(&unreachable), "/nowhere/permissions");
     assert!(
         Permissions::load(Box::new(source), declared(), 60, 0)
             .await
@@ -127,7 +128,7 @@ async fn the_authorizer_answers_each_api_from_its_own_document() {
     moto::put_parameter(&client, &format!("{path}/orders1"), ORDERS).await;
     let mut app = TestApp::in_memory();
     app.permissions = Permissions::load(
-        Box::new(SsmDocuments::new(&moto::sdk_config(), &path)),
+        Box::new(SsmDocuments::new(ssm_client(&moto::sdk_config()), &path)),
         declared(),
         60,
         app.clock.now(),

@@ -1146,23 +1146,40 @@ fn the_template_registers_this_apis_permissions_where_the_authorizer_reads_them(
     let variables =
         &resource(&template, "AuthorizerFunction")["Properties"]["Environment"]["Variables"];
     assert_eq!(sub(&variables["PERMISSIONS_PATH"]), path);
-    let ssm: Vec<(String, String)> = granted_actions(&template, "AuthorizerFunction")
-        .into_iter()
-        .filter(|(action, _)| action.starts_with("ssm:"))
-        .collect();
-    assert_eq!(ssm.len(), 1, "{ssm:?}");
-    assert_eq!(ssm[0].0, "ssm:GetParametersByPath");
+    let ssm_of = |function: &str| -> Vec<(String, String)> {
+        granted_actions(&template, function)
+            .into_iter()
+            .filter(|(action, _)| action.starts_with("ssm:"))
+            .collect()
+    };
+    let issuer_parameter = ":parameter/${AWS::StackName}/token-issuer";
+    let authorizer_reads = ssm_of("AuthorizerFunction");
+    assert_eq!(authorizer_reads.len(), 2, "{authorizer_reads:?}");
+    assert_eq!(authorizer_reads[0].0, "ssm:GetParametersByPath");
     assert!(
-        ssm[0].1.contains(&format!(":parameter{path}")),
+        authorizer_reads[0]
+            .1
+            .trim_end()
+            .ends_with(&format!(":parameter{path}")),
         "{}",
-        ssm[0].1
+        authorizer_reads[0].1
     );
-    for function in ["LoginFunction", "UsersFunction", "KeyRotationFunction"] {
+    // The issuer parameter, by its exact name: a GetParameter of no other parameter.
+    for function in ["AuthorizerFunction", "LoginFunction"] {
+        let reads = ssm_of(function);
+        let issuer_read = reads.last().unwrap();
+        assert_eq!(issuer_read.0, "ssm:GetParameter", "{function}");
         assert!(
-            granted_actions(&template, function)
-                .iter()
-                .all(|(action, _)| !action.contains("ssm:")),
-            "{function} reads no permissions"
+            issuer_read.1.trim_end().ends_with(issuer_parameter),
+            "{function}: {}",
+            issuer_read.1
+        );
+    }
+    assert_eq!(ssm_of("LoginFunction").len(), 1);
+    for function in ["UsersFunction", "KeyRotationFunction"] {
+        assert!(
+            ssm_of(function).is_empty(),
+            "{function} reads nothing in SSM"
         );
     }
     for (output, export) in [
@@ -1179,6 +1196,59 @@ fn the_template_registers_this_apis_permissions_where_the_authorizer_reads_them(
         );
     }
     assert_eq!(sub(&template["Outputs"]["PermissionsPath"]["Value"]), path);
+}
+
+/// `TokenIssuer` left empty (the default) is the API's URL: the stack writes the ApiUrl to
+/// the SSM parameter the functions are told to read (a function's environment naming its
+/// API would be a circular dependency), the output says the same URL, and tokens issued
+/// with the earlier releases' default stay valid through the update.
+#[test]
+fn the_default_issuer_is_the_api_url_written_where_the_functions_read_it() {
+    let template = template();
+    let parameters = &template["Parameters"];
+    assert_eq!(parameters["TokenIssuer"]["Default"], "");
+    assert_eq!(
+        parameters["PreviousTokenIssuer"]["Default"],
+        "lambda-jwt-auth"
+    );
+    let tagged = |value: &Value, tag: &str| -> Value {
+        match value {
+            Value::Tagged(tagged) if tagged.tag == tag => tagged.value.clone(),
+            other => panic!("expected !{tag}, found {other:?}"),
+        }
+    };
+    let api_url = tagged(&template["Outputs"]["ApiUrl"]["Value"], "Sub");
+    let parameter = resource(&template, "TokenIssuerParameter");
+    assert_eq!(parameter["Condition"], "IssuerIsApiUrl");
+    assert_eq!(tagged(&parameter["Properties"]["Value"], "Sub"), api_url);
+    let name = tagged(&parameter["Properties"]["Name"], "Sub");
+    assert_eq!(name, "/${AWS::StackName}/token-issuer");
+    let env = &template["Globals"]["Function"]["Environment"]["Variables"];
+    // Exactly one of the two is set, by the same condition.
+    let by_condition = |variable: &str| {
+        let branches = tagged(&env[variable], "If");
+        assert_eq!(branches[0], "IssuerIsApiUrl", "{variable}");
+        (branches[1].clone(), branches[2].clone())
+    };
+    let (issuer_when_url, issuer_otherwise) = by_condition("JWT_ISSUER");
+    assert_eq!(issuer_when_url, "");
+    assert_eq!(tagged(&issuer_otherwise, "Ref"), "TokenIssuer");
+    let (parameter_when_url, parameter_otherwise) = by_condition("JWT_ISSUER_PARAMETER");
+    assert_eq!(tagged(&parameter_when_url, "Sub"), name);
+    assert_eq!(parameter_otherwise, "");
+    let condition = tagged(&template["Conditions"]["IssuerIsApiUrl"], "Equals");
+    assert_eq!(tagged(&condition[0], "Ref"), "TokenIssuer");
+    assert_eq!(condition[1], "");
+    let output = tagged(&template["Outputs"]["TokenIssuerValue"]["Value"], "If");
+    assert_eq!(output[0], "IssuerIsApiUrl");
+    assert_eq!(tagged(&output[1], "Sub"), api_url);
+    // `sam local invoke` reads no SSM: env.json empties the parameter, so the issuer is the
+    // local default.
+    let local: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(workspace_root().join("events/env.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(local["Parameters"]["JWT_ISSUER_PARAMETER"], "");
 }
 
 /// `openapi.yaml` documents exactly this API's routes, public where the document says

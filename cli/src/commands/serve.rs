@@ -114,7 +114,13 @@ pub async fn run(args: ServeArgs) -> Result<(), String> {
             }),
         })
         .collect();
+    // Bound first: an issuer left to the template's default is this API's own URL.
+    let listener = tokio::net::TcpListener::bind(args.addr)
+        .await
+        .map_err(|err| format!("cannot listen on {}: {err}", args.addr))?;
+    let address = listener.local_addr().map_err(|err| err.to_string())?;
     let api = LocalApi::build(LocalOptions {
+        address: Some(address),
         other_apis,
         template: args.template.clone(),
         store,
@@ -128,10 +134,6 @@ pub async fn run(args: ServeArgs) -> Result<(), String> {
     })
     .await
     .map_err(|err| err.to_string())?;
-    let listener = tokio::net::TcpListener::bind(args.addr)
-        .await
-        .map_err(|err| format!("cannot listen on {}: {err}", args.addr))?;
-    let address = listener.local_addr().map_err(|err| err.to_string())?;
     let gateway = Arc::new(api.gateway);
     print_banner(
         &gateway,
@@ -142,6 +144,7 @@ pub async fn run(args: ServeArgs) -> Result<(), String> {
         args.signing_algorithm,
         key_file.as_deref(),
     );
+    println!("  issuer:    {}", api.issuer.issuer_name());
     if !args.no_web {
         let web_listener = tokio::net::TcpListener::bind(args.web_addr)
             .await

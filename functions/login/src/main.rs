@@ -16,20 +16,18 @@ async fn main() -> Result<(), Error> {
     let hmac_source = cold.config.hmac_secret()?;
     // The start-up reads do not depend on each other: together they take the longest one.
     // The warm-up read moves the TLS handshake to DynamoDB out of the first request.
-    let (_, keys, public_keys, hmac_secret) = tokio::join!(
+    let (_, tokens, keys, public_keys, hmac_secret) = tokio::join!(
         store.login_failures("warm-up"),
+        cold.token_settings(),
         cold.token_keys(true, SIGNER_REFRESH_SECS, store.clone()),
         cold.jwks_keys(JWKS_REFRESH_SECS, store.clone()),
         NeedsSecret::<LoginService>::first_fetch(&hmac_source, &cold.sdk_config),
     );
-    let (keys, public_keys) = (keys?, public_keys?);
+    let (tokens, keys, public_keys) = (tokens?, keys?, public_keys?);
     let hasher = Arc::new(PasswordHasher::new());
     let config = &cold.config;
-    let (tokens, session_max_secs, source_failure_limit) = (
-        config.tokens.clone(),
-        config.session_max_secs,
-        config.login_source_failure_limit,
-    );
+    let (session_max_secs, source_failure_limit) =
+        (config.session_max_secs, config.login_source_failure_limit);
     let cors = config.cors.clone();
     let unavailable_cors = cors.clone();
     let service = NeedsSecret::after_first_fetch(

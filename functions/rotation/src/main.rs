@@ -25,6 +25,8 @@ async fn main() -> Result<(), Error> {
             config.key_publish_lead_secs,
         ),
         publish_lead_secs: config.key_publish_lead_secs,
+        // For the self-check of a new key (sign, then verify) only: no token leaves
+        // rotation, so the issuer need not be read from its SSM parameter.
         tokens: config.tokens.clone(),
     };
     let secret_arn = secret_id.clone();

@@ -54,6 +54,21 @@ pub fn sdk_config_from_env(lookup: impl Fn(&str) -> Option<String>) -> SdkConfig
     builder.build()
 }
 
+/// An SSM client from `sdk_config`, with timeouts: the SDK sets none, and an SSM that never
+/// answers would otherwise hold a cold start, or the request that happens to re-read the
+/// permissions documents, until the Lambda timeout.
+pub fn ssm_client(sdk_config: &SdkConfig) -> aws_sdk_ssm::Client {
+    let timeouts = aws_sdk_ssm::config::timeout::TimeoutConfig::builder()
+        .connect_timeout(Duration::from_secs(1))
+        .operation_attempt_timeout(Duration::from_secs(2))
+        .operation_timeout(Duration::from_secs(4))
+        .build();
+    let config = aws_sdk_ssm::config::Builder::from(sdk_config)
+        .timeout_config(timeouts)
+        .build();
+    aws_sdk_ssm::Client::from_conf(config)
+}
+
 /// Refuses to start a function that calls AWS (`calls_aws`) without a region or
 /// credentials in its environment: named now, at cold start, rather than as an SDK error on
 /// the first call. (Lambda always sets them; a runtime that hands credentials some other

@@ -6,6 +6,7 @@ use crate::ApiError;
 use crate::crypto::keys::KeyRing;
 use crate::crypto::keys::live::{KeySetSource, LiveKeys, PublishedKeySet, SecretKeySet};
 use crate::crypto::secret::{SecretError, SigningSecret};
+use crate::crypto::token::TokenSettings;
 use crate::startup::aws::{dynamodb_client, local_dynamodb_client};
 use crate::startup::clock::Clock;
 use crate::startup::config::{Config, ConfigError, SecretSource, TokenKeySource};
@@ -18,6 +19,8 @@ use std::time::{Duration, Instant};
 pub struct ColdStart {
     pub config: Config,
     pub sdk_config: aws_types::SdkConfig,
+    /// One SSM client (one connection) for the authorizer's two reads of SSM.
+    ssm: std::sync::OnceLock<aws_sdk_ssm::Client>,
 }
 
 impl ColdStart {
@@ -32,7 +35,57 @@ impl ColdStart {
         let sdk_config = crate::startup::aws::sdk_config_from_env(|name| std::env::var(name).ok());
         crate::startup::aws::check_usable(&sdk_config, config.calls_aws())
             .inspect_err(|err| tracing::error!(error = %err, "bad configuration"))?;
-        Ok(Self { config, sdk_config })
+        Ok(Self::new(config, sdk_config))
+    }
+
+    /// What [`Self::load`] ends with, from a configuration already read (tests).
+    pub fn new(config: Config, sdk_config: aws_types::SdkConfig) -> Self {
+        Self {
+            config,
+            sdk_config,
+            ssm: std::sync::OnceLock::new(),
+        }
+    }
+
+    fn ssm_client(&self) -> aws_sdk_ssm::Client {
+        self.ssm
+            .get_or_init(|| crate::startup::aws::ssm_client(&self.sdk_config))
+            .clone()
+    }
+
+    /// The settings tokens are issued and verified with: the configuration's, with the
+    /// issuer read now from `JWT_ISSUER_PARAMETER` when the template names one (its
+    /// default: the API's own URL, which the stack writes there). A failed read stops the
+    /// start: a guessed issuer would issue tokens no verifier accepts, or accept the wrong ones.
+    pub async fn token_settings(&self) -> Result<TokenSettings, ConfigError> {
+        let mut settings = self.config.tokens.clone();
+        let Some(name) = &self.config.issuer_parameter else {
+            return Ok(settings);
+        };
+        let failed = |reason: String| {
+            tracing::error!(parameter = %name, error = %reason, "no token issuer");
+            ConfigError::IssuerParameter {
+                name: name.clone(),
+                reason,
+            }
+        };
+        let answer = self
+            .ssm_client()
+            .get_parameter()
+            .name(name)
+            .send()
+            .await
+            .map_err(|err| failed(crate::web::error::error_chain(&err)))?;
+        let value = answer
+            .parameter()
+            .and_then(|parameter| parameter.value())
+            .map(str::trim)
+            .unwrap_or_default();
+        if !is_usable_issuer(value) {
+            return Err(failed(format!("unusable issuer {value:?}")));
+        }
+        settings.issuer = value.to_string();
+        Ok(settings)
     }
 
     /// The DynamoDB client: the SDK configuration's region and credentials on AWS; with
@@ -66,7 +119,7 @@ impl ColdStart {
             Some(path) => {
                 Permissions::load(
                     Box::new(crate::startup::permissions::SsmDocuments::new(
-                        &self.sdk_config,
+                        self.ssm_client(),
                         path,
                     )),
                     roles,
@@ -137,6 +190,12 @@ impl ColdStart {
         )
         .await?)
     }
+}
+
+/// An issuer a token can carry and a verifier compare: a visible, bounded string (what the
+/// template writes is the API's https URL).
+fn is_usable_issuer(value: &str) -> bool {
+    !value.is_empty() && value.len() <= 1024 && value.chars().all(|c| c.is_ascii_graphic())
 }
 
 fn log_secret_error(err: &ConfigError) {

@@ -48,7 +48,15 @@ pub struct Config {
     pub hmac_secret: Option<SecretSource>,
     /// `SIGNING_KEYS_SECRET_ARN`, `JWT_SECRET`, or the published public keys.
     pub token_keys: TokenKeySource,
+    /// `JWT_ISSUER` and the rest of [`TokenSettings`]. With [`Config::issuer_parameter`] set,
+    /// `tokens.issuer` is not known until cold start reads it: the functions that issue or
+    /// verify take their settings from [`crate::startup::cold_start::ColdStart::token_settings`].
     pub tokens: TokenSettings,
+    /// `JWT_ISSUER_PARAMETER`: the SSM parameter holding the issuer, when the template
+    /// defaults it to the API's own URL (a function cannot name its own API's URL in its
+    /// environment: CloudFormation would have a circular dependency). Exclusive with
+    /// `JWT_ISSUER`.
+    pub issuer_parameter: Option<String>,
     /// `SESSION_MAX_SECONDS` (default 30 days): a session (refresh-token family) ends this
     /// long after its login, however often it is refreshed.
     pub session_max_secs: u64,
@@ -88,6 +96,8 @@ pub enum ConfigError {
     Invalid { name: &'static str, reason: String },
     #[error(transparent)]
     Secret(#[from] SecretError),
+    #[error("the token issuer could not be read from SSM parameter {name}: {reason}")]
+    IssuerParameter { name: String, reason: String },
 }
 
 impl Config {
@@ -203,8 +213,10 @@ impl Config {
                 }
             })?,
         };
-        let permissions_path = non_empty("PERMISSIONS_PATH").map(|path| path.trim().to_string());
-        if let Some(path) = &permissions_path {
+        let ssm_name = |name: &'static str, example: &str| -> Result<Option<String>, ConfigError> {
+            let Some(path) = non_empty(name).map(|path| path.trim().to_string()) else {
+                return Ok(None);
+            };
             let valid = path.starts_with('/')
                 && !path.ends_with('/')
                 && path.len() <= 900
@@ -213,10 +225,19 @@ impl Config {
                     .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'/' | b'_' | b'.' | b'-'));
             if !valid {
                 return Err(ConfigError::Invalid {
-                    name: "PERMISSIONS_PATH",
-                    reason: "expected an SSM parameter path such as /my-stack/permissions".into(),
+                    name,
+                    reason: format!("expected an SSM parameter name such as {example}"),
                 });
             }
+            Ok(Some(path))
+        };
+        let permissions_path = ssm_name("PERMISSIONS_PATH", "/my-stack/permissions")?;
+        let issuer_parameter = ssm_name("JWT_ISSUER_PARAMETER", "/my-stack/token-issuer")?;
+        if issuer_parameter.is_some() && non_empty("JWT_ISSUER").is_some() {
+            return Err(ConfigError::Invalid {
+                name: "JWT_ISSUER_PARAMETER",
+                reason: "set either JWT_ISSUER or JWT_ISSUER_PARAMETER, not both".into(),
+            });
         }
         let permissions_refresh_secs = seconds(
             "PERMISSIONS_REFRESH_SECONDS",
@@ -237,6 +258,7 @@ impl Config {
             dynamodb_endpoint: non_empty("DYNAMODB_ENDPOINT"),
             hmac_secret,
             token_keys,
+            issuer_parameter,
             tokens: TokenSettings {
                 issuer: non_empty("JWT_ISSUER").unwrap_or(defaults.issuer),
                 audience: non_empty("JWT_AUDIENCE").unwrap_or(defaults.audience),
@@ -260,6 +282,7 @@ impl Config {
     pub fn calls_aws(&self) -> bool {
         self.dynamodb_endpoint.is_none()
             || self.permissions_path.is_some()
+            || self.issuer_parameter.is_some()
             || matches!(self.token_keys, TokenKeySource::SecretsManager { .. })
             || matches!(self.hmac_secret, Some(SecretSource::SecretsManager { .. }))
     }

@@ -26,19 +26,9 @@ pub struct SsmDocuments {
 }
 
 impl SsmDocuments {
-    pub fn new(sdk_config: &aws_types::SdkConfig, path: &str) -> Self {
-        // The SDK sets no timeout: an SSM that never answers would hold the request that
-        // happens to re-read the documents until the Lambda timeout.
-        let timeouts = aws_sdk_ssm::config::timeout::TimeoutConfig::builder()
-            .connect_timeout(Duration::from_secs(1))
-            .operation_attempt_timeout(Duration::from_secs(2))
-            .operation_timeout(Duration::from_secs(4))
-            .build();
-        let config = aws_sdk_ssm::config::Builder::from(sdk_config)
-            .timeout_config(timeouts)
-            .build();
+    pub fn new(client: aws_sdk_ssm::Client, path: &str) -> Self {
         Self {
-            client: aws_sdk_ssm::Client::from_conf(config),
+            client,
             path: path.trim_end_matches('/').to_string(),
         }
     }
