@@ -30,6 +30,7 @@ SAM_TRANSLATOR_VERSION := 1.115.0
 AWSCLI_VERSION := 1.46.3
 # The smoke suite's independent verifier, and boto3 for a rotation through Secrets Manager.
 PYJWT_VERSION := 2.15.1
+PYOTP_VERSION := 2.9.0
 CRYPTOGRAPHY_VERSION := 51.0.1
 BOTO3_VERSION := 1.43.106
 
@@ -129,7 +130,7 @@ $(TOOLS)/venv-ministack/bin/ministack:
 $(TOOLS)/venv-smoke/bin/python:
 	python3 -m venv $(TOOLS)/venv-smoke
 	$(TOOLS)/venv-smoke/bin/pip install -q "PyJWT[crypto]==$(PYJWT_VERSION)" \
-	  "cryptography==$(CRYPTOGRAPHY_VERSION)" "boto3==$(BOTO3_VERSION)"
+	  "cryptography==$(CRYPTOGRAPHY_VERSION)" "boto3==$(BOTO3_VERSION)" "pyotp==$(PYOTP_VERSION)"
 
 $(TOOLS)/venv-fuzz/bin/schemathesis:
 	python3 -m venv $(TOOLS)/venv-fuzz

@@ -39,6 +39,7 @@ import urllib.parse
 import urllib.request
 
 import jwt  # PyJWT: a verifier that shares no code with ours
+import pyotp  # TOTP codes from an implementation that shares no code with ours
 from cryptography.hazmat.primitives.asymmetric import ec
 
 UNAUTHORIZED = {"message": "Unauthorized"}
@@ -325,6 +326,55 @@ class Smoke:
         after = self.api.call("GET", path, token)
         expect_status(after, 401, "the logged-out token")
 
+    def totp_codes_of_an_independent_implementation_sign_in(self):
+        # A user of its own: the others sign in with a password alone in later checks.
+        username = f"smoke-{self.run_id}-totp"
+        password = f"{secrets.token_urlsafe(12)}-Pwt"
+        created = self.api.call("POST", "/users", self.admin_token,
+                                {"username": username, "password": password, "role": "customer"})
+        expect_status(created, 201, "POST /users (the TOTP user)")
+        self.created.append(created.json["user"]["id"])
+        user = {"id": created.json["user"]["id"], "username": username, "password": password}
+        signed_in = self.api.login(username, password)
+        expect_status(signed_in, 200, "login of the TOTP user")
+        token = signed_in.json["access_token"]
+        started = self.api.call("POST", "/mfa/totp", token, {"password": password})
+        expect_status(started, 200, "POST /mfa/totp")
+        parsed = pyotp.parse_uri(started.json["otpauth_uri"])
+        expect(parsed.secret == started.json["secret"] and parsed.digits == 6
+               and parsed.interval == 30 and parsed.name == user["username"],
+               f"the otpauth URI as pyotp reads it: {started.json['otpauth_uri']}")
+        totp = pyotp.TOTP(started.json["secret"])
+        now = time.time()
+        confirmed = self.api.call("POST", "/mfa/totp/confirm", token, {"code": totp.at(now)})
+        expect_status(confirmed, 200, "POST /mfa/totp/confirm")
+        recovery = confirmed.json["recovery_codes"]
+        expect(len(recovery) == 10, f"{len(recovery)} recovery codes")
+        expect_status(self.api.call("GET", f"/users/{user['id']}", token), 401,
+                      "the password-only session, once TOTP is on")
+
+        def first_step():
+            answer = self.api.login(user["username"], user["password"])
+            expect_status(answer, 200, "the first step")
+            expect(answer.json.get("mfa_required") is True and "access_token" not in answer.json,
+                   f"the first step answered {sorted(answer.json)}")
+            return answer.json["challenge"]
+
+        # The confirming step is spent: the next one (within the step of skew) signs in.
+        second = self.api.call("POST", "/login/mfa", body={
+            "challenge": first_step(), "code": totp.at(now + 30)})
+        expect_status(second, 200, "POST /login/mfa with the next step's code")
+        path = f"/users/{user['id']}"
+        expect_status(self.api.call("GET", path, second.json["access_token"]), 200,
+                      "the two-step token")
+        replayed = self.api.call("POST", "/login/mfa", body={
+            "challenge": first_step(), "code": totp.at(now + 30)})
+        expect_status(replayed, 401, "a replayed code")
+        for attempt, status in (("first", 200), ("again", 401)):
+            answer = self.api.call("POST", "/login/mfa", body={
+                "challenge": first_step(), "recovery_code": recovery[0]})
+            expect_status(answer, status, f"a recovery code, {attempt}")
+
     def password_change_holds_under_the_authorizer_cache(self):
         user = self.users["customer"]
         old_token = self.sign_in("customer")["access_token"]
@@ -466,6 +516,8 @@ class Smoke:
                        self.logout_holds_under_the_authorizer_cache)
             self.check("password: a change ends earlier tokens at once, cached Allow or not",
                        self.password_change_holds_under_the_authorizer_cache)
+            self.check("second factor: pyotp's codes enrol and sign in; a recovery code works once",
+                       self.totp_codes_of_an_independent_implementation_sign_in)
             if self.env.get("CORS_ORIGIN"):
                 self.check("cors: preflight and the gateway's 401 allow the origin",
                            self.cors_answers_the_configured_origin)

@@ -245,6 +245,7 @@ impl LocalApi {
                 session_max_secs: config.session_max_secs,
                 clock: options.clock.clone(),
                 devices: DeviceTokens::new(&secret),
+                second_factor: jwt_auth_core::sessions::login::SecondFactorKeys::new(&secret),
                 source_failure_limit: config.login_source_failure_limit,
                 public_keys: load(
                     Box::new(PublishedKeySet::new(store.clone())),

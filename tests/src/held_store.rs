@@ -4,6 +4,8 @@
 
 use jwt_auth_core::crypto::keys::PublishedKeys;
 use jwt_auth_core::crypto::password::StoredHash;
+use jwt_auth_core::crypto::recovery_codes::RecoveryCodeHash;
+use jwt_auth_core::store::second_factor::{SecondFactor, SecondFactorStore};
 use jwt_auth_core::store::{
     Actor, AuthorizationState, LoginFailureStore, LoginFailures, LoginRecord, NewRefreshToken,
     NewUser, PageKey, PasswordWrite, PublicKeyStore, RefreshTokenRecord, Rotation, SessionStore,
@@ -218,5 +220,65 @@ impl PublicKeyStore for HeldStore {
     }
     async fn publish_keys(&self, keys: &PublishedKeys, now: u64) -> Result<(), StoreError> {
         self.inner.publish_keys(keys, now).await
+    }
+}
+
+#[async_trait::async_trait]
+impl SecondFactorStore for HeldStore {
+    async fn second_factor(
+        &self,
+        user_id: &str,
+        now: u64,
+    ) -> Result<Option<SecondFactor>, StoreError> {
+        self.inner.second_factor(user_id, now).await
+    }
+    async fn start_enrolment(
+        &self,
+        user_id: &str,
+        sealed_secret: &str,
+        expires_at: u64,
+        now: u64,
+        actor: Actor<'_>,
+    ) -> Result<bool, StoreError> {
+        self.door().await;
+        self.inner
+            .start_enrolment(user_id, sealed_secret, expires_at, now, actor)
+            .await
+    }
+    async fn activate_factor(
+        &self,
+        user_id: &str,
+        sealed_secret: &str,
+        step: u64,
+        recovery_codes: &[RecoveryCodeHash],
+        now: u64,
+        actor: Actor<'_>,
+    ) -> Result<bool, StoreError> {
+        self.door().await;
+        self.inner
+            .activate_factor(user_id, sealed_secret, step, recovery_codes, now, actor)
+            .await
+    }
+    async fn spend_step(
+        &self,
+        user_id: &str,
+        sealed_secret: &str,
+        step: u64,
+    ) -> Result<bool, StoreError> {
+        self.inner.spend_step(user_id, sealed_secret, step).await
+    }
+    async fn spend_recovery_code(
+        &self,
+        user_id: &str,
+        code: &RecoveryCodeHash,
+    ) -> Result<bool, StoreError> {
+        self.inner.spend_recovery_code(user_id, code).await
+    }
+    async fn remove_factor(&self, user_id: &str, actor: Actor<'_>) -> Result<(), StoreError> {
+        self.door().await;
+        self.inner.remove_factor(user_id, actor).await
+    }
+    async fn spend_challenge(&self, id: &str, expires_at: u64) -> Result<bool, StoreError> {
+        self.inner.spend_challenge(id, expires_at).await
     }
 }

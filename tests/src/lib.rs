@@ -88,6 +88,7 @@ impl TestApp {
                 session_max_secs: DEFAULT_SESSION_MAX_SECS,
                 clock: clock.clone(),
                 devices: DeviceTokens::new(&secret),
+                second_factor: jwt_auth_core::sessions::login::SecondFactorKeys::new(&secret),
                 source_failure_limit: DEFAULT_SOURCE_FAILURE_LIMIT,
                 public_keys: jwt_auth_core::crypto::keys::live::LiveKeys::fixed(
                     std::sync::Arc::new(

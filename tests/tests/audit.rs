@@ -188,6 +188,8 @@ async fn the_events_the_alarms_watch_are_recorded_with_their_user_and_request() 
         .login
         .login(login("dave", password), "198.51.100.9", now)
         .await
+        .unwrap()
+        .tokens()
         .unwrap();
     let refresh = |token: &str| RefreshRequest {
         refresh_token: SecretString::from(token.to_string()),

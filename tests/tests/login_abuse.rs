@@ -36,7 +36,10 @@ async fn login(
         password: SecretString::from(password.to_string()),
         device_token: device_token.map(|token| SecretString::from(token.to_string())),
     };
-    app.login.login(request, source_ip, now).await
+    app.login
+        .login(request, source_ip, now)
+        .await
+        .map(|answer| answer.tokens().expect("no second factor: tokens"))
 }
 
 fn device_token_of(response: &TokenResponse) -> String {

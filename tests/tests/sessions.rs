@@ -35,7 +35,10 @@ async fn login_at(
         password: SecretString::from(password.to_string()),
         device_token: None,
     };
-    app.login.login(request, SOURCE_IP, now).await
+    app.login
+        .login(request, SOURCE_IP, now)
+        .await
+        .map(|answer| answer.tokens().expect("no second factor: tokens"))
 }
 
 async fn refresh_at(
@@ -463,6 +466,9 @@ async fn unknown_wrong_and_disabled_logins_do_the_same_work(app: TestApp) {
         session_max_secs: jwt_auth_core::startup::config::DEFAULT_SESSION_MAX_SECS,
         clock: jwt_auth_core::startup::clock::Clock::manual(T0),
         devices: jwt_auth_core::sessions::device::DeviceTokens::new(
+            &jwt_auth_core::crypto::secret::SigningSecret::generate(),
+        ),
+        second_factor: jwt_auth_core::sessions::login::SecondFactorKeys::new(
             &jwt_auth_core::crypto::secret::SigningSecret::generate(),
         ),
         source_failure_limit: jwt_auth_core::sessions::lockout::DEFAULT_SOURCE_FAILURE_LIMIT,

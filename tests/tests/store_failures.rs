@@ -205,3 +205,51 @@ impl jwt_auth_core::store::PublicKeyStore for UnreachableStore {
         down()
     }
 }
+
+#[async_trait::async_trait]
+impl jwt_auth_core::store::SecondFactorStore for UnreachableStore {
+    async fn second_factor(
+        &self,
+        _: &str,
+        _: u64,
+    ) -> Result<Option<jwt_auth_core::store::second_factor::SecondFactor>, StoreError> {
+        down()
+    }
+    async fn start_enrolment(
+        &self,
+        _: &str,
+        _: &str,
+        _: u64,
+        _: u64,
+        _: Actor<'_>,
+    ) -> Result<bool, StoreError> {
+        down()
+    }
+    async fn activate_factor(
+        &self,
+        _: &str,
+        _: &str,
+        _: u64,
+        _: &[jwt_auth_core::crypto::recovery_codes::RecoveryCodeHash],
+        _: u64,
+        _: Actor<'_>,
+    ) -> Result<bool, StoreError> {
+        down()
+    }
+    async fn spend_step(&self, _: &str, _: &str, _: u64) -> Result<bool, StoreError> {
+        down()
+    }
+    async fn spend_recovery_code(
+        &self,
+        _: &str,
+        _: &jwt_auth_core::crypto::recovery_codes::RecoveryCodeHash,
+    ) -> Result<bool, StoreError> {
+        down()
+    }
+    async fn remove_factor(&self, _: &str, _: Actor<'_>) -> Result<(), StoreError> {
+        down()
+    }
+    async fn spend_challenge(&self, _: &str, _: u64) -> Result<bool, StoreError> {
+        down()
+    }
+}

@@ -42,6 +42,8 @@ async fn login(app: &TestApp, username: &str, password: &str) -> TokenResponse {
         .login(request, SOURCE_IP, T0)
         .await
         .expect("login works")
+        .tokens()
+        .expect("no second factor")
 }
 
 /// The caller behind this access token, re-checked as every backend route does.

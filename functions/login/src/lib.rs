@@ -1,13 +1,16 @@
-//! The session routes: `POST /login`, `POST /token/refresh`, the public keys and the
-//! discovery document that names them (public), `POST /logout`,
-//! `POST /logout/all` and `POST /password` (signed in). The HTTP adapter around
+//! The session routes: `POST /login` and its second step `POST /login/mfa`,
+//! `POST /token/refresh`, the public keys and the discovery document that names them
+//! (public), `POST /logout`, `POST /logout/all`, `POST /password` and the TOTP routes
+//! `POST /mfa/totp`, `/mfa/totp/confirm`, `/mfa/totp/disable` (signed in). The HTTP adapter around
 //! [`jwt_auth_core::sessions::login::LoginService`]. Signed-in routes act only on a caller re-checked
 //! against the store ([`current_caller`]): API Gateway's cached Allow may be stale.
 
 use jwt_auth_core::ApiError;
 use jwt_auth_core::sessions::login::{
-    CHANGE_PASSWORD_BODY_SHAPE, ChangePasswordRequest, LOGIN_BODY_SHAPE, LoginRequest,
-    LoginService, REFRESH_BODY_SHAPE, RefreshRequest,
+    CHANGE_PASSWORD_BODY_SHAPE, CONFIRM_TOTP_BODY_SHAPE, ChangePasswordRequest, ConfirmTotpRequest,
+    DISABLE_TOTP_BODY_SHAPE, DisableTotpRequest, LOGIN_BODY_SHAPE, LoginRequest, LoginService,
+    REFRESH_BODY_SHAPE, RefreshRequest, SECOND_STEP_BODY_SHAPE, START_TOTP_BODY_SHAPE,
+    SecondStepRequest, StartTotpRequest,
 };
 use jwt_auth_core::sessions::revocation::current_caller;
 use jwt_auth_core::web::request::{Caller, json_body, path_exists_with_other_method, route_of};
@@ -50,6 +53,36 @@ async fn route(request: Request, service: &LoginService) -> Result<Response<Body
                 StatusCode::OK,
                 &service.login(body, &source_ip(&request), now).await?,
             ))
+        }
+        ("POST", "/login/mfa") => {
+            service.ensure_signing_keys()?;
+            let body: SecondStepRequest = json_body(&request, SECOND_STEP_BODY_SHAPE)?;
+            Ok(json_response(
+                StatusCode::OK,
+                &service.complete_sign_in(body, now).await?,
+            ))
+        }
+        ("POST", "/mfa/totp") => {
+            let caller = signed_in(&request, service, now).await?;
+            let body: StartTotpRequest = json_body(&request, START_TOTP_BODY_SHAPE)?;
+            Ok(json_response(
+                StatusCode::OK,
+                &service.start_totp_enrolment(&caller, body, now).await?,
+            ))
+        }
+        ("POST", "/mfa/totp/confirm") => {
+            let caller = signed_in(&request, service, now).await?;
+            let body: ConfirmTotpRequest = json_body(&request, CONFIRM_TOTP_BODY_SHAPE)?;
+            Ok(json_response(
+                StatusCode::OK,
+                &service.confirm_totp(&caller, body, now).await?,
+            ))
+        }
+        ("POST", "/mfa/totp/disable") => {
+            let caller = signed_in(&request, service, now).await?;
+            let body: DisableTotpRequest = json_body(&request, DISABLE_TOTP_BODY_SHAPE)?;
+            service.disable_totp(&caller, body, now).await?;
+            Ok(no_content())
         }
         ("GET", "/.well-known/jwks.json") => Ok(public_json_response(
             &service.public_keys(now).await?,

@@ -2,7 +2,9 @@ use jwt_auth_core::crypto::keys::live::SIGNER_REFRESH_SECS;
 use jwt_auth_core::crypto::password::PasswordHasher;
 use jwt_auth_core::crypto::token::TokenIssuer;
 use jwt_auth_core::sessions::device::DeviceTokens;
-use jwt_auth_core::sessions::login::{DEFAULT_REFRESH_TTL_SECS, JWKS_REFRESH_SECS, LoginService};
+use jwt_auth_core::sessions::login::{
+    DEFAULT_REFRESH_TTL_SECS, JWKS_REFRESH_SECS, LoginService, SecondFactorKeys,
+};
 use jwt_auth_core::startup::clock::Clock;
 use jwt_auth_core::startup::cold_start::{ColdStart, NeedsSecret};
 use jwt_auth_core::store::LoginFailureStore;
@@ -42,6 +44,7 @@ async fn main() -> Result<(), Error> {
             session_max_secs,
             clock: Clock::system(),
             devices: DeviceTokens::new(secret),
+            second_factor: SecondFactorKeys::new(secret),
             source_failure_limit,
             public_keys: public_keys.clone(),
             cors: cors.clone(),

@@ -388,6 +388,9 @@ mod tests {
             "POST/logout",
             "POST/logout/all",
             "POST/password",
+            "POST/mfa/totp",
+            "POST/mfa/totp/confirm",
+            "POST/mfa/totp/disable",
             "GET/users",
             "POST/users",
             "GET/users/*",
@@ -412,6 +415,9 @@ mod tests {
                 format!("{prefix}/POST/logout"),
                 format!("{prefix}/POST/logout/all"),
                 format!("{prefix}/POST/password"),
+                format!("{prefix}/POST/mfa/totp"),
+                format!("{prefix}/POST/mfa/totp/confirm"),
+                format!("{prefix}/POST/mfa/totp/disable"),
                 format!("{prefix}/GET/users/{SELF_ID}"),
             ]
         );

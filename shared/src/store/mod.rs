@@ -4,6 +4,7 @@
 
 pub mod dynamodb;
 pub mod memory;
+pub mod second_factor;
 
 use crate::crypto::keys::published::PublishedKeys;
 use crate::crypto::password::StoredHash;
@@ -503,6 +504,14 @@ pub trait PublicKeyStore: Send + Sync {
 }
 
 /// Everything the functions need from storage; both stores implement it.
-pub trait Store: UserStore + SessionStore + LoginFailureStore + PublicKeyStore {}
+pub trait Store:
+    UserStore + SessionStore + LoginFailureStore + PublicKeyStore + SecondFactorStore
+{
+}
 
-impl<T: UserStore + SessionStore + LoginFailureStore + PublicKeyStore> Store for T {}
+impl<T: UserStore + SessionStore + LoginFailureStore + PublicKeyStore + SecondFactorStore> Store
+    for T
+{
+}
+
+pub use second_factor::SecondFactorStore;

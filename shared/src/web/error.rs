@@ -38,6 +38,14 @@ pub enum ApiError {
     /// `POST /password`: the current password given is wrong.
     #[error("wrong current password")]
     WrongPassword,
+    /// The second step of a sign-in, or turning the second factor off: the code (or
+    /// recovery code) is wrong, already used, or the password with it is wrong.
+    #[error("invalid second-factor code")]
+    InvalidCode,
+    /// The second step's challenge is not ours, expired, already used, or its user changed
+    /// since the first step: sign in again.
+    #[error("invalid sign-in challenge")]
+    InvalidChallenge,
     #[error("forbidden")]
     Forbidden,
     #[error("not found")]
@@ -82,7 +90,9 @@ impl ApiError {
             ApiError::InvalidCredentials
             | ApiError::Unauthorized
             | ApiError::TokenExpired
-            | ApiError::SessionExpired => StatusCode::UNAUTHORIZED,
+            | ApiError::SessionExpired
+            | ApiError::InvalidCode
+            | ApiError::InvalidChallenge => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden | ApiError::WrongPassword => StatusCode::FORBIDDEN,
             ApiError::NotFound | ApiError::NotOffered(_) => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
@@ -113,6 +123,14 @@ impl ApiError {
             ),
             ApiError::SessionExpired => ("Unauthorized", "session expired; log in again".into()),
             ApiError::WrongPassword => ("Forbidden", "the current password is wrong".into()),
+            ApiError::InvalidCode => (
+                "Unauthorized",
+                "the code is wrong or was already used".into(),
+            ),
+            ApiError::InvalidChallenge => (
+                "Unauthorized",
+                "the sign-in challenge is invalid, used or expired; sign in again".into(),
+            ),
             ApiError::Forbidden => (
                 "Forbidden",
                 "you are not allowed to access this resource".into(),

@@ -1,4 +1,4 @@
-//! The store contract (`UserStore`, `SessionStore`, `LoginFailureStore`): one suite, run
+//! The store contract (`UserStore`, `SessionStore`, `LoginFailureStore`, `SecondFactorStore`): one suite, run
 //! against both stores, a file per aggregate.
 //!
 //! Every case is written once, as a function of a [`Subject`], and instantiated twice by
@@ -23,12 +23,14 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 mod callers;
+mod factors;
 mod failures;
 mod sessions;
 mod user_changes;
 mod users;
 
 use callers::*;
+use factors::*;
 use failures::*;
 use sessions::*;
 use user_changes::*;
@@ -306,4 +308,13 @@ store_contract! {
     #[tokio::test] ending_a_session_revokes_its_token_and_session_once,
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     a_lease_has_one_holder_until_it_ends_or_is_released,
+    #[tokio::test] an_enrolment_is_pending_until_confirmed_and_lapses_unconfirmed,
+    #[tokio::test] a_step_is_spent_once_and_never_an_earlier_one,
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    parallel_spends_of_one_step_or_one_code_have_exactly_one_winner,
+    #[tokio::test] recovery_codes_are_spent_one_by_one_until_none_is_left,
+    #[tokio::test] a_removed_factor_is_gone_and_enrolment_starts_afresh,
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    a_challenge_is_spent_once,
+    #[tokio::test] factor_writes_land_only_while_their_caller_stands,
 }

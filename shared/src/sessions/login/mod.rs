@@ -26,6 +26,11 @@
 //! everywhere** bumps the user's token version, which every earlier access and refresh
 //! token of the user carries.
 //!
+//! **Second factor.** A user with TOTP on gets no tokens from a right password: the first
+//! step answers a challenge, and `POST /login/mfa` with it and a code (or a recovery code)
+//! answers the token pair ([`second_factor`]). The first step does the same work for every
+//! user, so its answer to a wrong password says nothing of whether TOTP is on.
+//!
 //! **Password change** (`POST /password`) proves the current password (its failures are
 //! throttled like logins, on a counter of its own), then replaces the hash and bumps the
 //! token version in one transaction, so every earlier token of the user dies at once, and
@@ -51,7 +56,15 @@ use std::sync::Arc;
 mod logout;
 mod password;
 mod refresh;
+mod second_factor;
 mod sign_in;
+
+pub use second_factor::{
+    CONFIRM_TOTP_BODY_SHAPE, ConfirmTotpRequest, DISABLE_TOTP_BODY_SHAPE, DisableTotpRequest,
+    ENROLMENT_TTL_SECS, LoginAnswer, RecoveryCodesAnswer, SECOND_STEP_BODY_SHAPE,
+    START_TOTP_BODY_SHAPE, SecondFactorKeys, SecondFactorRequired, SecondStepRequest,
+    StartTotpRequest, TotpEnrolment,
+};
 
 /// Refresh-token lifetime: 14 days from its issue; each rotation starts a new one.
 pub const DEFAULT_REFRESH_TTL_SECS: u64 = 14 * 24 * 3600;
@@ -142,6 +155,8 @@ pub struct LoginService {
     pub clock: crate::startup::clock::Clock,
     /// Issues and checks device tokens.
     pub devices: DeviceTokens,
+    /// The second factor's challenge and sealing keys.
+    pub second_factor: SecondFactorKeys,
     /// Failed logins a source may make per [`SOURCE_WINDOW_SECS`], across usernames
     /// ([`crate::Config::login_source_failure_limit`]).
     pub source_failure_limit: u64,

@@ -1,6 +1,7 @@
 //! `POST /login`: the source and username counters, the password check, a new session.
 
 use super::*;
+use crate::store::second_factor::FactorState;
 
 /// Where a login attempt was counted, and the flag its verdict sets.
 struct CountedAttempt<'a> {
@@ -24,7 +25,7 @@ impl LoginService {
         request: LoginRequest,
         source_ip: &str,
         now: u64,
-    ) -> Result<TokenResponse, ApiError> {
+    ) -> Result<LoginAnswer, ApiError> {
         // Shape checks answer 400; they depend only on the input, never on what is stored,
         // so they reveal nothing about which usernames exist.
         if request.username.trim().is_empty() || request.password.expose_secret().is_empty() {
@@ -145,7 +146,7 @@ impl LoginService {
         record: Option<LoginRecord>,
         counted: CountedAttempt<'_>,
         now: u64,
-    ) -> Result<TokenResponse, ApiError> {
+    ) -> Result<LoginAnswer, ApiError> {
         let CountedAttempt {
             username,
             device,
@@ -168,15 +169,24 @@ impl LoginService {
 
         let known_user = record.as_ref().map(|record| record.user.id.clone());
         let hasher = Arc::clone(&self.hasher);
-        let (record, verification, password) = tokio::task::spawn_blocking(move || {
-            let verification = match &record {
-                Some(record) => hasher.verify(&password, &record.password_hash),
-                None => hasher.verify_dummy(&password),
-            };
-            (record, verification, password)
-        })
-        .await
-        .map_err(ApiError::internal)?;
+        // The user's second factor is read beside the password check, for every attempt
+        // (a user id no one has when there is no user): the same work whether or not the
+        // password is right and TOTP is on. It is only looked at once the password was.
+        let factor_owner = known_user.clone().unwrap_or_else(|| "0".repeat(32));
+        let (verified, factor) = tokio::join!(
+            tokio::task::spawn_blocking(move || {
+                let verification = match &record {
+                    Some(record) => hasher.verify(&password, &record.password_hash),
+                    None => hasher.verify_dummy(&password),
+                };
+                (record, verification, password)
+            }),
+            self.store.second_factor(&factor_owner, now),
+        );
+        let (record, verification, password) = verified.map_err(ApiError::internal)?;
+        // A failed read is answered before the verdict: a right and a wrong password get
+        // the same 503 (and the attempt is taken back, no verdict having been reached).
+        let factor = factor?;
 
         let (record, needs_rehash) = match (record, verification) {
             (Some(record), Verification::Match { needs_rehash }) if !record.user.disabled => {
@@ -204,6 +214,11 @@ impl LoginService {
         };
         if needs_rehash {
             self.upgrade_hash(&record.user.id, password, &record.password_hash)
+                .await;
+        }
+        if factor.is_some_and(|factor| factor.state == FactorState::Active) {
+            return self
+                .require_second_factor(&record, device, counter, source, settled, now)
                 .await;
         }
         let device_token = self.devices.issue(&DeviceOwner::of(&record), device, now);
@@ -238,6 +253,37 @@ impl LoginService {
             Some(&response.user.id),
             None,
         );
-        Ok(response)
+        Ok(LoginAnswer::Tokens(response))
+    }
+
+    /// The password was right and the user has a second factor: the password's counts are
+    /// settled as for a success (the password was not guessed wrong), and the answer is a
+    /// challenge for the second step instead of tokens. No session exists yet.
+    async fn require_second_factor(
+        &self,
+        record: &LoginRecord,
+        device: Option<&str>,
+        counter: &str,
+        source: Option<&str>,
+        settled: &std::sync::atomic::AtomicBool,
+        now: u64,
+    ) -> Result<LoginAnswer, ApiError> {
+        settled.store(true, std::sync::atomic::Ordering::SeqCst);
+        let (cleared, uncounted) = tokio::join!(self.store.clear_login_failures(counter), async {
+            match source {
+                Some(source) => self.store.uncount_login_attempt(source).await,
+                None => Ok(()),
+            }
+        },);
+        cleared?;
+        uncounted?;
+        let (challenge, _) = self.second_factor.challenges.issue(record, device, now);
+        tracing::info!(sub = %record.user.id, known_device = device.is_some(), "password accepted; second factor required");
+        Ok(LoginAnswer::SecondFactorRequired(SecondFactorRequired {
+            mfa_required: true,
+            challenge,
+            expires_in: crate::sessions::challenge::CHALLENGE_TTL_SECS,
+            methods: ["totp", "recovery_code"],
+        }))
     }
 }

@@ -24,6 +24,9 @@
 //! - `FAILURES#<counter>`: a failed-login counter ([`LoginFailureStore`]: per username,
 //!   known device, source address or password change), changed only by atomic updates.
 //! - `LEASE#<name>`: a short lease ([`SessionStore::take_lease`]), until its `expires_at`.
+//! - `FACTOR#<user id>`: the user's second factor (sealed TOTP secret, last step spent,
+//!   recovery-code hashes); `CHALLENGE#<id>`: a sign-in challenge already used
+//!   ([`crate::store::second_factor`]).
 //! - `KEYS#public`: the public token keys (JWK Set and retirement times) that rotation
 //!   publishes for the authorizer, which reads no private key.
 //!
@@ -53,6 +56,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::time::Duration;
 
+mod factors;
 mod failures;
 mod keys;
 mod sessions;
@@ -81,11 +85,13 @@ const FAMILY_PREFIX: &str = "FAMILY#";
 const FAILURES_PREFIX: &str = "FAILURES#";
 const PUBLIC_KEYS_PK: &str = "KEYS#public";
 const LEASE_PREFIX: &str = "LEASE#";
+const FACTOR_PREFIX: &str = "FACTOR#";
+const CHALLENGE_PREFIX: &str = "CHALLENGE#";
 
 /// Every kind of item in the table, by the prefix of its key (`KEYS#public` is one item):
 /// what the functions' IAM policies allow by `dynamodb:LeadingKeys` (checked by a test
 /// over `template.yaml`).
-pub const ITEM_KEY_PREFIXES: [&str; 7] = [
+pub const ITEM_KEY_PREFIXES: [&str; 9] = [
     PROFILE_PREFIX,
     CREDENTIAL_PREFIX,
     REVOKED_PREFIX,
@@ -93,6 +99,8 @@ pub const ITEM_KEY_PREFIXES: [&str; 7] = [
     FAMILY_PREFIX,
     FAILURES_PREFIX,
     LEASE_PREFIX,
+    FACTOR_PREFIX,
+    CHALLENGE_PREFIX,
 ];
 /// The key of the public token keys.
 pub const PUBLIC_KEYS_KEY: &str = PUBLIC_KEYS_PK;

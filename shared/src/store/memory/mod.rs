@@ -13,6 +13,7 @@ use crate::users::user::{User, new_user_id};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::RwLock;
 
+mod factors;
 mod failures;
 mod keys;
 mod sessions;
@@ -38,6 +39,10 @@ struct State {
     /// lease name -> (holder, held until)
     leases: HashMap<String, (String, u64)>,
     published_keys: Option<crate::crypto::keys::published::PublishedKeys>,
+    /// user id -> its TOTP factor
+    second_factors: HashMap<String, crate::store::second_factor::SecondFactor>,
+    /// sign-in challenge id -> kept until
+    challenges: HashMap<String, u64>,
 }
 
 impl State {

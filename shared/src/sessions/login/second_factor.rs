@@ -1,0 +1,509 @@
+//! The second factor (TOTP, [`crate::crypto::totp`]): enrolment while signed in
+//! (`POST /mfa/totp`, then `POST /mfa/totp/confirm` with a first code, which answers the
+//! recovery codes once), sign-in's second step (`POST /login/mfa`: the first step's
+//! challenge with a code or a recovery code), and turning it off (`POST /mfa/totp/disable`:
+//! the password and a current code).
+//!
+//! Codes are counted on their own lockout counter per user ([`code_counter`]) with the
+//! password's back-off ([`crate::sessions::lockout`]): guessing codes neither uses up nor
+//! is reset by the password's count. Each step's code is accepted once (the store spends
+//! the step in the same write that accepts it), and each recovery code once.
+
+use super::*;
+use crate::crypto::recovery_codes::{self, NewRecoveryCodes};
+use crate::crypto::sealing::Sealer;
+use crate::crypto::secret::SigningSecret;
+use crate::crypto::totp::{self, TotpSecret};
+use crate::sessions::challenge::{ChallengeTokens, code_counter};
+use crate::sessions::device::device_counter;
+use crate::store::second_factor::{FactorState, SecondFactor};
+
+/// How long a started enrolment waits for its first code.
+pub const ENROLMENT_TTL_SECS: u64 = 900;
+/// Longest code or recovery code read (a recovery code with separators is 19).
+const MAX_CODE_CHARS: usize = 64;
+
+/// The keys of the second factor, derived from the HMAC secret under their own labels:
+/// the challenges' MAC key and the key that seals TOTP secrets at rest. Deriving keeps
+/// one secret to hold and rotate in Secrets Manager; the labels keep each key to its purpose.
+pub struct SecondFactorKeys {
+    pub challenges: ChallengeTokens,
+    pub sealer: Sealer,
+}
+
+impl SecondFactorKeys {
+    pub fn new(secret: &SigningSecret) -> Self {
+        let sealing = secret.derive("lambda-jwt-auth/totp-secret-sealing/v1");
+        Self {
+            challenges: ChallengeTokens::new(secret),
+            sealer: Sealer::new(sealing.expose()).expect("HMAC-SHA256 gives a 256-bit key"),
+        }
+    }
+}
+
+/// `POST /mfa/totp`'s answer: the new secret, for the authenticator app. Shown this once.
+#[derive(Serialize)]
+pub struct TotpEnrolment {
+    /// The secret in base32, for typing in.
+    pub secret: String,
+    /// The same as a Key Uri Format URI, for a QR code.
+    pub otpauth_uri: String,
+    /// That URI as a QR code (an SVG document), for a page to show.
+    pub qr_code_svg: String,
+    /// Seconds left to confirm it with a first code.
+    pub expires_in: u64,
+}
+
+impl std::fmt::Debug for TotpEnrolment {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TotpEnrolment")
+            .field("expires_in", &self.expires_in)
+            .finish_non_exhaustive()
+    }
+}
+
+/// `POST /mfa/totp` body: the password, so that a stolen access token alone cannot put a
+/// second factor of the thief's on the account.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StartTotpRequest {
+    pub password: SecretString,
+}
+
+pub const START_TOTP_BODY_SHAPE: &str = r#"a JSON object {"password": string}"#;
+
+/// `POST /mfa/totp/confirm` body.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConfirmTotpRequest {
+    pub code: String,
+}
+
+pub const CONFIRM_TOTP_BODY_SHAPE: &str = r#"a JSON object {"code": string}"#;
+
+/// `POST /mfa/totp/confirm`'s answer: the recovery codes, shown this once.
+#[derive(Serialize)]
+pub struct RecoveryCodesAnswer {
+    pub recovery_codes: Vec<String>,
+}
+
+/// `POST /login/mfa` body: the challenge and exactly one of a code or a recovery code.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SecondStepRequest {
+    pub challenge: SecretString,
+    #[serde(default)]
+    pub code: Option<String>,
+    #[serde(default)]
+    pub recovery_code: Option<SecretString>,
+}
+
+pub const SECOND_STEP_BODY_SHAPE: &str = r#"a JSON object {"challenge": string, "code": string} or {"challenge": string, "recovery_code": string}"#;
+
+/// `POST /mfa/totp/disable` body.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DisableTotpRequest {
+    pub password: SecretString,
+    pub code: String,
+}
+
+pub const DISABLE_TOTP_BODY_SHAPE: &str = r#"a JSON object {"password": string, "code": string}"#;
+
+/// What the first step answers when the password was right and the user has a second
+/// factor: no tokens, a challenge for the second step.
+#[derive(Serialize)]
+pub struct SecondFactorRequired {
+    pub mfa_required: bool,
+    pub challenge: String,
+    pub expires_in: u64,
+    /// What the second step takes.
+    pub methods: [&'static str; 2],
+}
+
+impl std::fmt::Debug for SecondFactorRequired {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SecondFactorRequired")
+            .field("challenge", &"[REDACTED]")
+            .field("expires_in", &self.expires_in)
+            .finish()
+    }
+}
+
+/// What `POST /login` answers on a right password.
+#[derive(Debug, Serialize)]
+#[serde(untagged)]
+pub enum LoginAnswer {
+    Tokens(TokenResponse),
+    SecondFactorRequired(SecondFactorRequired),
+}
+
+impl LoginAnswer {
+    /// The tokens, when the sign-in is complete.
+    pub fn tokens(self) -> Option<TokenResponse> {
+        match self {
+            LoginAnswer::Tokens(tokens) => Some(tokens),
+            LoginAnswer::SecondFactorRequired(_) => None,
+        }
+    }
+}
+
+/// A second step's proof.
+enum Proof {
+    Code(String),
+    RecoveryCode(SecretString),
+}
+
+/// A code as sent: 400 only for what no code could be (too long); anything else shaped
+/// wrong is simply a wrong code, counted as one.
+fn check_code_length(code: &str) -> Result<(), ApiError> {
+    if code.chars().count() > MAX_CODE_CHARS {
+        return Err(ApiError::BadRequest(format!(
+            "a code is at most {MAX_CODE_CHARS} characters"
+        )));
+    }
+    Ok(())
+}
+
+impl LoginService {
+    /// The label an authenticator app shows for our codes: the issuer's host when it is a
+    /// URL, else the issuer itself.
+    fn totp_label(&self) -> String {
+        let issuer = self.issuer.issuer_name();
+        issuer
+            .split_once("://")
+            .map(|(_, rest)| rest.split(['/', ':']).next().unwrap_or(rest))
+            .unwrap_or(issuer)
+            .to_string()
+    }
+
+    fn open_secret(&self, user_id: &str, factor: &SecondFactor) -> Result<TotpSecret, ApiError> {
+        self.second_factor
+            .sealer
+            .open(user_id, &factor.sealed_secret)
+            .and_then(|bytes| TotpSecret::from_bytes(bytes.to_vec()))
+            .ok_or_else(|| {
+                ApiError::internal(format!(
+                    "the TOTP secret of user {user_id} does not open (another key, or altered)"
+                ))
+            })
+    }
+
+    /// Counts an attempt on `counter`, refused (429) while it is locked.
+    async fn count_code_attempt(&self, counter: &str, now: u64) -> Result<(), ApiError> {
+        let attempt = self
+            .store
+            .count_login_attempt(counter, now, FAILURE_WINDOW_SECS)
+            .await?;
+        if let Some(retry_after_secs) =
+            throttle(self.store.as_ref(), counter, &attempt, now).await?
+        {
+            tracing::info!(outcome = "locked", "second-factor code refused");
+            return Err(ApiError::TooManyAttempts { retry_after_secs });
+        }
+        Ok(())
+    }
+
+    /// A wrong code: written down on its counter, and answered.
+    async fn refuse_code(&self, counter: &str, now: u64) -> ApiError {
+        tracing::info!(outcome = "invalid_code", "second-factor code refused");
+        match self.store.record_refused_login(counter, now).await {
+            Ok(()) => ApiError::InvalidCode,
+            Err(err) => err.into(),
+        }
+    }
+
+    /// Whether `password` is the caller's, in the blocking pool; `None` when the caller's
+    /// user is gone or no longer this caller's (401).
+    async fn caller_password_matches(
+        &self,
+        caller: &Caller,
+        password: SecretString,
+    ) -> Result<bool, ApiError> {
+        let record = self
+            .store
+            .find_login(&caller.username)
+            .await?
+            .filter(|record| record.user.id == caller.sub)
+            .ok_or(ApiError::Unauthorized)?;
+        let hasher = Arc::clone(&self.hasher);
+        tokio::task::spawn_blocking(move || {
+            hasher.verify(&password, &record.password_hash).is_match()
+        })
+        .await
+        .map_err(ApiError::internal)
+    }
+
+    /// `POST /mfa/totp`: with the password, a new secret, pending until confirmed
+    /// (replacing a pending one); 409 while a second factor is on. Wrong passwords are
+    /// throttled on the counter of `POST /password`, the other proof of the password a
+    /// signed-in caller makes.
+    pub async fn start_totp_enrolment(
+        &self,
+        caller: &Caller,
+        request: StartTotpRequest,
+        now: u64,
+    ) -> Result<TotpEnrolment, ApiError> {
+        if request.password.expose_secret().chars().count() > MAX_PASSWORD_CHARS {
+            return Err(ApiError::BadRequest(format!(
+                "password must be at most {MAX_PASSWORD_CHARS} characters"
+            )));
+        }
+        let counter = password_change_counter(&caller.sub);
+        self.count_code_attempt(&counter, now).await?;
+        if !self
+            .caller_password_matches(caller, request.password)
+            .await?
+        {
+            self.store.record_refused_login(&counter, now).await?;
+            return Err(ApiError::WrongPassword);
+        }
+        self.store.clear_login_failures(&counter).await?;
+        let secret = TotpSecret::generate();
+        let otpauth_uri = totp::otpauth_uri(&secret, &self.totp_label(), &caller.username);
+        let qr_code_svg = totp::qr_code_svg(&otpauth_uri)
+            .ok_or_else(|| ApiError::internal("the otpauth URI does not fit a QR code"))?;
+        let sealed = self.second_factor.sealer.seal(&caller.sub, secret.expose());
+        let started = self
+            .store
+            .start_enrolment(
+                &caller.sub,
+                &sealed,
+                now.saturating_add(ENROLMENT_TTL_SECS),
+                now,
+                caller.actor(),
+            )
+            .await?;
+        if !started {
+            return Err(ApiError::Conflict(
+                "a second factor is already on; turn it off first".into(),
+            ));
+        }
+        tracing::info!(sub = %caller.sub, "second-factor enrolment started");
+        Ok(TotpEnrolment {
+            otpauth_uri,
+            qr_code_svg,
+            secret: secret.base32(),
+            expires_in: ENROLMENT_TTL_SECS,
+        })
+    }
+
+    /// `POST /mfa/totp/confirm`: the first code turns the pending factor on and answers
+    /// the recovery codes (stored only as hashes).
+    pub async fn confirm_totp(
+        &self,
+        caller: &Caller,
+        request: ConfirmTotpRequest,
+        now: u64,
+    ) -> Result<RecoveryCodesAnswer, ApiError> {
+        check_code_length(&request.code)?;
+        let factor = self
+            .store
+            .second_factor(&caller.sub, now)
+            .await?
+            .filter(|factor| factor.state == FactorState::Pending)
+            .ok_or_else(|| {
+                ApiError::Conflict(
+                    "no enrolment is waiting for a code: start one with POST /mfa/totp".into(),
+                )
+            })?;
+        // Counted only once there is something to guess.
+        let counter = code_counter(&caller.sub);
+        self.count_code_attempt(&counter, now).await?;
+        let secret = self.open_secret(&caller.sub, &factor)?;
+        let Some(step) = secret.verify(request.code.trim(), now, None) else {
+            return Err(self.refuse_code(&counter, now).await);
+        };
+        let codes = NewRecoveryCodes::generate();
+        // Every session of the user ends first, this one included: one begun with the
+        // password alone (a thief's, say) must not outlive the second factor's arrival.
+        // The caller signs in again, now in two steps. The write lands only while the caller
+        // stands; the activation after it is then the operator's.
+        self.store
+            .revoke_all_tokens(&caller.sub, caller.actor())
+            .await?;
+        let activated = self
+            .store
+            .activate_factor(
+                &caller.sub,
+                &factor.sealed_secret,
+                step,
+                &codes.stored,
+                now,
+                Actor::Operator,
+            )
+            .await?;
+        if !activated {
+            return Err(ApiError::Conflict(
+                "the enrolment changed meanwhile (restarted or lapsed): start again".into(),
+            ));
+        }
+        self.store.clear_login_failures(&counter).await?;
+        tracing::info!(sub = %caller.sub, "second factor turned on");
+        Ok(RecoveryCodesAnswer {
+            recovery_codes: codes.shown,
+        })
+    }
+
+    /// `POST /mfa/totp/disable`: the password and a current code turn the factor off. Either
+    /// wrong is one answer, counted on the code counter.
+    pub async fn disable_totp(
+        &self,
+        caller: &Caller,
+        request: DisableTotpRequest,
+        now: u64,
+    ) -> Result<(), ApiError> {
+        check_code_length(&request.code)?;
+        if request.password.expose_secret().chars().count() > MAX_PASSWORD_CHARS {
+            return Err(ApiError::BadRequest(format!(
+                "password must be at most {MAX_PASSWORD_CHARS} characters"
+            )));
+        }
+        let factor = self
+            .store
+            .second_factor(&caller.sub, now)
+            .await?
+            .filter(|factor| factor.state == FactorState::Active)
+            .ok_or_else(|| ApiError::Conflict("no second factor is on".into()))?;
+        // Counted only once there is something to guess.
+        let counter = code_counter(&caller.sub);
+        self.count_code_attempt(&counter, now).await?;
+        let password_ok = self
+            .caller_password_matches(caller, request.password)
+            .await?;
+        let step = self.open_secret(&caller.sub, &factor)?.verify(
+            request.code.trim(),
+            now,
+            factor.last_step,
+        );
+        let accepted = match (password_ok, step) {
+            (true, Some(step)) => {
+                self.store
+                    .spend_step(&caller.sub, &factor.sealed_secret, step)
+                    .await?
+            }
+            _ => false,
+        };
+        if !accepted {
+            return Err(self.refuse_code(&counter, now).await);
+        }
+        self.store
+            .remove_factor(&caller.sub, caller.actor())
+            .await?;
+        self.store.clear_login_failures(&counter).await?;
+        tracing::info!(sub = %caller.sub, "second factor turned off");
+        Ok(())
+    }
+
+    /// `POST /login/mfa`: the first step's challenge and a code (or a recovery code)
+    /// answer the token pair, as `POST /login` does without a second factor.
+    pub async fn complete_sign_in(
+        &self,
+        request: SecondStepRequest,
+        now: u64,
+    ) -> Result<TokenResponse, ApiError> {
+        let proof = match (request.code, request.recovery_code) {
+            (Some(code), None) => {
+                check_code_length(&code)?;
+                Proof::Code(code)
+            }
+            (None, Some(recovery_code)) => {
+                check_code_length(recovery_code.expose_secret())?;
+                Proof::RecoveryCode(recovery_code)
+            }
+            _ => {
+                return Err(ApiError::BadRequest(
+                    "send exactly one of code and recovery_code".into(),
+                ));
+            }
+        };
+        let challenge = self
+            .second_factor
+            .challenges
+            .verify(request.challenge.expose_secret(), now)
+            .ok_or(ApiError::InvalidChallenge)?;
+        // From a known device (its device token came with the first step), codes are counted
+        // on the device's own counter, as passwords are: someone guessing codes elsewhere
+        // cannot lock the user's own devices out of their second step.
+        let counter = match &challenge.device {
+            Some(device) => format!("mfa#{}", device_counter(device)),
+            None => code_counter(&challenge.user_id),
+        };
+        self.count_code_attempt(&counter, now).await?;
+        let (record, factor) = tokio::join!(
+            self.store.find_login(&challenge.username),
+            self.store.second_factor(&challenge.user_id, now),
+        );
+        // The user as the first step found it: a password reset, "log out everywhere",
+        // disabling or deleting in between ends the challenge.
+        let record = record?
+            .filter(|record| {
+                record.user.id == challenge.user_id
+                    && record.token_version == challenge.token_version
+                    && !record.user.disabled
+            })
+            .ok_or(ApiError::InvalidChallenge)?;
+        let factor = factor?
+            .filter(|factor| factor.state == FactorState::Active)
+            .ok_or(ApiError::InvalidChallenge)?;
+        let accepted = match proof {
+            Proof::Code(code) => {
+                match self.open_secret(&challenge.user_id, &factor)?.verify(
+                    code.trim(),
+                    now,
+                    factor.last_step,
+                ) {
+                    Some(step) => {
+                        self.store
+                            .spend_step(&challenge.user_id, &factor.sealed_secret, step)
+                            .await?
+                    }
+                    None => false,
+                }
+            }
+            Proof::RecoveryCode(typed) => {
+                match recovery_codes::matching(typed.expose_secret(), &factor.recovery_codes) {
+                    Some(index) => {
+                        let spent = self
+                            .store
+                            .spend_recovery_code(&challenge.user_id, &factor.recovery_codes[index])
+                            .await?;
+                        if spent {
+                            tracing::warn!(
+                                sub = %challenge.user_id,
+                                left = factor.recovery_codes.len() - 1,
+                                "recovery code used"
+                            );
+                        }
+                        spent
+                    }
+                    None => false,
+                }
+            }
+        };
+        if !accepted {
+            return Err(self.refuse_code(&counter, now).await);
+        }
+        if !self
+            .store
+            .spend_challenge(&challenge.id, challenge.exp)
+            .await?
+        {
+            return Err(ApiError::InvalidChallenge);
+        }
+        self.store.clear_login_failures(&counter).await?;
+        let device_token =
+            self.devices
+                .issue(&DeviceOwner::of(&record), challenge.device.as_deref(), now);
+        let session = Session::start(record.token_version);
+        let mut response = self.issue(record.user, &session, now, now).await?;
+        response.device_token = Some(device_token);
+        tracing::info!(sub = %response.user.id, sid = %session.id, "login succeeded with a second factor");
+        crate::audit::record(
+            crate::audit::SecurityEvent::LoginSucceeded,
+            Some(&response.user.id),
+            None,
+        );
+        Ok(response)
+    }
+}

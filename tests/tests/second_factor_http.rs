@@ -1,0 +1,443 @@
+//! The second factor over HTTP through the local gateway, with the authorizer's policy cache
+//! on (300 s), on both stores, the functions' clock under the test's control: enrolment and
+//! its confirmation, the two-step sign-in with a code and with a recovery code (each used
+//! once), replayed codes and reused challenges refused, clock skew accepted and refused at
+//! its edges, code guessing locked on its own counter, turning it off with the password and
+//! a code, and a first step whose answer to a wrong password is the same with or without
+//! TOTP. Codes are computed here from the secret the enrolment answered.
+
+use integration_tests::running_api::{PASSWORD, RunningApi, dynamo_store, start_at};
+use integration_tests::workspace_root;
+use jwt_auth_core::crypto::totp::{STEP_SECS, TotpSecret, step_of};
+use jwt_auth_core::sessions::lockout::LOCK_THRESHOLD;
+use jwt_auth_core::startup::clock::Clock;
+use jwt_auth_core::users::user::Role;
+use local_gateway::app::StoreChoice;
+use serde_json::{Value, json};
+
+/// The functions' "now" when each test starts: the first second of a time step.
+const T0: u64 = 1_900_000_020;
+
+async fn api_on(store: StoreChoice) -> RunningApi {
+    start_at(
+        store,
+        workspace_root().join("template.yaml"),
+        &[("AuthorizerCacheTtlSeconds", "300")],
+        Clock::manual(T0),
+    )
+    .await
+}
+
+/// RFC 4648 base32 (no padding), as authenticator apps read the `secret`.
+fn base32_decode(text: &str) -> Vec<u8> {
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
+    let mut bits = 0u64;
+    let mut count = 0;
+    let mut out = Vec::new();
+    for byte in text.bytes() {
+        let value = ALPHABET.iter().position(|&a| a == byte).expect("base32") as u64;
+        bits = (bits << 5) | value;
+        count += 5;
+        if count >= 8 {
+            count -= 8;
+            out.push((bits >> count) as u8);
+        }
+    }
+    out
+}
+
+fn text(value: &Value, key: &str) -> String {
+    value[key]
+        .as_str()
+        .unwrap_or_else(|| panic!("no {key} in {value}"))
+        .to_string()
+}
+
+/// A signed-in user who has turned TOTP on: its secret and recovery codes.
+struct Enrolled {
+    secret: TotpSecret,
+    recovery_codes: Vec<String>,
+}
+
+async fn enrol(api: &RunningApi, username: &str) -> Enrolled {
+    let token = api.login(username).await;
+    // A stolen access token alone cannot start one: the password is asked for.
+    let refused = api
+        .call(
+            "POST",
+            "/mfa/totp",
+            Some(&token),
+            Some(json!({"password": "not-the-password"})),
+        )
+        .await;
+    assert_eq!(refused.status, 403, "{}", refused.body);
+    let started = api
+        .call(
+            "POST",
+            "/mfa/totp",
+            Some(&token),
+            Some(json!({"password": PASSWORD})),
+        )
+        .await;
+    assert_eq!(started.status, 200, "{}", started.body);
+    let base32 = text(&started.body, "secret");
+    let uri = text(&started.body, "otpauth_uri");
+    assert!(uri.starts_with("otpauth://totp/"), "{uri}");
+    assert!(uri.contains(&format!("secret={base32}")), "{uri}");
+    assert!(uri.contains(&format!(":{username}?")), "{uri}");
+    assert!(text(&started.body, "qr_code_svg").contains("<svg"));
+    let secret = TotpSecret::from_bytes(base32_decode(&base32)).expect("a 160-bit secret");
+    let now = api.clock.now();
+    // A wrong code does not turn it on.
+    let wrong = api
+        .call(
+            "POST",
+            "/mfa/totp/confirm",
+            Some(&token),
+            Some(json!({"code": wrong_code(&secret, now)})),
+        )
+        .await;
+    assert_eq!(wrong.status, 401, "{}", wrong.body);
+    let confirmed = api
+        .call(
+            "POST",
+            "/mfa/totp/confirm",
+            Some(&token),
+            Some(json!({"code": secret.code_at(step_of(now))})),
+        )
+        .await;
+    assert_eq!(confirmed.status, 200, "{}", confirmed.body);
+    let recovery_codes: Vec<String> = confirmed.body["recovery_codes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|code| code.as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(recovery_codes.len(), 10);
+    // Every session begun with the password alone has ended, the confirming one included.
+    let again = api.call("POST", "/logout", Some(&token), None).await;
+    assert_eq!(
+        again.status, 401,
+        "the session that confirmed: {}",
+        again.body
+    );
+    Enrolled {
+        secret,
+        recovery_codes,
+    }
+}
+
+/// A six-digit code that is none of the accepted steps' codes.
+fn wrong_code(secret: &TotpSecret, now: u64) -> String {
+    let accepted: Vec<String> = (step_of(now) - 1..=step_of(now) + 1)
+        .map(|step| secret.code_at(step))
+        .collect();
+    (0..)
+        .map(|n: u32| format!("{:06}", (n * 7919) % 1_000_000))
+        .find(|code| !accepted.contains(code))
+        .unwrap()
+}
+
+/// The first step for `username`: its challenge (asserting no token came with it).
+async fn first_step(api: &RunningApi, username: &str) -> String {
+    let answer = api.try_login(username, PASSWORD).await;
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    assert_eq!(answer.body["mfa_required"], true, "{}", answer.body);
+    assert!(answer.body.get("access_token").is_none(), "{}", answer.body);
+    assert!(
+        answer.body.get("refresh_token").is_none(),
+        "{}",
+        answer.body
+    );
+    text(&answer.body, "challenge")
+}
+
+async fn second_step(api: &RunningApi, proof: Value) -> (u16, Value) {
+    let answer = api.call("POST", "/login/mfa", None, Some(proof)).await;
+    (answer.status, answer.body)
+}
+
+/// Enrol, then sign in with a code; a replayed code, a reused challenge and a used recovery
+/// code are refused; a recovery code signs in once; the tokens work on a cached route.
+async fn a_user_with_totp_signs_in_in_two_steps_and_nothing_is_accepted_twice(store: StoreChoice) {
+    let api = api_on(store).await;
+    let alice = api.create_user("alice", Role::Customer).await;
+    let enrolled = enrol(&api, "alice").await;
+    let own = format!("/users/{}", alice.id);
+
+    // The confirming code's step is spent: the same step cannot sign in.
+    let challenge = first_step(&api, "alice").await;
+    let now = api.clock.now();
+    let (status, body) = second_step(
+        &api,
+        json!({"challenge": challenge, "code": enrolled.secret.code_at(step_of(now))}),
+    )
+    .await;
+    assert_eq!(status, 401, "the confirming code again: {body}");
+    assert_eq!(body["detail"], "the code is wrong or was already used");
+
+    api.clock.advance(STEP_SECS);
+    let code = enrolled.secret.code_at(step_of(api.clock.now()));
+    let (status, tokens) = second_step(&api, json!({"challenge": challenge, "code": code})).await;
+    assert_eq!(status, 200, "{tokens}");
+    let access = text(&tokens, "access_token");
+    assert!(tokens.get("refresh_token").is_some() && tokens.get("device_token").is_some());
+    assert_eq!(tokens["user"]["id"], alice.id.as_str());
+    assert_eq!(api.call("GET", &own, Some(&access), None).await.status, 200);
+    assert_eq!(
+        api.call("GET", &own, Some(&access), None).await.status,
+        200,
+        "cached"
+    );
+
+    // The same code with a new challenge: replayed.
+    let challenge_2 = first_step(&api, "alice").await;
+    let (status, _) = second_step(&api, json!({"challenge": challenge_2, "code": code})).await;
+    assert_eq!(status, 401, "a replayed code");
+    // The used challenge with a fresh code: refused, and the fresh code is not spent.
+    api.clock.advance(STEP_SECS);
+    let fresh = enrolled.secret.code_at(step_of(api.clock.now()));
+    let (status, body) = second_step(&api, json!({"challenge": challenge, "code": fresh})).await;
+    assert_eq!(status, 401, "a reused challenge: {body}");
+    assert_eq!(
+        body["detail"], "the sign-in challenge is invalid, used or expired; sign in again",
+        "refused for the challenge, not the code"
+    );
+    // (The step was spent by the refused request: the code is accepted once, whatever
+    // happens after; a new step's code signs in.)
+    api.clock.advance(STEP_SECS);
+    let next = enrolled.secret.code_at(step_of(api.clock.now()));
+    let (status, _) = second_step(&api, json!({"challenge": challenge_2, "code": next})).await;
+    assert_eq!(status, 200);
+
+    // A recovery code, typed loosely, signs in once.
+    let recovery = enrolled.recovery_codes[4].to_uppercase().replace('-', " ");
+    let challenge_3 = first_step(&api, "alice").await;
+    let (status, body) = second_step(
+        &api,
+        json!({"challenge": challenge_3, "recovery_code": recovery}),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let challenge_4 = first_step(&api, "alice").await;
+    let (status, _) = second_step(
+        &api,
+        json!({"challenge": challenge_4, "recovery_code": enrolled.recovery_codes[4]}),
+    )
+    .await;
+    assert_eq!(status, 401, "a used recovery code");
+    let (status, _) = second_step(
+        &api,
+        json!({"challenge": challenge_4, "recovery_code": enrolled.recovery_codes[5]}),
+    )
+    .await;
+    assert_eq!(status, 200, "another recovery code");
+
+    // Neither both proofs nor none; a forged challenge says nothing more than "sign in again".
+    let challenge_5 = first_step(&api, "alice").await;
+    for (proof, expected) in [
+        (json!({"challenge": challenge_5}), 400),
+        (
+            json!({"challenge": challenge_5, "code": "123456", "recovery_code": "x"}),
+            400,
+        ),
+        (
+            json!({"challenge": "forged.challenge", "code": "123456"}),
+            401,
+        ),
+        (
+            json!({"challenge": challenge_5, "code": "1".repeat(65)}),
+            400,
+        ),
+    ] {
+        let (status, body) = second_step(&api, proof.clone()).await;
+        assert_eq!(status, expected, "{proof}: {body}");
+    }
+}
+
+/// A code of the step before or after is accepted; two steps away is not.
+async fn clock_skew_of_one_step_is_accepted_and_two_are_not(store: StoreChoice) {
+    let api = api_on(store).await;
+    api.create_user("bob", Role::Customer).await;
+    let enrolled = enrol(&api, "bob").await;
+    api.clock.advance(10 * STEP_SECS);
+    let now = api.clock.now();
+    for (offset, accepted) in [(-2i64, false), (2, false), (-1, true), (1, true)] {
+        let step = step_of(now).checked_add_signed(offset).unwrap();
+        let challenge = first_step(&api, "bob").await;
+        let (status, body) = second_step(
+            &api,
+            json!({"challenge": challenge, "code": enrolled.secret.code_at(step)}),
+        )
+        .await;
+        assert_eq!(status == 200, accepted, "step {offset:+}: {status} {body}");
+    }
+}
+
+/// Guessing codes locks the user's code counter, the right code included; the password's
+/// counter is not touched (the first step still works), and the lock ends by itself.
+async fn guessing_codes_is_locked_on_its_own_counter(store: StoreChoice) {
+    let api = api_on(store).await;
+    api.create_user("carol", Role::Customer).await;
+    let enrolled = enrol(&api, "carol").await;
+    api.clock.advance(STEP_SECS);
+    let challenge = first_step(&api, "carol").await;
+    let now = api.clock.now();
+    let wrong = wrong_code(&enrolled.secret, now);
+    for attempt in 0..LOCK_THRESHOLD {
+        let (status, _) = second_step(&api, json!({"challenge": challenge, "code": wrong})).await;
+        assert_eq!(status, 401, "guess {attempt}");
+    }
+    let right = enrolled.secret.code_at(step_of(now));
+    let locked = api
+        .call(
+            "POST",
+            "/login/mfa",
+            None,
+            Some(json!({"challenge": challenge, "code": right})),
+        )
+        .await;
+    assert_eq!(locked.status, 429, "{}", locked.body);
+    assert!(locked.headers.contains_key("retry-after"));
+    // The password's own lockout is untouched.
+    let _ = first_step(&api, "carol").await;
+    let wait: u64 = locked.headers["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    api.clock.advance(wait);
+    let challenge = first_step(&api, "carol").await;
+    let code = enrolled.secret.code_at(step_of(api.clock.now()));
+    let (status, body) = second_step(&api, json!({"challenge": challenge, "code": code})).await;
+    assert_eq!(status, 200, "after the lock: {body}");
+}
+
+/// A wrong password gets the same answer whether or not the user has TOTP on; only a right
+/// one tells the second step is needed.
+async fn the_first_step_says_nothing_of_totp_before_the_password_is_right(store: StoreChoice) {
+    let api = api_on(store).await;
+    api.create_user("dora", Role::Customer).await;
+    api.create_user("eve", Role::Customer).await;
+    enrol(&api, "dora").await;
+    let with_totp = api.try_login("dora", "not-the-password").await;
+    let without = api.try_login("eve", "not-the-password").await;
+    let unknown = api.try_login("nobody", "not-the-password").await;
+    for answer in [&with_totp, &without, &unknown] {
+        assert_eq!(answer.status, 401);
+        assert_eq!(answer.body, with_totp.body);
+        assert_eq!(
+            answer.headers.get("www-authenticate"),
+            with_totp.headers.get("www-authenticate")
+        );
+    }
+    assert!(
+        api.try_login("eve", PASSWORD)
+            .await
+            .body
+            .get("access_token")
+            .is_some()
+    );
+    let _ = first_step(&api, "dora").await;
+}
+
+/// Turning TOTP off needs the password and a current code (either wrong: one answer);
+/// then the password alone signs in again. A logged-out token cannot enrol, confirm or
+/// turn it off, though its Allow is cached.
+async fn turning_totp_off_needs_the_password_and_a_code(store: StoreChoice) {
+    let api = api_on(store).await;
+    api.create_user("fay", Role::Customer).await;
+    let enrolled = enrol(&api, "fay").await;
+    api.clock.advance(STEP_SECS);
+    let challenge = first_step(&api, "fay").await;
+    let code = enrolled.secret.code_at(step_of(api.clock.now()));
+    let (_, tokens) = second_step(&api, json!({"challenge": challenge, "code": code})).await;
+    let token = text(&tokens, "access_token");
+    api.clock.advance(STEP_SECS);
+    let now = api.clock.now();
+    let right = enrolled.secret.code_at(step_of(now));
+    for body in [
+        json!({"password": "not-the-password", "code": right}),
+        json!({"password": PASSWORD, "code": wrong_code(&enrolled.secret, now)}),
+    ] {
+        let answer = api
+            .call("POST", "/mfa/totp/disable", Some(&token), Some(body))
+            .await;
+        assert_eq!(answer.status, 401, "{}", answer.body);
+        assert_eq!(
+            answer.body["detail"],
+            "the code is wrong or was already used"
+        );
+    }
+    let off = api
+        .call(
+            "POST",
+            "/mfa/totp/disable",
+            Some(&token),
+            Some(json!({"password": PASSWORD, "code": right})),
+        )
+        .await;
+    assert_eq!(off.status, 204, "{}", off.body);
+    let answer = api.try_login("fay", PASSWORD).await;
+    assert!(answer.body.get("access_token").is_some(), "{}", answer.body);
+
+    // Logged out: the cached Allow does not carry the enrolment routes.
+    let session = api.login("fay").await;
+    assert_eq!(
+        api.call(
+            "POST",
+            "/mfa/totp",
+            Some(&session),
+            Some(json!({"password": PASSWORD}))
+        )
+        .await
+        .status,
+        200
+    );
+    assert_eq!(
+        api.call("POST", "/logout", Some(&session), None)
+            .await
+            .status,
+        204
+    );
+    for (path, body) in [
+        ("/mfa/totp", Some(json!({"password": PASSWORD}))),
+        ("/mfa/totp/confirm", Some(json!({"code": "123456"}))),
+        (
+            "/mfa/totp/disable",
+            Some(json!({"password": PASSWORD, "code": "123456"})),
+        ),
+    ] {
+        let answer = api.call("POST", path, Some(&session), body).await;
+        assert_eq!(answer.status, 401, "{path}: {}", answer.body);
+    }
+}
+
+macro_rules! on_both_stores {
+    ($($case:ident),* $(,)?) => {
+        mod memory {
+            $(
+                #[tokio::test]
+                async fn $case() {
+                    super::$case(local_gateway::app::StoreChoice::Memory).await;
+                }
+            )*
+        }
+        mod dynamo {
+            $(
+                #[tokio::test]
+                async fn $case() {
+                    super::$case(super::dynamo_store().await).await;
+                }
+            )*
+        }
+    };
+}
+
+on_both_stores!(
+    a_user_with_totp_signs_in_in_two_steps_and_nothing_is_accepted_twice,
+    clock_skew_of_one_step_is_accepted_and_two_are_not,
+    guessing_codes_is_locked_on_its_own_counter,
+    the_first_step_says_nothing_of_totp_before_the_password_is_right,
+    turning_totp_off_needs_the_password_and_a_code,
+);
