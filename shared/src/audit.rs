@@ -43,10 +43,22 @@ pub enum SecurityEvent {
     UserUpdated,
     UserDeleted,
     PasswordReset,
+    /// A second factor was confirmed (turned on).
+    SecondFactorEnrolled,
+    /// The caller turned its second factor off (password and code).
+    SecondFactorDisabled,
+    /// A wrong or replayed code (or recovery code).
+    SecondFactorFailed,
+    /// A code refused without a check: the code counter is locked.
+    SecondFactorLocked,
+    /// A recovery code signed in (one fewer left).
+    RecoveryCodeUsed,
+    /// An admin (or the CLI) removed a user's second factor, ending its sessions.
+    SecondFactorReset,
 }
 
 impl SecurityEvent {
-    pub const ALL: [SecurityEvent; 17] = [
+    pub const ALL: [SecurityEvent; 23] = [
         Self::LoginSucceeded,
         Self::LoginFailed,
         Self::LoginLocked,
@@ -64,6 +76,12 @@ impl SecurityEvent {
         Self::UserUpdated,
         Self::UserDeleted,
         Self::PasswordReset,
+        Self::SecondFactorEnrolled,
+        Self::SecondFactorDisabled,
+        Self::SecondFactorFailed,
+        Self::SecondFactorLocked,
+        Self::RecoveryCodeUsed,
+        Self::SecondFactorReset,
     ];
 
     /// (`event`, `outcome`, metric name).
@@ -86,6 +104,12 @@ impl SecurityEvent {
             Self::UserUpdated => ("user_admin", "updated", "UserUpdated"),
             Self::UserDeleted => ("user_admin", "deleted", "UserDeleted"),
             Self::PasswordReset => ("user_admin", "password_reset", "PasswordReset"),
+            Self::SecondFactorEnrolled => ("second_factor", "enrolled", "SecondFactorEnrolled"),
+            Self::SecondFactorDisabled => ("second_factor", "disabled", "SecondFactorDisabled"),
+            Self::SecondFactorFailed => ("second_factor", "failed", "SecondFactorFailed"),
+            Self::SecondFactorLocked => ("second_factor", "locked", "SecondFactorLocked"),
+            Self::RecoveryCodeUsed => ("second_factor", "recovery_code_used", "RecoveryCodeUsed"),
+            Self::SecondFactorReset => ("user_admin", "second_factor_reset", "SecondFactorReset"),
         }
     }
 }

@@ -413,6 +413,66 @@ async fn turning_totp_off_needs_the_password_and_a_code(store: StoreChoice) {
     }
 }
 
+/// An admin removes a user's second factor (a lost phone): every session of the user
+/// ends, though its Allow is cached, and the password alone signs in until it enrols again.
+/// Only an admin may, and not on itself.
+async fn an_admin_reset_removes_the_factor_and_ends_every_session(store: StoreChoice) {
+    let api = api_on(store).await;
+    let admin = api.create_user("root", Role::Admin).await;
+    let gina = api.create_user("gina", Role::Customer).await;
+    let enrolled = enrol(&api, "gina").await;
+    api.clock.advance(STEP_SECS);
+    let challenge = first_step(&api, "gina").await;
+    let code = enrolled.secret.code_at(step_of(api.clock.now()));
+    let (_, tokens) = second_step(&api, json!({"challenge": challenge, "code": code})).await;
+    let gina_token = text(&tokens, "access_token");
+    let own = format!("/users/{}", gina.id);
+    assert_eq!(
+        api.call("GET", &own, Some(&gina_token), None).await.status,
+        200
+    );
+    let reset = format!("/users/{}/mfa", gina.id);
+    let by_gina = api
+        .call(
+            "DELETE",
+            &format!("/users/{}/mfa", admin.id),
+            Some(&gina_token),
+            None,
+        )
+        .await;
+    assert_eq!(
+        by_gina.status, 403,
+        "a customer resets nobody's: {}",
+        by_gina.body
+    );
+    let root = api.login("root").await;
+    let own_reset = api
+        .call(
+            "DELETE",
+            &format!("/users/{}/mfa", admin.id),
+            Some(&root),
+            None,
+        )
+        .await;
+    assert_eq!(own_reset.status, 409, "{}", own_reset.body);
+    let answer = api.call("DELETE", &reset, Some(&root), None).await;
+    assert_eq!(answer.status, 204, "{}", answer.body);
+    assert_eq!(
+        api.call("GET", &own, Some(&gina_token), None).await.status,
+        401,
+        "the session from before the reset, behind its cached Allow"
+    );
+    let after = api.try_login("gina", PASSWORD).await;
+    assert!(after.body.get("access_token").is_some(), "{}", after.body);
+    assert_eq!(
+        api.call("GET", &format!("/users/{}", gina.id), Some(&root), None)
+            .await
+            .status,
+        200,
+        "the user is still there"
+    );
+}
+
 macro_rules! on_both_stores {
     ($($case:ident),* $(,)?) => {
         mod memory {
@@ -440,4 +500,5 @@ on_both_stores!(
     guessing_codes_is_locked_on_its_own_counter,
     the_first_step_says_nothing_of_totp_before_the_password_is_right,
     turning_totp_off_needs_the_password_and_a_code,
+    an_admin_reset_removes_the_factor_and_ends_every_session,
 );

@@ -435,11 +435,11 @@ fn every_function_reaches_only_the_item_kinds_it_uses() {
         allowed_leading_keys(&template, "LoginFunction"),
         with_keys(kinds(&ITEM_KEY_PREFIXES))
     );
-    // Users: users and credentials, and what the re-check reads; no refresh token, no
-    // counter, no lease, no keys.
+    // Users: users and credentials, what the re-check reads, and second factors (an
+    // admin's reset removes one); no refresh token, no counter, no lease, no keys.
     assert_eq!(
         allowed_leading_keys(&template, "UsersFunction"),
-        kinds(&["USER#", "USERNAME#", "REVOKED#", "FAMILY#"])
+        kinds(&["USER#", "USERNAME#", "REVOKED#", "FAMILY#", "FACTOR#"])
     );
     // Its one other table statement: Query on the by-kind index, nothing else.
     let users = resource(&template, "UsersFunction")["Properties"]["Policies"][0]["Statement"]
@@ -998,7 +998,8 @@ fn every_function_logs_json_to_a_group_with_retention_and_is_traced() {
 }
 
 #[test]
-fn alarms_watch_authorizer_errors_5xx_reuse_lockouts_and_rotations_and_notify_one_topic() {
+fn alarms_watch_authorizer_errors_5xx_reuse_lockouts_recovery_codes_and_rotations_and_notify_one_topic()
+ {
     let template = template();
     let all_alarms: Vec<(&str, &Value)> = template["Resources"]
         .as_mapping()
@@ -1053,7 +1054,8 @@ fn alarms_watch_authorizer_errors_5xx_reuse_lockouts_and_rotations_and_notify_on
             "AuthorizerError",
             "5XXError",
             "RefreshReuseDetected",
-            "LoginLocked"
+            "LoginLocked",
+            "RecoveryCodeUsed"
         ])
     );
     for (name, alarm) in &alarms {
@@ -1090,6 +1092,7 @@ fn alarms_watch_authorizer_errors_5xx_reuse_lockouts_and_rotations_and_notify_on
         ("AuthorizerErrorAlarm", "authorizer"),
         ("RefreshReuseAlarm", "login"),
         ("LockoutSpikeAlarm", "login"),
+        ("RecoveryCodeSpikeAlarm", "login"),
     ] {
         let dimensions = &resource(&template, name)["Properties"]["Dimensions"];
         assert_eq!(dimensions[0]["Name"], "Function", "{name}");

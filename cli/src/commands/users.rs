@@ -85,6 +85,11 @@ enum UsersAction {
         #[arg(long)]
         password_stdin: bool,
     },
+    /// Remove a user's second factor (a lost phone) and end every session of the user.
+    ResetSecondFactor {
+        #[arg(long)]
+        username: String,
+    },
 }
 
 fn parse_role(raw: &str) -> Result<Role, String> {
@@ -242,6 +247,23 @@ pub async fn run(args: UsersArgs, input: &mut dyn BufRead) -> Result<String, Str
                 .map_err(describe)?;
             report = format!(
                 "password reset for {} (every earlier session of it ended)\n",
+                record.user.username
+            );
+        }
+        UsersAction::ResetSecondFactor { username } => {
+            use jwt_auth_core::store::SecondFactorStore;
+            let record = find(&store, &username).await?;
+            // Sessions first, as the admin route does.
+            store
+                .revoke_all_tokens(&record.user.id, Actor::Operator)
+                .await
+                .map_err(describe)?;
+            store
+                .remove_factor(&record.user.id, Actor::Operator)
+                .await
+                .map_err(describe)?;
+            report = format!(
+                "second factor removed for {} (every earlier session of it ended; it signs in with the password until it enrols again)\n",
                 record.user.username
             );
         }

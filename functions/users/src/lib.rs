@@ -1,5 +1,5 @@
 //! The users routes (`GET`/`POST /users`, `GET`/`PATCH`/`DELETE /users/{id}`,
-//! `POST /users/{id}/password`): the HTTP adapter around [`jwt_auth_core::users::admin`]. Every
+//! `POST /users/{id}/password`, `DELETE /users/{id}/mfa`): the HTTP adapter around [`jwt_auth_core::users::admin`]. Every
 //! route acts only on a caller re-checked against the store, with its stored role
 //! ([`current_caller`]): API Gateway's cached Allow and context may be stale.
 
@@ -8,7 +8,7 @@ use jwt_auth_core::sessions::revocation::current_caller;
 use jwt_auth_core::users::admin::{
     CREATE_USER_BODY_SHAPE, CreateUserRequest, RESET_PASSWORD_BODY_SHAPE, ResetPasswordRequest,
     UPDATE_USER_BODY_SHAPE, UpdateUserRequest, create_user, delete_user, get_user, list_users,
-    reset_password, update_user,
+    reset_password, reset_second_factor, update_user,
 };
 use jwt_auth_core::web::request::{
     Caller, json_body, path_exists_with_other_method, query_param, route_of,
@@ -72,7 +72,11 @@ async fn route(request: Request, service: &UsersService) -> Result<Response<Body
                 &update_user(store, &service.roles, &caller, &id, body).await?,
             ))
         }
-        ("DELETE", _, Some(id)) => {
+        ("DELETE", "/users/{id}/mfa", Some(id)) => {
+            reset_second_factor(store, &caller, &id).await?;
+            Ok(no_content())
+        }
+        ("DELETE", "/users/{id}", Some(id)) => {
             delete_user(store, &caller, &id).await?;
             Ok(no_content())
         }

@@ -397,6 +397,7 @@ mod tests {
             "PATCH/users/*",
             "DELETE/users/*",
             "POST/users/*/password",
+            "DELETE/users/*/mfa",
         ]
         .iter()
         .map(|resource| format!("{prefix}/{resource}"))

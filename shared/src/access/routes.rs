@@ -46,7 +46,7 @@ mod tests {
                 .unwrap()
                 .routes
                 .len(),
-            17
+            18
         );
     }
 }

@@ -1,5 +1,6 @@
 //! The user use cases: `GET /users`, `GET /users/{id}`, and for admins `POST /users`,
-//! `PATCH /users/{id}`, `DELETE /users/{id}`.
+//! `PATCH /users/{id}`, `DELETE /users/{id}`, the resets of a user's password and second
+//! factor.
 
 use crate::ApiError;
 use crate::access::routes::{is_allowed, route};
@@ -280,6 +281,37 @@ pub async fn reset_password(
     tracing::info!(admin = %caller.sub, user = %id, "password reset; the user's tokens revoked");
     crate::audit::record(
         crate::audit::SecurityEvent::PasswordReset,
+        Some(&caller.sub),
+        Some(id),
+    );
+    Ok(())
+}
+
+/// `DELETE /users/{id}/mfa` (admins): removes a user's second factor (a lost phone with
+/// no recovery code left) and ends every session of the user, as a password reset does:
+/// whoever held one of them signs in again, with the password alone until the user enrols
+/// again. An admin removes its own with `POST /mfa/totp/disable`, which asks for a code.
+pub async fn reset_second_factor(
+    store: &dyn crate::store::Store,
+    caller: &Caller,
+    id: &str,
+) -> Result<(), ApiError> {
+    require_admin(caller)?;
+    if !is_valid_user_id(id) {
+        return Err(ApiError::NotFound);
+    }
+    if id == caller.sub {
+        return Err(ApiError::Conflict(
+            "turn your own second factor off with POST /mfa/totp/disable".into(),
+        ));
+    }
+    // Sessions first: should the removal then fail, the user has lost sessions, not kept
+    // ones a reset was meant to end.
+    store.revoke_all_tokens(id, caller.actor()).await?;
+    store.remove_factor(id, caller.actor()).await?;
+    tracing::info!(admin = %caller.sub, user = %id, "second factor reset; the user's tokens revoked");
+    crate::audit::record(
+        crate::audit::SecurityEvent::SecondFactorReset,
         Some(&caller.sub),
         Some(id),
     );

@@ -199,14 +199,20 @@ impl LoginService {
             throttle(self.store.as_ref(), counter, &attempt, now).await?
         {
             tracing::info!(outcome = "locked", "second-factor code refused");
+            crate::audit::record(crate::audit::SecurityEvent::SecondFactorLocked, None, None);
             return Err(ApiError::TooManyAttempts { retry_after_secs });
         }
         Ok(())
     }
 
-    /// A wrong code: written down on its counter, and answered.
-    async fn refuse_code(&self, counter: &str, now: u64) -> ApiError {
+    /// A wrong code of user `user_id`: written down on its counter, and answered.
+    async fn refuse_code(&self, user_id: &str, counter: &str, now: u64) -> ApiError {
         tracing::info!(outcome = "invalid_code", "second-factor code refused");
+        crate::audit::record(
+            crate::audit::SecurityEvent::SecondFactorFailed,
+            Some(user_id),
+            None,
+        );
         match self.store.record_refused_login(counter, now).await {
             Ok(()) => ApiError::InvalidCode,
             Err(err) => err.into(),
@@ -312,7 +318,7 @@ impl LoginService {
         self.count_code_attempt(&counter, now).await?;
         let secret = self.open_secret(&caller.sub, &factor)?;
         let Some(step) = secret.verify(request.code.trim(), now, None) else {
-            return Err(self.refuse_code(&counter, now).await);
+            return Err(self.refuse_code(&caller.sub, &counter, now).await);
         };
         let codes = NewRecoveryCodes::generate();
         // Every session of the user ends first, this one included: one begun with the
@@ -339,7 +345,12 @@ impl LoginService {
             ));
         }
         self.store.clear_login_failures(&counter).await?;
-        tracing::info!(sub = %caller.sub, "second factor turned on");
+        tracing::info!(sub = %caller.sub, "second factor turned on; the user's sessions ended");
+        crate::audit::record(
+            crate::audit::SecurityEvent::SecondFactorEnrolled,
+            Some(&caller.sub),
+            None,
+        );
         Ok(RecoveryCodesAnswer {
             recovery_codes: codes.shown,
         })
@@ -385,13 +396,18 @@ impl LoginService {
             _ => false,
         };
         if !accepted {
-            return Err(self.refuse_code(&counter, now).await);
+            return Err(self.refuse_code(&caller.sub, &counter, now).await);
         }
         self.store
             .remove_factor(&caller.sub, caller.actor())
             .await?;
         self.store.clear_login_failures(&counter).await?;
         tracing::info!(sub = %caller.sub, "second factor turned off");
+        crate::audit::record(
+            crate::audit::SecurityEvent::SecondFactorDisabled,
+            Some(&caller.sub),
+            None,
+        );
         Ok(())
     }
 
@@ -474,6 +490,11 @@ impl LoginService {
                                 left = factor.recovery_codes.len() - 1,
                                 "recovery code used"
                             );
+                            crate::audit::record(
+                                crate::audit::SecurityEvent::RecoveryCodeUsed,
+                                Some(&challenge.user_id),
+                                None,
+                            );
                         }
                         spent
                     }
@@ -482,7 +503,7 @@ impl LoginService {
             }
         };
         if !accepted {
-            return Err(self.refuse_code(&counter, now).await);
+            return Err(self.refuse_code(&challenge.user_id, &counter, now).await);
         }
         if !self
             .store
