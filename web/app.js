@@ -12,6 +12,8 @@ const $ = (id) => document.getElementById(id);
 const state = {
   accessToken: null, refreshToken: null, claims: null,
   pageCursor: null, cursor: null, lastAccessToken: null,
+  // The first step's challenge while the second step (a code) is asked for.
+  challenge: null,
 };
 // Only the token of the session that ended (dead by then) is visible outside: the test
 // checks that the API refuses it.
@@ -89,6 +91,7 @@ function signedOut(text, isError) {
 }
 
 async function showSignedIn() {
+  $("recovery").hidden = true;
   $("signed-out").hidden = true;
   $("signed-in").hidden = false;
   $("who").textContent = state.claims.username;
@@ -166,10 +169,46 @@ $("login-form").addEventListener("submit", async (event) => {
   const answer = await call("POST", "/login", body);
   $("password").value = "";
   if (answer.status !== 200) return say(detail(answer), true);
+  if (answer.json.mfa_required) {
+    state.challenge = answer.json.challenge;
+    $("login-form").hidden = true;
+    $("mfa-form").hidden = false;
+    $("mfa-code").focus();
+    return say("Enter the code your authenticator app shows, or a recovery code.");
+  }
   adopt(answer.json);
   say("");
   await showSignedIn();
 });
+
+function startSignInAgain(text, isError) {
+  state.challenge = null;
+  $("mfa-form").hidden = true;
+  $("login-form").hidden = false;
+  say(text, isError);
+}
+
+$("mfa-form").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const typed = $("mfa-code").value.trim();
+  const body = { challenge: state.challenge };
+  // Six digits are a code; anything else can only be a recovery code.
+  if (/^[0-9]{6}$/.test(typed)) body.code = typed; else body.recovery_code = typed;
+  const answer = await call("POST", "/login/mfa", body);
+  $("mfa-code").value = "";
+  if (answer.status !== 200) {
+    // A challenge that is used or expired cannot be tried again: back to the password.
+    if (answer.status === 401 && /challenge/.test(detail(answer))) {
+      return startSignInAgain(detail(answer), true);
+    }
+    return say(detail(answer), true);
+  }
+  startSignInAgain("");
+  adopt(answer.json);
+  await showSignedIn();
+});
+
+$("mfa-cancel").addEventListener("click", () => startSignInAgain(""));
 
 // Signing out goes through `authed`: an expired access token is refreshed first, and the
 // page says it worked only when the API said so.
@@ -195,6 +234,52 @@ $("role-form").addEventListener("submit", async (event) => {
   say(answer.json.user.username + " now has the role " + answer.json.user.role + ".");
   $("role-name").value = "";
   await loadUsers(state.pageCursor);
+});
+
+$("totp-start-form").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const answer = await authed("POST", "/mfa/totp", { password: $("totp-password").value });
+  $("totp-password").value = "";
+  if (answer.status !== 200) return say(detail(answer), true);
+  $("totp-secret").textContent = answer.json.secret;
+  // An <img>, not markup in the page: an SVG shown as an image runs nothing.
+  const image = document.createElement("img");
+  image.alt = "QR code of the key";
+  image.src = "data:image/svg+xml;base64," + btoa(answer.json.qr_code_svg);
+  $("totp-qr").replaceChildren(image);
+  $("totp-enrol").hidden = false;
+  say("Scan the QR code (or type the key), then enter the first code your app shows.");
+});
+
+// Not `authed`: a wrong code is a 401 of its own, not an expired session.
+$("totp-confirm-form").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const answer = await call("POST", "/mfa/totp/confirm", { code: $("totp-code").value.trim() },
+    state.accessToken);
+  $("totp-code").value = "";
+  if (answer.status !== 200) return say(detail(answer), true);
+  const list = $("recovery-codes");
+  list.replaceChildren();
+  for (const code of answer.json.recovery_codes) {
+    const item = document.createElement("li");
+    item.textContent = code;
+    list.append(item);
+  }
+  $("recovery").hidden = false;
+  $("totp-enrol").hidden = true;
+  // Turning it on ended every session, this one too.
+  signedOut("Two-step sign-in is on. Every session was signed out: sign in again, with a code.");
+});
+
+$("totp-disable-form").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const answer = await call("POST", "/mfa/totp/disable", {
+    password: $("totp-off-password").value, code: $("totp-off-code").value.trim(),
+  }, state.accessToken);
+  $("totp-off-password").value = "";
+  $("totp-off-code").value = "";
+  if (answer.status !== 204) return say(detail(answer), true);
+  say("Two-step sign-in is off.");
 });
 
 $("password-form").addEventListener("submit", async (event) => {

@@ -13,7 +13,7 @@ use jwt_auth_core::store::{
 };
 use jwt_auth_core::users::user::User;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use tokio::sync::Notify;
 
 /// Delegates everything to `inner`; the next write after [`HeldStore::hold_next_write`]
@@ -23,6 +23,8 @@ pub struct HeldStore {
     armed: AtomicBool,
     reached: Notify,
     released: Notify,
+    /// Reads of second factors so far (tests of the work a login does).
+    factor_reads: AtomicUsize,
 }
 
 impl HeldStore {
@@ -32,12 +34,18 @@ impl HeldStore {
             armed: AtomicBool::new(false),
             reached: Notify::new(),
             released: Notify::new(),
+            factor_reads: AtomicUsize::new(0),
         })
     }
 
     /// The store behind the door, for the test's own writes while one is held.
     pub fn inner(&self) -> &Arc<dyn Store> {
         &self.inner
+    }
+
+    /// How many times a second factor was read through this store.
+    pub fn factor_reads(&self) -> usize {
+        self.factor_reads.load(Ordering::SeqCst)
     }
 
     pub fn hold_next_write(&self) {
@@ -230,6 +238,7 @@ impl SecondFactorStore for HeldStore {
         user_id: &str,
         now: u64,
     ) -> Result<Option<SecondFactor>, StoreError> {
+        self.factor_reads.fetch_add(1, Ordering::SeqCst);
         self.inner.second_factor(user_id, now).await
     }
     async fn start_enrolment(

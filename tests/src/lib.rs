@@ -197,6 +197,27 @@ impl TestApp {
 }
 
 /// The workspace root (where `events/` and `template.yaml` are).
+/// The TOTP secret an enrolment answered (`secret`: RFC 4648 base32, no padding, as
+/// authenticator apps read it), decoded here rather than by the code under test.
+pub fn totp_secret_of(base32: &str) -> jwt_auth_core::crypto::totp::TotpSecret {
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
+    let (mut bits, mut count, mut bytes) = (0u64, 0, Vec::new());
+    for symbol in base32.bytes() {
+        let value = ALPHABET
+            .iter()
+            .position(|&a| a == symbol)
+            .unwrap_or_else(|| panic!("{base32:?} is not base32"));
+        bits = (bits << 5) | value as u64;
+        count += 5;
+        if count >= 8 {
+            count -= 8;
+            bytes.push((bits >> count) as u8);
+        }
+    }
+    jwt_auth_core::crypto::totp::TotpSecret::from_bytes(bytes)
+        .expect("a secret of 128 bits or more")
+}
+
 pub fn workspace_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
 }

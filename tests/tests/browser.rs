@@ -286,3 +286,131 @@ async fn an_admin_signs_in_sees_the_users_signs_out_and_is_refused_in_chromium()
     }
     client.close().await.unwrap();
 }
+
+/// Two-step sign-in in the page: a user turns it on (the password, then the QR code and the
+/// key, then a first code, computed here from the key the page shows), gets the recovery
+/// codes and is signed out; signs in again through the code step, then with a recovery code.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_user_turns_on_two_step_sign_in_and_signs_in_with_a_code_then_a_recovery_code_in_chromium()
+ {
+    use jwt_auth_core::crypto::totp::step_of;
+    let driver = chromedriver().await;
+    let (api, page) = api_and_page(free_port()).await;
+    api.create_user("alice", Role::Customer).await;
+    let client = browser(&driver).await;
+    client.goto(&page).await.unwrap();
+    sign_in(&client, "alice", PASSWORD).await;
+    wait_for(
+        &client,
+        "!document.getElementById('signed-in').hidden",
+        "signed in",
+    )
+    .await;
+
+    fill(&client, "totp-password", "not-the-password").await;
+    click(&client, "totp-start").await;
+    wait_for(
+        &client,
+        "document.getElementById('message').className === 'error'",
+        "the wrong password refused",
+    )
+    .await;
+    fill(&client, "totp-password", PASSWORD).await;
+    click(&client, "totp-start").await;
+    wait_for(
+        &client,
+        "!document.getElementById('totp-enrol').hidden",
+        "the enrolment",
+    )
+    .await;
+    wait_for(
+        &client,
+        "(() => { const img = document.querySelector('#totp-qr img'); \
+           return img && img.complete && img.naturalWidth > 0; })()",
+        "the QR code drawn",
+    )
+    .await;
+    let secret = integration_tests::totp_secret_of(&text(&client, "totp-secret").await);
+    fill(&client, "totp-code", "000000").await;
+    click(&client, "totp-confirm").await;
+    wait_for(
+        &client,
+        "document.getElementById('message').className === 'error'",
+        "a wrong first code refused",
+    )
+    .await;
+    let code = secret.code_at(step_of(api.clock.now()));
+    fill(&client, "totp-code", &code).await;
+    click(&client, "totp-confirm").await;
+    wait_for(
+        &client,
+        "!document.getElementById('recovery').hidden && !document.getElementById('signed-out').hidden",
+        "the recovery codes, signed out",
+    )
+    .await;
+    let codes = client
+        .execute(
+            "return [...document.querySelectorAll('#recovery-codes li')].map(li => li.textContent);",
+            vec![],
+        )
+        .await
+        .unwrap();
+    let codes: Vec<String> = serde_json::from_value(codes).unwrap();
+    assert_eq!(codes.len(), 10, "{codes:?}");
+
+    // The code step: a password alone is not enough any more. The confirming step is spent;
+    // the next one is within the step of skew.
+    sign_in(&client, "alice", PASSWORD).await;
+    wait_for(
+        &client,
+        "!document.getElementById('mfa-form').hidden",
+        "the code step",
+    )
+    .await;
+    assert!(
+        client
+            .find(Locator::Id("signed-in"))
+            .await
+            .unwrap()
+            .attr("hidden")
+            .await
+            .unwrap()
+            .is_some(),
+        "not signed in after the password alone"
+    );
+    let next = secret.code_at(step_of(api.clock.now()) + 1);
+    fill(&client, "mfa-code", &next).await;
+    click(&client, "mfa-submit").await;
+    wait_for(
+        &client,
+        "!document.getElementById('signed-in').hidden",
+        "signed in with a code",
+    )
+    .await;
+    assert_eq!(text(&client, "who").await, "alice");
+
+    // Signed out, then in with a recovery code (used once).
+    click(&client, "logout").await;
+    wait_for(
+        &client,
+        "!document.getElementById('signed-out').hidden",
+        "signed out",
+    )
+    .await;
+    sign_in(&client, "alice", PASSWORD).await;
+    wait_for(
+        &client,
+        "!document.getElementById('mfa-form').hidden",
+        "the code step again",
+    )
+    .await;
+    fill(&client, "mfa-code", &codes[0]).await;
+    click(&client, "mfa-submit").await;
+    wait_for(
+        &client,
+        "!document.getElementById('signed-in').hidden",
+        "signed in with a recovery code",
+    )
+    .await;
+    client.close().await.unwrap();
+}

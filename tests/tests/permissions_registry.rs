@@ -194,6 +194,9 @@ async fn the_authorizer_answers_each_api_from_its_own_document() {
             "POST/logout".to_string(),
             "POST/logout/all".to_string(),
             "POST/password".to_string(),
+            "POST/mfa/totp".to_string(),
+            "POST/mfa/totp/confirm".to_string(),
+            "POST/mfa/totp/disable".to_string(),
             format!("GET/users/{}", sam.id)
         ]
     );

@@ -28,24 +28,6 @@ async fn api_on(store: StoreChoice) -> RunningApi {
     .await
 }
 
-/// RFC 4648 base32 (no padding), as authenticator apps read the `secret`.
-fn base32_decode(text: &str) -> Vec<u8> {
-    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
-    let mut bits = 0u64;
-    let mut count = 0;
-    let mut out = Vec::new();
-    for byte in text.bytes() {
-        let value = ALPHABET.iter().position(|&a| a == byte).expect("base32") as u64;
-        bits = (bits << 5) | value;
-        count += 5;
-        if count >= 8 {
-            count -= 8;
-            out.push((bits >> count) as u8);
-        }
-    }
-    out
-}
-
 fn text(value: &Value, key: &str) -> String {
     value[key]
         .as_str()
@@ -86,7 +68,7 @@ async fn enrol(api: &RunningApi, username: &str) -> Enrolled {
     assert!(uri.contains(&format!("secret={base32}")), "{uri}");
     assert!(uri.contains(&format!(":{username}?")), "{uri}");
     assert!(text(&started.body, "qr_code_svg").contains("<svg"));
-    let secret = TotpSecret::from_bytes(base32_decode(&base32)).expect("a 160-bit secret");
+    let secret = integration_tests::totp_secret_of(&base32);
     let now = api.clock.now();
     // A wrong code does not turn it on.
     let wrong = api

@@ -451,10 +451,22 @@ async fn unknown_wrong_and_disabled_logins_do_the_same_work(app: TestApp) {
         .set_disabled(&dora.id, true, Actor::Operator)
         .await
         .unwrap();
+    // A user with a second factor on: a wrong password must look like any other.
+    let erin = app.create_user("erin", Role::Customer, PASSWORD).await;
+    app.store
+        .start_enrolment(&erin.id, "sealed", T0 + 900, T0, Actor::Operator)
+        .await
+        .unwrap();
+    app.store
+        .activate_factor(&erin.id, "sealed", 1, &[], T0, Actor::Operator)
+        .await
+        .unwrap();
+    // Counts the second-factor reads: every attempt makes one, whoever it names.
+    let counted = integration_tests::held_store::HeldStore::new(Arc::clone(&app.store));
     // A hasher of its own, so its counter sees only these logins.
     let hasher = Arc::new(PasswordHasher::new());
     let login = jwt_auth_core::sessions::login::LoginService {
-        store: Arc::clone(&app.store),
+        store: counted.clone(),
         hasher: Arc::clone(&hasher),
         issuer: jwt_auth_core::crypto::token::TokenIssuer::new(
             Arc::new(jwt_auth_core::crypto::token::TokenKeys::hs256(
@@ -483,8 +495,10 @@ async fn unknown_wrong_and_disabled_logins_do_the_same_work(app: TestApp) {
         ("nobody", PASSWORD),
         ("alice", "wrong-password"),
         ("dora", PASSWORD),
+        ("erin", "wrong-password"),
     ] {
         let before = hasher.computations();
+        let reads_before = counted.factor_reads();
         let request = LoginRequest {
             username: username.into(),
             password: SecretString::from(password.to_string()),
@@ -495,6 +509,11 @@ async fn unknown_wrong_and_disabled_logins_do_the_same_work(app: TestApp) {
             hasher.computations() - before,
             1,
             "{username}: exactly one argon2id verify"
+        );
+        assert_eq!(
+            counted.factor_reads() - reads_before,
+            1,
+            "{username}: exactly one second-factor read"
         );
         let response = error.into_response();
         answers.push((

@@ -219,6 +219,6 @@ Resources:
             &DeclaredRoles::default(),
         )
         .unwrap();
-        assert!(report.ends_with("ok: 13 routes\n"), "{report}");
+        assert!(report.ends_with("ok: 18 routes\n"), "{report}");
     }
 }

@@ -184,9 +184,16 @@ impl LoginService {
             self.store.second_factor(&factor_owner, now),
         );
         let (record, verification, password) = verified.map_err(ApiError::internal)?;
-        // A failed read is answered before the verdict: a right and a wrong password get
-        // the same 503 (and the attempt is taken back, no verdict having been reached).
-        let factor = factor?;
+        // A failed read is answered before the verdict, alike for a right and a wrong
+        // password (the same 503 after the same round trips), and the attempt, whose
+        // password was checked, stays counted.
+        let factor = match factor {
+            Ok(factor) => factor,
+            Err(err) => {
+                settled.store(true, std::sync::atomic::Ordering::SeqCst);
+                return Err(err.into());
+            }
+        };
 
         let (record, needs_rehash) = match (record, verification) {
             (Some(record), Verification::Match { needs_rehash }) if !record.user.disabled => {
