@@ -90,29 +90,11 @@ impl DynamoUserStore {
     ) -> Result<bool, StoreError> {
         let mut items = vec![write];
         items.extend(self.caller_checks(actor, false)?);
-        for attempt in 0..MAX_WRITE_ATTEMPTS {
-            let result = self
-                .client
-                .transact_write_items()
-                .set_transact_items(Some(items.clone()))
-                .send()
-                .await;
-            match result {
-                Ok(_) => return Ok(true),
-                Err(err) => match cancellation(&err) {
-                    Some(Cancelled::ConditionFailed { last, .. }) if last > 0 => {
-                        return Err(StoreError::CallerRevoked);
-                    }
-                    Some(Cancelled::ConditionFailed { .. }) => return Ok(false),
-                    Some(Cancelled::Conflict) if attempt + 1 < MAX_WRITE_ATTEMPTS => {
-                        backoff(attempt).await
-                    }
-                    Some(Cancelled::Conflict) => return Err(StoreError::unavailable(err)),
-                    None => return Err(sdk_error(err)),
-                },
-            }
+        match self.transact(items).await? {
+            None => Ok(true),
+            Some(failed) if failed.last > 0 => Err(StoreError::CallerRevoked),
+            Some(_) => Ok(false),
         }
-        Err(StoreError::backend("unreachable: the last attempt returns"))
     }
 
     /// One conditional UpdateItem: `false` when its condition failed.

@@ -234,6 +234,13 @@ where
     }
 }
 
+/// Which items of a transaction failed their conditions: the first and the last.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct ConditionsFailed {
+    index: usize,
+    last: usize,
+}
+
 /// Why a TransactWriteItems was cancelled, from its per-item cancellation reasons.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Cancelled {
@@ -286,6 +293,37 @@ async fn backoff(attempt: u32) {
 }
 
 impl DynamoUserStore {
+    /// One TransactWriteItems, tried again (with back-off) while another write touches one
+    /// of its items at the same moment: `Ok(None)` once it landed, `Ok(Some(cancelled))`
+    /// when conditions of its items failed (nothing was written).
+    async fn transact(
+        &self,
+        items: Vec<TransactWriteItem>,
+    ) -> Result<Option<ConditionsFailed>, StoreError> {
+        for attempt in 0..MAX_WRITE_ATTEMPTS {
+            let result = self
+                .client
+                .transact_write_items()
+                .set_transact_items(Some(items.clone()))
+                .send()
+                .await;
+            match result {
+                Ok(_) => return Ok(None),
+                Err(err) => match cancellation(&err) {
+                    Some(Cancelled::ConditionFailed { index, last }) => {
+                        return Ok(Some(ConditionsFailed { index, last }));
+                    }
+                    Some(Cancelled::Conflict) if attempt + 1 < MAX_WRITE_ATTEMPTS => {
+                        backoff(attempt).await
+                    }
+                    Some(Cancelled::Conflict) => return Err(StoreError::unavailable(err)),
+                    None => return Err(sdk_error(err)),
+                },
+            }
+        }
+        Err(StoreError::backend("unreachable: the last attempt returns"))
+    }
+
     /// One strongly consistent GetItem.
     async fn get_item(&self, pk: String) -> Result<Option<Item>, StoreError> {
         let output = self

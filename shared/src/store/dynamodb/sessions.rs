@@ -277,30 +277,12 @@ impl SessionStore for DynamoUserStore {
                 .into_iter()
                 .take(1),
         );
-        for attempt in 0..MAX_WRITE_ATTEMPTS {
-            let result = self
-                .client
-                .transact_write_items()
-                .set_transact_items(Some(items.clone()))
-                .send()
-                .await;
-            match result {
-                Ok(_) => return Ok(()),
-                Err(err) => match cancellation(&err) {
-                    Some(Cancelled::ConditionFailed { .. }) => {
-                        return Err(StoreError::CallerRevoked);
-                    }
-                    Some(Cancelled::Conflict) if attempt + 1 < MAX_WRITE_ATTEMPTS => {
-                        backoff(attempt).await
-                    }
-                    Some(Cancelled::Conflict) => return Err(StoreError::unavailable(err)),
-                    None => return Err(sdk_error(err)),
-                },
-            }
+        // A failed condition, whichever: the deny-list entry or the session exists
+        // already, or the caller's user moved on; the caller no longer stands either way.
+        match self.transact(items).await? {
+            None => Ok(()),
+            Some(_) => Err(StoreError::CallerRevoked),
         }
-        Err(StoreError::unavailable(
-            "end_session: too many conflicting writes",
-        ))
     }
 
     async fn take_lease(
