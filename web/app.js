@@ -49,6 +49,16 @@ function detail(answer) {
   return json.detail || json.title || json.message || ("HTTP " + answer.status);
 }
 
+// A signed-in call whose route answers 401 itself for a wrong code: only the gateway's
+// 401 (no `detail`) means the access token is no longer good, and gets `authed`'s refresh.
+async function authedWithCode(method, path, body) {
+  const answer = await call(method, path, body, state.accessToken);
+  if (answer.status === 401 && !(answer.json && answer.json.detail)) {
+    return authed(method, path, body);
+  }
+  return answer;
+}
+
 // A signed-in call: on 401 it refreshes once and retries; if that fails too the session
 // is over.
 async function authed(method, path, body) {
@@ -80,7 +90,15 @@ function adopt(tokens) {
   }
 }
 
+// The key and QR code of an enrolment leave the page once it ends, however it ends.
+function forgetEnrolment() {
+  $("totp-enrol").hidden = true;
+  $("totp-secret").textContent = "";
+  $("totp-qr").replaceChildren();
+}
+
 function signedOut(text, isError) {
+  forgetEnrolment();
   if (state.accessToken) state.lastAccessToken = state.accessToken;
   state.accessToken = null;
   state.refreshToken = null;
@@ -91,7 +109,9 @@ function signedOut(text, isError) {
 }
 
 async function showSignedIn() {
+  // Recovery codes are shown until the next sign-in, then removed from the page.
   $("recovery").hidden = true;
+  $("recovery-codes").replaceChildren();
   $("signed-out").hidden = true;
   $("signed-in").hidden = false;
   $("who").textContent = state.claims.username;
@@ -190,7 +210,7 @@ function startSignInAgain(text, isError) {
 
 $("mfa-form").addEventListener("submit", async (event) => {
   event.preventDefault();
-  const typed = $("mfa-code").value.trim();
+  const typed = $("mfa-code").value.replace(/\s/g, "");
   const body = { challenge: state.challenge };
   // Six digits are a code; anything else can only be a recovery code.
   if (/^[0-9]{6}$/.test(typed)) body.code = typed; else body.recovery_code = typed;
@@ -251,11 +271,10 @@ $("totp-start-form").addEventListener("submit", async (event) => {
   say("Scan the QR code (or type the key), then enter the first code your app shows.");
 });
 
-// Not `authed`: a wrong code is a 401 of its own, not an expired session.
 $("totp-confirm-form").addEventListener("submit", async (event) => {
   event.preventDefault();
-  const answer = await call("POST", "/mfa/totp/confirm", { code: $("totp-code").value.trim() },
-    state.accessToken);
+  const answer = await authedWithCode("POST", "/mfa/totp/confirm",
+    { code: $("totp-code").value.replace(/\s/g, "") });
   $("totp-code").value = "";
   if (answer.status !== 200) return say(detail(answer), true);
   const list = $("recovery-codes");
@@ -266,16 +285,15 @@ $("totp-confirm-form").addEventListener("submit", async (event) => {
     list.append(item);
   }
   $("recovery").hidden = false;
-  $("totp-enrol").hidden = true;
   // Turning it on ended every session, this one too.
   signedOut("Two-step sign-in is on. Every session was signed out: sign in again, with a code.");
 });
 
 $("totp-disable-form").addEventListener("submit", async (event) => {
   event.preventDefault();
-  const answer = await call("POST", "/mfa/totp/disable", {
-    password: $("totp-off-password").value, code: $("totp-off-code").value.trim(),
-  }, state.accessToken);
+  const answer = await authedWithCode("POST", "/mfa/totp/disable", {
+    password: $("totp-off-password").value, code: $("totp-off-code").value.replace(/\s/g, ""),
+  });
   $("totp-off-password").value = "";
   $("totp-off-code").value = "";
   if (answer.status !== 204) return say(detail(answer), true);

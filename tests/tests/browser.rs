@@ -348,6 +348,18 @@ async fn a_user_turns_on_two_step_sign_in_and_signs_in_with_a_code_then_a_recove
         "the recovery codes, signed out",
     )
     .await;
+    assert_eq!(
+        client
+            .execute(
+                "return document.getElementById('totp-secret').textContent \
+                   + document.getElementById('totp-qr').innerHTML;",
+                vec![],
+            )
+            .await
+            .unwrap(),
+        serde_json::json!(""),
+        "the key and its QR code are gone from the page once it is on"
+    );
     let codes = client
         .execute(
             "return [...document.querySelectorAll('#recovery-codes li')].map(li => li.textContent);",

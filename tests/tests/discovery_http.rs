@@ -146,9 +146,8 @@ async fn after_an_issuer_change_only_the_named_previous_issuer_is_still_accepted
             "iss {other:?}"
         );
     }
-    // Without the previous issuer named (the template names the earlier releases' default:
-    // emptied here), the old tokens are refused too.
-    let strict = api_with(&[("TokenIssuer", ISSUER), ("PreviousTokenIssuer", "")]).await;
+    // Without the previous issuer named, the old tokens are refused too.
+    let strict = api_with(&[("TokenIssuer", ISSUER)]).await;
     let admin = strict.create_user("admin", Role::Admin).await;
     let old = signed_with_our_key(&strict, &admin, OLD);
     assert_eq!(
@@ -172,8 +171,9 @@ fn claims_of(token: &str) -> serde_json::Value {
 }
 
 /// `TokenIssuer` left to the template's default: the API's own URL. Locally that is the
-/// address `jwt-auth serve` listens on; discovery then works from it, and a token of the
-/// earlier releases' issuer (the template's default `PreviousTokenIssuer`) still verifies.
+/// address `jwt-auth serve` listens on; discovery then works from it, and no other issuer
+/// is accepted (not even the earlier releases' `lambda-jwt-auth`, unless named as
+/// `PreviousTokenIssuer`).
 #[tokio::test]
 async fn left_to_its_default_the_issuer_is_the_apis_own_url_and_discovery_starts_there() {
     let api = integration_tests::running_api::start_local(local_gateway::app::LocalOptions {
@@ -204,12 +204,12 @@ async fn left_to_its_default_the_issuer_is_the_apis_own_url_and_discovery_starts
     );
     let path = format!("/users/{}", admin.id);
     assert_eq!(api.call("GET", &path, Some(&token), None).await.status, 200);
-    let before_upgrade = signed_with_our_key(&api, &admin, "lambda-jwt-auth");
+    let earlier_default = signed_with_our_key(&api, &admin, "lambda-jwt-auth");
     assert_eq!(
-        api.call("GET", &path, Some(&before_upgrade), None)
+        api.call("GET", &path, Some(&earlier_default), None)
             .await
             .status,
-        200
+        401
     );
 }
 

@@ -1203,17 +1203,15 @@ fn the_template_registers_this_apis_permissions_where_the_authorizer_reads_them(
 
 /// `TokenIssuer` left empty (the default) is the API's URL: the stack writes the ApiUrl to
 /// the SSM parameter the functions are told to read (a function's environment naming its
-/// API would be a circular dependency), the output says the same URL, and tokens issued
-/// with the earlier releases' default stay valid through the update.
+/// API would be a circular dependency), the output says the same URL, no other issuer is
+/// accepted by default, and a new stage name reaches the functions' configuration (so no
+/// warm instance keeps the issuer of the old stage).
 #[test]
 fn the_default_issuer_is_the_api_url_written_where_the_functions_read_it() {
     let template = template();
     let parameters = &template["Parameters"];
     assert_eq!(parameters["TokenIssuer"]["Default"], "");
-    assert_eq!(
-        parameters["PreviousTokenIssuer"]["Default"],
-        "lambda-jwt-auth"
-    );
+    assert_eq!(parameters["PreviousTokenIssuer"]["Default"], "");
     let tagged = |value: &Value, tag: &str| -> Value {
         match value {
             Value::Tagged(tagged) if tagged.tag == tag => tagged.value.clone(),
@@ -1239,6 +1237,7 @@ fn the_default_issuer_is_the_api_url_written_where_the_functions_read_it() {
     let (parameter_when_url, parameter_otherwise) = by_condition("JWT_ISSUER_PARAMETER");
     assert_eq!(tagged(&parameter_when_url, "Sub"), name);
     assert_eq!(parameter_otherwise, "");
+    assert_eq!(tagged(&env["STAGE_NAME"], "Ref"), "StageName");
     let condition = tagged(&template["Conditions"]["IssuerIsApiUrl"], "Equals");
     assert_eq!(tagged(&condition[0], "Ref"), "TokenIssuer");
     assert_eq!(condition[1], "");
