@@ -218,6 +218,31 @@ pub fn totp_secret_of(base32: &str) -> jwt_auth_core::crypto::totp::TotpSecret {
         .expect("a secret of 128 bits or more")
 }
 
+/// [`on_both_stores!`] for tests of the local API: each `async fn case(store: StoreChoice)`
+/// runs as `memory::case` on the in-memory store and `dynamo::case` on a fresh DynamoDB
+/// Local table.
+#[macro_export]
+macro_rules! on_both_local_apis {
+    ($($case:ident),* $(,)?) => {
+        mod memory {
+            $(
+                #[tokio::test]
+                async fn $case() {
+                    super::$case(local_gateway::app::StoreChoice::Memory).await;
+                }
+            )*
+        }
+        mod dynamo {
+            $(
+                #[tokio::test]
+                async fn $case() {
+                    super::$case($crate::running_api::dynamo_store().await).await;
+                }
+            )*
+        }
+    };
+}
+
 pub fn workspace_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
 }

@@ -4,9 +4,7 @@
 //! sure the caller's Allow is cached, then checks that the backend refuses it anyway; the
 //! trace proves the refusal came from behind a cache hit.
 
-use integration_tests::running_api::{
-    PASSWORD, RunningApi, dynamo_store, dynamo_store_at, start_at,
-};
+use integration_tests::running_api::{PASSWORD, RunningApi, dynamo_store_at, start_at};
 use integration_tests::workspace_root;
 use jwt_auth_core::crypto::token::CLOCK_LEEWAY_SECS;
 use jwt_auth_core::crypto::token::DEFAULT_TOKEN_TTL_SECS;
@@ -568,28 +566,7 @@ async fn an_update_that_changes_nothing_keeps_the_users_sessions(store: StoreCho
     assert_eq!(api.call("GET", &own, Some(&token), None).await.status, 200);
 }
 
-macro_rules! on_both_stores {
-    ($($case:ident),* $(,)?) => {
-        mod memory {
-            $(
-                #[tokio::test]
-                async fn $case() {
-                    super::$case(local_gateway::app::StoreChoice::Memory).await;
-                }
-            )*
-        }
-        mod dynamo {
-            $(
-                #[tokio::test]
-                async fn $case() {
-                    super::$case(super::dynamo_store().await).await;
-                }
-            )*
-        }
-    };
-}
-
-on_both_stores!(
+integration_tests::on_both_local_apis!(
     a_demoted_admin_behind_its_cached_allow_cannot_undo_or_return_it,
     parallel_password_changes_with_one_token_land_once,
     a_revoked_admin_cannot_act_behind_its_cached_allow,

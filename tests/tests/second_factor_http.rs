@@ -6,7 +6,7 @@
 //! a code, and a first step whose answer to a wrong password is the same with or without
 //! TOTP. Codes are computed here from the secret the enrolment answered.
 
-use integration_tests::running_api::{PASSWORD, RunningApi, dynamo_store, start_at};
+use integration_tests::running_api::{PASSWORD, RunningApi, start_at};
 use integration_tests::workspace_root;
 use jwt_auth_core::crypto::totp::{STEP_SECS, TotpSecret, step_of};
 use jwt_auth_core::sessions::lockout::LOCK_THRESHOLD;
@@ -455,28 +455,7 @@ async fn an_admin_reset_removes_the_factor_and_ends_every_session(store: StoreCh
     );
 }
 
-macro_rules! on_both_stores {
-    ($($case:ident),* $(,)?) => {
-        mod memory {
-            $(
-                #[tokio::test]
-                async fn $case() {
-                    super::$case(local_gateway::app::StoreChoice::Memory).await;
-                }
-            )*
-        }
-        mod dynamo {
-            $(
-                #[tokio::test]
-                async fn $case() {
-                    super::$case(super::dynamo_store().await).await;
-                }
-            )*
-        }
-    };
-}
-
-on_both_stores!(
+integration_tests::on_both_local_apis!(
     a_user_with_totp_signs_in_in_two_steps_and_nothing_is_accepted_twice,
     clock_skew_of_one_step_is_accepted_and_two_are_not,
     guessing_codes_is_locked_on_its_own_counter,
