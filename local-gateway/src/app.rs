@@ -233,7 +233,8 @@ impl LocalApi {
             options.clock.now(),
         )
         .await
-        .map_err(|err| LocalError::Keys(err.to_string()))?;
+        .map_err(|err| LocalError::Keys(err.to_string()))?
+        .requiring_second_factor(config.second_factor_rule.clone());
         let functions = Functions {
             permissions,
             others: other_functions,
@@ -256,6 +257,7 @@ impl LocalApi {
                 .await
                 .map_err(keys_err)?,
                 cors: config.cors.clone(),
+                second_factor_rule: config.second_factor_rule.clone(),
             },
             users: UsersService {
                 store: Arc::clone(&store),
@@ -264,6 +266,7 @@ impl LocalApi {
                 clock: options.clock.clone(),
                 cors: config.cors.clone(),
                 roles: config.roles.clone(),
+                second_factor_rule: config.second_factor_rule.clone(),
             },
             verifier: TokenVerifier::new(Arc::clone(&verifier_keys), &config.tokens),
             store: Arc::clone(&store),

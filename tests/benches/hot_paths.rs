@@ -11,6 +11,7 @@
 use authorizer::authorize;
 use aws_lc_rs::hmac;
 use integration_tests::{EVENTS_PASSWORD, TestApp, event_text};
+use jwt_auth_core::access::second_factor::Reach;
 use jwt_auth_core::crypto::keys::{KeyRing, KeySetDocument, SigningAlgorithm};
 use jwt_auth_core::crypto::password::HASH_PARAMS;
 use jwt_auth_core::crypto::token::{Session, TokenIssuer, TokenVerifier};
@@ -163,7 +164,12 @@ fn main() {
         let compiled = local
             .block_on(app.permissions.for_api(black_box(method_arn.api_id), now))
             .unwrap();
-        black_box(compiled.policy_for(claims.role, black_box(&claims.sub), &method_arn));
+        black_box(compiled.policy_for(
+            claims.role,
+            Reach::Full,
+            black_box(&claims.sub),
+            &method_arn,
+        ));
     });
     // The same step when the authorizer holds a registry at its limit (every document
     // SSM may hold for it; this API's among them): what a lookup by API id costs among them.
@@ -172,7 +178,12 @@ fn main() {
         let compiled = local
             .block_on(registry.for_api(black_box(method_arn.api_id), now))
             .unwrap();
-        black_box(compiled.policy_for(claims.role, black_box(&claims.sub), &method_arn));
+        black_box(compiled.policy_for(
+            claims.role,
+            Reach::Full,
+            black_box(&claims.sub),
+            &method_arn,
+        ));
     });
     let registry_authorize_ns = median_ns(51, 10_000, || {
         black_box(

@@ -24,6 +24,7 @@ pub mod round_trips;
 pub mod running_api;
 
 use aws_lambda_events::apigw::ApiGatewayCustomAuthorizerRequest;
+use jwt_auth_core::access::second_factor::SecondFactorRule;
 use jwt_auth_core::crypto::password::PasswordHasher;
 use jwt_auth_core::crypto::secret::SigningSecret;
 use jwt_auth_core::crypto::token::{Session, TokenIssuer, TokenKeys, TokenVerifier};
@@ -97,6 +98,9 @@ impl TestApp {
                     ),
                 ),
                 cors: jwt_auth_core::web::cors::Cors::off(),
+                // The services as configured with no role held to a second factor; the
+                // tests of the rule run the API with `MfaRequiredRoles` set.
+                second_factor_rule: SecondFactorRule::none(),
             },
             users: UsersService {
                 store: Arc::clone(&store),
@@ -105,6 +109,7 @@ impl TestApp {
                 clock: clock.clone(),
                 cors: jwt_auth_core::web::cors::Cors::off(),
                 roles: Default::default(),
+                second_factor_rule: SecondFactorRule::none(),
             },
             verifier: TokenVerifier::new(Arc::clone(&keys), &settings),
             permissions: jwt_auth_core::access::registry::Permissions::every_api(
@@ -176,6 +181,7 @@ impl TestApp {
             .verify(access_token, now)
             .expect("a valid access token");
         jwt_auth_core::web::request::Caller {
+            second_factor: claims.second_factor(),
             sub: claims.sub,
             role: claims.role,
             username: claims.username,
@@ -194,6 +200,18 @@ impl TestApp {
             .expect("signing works")
             .token
     }
+}
+
+/// The claims of a JWT as sent, unverified (what a client reads from its token).
+pub fn claims_of(token: &str) -> serde_json::Value {
+    serde_json::from_slice(
+        &base64::Engine::decode(
+            &base64::engine::general_purpose::URL_SAFE_NO_PAD,
+            token.split('.').nth(1).expect("a JWS has three parts"),
+        )
+        .expect("base64url"),
+    )
+    .expect("JSON claims")
 }
 
 /// The workspace root (where `events/` and `template.yaml` are).

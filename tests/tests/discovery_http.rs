@@ -159,16 +159,7 @@ async fn after_an_issuer_change_only_the_named_previous_issuer_is_still_accepted
     );
 }
 
-fn claims_of(token: &str) -> serde_json::Value {
-    serde_json::from_slice(
-        &base64::Engine::decode(
-            &base64::engine::general_purpose::URL_SAFE_NO_PAD,
-            token.split('.').nth(1).unwrap(),
-        )
-        .unwrap(),
-    )
-    .unwrap()
-}
+use integration_tests::claims_of;
 
 /// `TokenIssuer` left to the template's default: the API's own URL. Locally that is the
 /// address `jwt-auth serve` listens on; discovery then works from it, and no other issuer

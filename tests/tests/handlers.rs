@@ -181,7 +181,7 @@ async fn authorizer_valid_event_with_a_fresh_token_allows_every_admin_route() {
         json["context"],
         json!({
             "sub": alice.id, "role": "admin", "username": "alice", "jti": response.context.jti,
-            "sid": response.context.sid, "exp": response.context.exp, "ver": "0",
+            "sid": response.context.sid, "exp": response.context.exp, "ver": "0", "amr": "pwd",
         })
     );
 }
@@ -468,4 +468,46 @@ async fn jwks_event_answers_the_public_key_set_cacheably() {
     assert_eq!(response.headers()["content-type"], "application/json");
     // The test app signs HS256, whose key is secret: nothing to publish.
     assert_eq!(body_json(&response), json!({"keys": []}));
+}
+
+/// Where admins must use a second factor, the backends hold an admin whose context says it
+/// signed in with its password alone to enrolment and logout themselves, whatever the
+/// gateway let through (an answer cached before the rule, another API's authorizer).
+#[tokio::test]
+async fn the_backends_hold_an_admin_without_its_second_factor_to_enrolment_and_logout() {
+    let (mut app, alice) = app_with_alice().await;
+    let rule = jwt_auth_core::access::second_factor::SecondFactorRule::default();
+    app.users.second_factor_rule = rule.clone();
+    app.login.second_factor_rule = rule;
+    let with_amr = |event: &str, amr: &'static str| {
+        edit_context(as_caller(http_event(event), &alice, None), move |context| {
+            context.authorizer.fields.insert("amr".into(), amr.into());
+        })
+    };
+    for amr in ["pwd", ""] {
+        let listed = users::handle(with_amr("users-list.json", amr), &app.users)
+            .await
+            .unwrap();
+        assert_eq!(listed.status(), 403, "amr {amr:?}");
+        assert!(
+            body_json(&listed)["detail"]
+                .as_str()
+                .unwrap()
+                .contains("second factor"),
+            "{}",
+            body_json(&listed)
+        );
+        let password = login::handle(with_amr("password-change.json", amr), &app.login)
+            .await
+            .unwrap();
+        assert_eq!(password.status(), 403, "amr {amr:?}");
+    }
+    let listed = users::handle(with_amr("users-list.json", "pwd otp"), &app.users)
+        .await
+        .unwrap();
+    assert_eq!(listed.status(), 200);
+    let logout = login::handle(with_amr("logout.json", "pwd"), &app.login)
+        .await
+        .unwrap();
+    assert_eq!(logout.status(), 204, "leaving is always open");
 }

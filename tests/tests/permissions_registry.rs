@@ -76,6 +76,7 @@ async fn every_api_under_the_path_is_read_by_its_id_and_nothing_else() {
         |compiled: std::sync::Arc<jwt_auth_core::access::policy::CompiledPolicy>| {
             let policy = compiled.policy_for(
                 Role::parse("support").unwrap(),
+                jwt_auth_core::access::second_factor::Reach::Full,
                 "0".repeat(32).as_str(),
                 &method_arn,
             );

@@ -4,7 +4,8 @@
 //! once), replayed codes and reused challenges refused, clock skew accepted and refused at
 //! its edges, code guessing locked on its own counter, turning it off with the password and
 //! a code, and a first step whose answer to a wrong password is the same with or without
-//! TOTP. Codes are computed here from the secret the enrolment answered.
+//! TOTP; and an admin without TOTP, where admins must use it, held to enrolment. Codes are
+//! computed here from the secret the enrolment answered.
 
 use integration_tests::running_api::{PASSWORD, RunningApi, start_at};
 use integration_tests::workspace_root;
@@ -455,6 +456,141 @@ async fn an_admin_reset_removes_the_factor_and_ends_every_session(store: StoreCh
     );
 }
 
+/// Where admins must use a second factor (`MfaRequiredRoles=admin`, the deployed default):
+/// an admin without one signs in with its password, but its token says `amr: ["pwd"]` and
+/// reaches only enrolment and logout, behind the gateway's cached answer and after a
+/// refresh; once it has enrolled and signed in with a code, everything. A customer is not
+/// held. The backends' own refusal is `handlers.rs`'s.
+async fn an_admin_without_totp_is_held_to_enrolment_until_it_signs_in_with_a_code(
+    store: StoreChoice,
+) {
+    let api = start_at(
+        store,
+        workspace_root().join("template.yaml"),
+        &[
+            ("AuthorizerCacheTtlSeconds", "300"),
+            ("MfaRequiredRoles", "admin"),
+        ],
+        Clock::manual(T0),
+    )
+    .await;
+    let root = api.create_user("root", Role::Admin).await;
+    let carl = api.create_user("carl", Role::Customer).await;
+
+    let held = api.login_session("root").await;
+    assert_eq!(held["second_factor_enrolment_required"], true, "{held}");
+    let token = text(&held, "access_token");
+    assert_eq!(integration_tests::claims_of(&token)["amr"], json!(["pwd"]));
+    let admin_routes = [
+        ("GET", "/users".to_string()),
+        ("GET", format!("/users/{}", carl.id)),
+        ("GET", format!("/users/{}", root.id)),
+        ("DELETE", format!("/users/{}/mfa", carl.id)),
+        ("POST", "/password".to_string()),
+        ("POST", "/mfa/totp/disable".to_string()),
+    ];
+    // Twice each: the first call's answer is cached under the token for every route.
+    for _ in 0..2 {
+        for (method, path) in &admin_routes {
+            let answer = api.call(method, path, Some(&token), Some(json!({}))).await;
+            assert_eq!(answer.status, 403, "{method} {path}: {}", answer.body);
+        }
+    }
+    let created = api
+        .call(
+            "POST",
+            "/users",
+            Some(&token),
+            Some(json!({"username": "mallory", "password": "a-long-enough-password", "role": "admin"})),
+        )
+        .await;
+    assert_eq!(created.status, 403, "{}", created.body);
+    // A refresh keeps how the session began.
+    let refreshed = api.refresh(&text(&held, "refresh_token")).await;
+    assert_eq!(refreshed.status, 200, "{}", refreshed.body);
+    assert_eq!(refreshed.body["second_factor_enrolment_required"], true);
+    let refreshed_token = text(&refreshed.body, "access_token");
+    assert_eq!(
+        integration_tests::claims_of(&refreshed_token)["amr"],
+        json!(["pwd"])
+    );
+    assert_eq!(
+        api.call("GET", "/users", Some(&refreshed_token), None)
+            .await
+            .status,
+        403
+    );
+
+    // A customer is not held.
+    let customer = api.login_session("carl").await;
+    assert!(customer.get("second_factor_enrolment_required").is_none());
+    let own = format!("/users/{}", carl.id);
+    let customer_token = text(&customer, "access_token");
+    assert_eq!(
+        api.call("GET", &own, Some(&customer_token), None)
+            .await
+            .status,
+        200
+    );
+
+    // The enrolment routes are open to the held token (the confirmation ends it).
+    let enrolled = enrol(&api, "root").await;
+    assert_eq!(
+        api.refresh(&text(&refreshed.body, "refresh_token"))
+            .await
+            .status,
+        401,
+        "the held session ended with the confirmation"
+    );
+    api.clock.advance(STEP_SECS);
+    let challenge = first_step(&api, "root").await;
+    let code = enrolled.secret.code_at(step_of(api.clock.now()));
+    let (status, tokens) = second_step(&api, json!({"challenge": challenge, "code": code})).await;
+    assert_eq!(status, 200, "{tokens}");
+    assert!(tokens.get("second_factor_enrolment_required").is_none());
+    let full = text(&tokens, "access_token");
+    assert_eq!(
+        integration_tests::claims_of(&full)["amr"],
+        json!(["pwd", "otp"])
+    );
+    for _ in 0..2 {
+        let listed = api.call("GET", "/users", Some(&full), None).await;
+        assert_eq!(listed.status, 200, "{}", listed.body);
+    }
+    // Refreshed, the session still carries its second factor.
+    let refreshed = api.refresh(&text(&tokens, "refresh_token")).await;
+    let after_refresh = text(&refreshed.body, "access_token");
+    assert_eq!(
+        integration_tests::claims_of(&after_refresh)["amr"],
+        json!(["pwd", "otp"])
+    );
+    assert_eq!(
+        api.call(
+            "GET",
+            &format!("/users/{}", carl.id),
+            Some(&after_refresh),
+            None
+        )
+        .await
+        .status,
+        200
+    );
+    // A recovery code is a second factor too.
+    let challenge = first_step(&api, "root").await;
+    let (status, tokens) = second_step(
+        &api,
+        json!({"challenge": challenge, "recovery_code": enrolled.recovery_codes[0]}),
+    )
+    .await;
+    assert_eq!(status, 200, "{tokens}");
+    assert_eq!(
+        api.call("GET", "/users", Some(&text(&tokens, "access_token")), None)
+            .await
+            .status,
+        200
+    );
+}
+
 integration_tests::on_both_local_apis!(
     a_user_with_totp_signs_in_in_two_steps_and_nothing_is_accepted_twice,
     clock_skew_of_one_step_is_accepted_and_two_are_not,
@@ -462,4 +598,5 @@ integration_tests::on_both_local_apis!(
     the_first_step_says_nothing_of_totp_before_the_password_is_right,
     turning_totp_off_needs_the_password_and_a_code,
     an_admin_reset_removes_the_factor_and_ends_every_session,
+    an_admin_without_totp_is_held_to_enrolment_until_it_signs_in_with_a_code,
 );

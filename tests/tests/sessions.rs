@@ -489,6 +489,7 @@ async fn unknown_wrong_and_disabled_logins_do_the_same_work(app: TestApp) {
                 .expect("an empty set"),
         )),
         cors: jwt_auth_core::web::cors::Cors::off(),
+        second_factor_rule: jwt_auth_core::access::second_factor::SecondFactorRule::none(),
     };
     let mut answers = Vec::new();
     for (username, password) in [

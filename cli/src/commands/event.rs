@@ -143,7 +143,8 @@ fn fresh_token(
     Ok(issuer
         .issue(
             &user,
-            &Session::start(0),
+            // A sign-in with both steps: with the second factor admins must use by default.
+            &Session::start_with_second_factor(0),
             jwt_auth_core::startup::clock::unix_now(),
         )
         .map_err(|err| err.to_string())?
@@ -248,7 +249,7 @@ pub fn token_settings(ttl_secs: u64) -> TokenSettings {
 pub fn set_caller(event: &mut Value, caller: &User, ver: u64, ttl: u64) -> Result<(), String> {
     let claims = Claims::new(
         caller,
-        &Session::start(ver),
+        &Session::start_with_second_factor(ver),
         &token_settings(ttl),
         jwt_auth_core::startup::clock::unix_now(),
         ttl,

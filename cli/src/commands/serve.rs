@@ -98,6 +98,12 @@ pub async fn run(args: ServeArgs) -> Result<(), String> {
             .entry("CorsAllowOrigin".into())
             .or_insert_with(|| web_origin.clone());
     }
+    // The demo admin signs in with its password alone, so that the README's walk-through
+    // works as written; `-P MfaRequiredRoles=admin` holds it to enrolment as deployed.
+    if !args.no_demo_users {
+        parameters.entry("MfaRequiredRoles".into()).or_default();
+    }
+    let second_factor_roles = parameters.get("MfaRequiredRoles").cloned();
     let other_apis = args
         .also
         .iter()
@@ -145,6 +151,13 @@ pub async fn run(args: ServeArgs) -> Result<(), String> {
         key_file.as_deref(),
     );
     println!("  issuer:    {}", api.issuer.issuer_name());
+    match second_factor_roles.as_deref() {
+        Some("") => println!(
+            "  second factor: required of no role (deployed default: admin; -P MfaRequiredRoles=admin)"
+        ),
+        Some(roles) => println!("  second factor: required of {roles}"),
+        None => println!("  second factor: required of the template's default roles"),
+    }
     if !args.no_web {
         let web_listener = tokio::net::TcpListener::bind(args.web_addr)
             .await

@@ -134,16 +134,22 @@ pub async fn authorize_http_api(
         jwt_auth_core::audit::record(SecurityEvent::AuthorizerDeny, Some(&claims.sub), None);
         return Ok(refused());
     };
+    let reach = permissions.reach(claims.role, claims.second_factor());
     let answer = match shape {
         HttpApiAnswer::Policy => HttpApiResponse::Allow(AuthorizerResponse {
             principal_id: claims.sub.clone(),
-            policy_document: compiled.policy_for(claims.role, &claims.sub, &route_arn),
+            policy_document: compiled.policy_for(claims.role, reach, &claims.sub, &route_arn),
             context: AuthorizerContext::from(claims.clone()),
         }),
         HttpApiAnswer::Simple => {
             let path = format!("/{}", route_arn.path);
-            let admitted = match compiled.admits(claims.role, &claims.sub, route_arn.method, &path)
-            {
+            let admitted = match compiled.admits(
+                claims.role,
+                reach,
+                &claims.sub,
+                route_arn.method,
+                &path,
+            ) {
                 Admission::Refused => false,
                 _ if compiled.route_key_of(route_arn.method, &path).as_deref()
                     != event.route_key.as_deref() =>

@@ -12,7 +12,10 @@
 //!   on the API that asks, from that API's permissions document
 //!   ([`jwt_auth_core::access::registry`]; an API with none is denied every route; API
 //!   Gateway caches the answer per token and reuses it on every route), and the context
-//!   `sub`, `role`, `username`, `jti`, `sid`, `exp`, `ver` for the backends.
+//!   `sub`, `role`, `username`, `jti`, `sid`, `exp`, `ver`, `amr` for the backends. A
+//!   token of a role that must sign in with a second factor, issued without one
+//!   (`MFA_REQUIRED_ROLES`, [`jwt_auth_core::access::second_factor`]), gets only the
+//!   routes marked `before_second_factor`: enrolling and logging out.
 //!
 //! **What the cache does to this.** API Gateway keeps this answer for the cache TTL
 //! (`AuthorizerCacheTtlSeconds`, counted from the last *uncached* call, whatever the
@@ -93,7 +96,12 @@ pub async fn authorize(
     // The document of the API named in the methodArn (API Gateway's, never the token's);
     // an API that registered none is denied every route.
     let policy_document = match permissions.for_api(method_arn.api_id, now).await {
-        Some(compiled) => compiled.policy_for(claims.role, &claims.sub, &method_arn),
+        Some(compiled) => compiled.policy_for(
+            claims.role,
+            permissions.reach(claims.role, claims.second_factor()),
+            &claims.sub,
+            &method_arn,
+        ),
         None => {
             tracing::warn!(
                 api = method_arn.api_id,

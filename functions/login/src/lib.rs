@@ -6,13 +6,14 @@
 //! against the store ([`current_caller`]): API Gateway's cached Allow may be stale.
 
 use jwt_auth_core::ApiError;
+use jwt_auth_core::access::route::Route;
 use jwt_auth_core::sessions::login::{
     CHANGE_PASSWORD_BODY_SHAPE, CONFIRM_TOTP_BODY_SHAPE, ChangePasswordRequest, ConfirmTotpRequest,
     DISABLE_TOTP_BODY_SHAPE, DisableTotpRequest, LOGIN_BODY_SHAPE, LoginRequest, LoginService,
     REFRESH_BODY_SHAPE, RefreshRequest, SECOND_STEP_BODY_SHAPE, START_TOTP_BODY_SHAPE,
     SecondStepRequest, StartTotpRequest,
 };
-use jwt_auth_core::sessions::revocation::current_caller;
+use jwt_auth_core::sessions::revocation::{current_caller, within_reach};
 use jwt_auth_core::web::request::{Caller, json_body, path_exists_with_other_method, route_of};
 use jwt_auth_core::web::response::{json_response, no_content, public_json_response};
 use lambda_http::http::StatusCode;
@@ -63,7 +64,7 @@ async fn route(request: Request, service: &LoginService) -> Result<Response<Body
             ))
         }
         ("POST", "/mfa/totp") => {
-            let caller = signed_in(&request, service, now).await?;
+            let caller = signed_in(&request, route, service, now).await?;
             let body: StartTotpRequest = json_body(&request, START_TOTP_BODY_SHAPE)?;
             Ok(json_response(
                 StatusCode::OK,
@@ -71,7 +72,7 @@ async fn route(request: Request, service: &LoginService) -> Result<Response<Body
             ))
         }
         ("POST", "/mfa/totp/confirm") => {
-            let caller = signed_in(&request, service, now).await?;
+            let caller = signed_in(&request, route, service, now).await?;
             let body: ConfirmTotpRequest = json_body(&request, CONFIRM_TOTP_BODY_SHAPE)?;
             Ok(json_response(
                 StatusCode::OK,
@@ -79,7 +80,7 @@ async fn route(request: Request, service: &LoginService) -> Result<Response<Body
             ))
         }
         ("POST", "/mfa/totp/disable") => {
-            let caller = signed_in(&request, service, now).await?;
+            let caller = signed_in(&request, route, service, now).await?;
             let body: DisableTotpRequest = json_body(&request, DISABLE_TOTP_BODY_SHAPE)?;
             service.disable_totp(&caller, body, now).await?;
             Ok(no_content())
@@ -102,18 +103,18 @@ async fn route(request: Request, service: &LoginService) -> Result<Response<Body
             ))
         }
         ("POST", "/logout") => {
-            let caller = signed_in(&request, service, now).await?;
+            let caller = signed_in(&request, route, service, now).await?;
             service.logout(&caller, now).await?;
             Ok(no_content())
         }
         ("POST", "/logout/all") => {
-            let caller = signed_in(&request, service, now).await?;
+            let caller = signed_in(&request, route, service, now).await?;
             service.logout_everywhere(&caller, now).await?;
             Ok(no_content())
         }
         ("POST", "/password") => {
             service.ensure_signing_keys()?;
-            let caller = signed_in(&request, service, now).await?;
+            let caller = signed_in(&request, route, service, now).await?;
             let body: ChangePasswordRequest = json_body(&request, CHANGE_PASSWORD_BODY_SHAPE)?;
             Ok(json_response(
                 StatusCode::OK,
@@ -125,13 +126,18 @@ async fn route(request: Request, service: &LoginService) -> Result<Response<Body
     }
 }
 
-/// The caller of a signed-in route, as it stands in the store now.
+/// The caller of a signed-in route, as it stands in the store now, if `route` is within
+/// its reach (a caller held to enrolment reaches only the enrolment routes and logout).
 async fn signed_in(
     request: &Request,
+    route: &Route,
     service: &LoginService,
     now: u64,
 ) -> Result<Caller, ApiError> {
-    current_caller(service.store.as_ref(), Caller::from_request(request)?, now).await
+    let caller =
+        current_caller(service.store.as_ref(), Caller::from_request(request)?, now).await?;
+    within_reach(&caller, route, &service.second_factor_rule)?;
+    Ok(caller)
 }
 
 /// The client address API Gateway saw (`requestContext.identity.sourceIp`); a request

@@ -31,6 +31,7 @@ async fn main() -> Result<(), Error> {
     let (session_max_secs, source_failure_limit) =
         (config.session_max_secs, config.login_source_failure_limit);
     let cors = config.cors.clone();
+    let second_factor_rule = config.second_factor_rule.clone();
     let unavailable_cors = cors.clone();
     let service = NeedsSecret::after_first_fetch(
         hmac_secret?,
@@ -48,6 +49,7 @@ async fn main() -> Result<(), Error> {
             source_failure_limit,
             public_keys: public_keys.clone(),
             cors: cors.clone(),
+            second_factor_rule: second_factor_rule.clone(),
         },
     );
     run(service_fn(|request| {

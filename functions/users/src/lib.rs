@@ -4,7 +4,7 @@
 //! ([`current_caller`]): API Gateway's cached Allow and context may be stale.
 
 use jwt_auth_core::ApiError;
-use jwt_auth_core::sessions::revocation::current_caller;
+use jwt_auth_core::sessions::revocation::{current_caller, within_reach};
 use jwt_auth_core::users::admin::{
     CREATE_USER_BODY_SHAPE, CreateUserRequest, RESET_PASSWORD_BODY_SHAPE, ResetPasswordRequest,
     UPDATE_USER_BODY_SHAPE, UpdateUserRequest, create_user, delete_user, get_user, list_users,
@@ -43,6 +43,7 @@ async fn route(request: Request, service: &UsersService) -> Result<Response<Body
     let now = service.clock.now();
     let store = service.store.as_ref();
     let caller = current_caller(store, Caller::from_request(&request)?, now).await?;
+    within_reach(&caller, route, &service.second_factor_rule)?;
     match (route.method.as_str(), route.path.as_str(), id) {
         ("GET", _, None) => {
             let page = list_users(

@@ -22,6 +22,7 @@ async fn main() -> Result<(), Error> {
     let hasher = Arc::new(PasswordHasher::new());
     let cors = cold.config.cors.clone();
     let roles = cold.config.roles.clone();
+    let second_factor_rule = cold.config.second_factor_rule.clone();
     let unavailable_cors = cors.clone();
     let service = NeedsSecret::after_first_fetch(
         hmac_secret?,
@@ -34,6 +35,7 @@ async fn main() -> Result<(), Error> {
             clock: Clock::system(),
             cors: cors.clone(),
             roles: roles.clone(),
+            second_factor_rule: second_factor_rule.clone(),
         },
     );
     run(service_fn(|request| {

@@ -16,6 +16,10 @@
 //! - `self`: a path parameter that, when it equals the caller's id (`sub`), admits the
 //!   caller whatever its role ("only for oneself"). In the IAM policy the parameter becomes
 //!   the caller's id, exactly; every other parameter becomes `*`.
+//! - `before_second_factor` (optional, `false` by default): the route is also reached by a
+//!   caller held to enrolment, one whose role must sign in with a second factor and who
+//!   signed in with its password alone ([`crate::access::second_factor`]). Every other
+//!   route is closed to such a caller, whatever its role.
 //! - `http_api_answer` (optional, `"policy"` by default): what the authorizer answers an
 //!   HTTP API's payload 2.0 event for this API: an IAM policy, or `"simple"`
 //!   (`{"isAuthorized": …}`, for an authorizer with `EnableSimpleResponses`), which decides
@@ -90,6 +94,8 @@ struct RawRoute {
     roles: Option<RawRoles>,
     #[serde(rename = "self")]
     own: Option<String>,
+    #[serde(default)]
+    before_second_factor: bool,
 }
 
 #[derive(Deserialize)]
@@ -244,10 +250,16 @@ impl Route {
                 Access::SignedIn { roles, own }
             }
         };
+        if raw.before_second_factor && access == Access::Public {
+            return Err(format!(
+                "{key:?}: a public route is reached without any sign-in; \"before_second_factor\" is for signed-in routes"
+            ));
+        }
         Ok(Self {
             method: method.to_string(),
             path: path.to_string(),
             access,
+            before_second_factor: raw.before_second_factor,
         })
     }
 }

@@ -107,6 +107,15 @@ pub(crate) fn check_overlaps(routes: &[Route]) -> Result<(), String> {
                     // The self grant reaches the other route for the caller's own id only.
                     (None, RoleSet::Only(_)) => other_own.is_some(),
                 };
+                // A caller held to enrolment gets only the routes marked for it: a marked
+                // route's grant must not reach one that is not.
+                if route.before_second_factor && !other.before_second_factor {
+                    return Err(format!(
+                        "the grant of {} (before_second_factor) would also reach {}, which is not (an IAM `*` matches `/`, and ANY every method)",
+                        route.key(),
+                        other.key()
+                    ));
+                }
                 if !covered {
                     return Err(format!(
                         "the grant of {} would also reach {}, which admits fewer callers (an IAM `*` matches `/`, and ANY every method)",
@@ -160,6 +169,13 @@ mod tests {
                 ]),
                 "self grant",
             ),
+            (
+                serde_json::json!([
+                    {"route": "POST /me/{proxy+}", "roles": "*", "before_second_factor": true},
+                    {"route": "POST /me/keys", "roles": "*"}
+                ]),
+                "a held caller's grant reaching a route not marked for it",
+            ),
         ] {
             let refused = rules(routes.clone());
             assert!(refused.is_err(), "{why}: {routes}");
@@ -171,7 +187,9 @@ mod tests {
             {"route": "ANY /b", "roles": ["admin"]},
             {"route": "GET /b", "roles": ["admin", "support"]},
             {"route": "GET /users/{id}", "roles": ["admin"], "self": "id"},
-            {"route": "GET /users/{id}/orders", "roles": ["admin"], "self": "id"}
+            {"route": "GET /users/{id}/orders", "roles": ["admin"], "self": "id"},
+            {"route": "POST /me", "roles": "*"},
+            {"route": "POST /me/enrol", "roles": "*", "before_second_factor": true}
         ]))
         .unwrap();
         assert!(iam_matches("GET/files/*", "GET/files/p/acl"));

@@ -7,6 +7,7 @@
 //! never from token claims, except the caller's own id, which is checked to be an id.
 
 use crate::access::document::{Access, PermissionsDocument};
+pub use crate::access::second_factor::Reach;
 use crate::users::user::{DeclaredRoles, Role, is_valid_user_id};
 use aws_lambda_events::apigw::ApiGatewayCustomAuthorizerPolicy;
 use aws_lambda_events::iam::{IamPolicyEffect, IamPolicyStatement};
@@ -15,11 +16,18 @@ use serde::Serialize;
 /// The resource patterns (relative to `METHOD/`) that `role` may call on the API of
 /// `document`, e.g. `GET/users/*`: every parameter is `*`, except a route's `self`
 /// parameter on a route the role reaches only as itself, which is the caller's id (and
-/// the route is left out when `sub` is not an id).
-pub fn allowed_resources(document: &PermissionsDocument, role: Role, sub: &str) -> Vec<String> {
+/// the route is left out when `sub` is not an id). A caller held to enrolment
+/// ([`Reach::BeforeSecondFactor`]) keeps only the routes marked `before_second_factor`.
+pub fn allowed_resources(
+    document: &PermissionsDocument,
+    role: Role,
+    reach: Reach,
+    sub: &str,
+) -> Vec<String> {
     document
         .routes
         .iter()
+        .filter(|route| reach == Reach::Full || route.before_second_factor)
         .filter_map(|route| {
             let Access::SignedIn { roles, own } = &route.access else {
                 return None;
@@ -55,10 +63,15 @@ use crate::access::document::SELF_MARK;
 /// A role the deployment does not declare has no resources, whatever the document says.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CompiledPolicy {
-    by_role: Vec<(Role, Vec<(String, bool)>)>,
+    /// Per role, its resources at each [`Reach`]: full, then before the second factor.
+    by_role: Vec<(Role, [Templates; 2])>,
     /// For decisions on one route (an HTTP API's simple answers).
     document: PermissionsDocument,
 }
+
+/// A role's resources relative to the stage prefix, each with whether it holds
+/// [`SELF_MARK`].
+type Templates = Vec<(String, bool)>;
 
 /// Whether a caller may call one concrete route, and why.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -76,14 +89,19 @@ impl CompiledPolicy {
         let by_role = declared
             .iter()
             .map(|role| {
-                let templates = allowed_resources(document, role, SELF_MARK)
-                    .into_iter()
-                    .map(|resource| {
-                        let per_user = resource.contains(SELF_MARK);
-                        (resource, per_user)
-                    })
-                    .collect();
-                (role, templates)
+                let templates = |reach| {
+                    allowed_resources(document, role, reach, SELF_MARK)
+                        .into_iter()
+                        .map(|resource| {
+                            let per_user = resource.contains(SELF_MARK);
+                            (resource, per_user)
+                        })
+                        .collect()
+                };
+                (
+                    role,
+                    [templates(Reach::Full), templates(Reach::BeforeSecondFactor)],
+                )
             })
             .collect();
         Self {
@@ -105,16 +123,26 @@ impl CompiledPolicy {
         self.document.http_api_answer
     }
 
-    /// Whether `role` (a declared one) with id `sub` may call `method` on the concrete
-    /// `path` (`/customers/abc/orders`): the same decision [`Self::policy_for`]'s
-    /// resources make, for one request.
-    pub fn admits(&self, role: Role, sub: &str, method: &str, path: &str) -> Admission {
+    /// Whether `role` (a declared one) with id `sub`, reaching as far as `reach`, may call
+    /// `method` on the concrete `path` (`/customers/abc/orders`): the same decision
+    /// [`Self::policy_for`]'s resources make, for one request.
+    pub fn admits(
+        &self,
+        role: Role,
+        reach: Reach,
+        sub: &str,
+        method: &str,
+        path: &str,
+    ) -> Admission {
         if !self.by_role.iter().any(|(declared, _)| *declared == role) {
             return Admission::Refused;
         }
         let Some((route, params)) = self.document.match_route(method, path) else {
             return Admission::Refused;
         };
+        if reach == Reach::BeforeSecondFactor && !route.before_second_factor {
+            return Admission::Refused;
+        }
         let Access::SignedIn { roles, own } = &route.access else {
             // A public route has no authorizer; asked anyway, nothing is granted.
             return Admission::Refused;
@@ -133,19 +161,25 @@ impl CompiledPolicy {
         }
     }
 
-    /// The IAM policy allowing every route `role` may call on the API and stage of
-    /// `method_arn` (an explicit Deny of everything when there is none).
+    /// The IAM policy allowing every route `role` may call, reaching as far as `reach`, on
+    /// the API and stage of `method_arn` (an explicit Deny of everything when there is
+    /// none).
     pub fn policy_for(
         &self,
         role: Role,
+        reach: Reach,
         sub: &str,
         method_arn: &MethodArn<'_>,
     ) -> ApiGatewayCustomAuthorizerPolicy {
+        let at = match reach {
+            Reach::Full => 0,
+            Reach::BeforeSecondFactor => 1,
+        };
         let templates = self
             .by_role
             .iter()
             .find(|(of, _)| *of == role)
-            .map_or(&[][..], |(_, templates)| templates.as_slice());
+            .map_or(&[][..], |(_, templates)| templates[at].as_slice());
         let sub_is_an_id = is_valid_user_id(sub);
         let resources: Vec<String> = templates
             .iter()
@@ -287,6 +321,10 @@ pub struct AuthorizerContext {
     /// The token's `ver` claim: the user's token version when the session began, which the
     /// backends compare with the stored one.
     pub ver: String,
+    /// The token's `amr` claim, space-separated (`pwd`, or `pwd otp` after a second step):
+    /// the backends hold a caller of a role that requires a second factor to the
+    /// enrolment routes without `otp` ([`crate::access::second_factor`]).
+    pub amr: String,
 }
 
 impl From<crate::crypto::token::Claims> for AuthorizerContext {
@@ -300,6 +338,7 @@ impl From<crate::crypto::token::Claims> for AuthorizerContext {
             sid: claims.sid,
             exp: claims.exp.to_string(),
             ver: claims.ver.to_string(),
+            amr: claims.amr.join(" "),
         }
     }
 }
@@ -315,7 +354,7 @@ mod tests {
     }
 
     fn policy_for(role: Role, sub: &str, arn: &MethodArn<'_>) -> ApiGatewayCustomAuthorizerPolicy {
-        this_api().policy_for(role, sub, arn)
+        this_api().policy_for(role, Reach::Full, sub, arn)
     }
 
     /// The policy from the made-once templates is the policy of the route table itself,
@@ -324,16 +363,18 @@ mod tests {
     fn the_made_once_policy_is_the_route_tables() {
         let arn = MethodArn::parse(ARN).unwrap();
         for role in Role::DEFAULT {
-            for sub in [SELF_ID, OTHER_ID, SELF_MARK, "not-an-id", "", "*"] {
-                let expected: Vec<String> = allowed_resources(&THIS_API, role, sub)
-                    .into_iter()
-                    .map(|resource| format!("{}/{resource}", arn.prefix))
-                    .collect();
-                // Every role has routes: the Deny-everything branch is not taken here.
-                assert!(!expected.is_empty());
-                let statement = &policy_for(role, sub, &arn).statement[0];
-                assert_eq!(statement.effect, IamPolicyEffect::Allow);
-                assert_eq!(statement.resource, expected, "{role:?} {sub:?}");
+            for reach in [Reach::Full, Reach::BeforeSecondFactor] {
+                for sub in [SELF_ID, OTHER_ID, SELF_MARK, "not-an-id", "", "*"] {
+                    let expected: Vec<String> = allowed_resources(&THIS_API, role, reach, sub)
+                        .into_iter()
+                        .map(|resource| format!("{}/{resource}", arn.prefix))
+                        .collect();
+                    // Every role has routes: the Deny-everything branch is not taken here.
+                    assert!(!expected.is_empty());
+                    let statement = &this_api().policy_for(role, reach, sub, &arn).statement[0];
+                    assert_eq!(statement.effect, IamPolicyEffect::Allow);
+                    assert_eq!(statement.resource, expected, "{role:?} {reach:?} {sub:?}");
+                }
             }
         }
     }
@@ -404,6 +445,59 @@ mod tests {
         .collect();
         assert_eq!(statement.resource, expected);
         assert_eq!(policy.version.as_deref(), Some("2012-10-17"));
+    }
+
+    /// An admin who signed in with its password alone, where admins must use a second
+    /// factor: enrolling and leaving, nothing else, whichever route asked.
+    #[test]
+    fn a_caller_held_to_enrolment_gets_only_the_enrolment_routes_and_logout() {
+        let prefix = "arn:aws:execute-api:us-west-2:123456789012:ymy8tbxw7b/prod";
+        let held: Vec<String> = [
+            "POST/logout",
+            "POST/logout/all",
+            "POST/mfa/totp",
+            "POST/mfa/totp/confirm",
+        ]
+        .iter()
+        .map(|resource| format!("{prefix}/{resource}"))
+        .collect();
+        for arn in [ARN, &format!("{prefix}/POST/mfa/totp")] {
+            let policy = this_api().policy_for(
+                Role::Admin,
+                Reach::BeforeSecondFactor,
+                SELF_ID,
+                &MethodArn::parse(arn).unwrap(),
+            );
+            assert_eq!(policy.statement[0].effect, IamPolicyEffect::Allow);
+            assert_eq!(policy.statement[0].resource, held);
+        }
+        let compiled = this_api();
+        for (method, path, admitted) in [
+            ("POST", "/mfa/totp", true),
+            ("POST", "/logout", true),
+            ("GET", "/users", false),
+            ("POST", "/password", false),
+            ("POST", "/mfa/totp/disable", false),
+            (
+                "DELETE",
+                "/users/0123456789abcdef0123456789abcdef/mfa",
+                false,
+            ),
+        ] {
+            let admission = compiled.admits(
+                Role::Admin,
+                Reach::BeforeSecondFactor,
+                SELF_ID,
+                method,
+                path,
+            );
+            assert_eq!(admission != Admission::Refused, admitted, "{method} {path}");
+            assert_ne!(
+                compiled.admits(Role::Admin, Reach::Full, SELF_ID, method, path),
+                Admission::Refused,
+                "{method} {path}"
+            );
+        }
     }
 
     #[test]
@@ -529,6 +623,7 @@ mod tests {
                 sid: "s".into(),
                 exp: "1800000900".into(),
                 ver: "0".into(),
+                amr: "pwd otp".into(),
             },
         };
         let json = serde_json::to_value(&response).unwrap();

@@ -9,6 +9,7 @@
 
 use crate::access::document::PermissionsDocument;
 use crate::access::policy::CompiledPolicy;
+use crate::access::second_factor::{Reach, SecondFactorRule};
 use crate::users::user::DeclaredRoles;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -37,6 +38,8 @@ pub struct SourceError(pub String);
 /// What the authorizer consults on every uncached authorization.
 pub struct Permissions {
     declared: DeclaredRoles,
+    /// The roles held to enrolment until they sign in with a second factor.
+    second_factor: SecondFactorRule,
     mode: Mode,
 }
 
@@ -66,7 +69,22 @@ impl Permissions {
         Self {
             mode: Mode::EveryApi(Arc::new(CompiledPolicy::compile(document, &declared))),
             declared,
+            second_factor: SecondFactorRule::none(),
         }
+    }
+
+    /// These permissions with the roles that must sign in with a second factor (none
+    /// until set: the functions set `MFA_REQUIRED_ROLES`'s).
+    pub fn requiring_second_factor(self, rule: SecondFactorRule) -> Self {
+        Self {
+            second_factor: rule,
+            ..self
+        }
+    }
+
+    /// How far a token of `role`, signed in with or without the second factor, reaches.
+    pub fn reach(&self, role: crate::users::user::Role, second_factor: bool) -> Reach {
+        self.second_factor.reach(role, second_factor)
     }
 
     /// Reads every document from `source` now (at cold start: a failure stops the start),
@@ -89,6 +107,7 @@ impl Permissions {
                 }),
             },
             declared,
+            second_factor: SecondFactorRule::none(),
         })
     }
 
@@ -202,7 +221,12 @@ mod tests {
         let Some(compiled) = permissions.for_api(api, now).await else {
             return vec!["<no document>".into()];
         };
-        let policy = compiled.policy_for(Role::parse(role).unwrap(), ALICE, &method_arn);
+        let policy = compiled.policy_for(
+            Role::parse(role).unwrap(),
+            crate::access::second_factor::Reach::Full,
+            ALICE,
+            &method_arn,
+        );
         let statement = &policy.statement[0];
         match statement.effect {
             IamPolicyEffect::Allow => statement

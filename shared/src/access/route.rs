@@ -37,6 +37,10 @@ pub struct Route {
     /// The resource path as in the API's template, e.g. `/users/{id}`.
     pub path: String,
     pub access: Access,
+    /// `"before_second_factor": true`: also reachable by a caller whose role must sign in
+    /// with a second factor and who has not ([`crate::access::second_factor`]): the routes
+    /// that let it enrol one, or leave.
+    pub before_second_factor: bool,
 }
 
 impl Route {

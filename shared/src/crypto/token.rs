@@ -77,9 +77,19 @@ pub struct Claims {
     /// The user's token version at issue time; "log out everywhere", a role change or
     /// disabling the user bumps the stored version, and older tokens stop working.
     pub ver: u64,
+    /// How the user signed in (RFC 8176): `["pwd"]`, or `["pwd", "otp"]` after the second
+    /// step ([`crate::access::second_factor`]). A token without it (issued before it
+    /// existed) counts as password only.
+    #[serde(default)]
+    pub amr: Vec<String>,
 }
 
 impl Claims {
+    /// Whether the user signed in with its second factor.
+    pub fn second_factor(&self) -> bool {
+        includes_second_factor(&self.amr)
+    }
+
     /// The claims of a new access token for `user` in `session`, with a fresh `jti`, valid
     /// from `now` for `ttl_secs`.
     pub fn new(
@@ -101,8 +111,30 @@ impl Claims {
             jti: new_jti(),
             sid: session.id.clone(),
             ver: session.token_version,
+            amr: sign_in_methods(session.second_factor),
         }
     }
+}
+
+/// RFC 8176's method values as tokens carry them in `amr`.
+pub const PASSWORD_METHOD: &str = "pwd";
+/// A one-time code: a TOTP code or a recovery code.
+pub const ONE_TIME_CODE_METHOD: &str = "otp";
+
+/// The `amr` of a sign-in, with or without the second step.
+pub fn sign_in_methods(second_factor: bool) -> Vec<String> {
+    let mut methods = vec![PASSWORD_METHOD.to_string()];
+    if second_factor {
+        methods.push(ONE_TIME_CODE_METHOD.to_string());
+    }
+    methods
+}
+
+/// Whether a list of methods includes the second factor.
+pub fn includes_second_factor<S: AsRef<str>>(methods: &[S]) -> bool {
+    methods
+        .iter()
+        .any(|method| method.as_ref() == ONE_TIME_CODE_METHOD)
 }
 
 /// Why a token was refused. Every variant is answered the same (401 `Unauthorized`); the
@@ -167,20 +199,32 @@ pub enum IssueError {
     Sign(#[from] jsonwebtoken::errors::Error),
 }
 
-/// The login session a token belongs to: the refresh-token family and the user's token
-/// version when it began.
+/// The login session a token belongs to: the refresh-token family, the user's token
+/// version when it began, and whether it began with the second factor (every token of the
+/// session says so in `amr`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Session {
     pub id: String,
     pub token_version: u64,
+    pub second_factor: bool,
 }
 
 impl Session {
-    /// A new session id: 128 random bits, base64url.
+    /// A new session signed in with the password alone; its id is 128 random bits,
+    /// base64url.
     pub fn start(token_version: u64) -> Self {
         Self {
             id: new_jti(),
             token_version,
+            second_factor: false,
+        }
+    }
+
+    /// A new session signed in with the password and the second factor.
+    pub fn start_with_second_factor(token_version: u64) -> Self {
+        Self {
+            second_factor: true,
+            ..Self::start(token_version)
         }
     }
 }

@@ -58,6 +58,25 @@ pub async fn current_caller(
     Ok(Caller { role, ..caller })
 }
 
+/// Holds a caller whose role must sign in with a second factor, and whose token was issued
+/// without one, to the routes marked `before_second_factor` (403 on any other). The
+/// authorizer's policy already does; this holds behind an answer API Gateway cached
+/// before the rule changed, and on APIs whose authorizer is not ours.
+pub fn within_reach(
+    caller: &Caller,
+    route: &crate::access::route::Route,
+    rule: &crate::access::second_factor::SecondFactorRule,
+) -> Result<(), ApiError> {
+    use crate::access::second_factor::Reach;
+    match caller.reach(rule) {
+        Reach::BeforeSecondFactor if !route.before_second_factor => {
+            tracing::info!(sub = %caller.sub, jti = %caller.jti, route = %route.key(), "caller without the second factor its role requires refused");
+            Err(ApiError::SecondFactorRequired)
+        }
+        _ => Ok(()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

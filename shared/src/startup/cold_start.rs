@@ -109,13 +109,14 @@ impl ColdStart {
     /// The permissions documents the authorizer answers each API from, read now (a
     /// failure stops the start) and re-read every `PERMISSIONS_REFRESH_SECONDS`: those
     /// registered under `PERMISSIONS_PATH`, or, without one (a local run), this API's
-    /// built-in document for whatever API asks.
+    /// built-in document for whatever API asks; with `MFA_REQUIRED_ROLES`' rule.
     pub async fn permissions(
         &self,
     ) -> Result<crate::access::registry::Permissions, crate::access::registry::SourceError> {
         use crate::access::registry::Permissions;
         let roles = self.config.roles.clone();
-        match &self.config.permissions_path {
+        let rule = self.config.second_factor_rule.clone();
+        let permissions = match &self.config.permissions_path {
             Some(path) => {
                 Permissions::load(
                     Box::new(crate::startup::permissions::SsmDocuments::new(
@@ -137,7 +138,8 @@ impl ColdStart {
                     roles,
                 ))
             }
-        }
+        };
+        permissions.map(|permissions| permissions.requiring_second_factor(rule))
     }
 
     /// The token keys, read now and kept current ([`crate::crypto::keys::live`]): the key set in

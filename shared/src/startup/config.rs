@@ -79,6 +79,10 @@ pub struct Config {
     /// `ROLES` (default `admin,customer`): the roles users may be given; a token of any
     /// other role gets no route.
     pub roles: crate::users::user::DeclaredRoles,
+    /// `MFA_REQUIRED_ROLES` (default `admin`; set and empty: none): the roles whose users
+    /// must sign in with a second factor; until they enrol one, their tokens reach only the
+    /// enrolment routes and logout ([`crate::access::second_factor`]).
+    pub second_factor_rule: crate::access::second_factor::SecondFactorRule,
     /// `PERMISSIONS_PATH` (the authorizer's): the SSM parameter path under which every
     /// protected API registers its permissions document, one parameter per API id. Unset
     /// (local runs only), this API's built-in document answers for any API.
@@ -213,6 +217,15 @@ impl Config {
                 }
             })?,
         };
+        // Unset is the default (admins); set to nothing is a deliberate "no role".
+        let second_factor_rule = match lookup("MFA_REQUIRED_ROLES") {
+            None => crate::access::second_factor::SecondFactorRule::default(),
+            Some(raw) => crate::access::second_factor::SecondFactorRule::parse_list(&raw, &roles)
+                .map_err(|reason| ConfigError::Invalid {
+                name: "MFA_REQUIRED_ROLES",
+                reason,
+            })?,
+        };
         let ssm_name = |name: &'static str, example: &str| -> Result<Option<String>, ConfigError> {
             let Some(path) = non_empty(name).map(|path| path.trim().to_string()) else {
                 return Ok(None);
@@ -246,6 +259,7 @@ impl Config {
         )?;
         Ok(Self {
             roles,
+            second_factor_rule,
             permissions_path,
             permissions_refresh_secs,
             metrics_namespace: non_empty("METRICS_NAMESPACE")

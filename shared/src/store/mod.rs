@@ -183,6 +183,8 @@ pub struct NewRefreshToken {
     pub session_started_at: u64,
     pub created_at: u64,
     pub expires_at: u64,
+    /// The family began with the second factor: its refreshed access tokens say so too.
+    pub second_factor: bool,
 }
 
 /// A stored refresh token and the state of its family.

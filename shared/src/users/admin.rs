@@ -354,6 +354,9 @@ pub struct UsersService {
     pub cors: crate::web::cors::Cors,
     /// The roles users may be given ([`crate::Config::roles`]).
     pub roles: crate::users::user::DeclaredRoles,
+    /// The roles that must sign in with a second factor
+    /// ([`crate::Config::second_factor_rule`]).
+    pub second_factor_rule: crate::access::second_factor::SecondFactorRule,
 }
 
 #[cfg(test)]

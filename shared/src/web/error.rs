@@ -48,6 +48,10 @@ pub enum ApiError {
     InvalidChallenge,
     #[error("forbidden")]
     Forbidden,
+    /// The caller's role must sign in with a second factor and this token was issued
+    /// without one: only enrolling and logging out are open to it.
+    #[error("second factor required")]
+    SecondFactorRequired,
     #[error("not found")]
     NotFound,
     /// A route this deployment does not offer as configured, with the reason.
@@ -93,7 +97,9 @@ impl ApiError {
             | ApiError::SessionExpired
             | ApiError::InvalidCode
             | ApiError::InvalidChallenge => StatusCode::UNAUTHORIZED,
-            ApiError::Forbidden | ApiError::WrongPassword => StatusCode::FORBIDDEN,
+            ApiError::Forbidden | ApiError::WrongPassword | ApiError::SecondFactorRequired => {
+                StatusCode::FORBIDDEN
+            }
             ApiError::NotFound | ApiError::NotOffered(_) => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
@@ -134,6 +140,10 @@ impl ApiError {
             ApiError::Forbidden => (
                 "Forbidden",
                 "you are not allowed to access this resource".into(),
+            ),
+            ApiError::SecondFactorRequired => (
+                "Forbidden",
+                "your role requires a second factor: turn on two-step sign-in (POST /mfa/totp), then sign in again".into(),
             ),
             ApiError::NotFound => ("Not Found", "no such resource".into()),
             ApiError::NotOffered(detail) => ("Not Found", detail.clone()),
@@ -255,6 +265,7 @@ mod tests {
             (ApiError::InvalidCredentials, 401),
             (ApiError::Unauthorized, 401),
             (ApiError::Forbidden, 403),
+            (ApiError::SecondFactorRequired, 403),
             (ApiError::NotFound, 404),
             (ApiError::MethodNotAllowed, 405),
             (ApiError::Conflict("username taken".into()), 409),

@@ -109,6 +109,8 @@ pub struct Caller {
     pub exp: u64,
     /// The access token's `ver` (the user's token version when its session began).
     pub ver: u64,
+    /// Whether its `amr` says the user signed in with the second factor.
+    pub second_factor: bool,
 }
 
 /// One field of the authorizer's context, by name, wherever the API put it.
@@ -152,6 +154,8 @@ impl Caller {
             sid: field("sid").ok_or(ApiError::Unauthorized)?,
             exp: field("exp").ok_or(ApiError::Unauthorized)?,
             ver: field("ver").ok_or(ApiError::Unauthorized)?,
+            // Absent from a context cached before tokens carried it: password only.
+            amr: field("amr").unwrap_or_default(),
         };
         Caller::from_context(&context).ok_or(ApiError::Unauthorized)
     }
@@ -165,7 +169,16 @@ impl Caller {
             sid: context.sid.clone(),
             exp: context.exp.parse().ok()?,
             ver: context.ver.parse().ok()?,
+            second_factor: crate::crypto::token::includes_second_factor(&amr_values(&context.amr)),
         })
+    }
+
+    /// How far this caller reaches under `rule`.
+    pub fn reach(
+        &self,
+        rule: &crate::access::second_factor::SecondFactorRule,
+    ) -> crate::access::second_factor::Reach {
+        rule.reach(self.role, self.second_factor)
     }
 
     /// This caller as the author of a write: the write lands only while the caller still
@@ -186,6 +199,19 @@ impl Caller {
     }
 }
 
+/// The values of an `amr` as a context carries it: space-separated from our authorizer;
+/// from an HTTP API's JWT authorizer, which hands array claims over as strings, in
+/// brackets (`[pwd otp]`) or as a JSON array.
+fn amr_values(raw: &str) -> Vec<&str> {
+    raw.trim()
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .split(|c: char| c.is_whitespace() || c == ',')
+        .map(|value| value.trim_matches('"'))
+        .filter(|value| !value.is_empty())
+        .collect()
+}
+
 /// The request id and client address API Gateway gave this request, for audit events.
 pub fn request_meta(request: &Request) -> crate::audit::RequestMeta {
     match request.request_context_ref() {
@@ -194,5 +220,30 @@ pub fn request_meta(request: &Request) -> crate::audit::RequestMeta {
             source_ip: context.identity.source_ip.clone().unwrap_or_default(),
         },
         _ => crate::audit::RequestMeta::default(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn amr_is_read_as_our_authorizer_and_a_jwt_authorizer_hand_it_over() {
+        for (raw, second_factor) in [
+            ("pwd otp", true),
+            ("pwd", false),
+            ("", false),
+            ("[pwd otp]", true),
+            ("[pwd]", false),
+            (r#"["pwd","otp"]"#, true),
+            ("pwdotp", false),
+            ("[otpx]", false),
+        ] {
+            assert_eq!(
+                crate::crypto::token::includes_second_factor(&amr_values(raw)),
+                second_factor,
+                "{raw:?}"
+            );
+        }
     }
 }

@@ -179,6 +179,8 @@ fn refresh_token(tag: &str, family: &str, expires_at: u64) -> NewRefreshToken {
         session_started_at: NOW - 60,
         created_at: NOW,
         expires_at,
+        // Not the default, so that reading it back shows it was stored.
+        second_factor: true,
     }
 }
 

@@ -123,6 +123,11 @@ pub struct TokenResponse {
     /// username from this device ([`crate::sessions::device`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub device_token: Option<String>,
+    /// Present (true) when the user's role must sign in with a second factor and this
+    /// session began without one: its tokens reach only enrolment and logout until the
+    /// user turns two-step sign-in on and signs in again.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub second_factor_enrolment_required: bool,
 }
 
 /// The tokens are credentials: `Debug` shows none of them.
@@ -135,6 +140,10 @@ impl std::fmt::Debug for TokenResponse {
             .field("refresh_token", &"[REDACTED]")
             .field("refresh_expires_in", &self.refresh_expires_in)
             .field("user", &self.user)
+            .field(
+                "second_factor_enrolment_required",
+                &self.second_factor_enrolment_required,
+            )
             .field(
                 "device_token",
                 &self.device_token.as_ref().map(|_| "[REDACTED]"),
@@ -166,6 +175,9 @@ pub struct LoginService {
     pub public_keys: Arc<crate::crypto::keys::live::LiveKeys>,
     /// CORS headers on every answer ([`crate::Config::cors`]).
     pub cors: crate::web::cors::Cors,
+    /// The roles that must sign in with a second factor
+    /// ([`crate::Config::second_factor_rule`]).
+    pub second_factor_rule: crate::access::second_factor::SecondFactorRule,
 }
 
 /// Least time between two reads of the published public keys by the JWKS route.
@@ -256,7 +268,12 @@ impl LoginService {
                 crate::crypto::token::IssueError::NoKeys => ApiError::Unavailable(err.into()),
                 other => ApiError::internal(other),
             })?;
+        let second_factor_enrolment_required = self
+            .second_factor_rule
+            .reach(user.role, session.second_factor)
+            == crate::access::second_factor::Reach::BeforeSecondFactor;
         Ok(TokenResponse {
+            second_factor_enrolment_required,
             access_token: issued.token,
             token_type: "Bearer".into(),
             expires_in: ttl_secs,
@@ -287,6 +304,7 @@ impl LoginService {
             session_started_at,
             created_at: now,
             expires_at: (now + self.refresh_ttl_secs).min(self.session_ends_at(session_started_at)),
+            second_factor: session.second_factor,
         };
         (token, stored)
     }
@@ -360,6 +378,7 @@ mod tests {
             expires_in: 900,
             refresh_token: "refresh-secret-0123456789".into(),
             refresh_expires_in: 3600,
+            second_factor_enrolment_required: false,
             user: User {
                 id: "0".repeat(32),
                 username: "alice".into(),

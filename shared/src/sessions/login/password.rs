@@ -129,7 +129,12 @@ impl LoginService {
         if user.disabled {
             return Err(ApiError::Unauthorized);
         }
-        let session = Session::start(token_version);
+        // The new session was signed in to as the caller's was: with its second factor
+        // or without.
+        let session = Session {
+            second_factor: caller.second_factor,
+            ..Session::start(token_version)
+        };
         let device_token = self.devices.issue(
             &DeviceOwner {
                 username: &user.username,

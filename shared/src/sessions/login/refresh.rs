@@ -78,6 +78,7 @@ impl LoginService {
         let session = Session {
             id: family_id,
             token_version: record.token.token_version,
+            second_factor: record.token.second_factor,
         };
         let (refresh_token, successor) =
             self.new_refresh_token(&user, &session, record.token.session_started_at, now);

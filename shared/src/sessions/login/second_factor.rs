@@ -516,7 +516,7 @@ impl LoginService {
         let device_token =
             self.devices
                 .issue(&DeviceOwner::of(&record), challenge.device.as_deref(), now);
-        let session = Session::start(record.token_version);
+        let session = Session::start_with_second_factor(record.token_version);
         let mut response = self.issue(record.user, &session, now, now).await?;
         response.device_token = Some(device_token);
         tracing::info!(sub = %response.user.id, sid = %session.id, "login succeeded with a second factor");

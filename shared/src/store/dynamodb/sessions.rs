@@ -16,6 +16,10 @@ struct RefreshTokenItem {
     created_at: u64,
     /// The TTL attribute.
     expires_at: u64,
+    /// Present (true) when the session began with the second factor; absent on items
+    /// written before sessions recorded it, which count as password only.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    second_factor: bool,
     /// Absent while the token is active.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     retired_at: Option<u64>,
@@ -31,6 +35,7 @@ impl RefreshTokenItem {
             session_started_at: Some(token.session_started_at),
             created_at: token.created_at,
             expires_at: token.expires_at,
+            second_factor: token.second_factor,
             retired_at: None,
         }
     }
@@ -50,6 +55,7 @@ impl RefreshTokenItem {
                 session_started_at: self.session_started_at.unwrap_or(self.created_at),
                 created_at: self.created_at,
                 expires_at: self.expires_at,
+                second_factor: self.second_factor,
             },
             self.retired_at,
         ))
