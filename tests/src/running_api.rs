@@ -172,6 +172,13 @@ pub async fn start_with_orders(
     clock: Clock,
 ) -> RunningApi {
     let parameter_overrides = unthrottled_with(overrides);
+    // The auth stack's rule, as the example's template passes it on deployed.
+    let second_factor_rule = orders_example::OrdersService::second_factor_rule_from(
+        parameter_overrides
+            .get("MfaRequiredRoles")
+            .map(String::as_str),
+    )
+    .expect("MfaRequiredRoles names declared roles");
     start_local(LocalOptions {
         address: None,
         other_apis: vec![local_gateway::app::OtherApi {
@@ -182,6 +189,7 @@ pub async fn start_with_orders(
                     revocation: recheck
                         .then_some(users as Arc<dyn jwt_auth_core::store::UserStore>),
                     clock,
+                    second_factor_rule,
                 };
                 std::collections::HashMap::from([(
                     "orders".to_string(),

@@ -335,7 +335,7 @@ async fn the_keys_command_rotates_and_revokes_the_key_set_of_a_running_local_dep
         let parsed = KeysArgs::try_parse_from(argv).unwrap();
         async move { run(parsed).await }
     };
-    let user = api.create_user("kim", Role::Admin).await;
+    let user = api.create_user("kim", Role::Customer).await;
     let old = api.login("kim").await;
     let old_kid = jsonwebtoken::decode_header(&old).unwrap().kid.unwrap();
     assert!(keys(&["list"]).await.unwrap().contains(&old_kid));

@@ -251,6 +251,7 @@ async fn the_orders_events_answer_what_they_are_for() {
         orders: std::sync::Arc::new(orders_example::MemoryOrders::default()),
         revocation: None,
         clock: Clock::system(),
+        second_factor_rule: Default::default(),
     };
     for (event, status) in [
         ("health.json", 200),

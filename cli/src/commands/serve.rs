@@ -104,19 +104,27 @@ pub async fn run(args: ServeArgs) -> Result<(), String> {
         parameters.entry("MfaRequiredRoles".into()).or_default();
     }
     let second_factor_roles = parameters.get("MfaRequiredRoles").cloned();
+    // The example's function holds callers to the auth stack's rule, as its template's
+    // MfaRequiredRoles does deployed.
+    let orders_rule =
+        orders_example::OrdersService::second_factor_rule_from(second_factor_roles.as_deref())?;
     let other_apis = args
         .also
         .iter()
         .map(|template| local_gateway::app::OtherApi {
             template: template.clone(),
-            functions: Box::new(|users, clock| {
-                // The example's function, with its orders in memory and the re-check on.
-                let orders = orders_example::OrdersService {
-                    orders: Arc::new(orders_example::MemoryOrders::default()),
-                    revocation: Some(users as Arc<dyn jwt_auth_core::store::UserStore>),
-                    clock,
-                };
-                HashMap::from([("orders".to_string(), orders_example::in_process(orders))])
+            functions: Box::new({
+                let second_factor_rule = orders_rule.clone();
+                move |users, clock| {
+                    // The example's function, with its orders in memory and the re-check on.
+                    let orders = orders_example::OrdersService {
+                        orders: Arc::new(orders_example::MemoryOrders::default()),
+                        revocation: Some(users as Arc<dyn jwt_auth_core::store::UserStore>),
+                        clock,
+                        second_factor_rule,
+                    };
+                    HashMap::from([("orders".to_string(), orders_example::in_process(orders))])
+                }
             }),
         })
         .collect();

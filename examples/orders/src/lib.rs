@@ -17,9 +17,11 @@
 
 use jwt_auth_core::ApiError;
 use jwt_auth_core::access::document::{PermissionsDocument, Route, is_allowed};
-use jwt_auth_core::sessions::revocation::current_caller;
+use jwt_auth_core::access::second_factor::SecondFactorRule;
+use jwt_auth_core::sessions::revocation::{current_caller, within_reach};
 use jwt_auth_core::startup::clock::Clock;
 use jwt_auth_core::store::UserStore;
+use jwt_auth_core::users::user::DeclaredRoles;
 use jwt_auth_core::users::user::is_valid_user_id;
 use jwt_auth_core::web::request::{Caller, json_body};
 use jwt_auth_core::web::response::json_response;
@@ -117,6 +119,24 @@ pub struct OrdersService {
     /// for at most this API's cache TTL.
     pub revocation: Option<Arc<dyn UserStore>>,
     pub clock: Clock,
+    /// The roles that must sign in with a second factor (`MFA_REQUIRED_ROLES`, as the
+    /// auth stack's `MfaRequiredRoles`): a caller of such a role whose token says it did
+    /// not (`amr`) is refused every route here, as the authorizer's policy does; this also
+    /// holds behind an HTTP API's JWT authorizer, which knows nothing of `amr`.
+    pub second_factor_rule: SecondFactorRule,
+}
+
+impl OrdersService {
+    /// `MFA_REQUIRED_ROLES` as this service reads it: unset, admins; empty, no role.
+    pub fn second_factor_rule_from(raw: Option<&str>) -> Result<SecondFactorRule, String> {
+        let Some(raw) = raw else {
+            return Ok(SecondFactorRule::default());
+        };
+        let named = PERMISSIONS.roles();
+        let named: Vec<&str> = named.iter().map(|role| role.as_str()).collect();
+        let declared = DeclaredRoles::parse_list(&format!("admin,{}", named.join(",")))?;
+        SecondFactorRule::parse_list(raw, &declared)
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -210,6 +230,7 @@ async fn route(request: Request, service: &OrdersService) -> Result<Response<Bod
     if !is_allowed(route, caller.role, &caller.sub, own) {
         return Err(ApiError::Forbidden);
     }
+    within_reach(&caller, route, &service.second_factor_rule)?;
     let failed = |err: OrderStoreError| ApiError::internal(err);
     match key.as_str() {
         "POST /orders" => {

@@ -23,10 +23,16 @@ async fn main() -> Result<(), Error> {
     // The auth stack's users table, for the per-request re-check (optional).
     let revocation = env("AUTH_USERS_TABLE")
         .map(|table| Arc::new(DynamoUserStore::new(client, table)) as Arc<dyn UserStore>);
+    let second_factor_rule =
+        OrdersService::second_factor_rule_from(std::env::var("MFA_REQUIRED_ROLES").ok().as_deref())
+            .map_err(|reason| {
+                format!("environment variable MFA_REQUIRED_ROLES is invalid: {reason}")
+            })?;
     let service = OrdersService {
         orders,
         revocation,
         clock: Clock::system(),
+        second_factor_rule,
     };
     run(service_fn(|request| handle(request, &service))).await
 }
