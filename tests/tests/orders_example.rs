@@ -271,3 +271,35 @@ async fn the_orders_events_answer_what_they_are_for() {
         assert_eq!(response.status().as_u16(), status, "{event}");
     }
 }
+
+/// Behind API Gateway's JWT authorizer, which verifies the token but knows nothing of
+/// `amr`, the orders function itself refuses an admin who signed in without the second
+/// factor admins must use (the claim arrives as API Gateway flattens arrays, `[pwd]`).
+#[tokio::test]
+async fn behind_the_jwt_authorizer_an_admin_without_its_second_factor_is_refused() {
+    let service = orders_example::OrdersService {
+        orders: std::sync::Arc::new(orders_example::MemoryOrders::default()),
+        revocation: None,
+        clock: Clock::system(),
+        second_factor_rule: orders_example::OrdersService::second_factor_rule_from(None).unwrap(),
+    };
+    let text = std::fs::read_to_string(
+        workspace_root().join("examples/orders/events/jwt-api-orders-of-another-customer.json"),
+    )
+    .unwrap();
+    for (amr, status) in [
+        (None, 403),
+        (Some("[pwd]"), 403),
+        (Some("[pwd otp]"), 200),
+    ] {
+        let mut event: serde_json::Value = serde_json::from_str(&text).unwrap();
+        let claims = &mut event["requestContext"]["authorizer"]["jwt"]["claims"];
+        claims["role"] = json!("admin");
+        if let Some(amr) = amr {
+            claims["amr"] = json!(amr);
+        }
+        let request = lambda_http::request::from_str(&event.to_string()).unwrap();
+        let response = orders_example::handle(request, &service).await.unwrap();
+        assert_eq!(response.status().as_u16(), status, "amr {amr:?}");
+    }
+}
