@@ -13,8 +13,9 @@
 4. A bootstrap admin through the CLI (`jwt-auth users create`); with `TokenIssuer` left to
    its default, tokens carry the ApiUrl (the SSM parameter the stack writes). Then the
    two-step issuer switch to the URL the emulator serves the API at (an earlier token
-   still accepted), and the smoke suite, with CORS, OIDC discovery, a key rotation under
-   traffic and the authorizer cache on.
+   still accepted). The admin, held to enrolment by MfaRequiredRoles' default (403 on
+   everything else), turns TOTP on and signs in in two steps. Then the smoke suite, with
+   CORS, OIDC discovery, a key rotation under traffic and the authorizer cache on.
 5. The example stack (`examples/orders`) deployed beside it, importing its authorizer and
    registering its permissions document in SSM, and its routes called as each role: the
    authorizer reads the document by the API's real id.
@@ -24,12 +25,15 @@ Everything is stopped and removed at the end, also when a step fails.
 """
 
 import base64
+import hashlib
+import hmac
 import json
 import os
 import shlex
 import shutil
 import signal
 import socket
+import struct
 import subprocess
 import sys
 import tempfile
@@ -258,7 +262,7 @@ def imported(value):
     return next(export["Value"] for export in exports if export["Name"] == name)
 
 
-def orders_checks(endpoint, api, username, password, issuer):
+def orders_checks(endpoint, api, admin, issuer):
     """The orders stack deployed against this one, and its routes called as each role.
     Returns the failures (empty when every check held)."""
     outputs = deploy(Path(tempfile.mkdtemp(prefix="deploy-local-orders-")), BUILT_ORDERS,
@@ -281,11 +285,11 @@ def orders_checks(endpoint, api, username, password, issuer):
             raise SystemExit(f"orders checks: {name} cannot sign in ({status} {body})")
         return body["access_token"], body["user"]["id"]
 
-    admin, _ = login(username, password)
+    admin_token = admin.sign_in()["access_token"]
     people = {}
     for name, role in (("orders-alice", "customer"), ("orders-sam", "support")):
         secret = f"passphrase-{uuid.uuid4().hex}"
-        status, body = call(api, "POST", "/users", admin,
+        status, body = call(api, "POST", "/users", admin_token,
                             {"username": name, "role": role, "password": secret})
         expect(f"the admin creates {name} ({role})", status, 201)
         people[name] = login(name, secret)
@@ -363,6 +367,72 @@ def rotate():
             raise SystemExit(f"rotation {step}: {answer['Payload'].read().decode()}")
 
 
+def totp_code(secret, step):
+    """RFC 6238's code of `secret` (base32) for a 30 s step: HMAC-SHA-1, 6 digits."""
+    key = base64.b32decode(secret + "=" * (-len(secret) % 8))
+    digest = hmac.new(key, struct.pack(">Q", step), hashlib.sha1).digest()
+    offset = digest[-1] & 0x0F
+    value = int.from_bytes(digest[offset:offset + 4], "big") & 0x7FFFFFFF
+    return f"{value % 1_000_000:06d}"
+
+
+class Admin:
+    """The bootstrap admin: its password, then its TOTP secret once enrolled (admins must
+    sign in with a second factor: MfaRequiredRoles' default)."""
+
+    def __init__(self, api, username, password):
+        self.api, self.username, self.password = api, username, password
+        self.secret = None
+        self.spent_step = -1
+
+    def code(self):
+        """A code for a step not spent yet (the step after the current one is accepted)."""
+        while True:
+            now_step = int(time.time()) // 30
+            step = max(now_step, self.spent_step + 1)
+            if step <= now_step + 1:
+                self.spent_step = step
+                return totp_code(self.secret, step)
+            time.sleep(1)
+
+    def sign_in(self):
+        """The admin's token answer (through the second step once it has TOTP on)."""
+        status, body = call(self.api, "POST", "/login",
+                            body={"username": self.username, "password": self.password})
+        if status != 200:
+            raise SystemExit(f"the admin cannot sign in ({status} {body})")
+        if body.get("mfa_required"):
+            status, body = call(self.api, "POST", "/login/mfa",
+                                body={"challenge": body["challenge"], "code": self.code()})
+            if status != 200:
+                raise SystemExit(f"the admin's second step failed ({status} {body})")
+        return body
+
+    def enrol(self):
+        """Held to enrolment until it has a second factor: the gateway refuses it every
+        other route (403, not the 401 of a refused token); it turns TOTP on."""
+        held = self.sign_in()
+        token = held["access_token"]
+        if held.get("second_factor_enrolment_required") is not True:
+            raise SystemExit(f"the admin is not held to enrolment: {sorted(held)}")
+        status, _ = call(self.api, "GET", "/users?limit=1", token)
+        if status != 403:
+            raise SystemExit(f"GET /users by an admin without TOTP answered {status}, not 403")
+        status, body = call(self.api, "POST", "/mfa/totp", token, {"password": self.password})
+        if status != 200:
+            raise SystemExit(f"POST /mfa/totp answered {status} {body}")
+        self.secret = body["secret"]
+        status, body = call(self.api, "POST", "/mfa/totp/confirm", token, {"code": self.code()})
+        if status != 200:
+            raise SystemExit(f"POST /mfa/totp/confirm answered {status} {body}")
+        token = self.sign_in()["access_token"]
+        status, _ = call(self.api, "GET", "/users?limit=1", token)
+        if status != 200:
+            raise SystemExit(f"GET /users after the two-step sign-in answered {status}")
+        say("second factor: the admin was held to enrolment (403), enrolled, and signs in "
+            "in two steps (200)")
+
+
 def create_admin(table, username, password):
     subprocess.run(
         [str(ROOT / "target" / "debug" / "jwt-auth"), "users", "--table", table, "create",
@@ -396,9 +466,11 @@ def default_issuer_checks(api, username, password, outputs):
     claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
     if claims["iss"] != outputs["ApiUrl"]:
         raise SystemExit(f"iss {claims['iss']!r}, expected the ApiUrl {outputs['ApiUrl']!r}")
+    # The admin has no second factor yet: the authorizer takes the token but holds it to
+    # enrolment (403 on GET /users; a refused token would be 401).
     status, _ = call(api, "GET", "/users?limit=1", token)
-    if status != 200:
-        raise SystemExit(f"the authorizer refused a token of the default issuer ({status})")
+    if status != 403:
+        raise SystemExit(f"a held token of the default issuer answered {status}, not 403")
     say(f"default issuer: tokens carry the ApiUrl {claims['iss']} and the authorizer takes them")
     return token
 
@@ -460,14 +532,17 @@ def main():
                                            f"PreviousTokenIssuer={outputs['ApiUrl']}"))
         say(f"the issuer is the API's URL as served here: {outputs['TokenIssuerValue']}")
         status, _ = call(api, "GET", "/users?limit=1", early_token)
-        if status != 200:
+        if status != 403:
             say(f"a token of the previous issuer was refused after the switch ({status})")
             return 1
-        say("a token of the previous issuer still works after the switch")
+        say("a token of the previous issuer still works after the switch (held to enrolment)")
+        admin = Admin(api, username, password)
+        admin.enrol()
         if os.environ.get("KEEP") == "1":
             say(f"KEEP=1: the stack stays up until Ctrl-C. API={api}\n"
                 f"  AWS_ENDPOINT_URL={endpoint} ADMIN_USERNAME={username} "
-                f"ADMIN_PASSWORD={password} USERS_TABLE={outputs['UsersTableName']}")
+                f"ADMIN_PASSWORD={password} ADMIN_TOTP_SECRET={admin.secret} "
+                f"USERS_TABLE={outputs['UsersTableName']}")
             try:
                 signal.pause()
             except KeyboardInterrupt:
@@ -481,19 +556,20 @@ def main():
         say("CORS is not checked here: MiniStack keeps neither the preflights' mock "
             "integration responses nor the gateway responses")
         passed, _ = smoke(api, username, password, ROTATE="1", ROTATE_COMMAND=rotate_command,
-                          TOKEN_ISSUER=api)
+                          TOKEN_ISSUER=api, ADMIN_TOTP_SECRET=admin.secret)
         if passed != 0:
             say("the smoke suite failed against the emulator deployment")
             return 1
         say(f"the example stack {ORDERS_STACK} behind {STACK}'s authorizer")
-        failed = orders_checks(endpoint, api, username, password, issuer=api)
+        failed = orders_checks(endpoint, api, admin, issuer=api)
         if failed:
             say(f"the orders stack failed: {', '.join(failed)}")
             return 1
         say("and against a broken deployment (the authorizer's JWT_AUDIENCE changed), "
             "where it must fail")
         break_authorizer_audience()
-        status_broken, output = smoke(api, username, password, TOKEN_ISSUER=api)
+        status_broken, output = smoke(api, username, password, TOKEN_ISSUER=api,
+                                      ADMIN_TOTP_SECRET=admin.secret)
         # Failed for the right reason: sign-in (no authorizer) works, every signed-in route
         # is refused; not a crash or a missing setting (exit status 2).
         expected = status_broken == 1 and "ok    login: the given admin signs in" in output \

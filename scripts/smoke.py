@@ -12,6 +12,13 @@ Environment:
   API                 the stage's base URL (the stack's ApiUrl output), required
   ADMIN_USERNAME      an existing admin (for example one made by `jwt-auth users create`)
   ADMIN_PASSWORD
+  ADMIN_TOTP_SECRET   the admin's TOTP secret (base32), when it signs in in two steps
+                      (admins must, by default: MfaRequiredRoles)
+  ENROL_GIVEN_ADMIN=1 the given admin is a throwaway one without a second factor (as
+                      `make smoke-local` and `make deploy-local` make): the suite turns
+                      TOTP on for it, after checking it is held to enrolment until then
+  MFA_REQUIRED_ROLES  the stack's MfaRequiredRoles (template default: admin); with admin
+                      among them, an admin without TOTP must be held to enrolment
   TOKEN_ISSUER        the `iss` the stack issues (template default: the API's URL, API)
   TOKEN_AUDIENCE      the `aud` (template default: lambda-jwt-auth-api)
   CORS_ORIGIN         the stack's CorsAllowOrigin, if set: CORS is checked for it
@@ -127,8 +134,13 @@ class Smoke:
         self.failed = 0
         self.created = []  # user ids to delete at the end
         self.admin_token = None
+        self.admin_totp_secret = env.get("ADMIN_TOTP_SECRET") or None
+        # The last TOTP step each user spent: each step's code signs in once.
+        self.spent_steps = {}
         self.users = {}
         self.algorithm = None
+        self.admins_need_totp = "admin" in (
+            env.get("MFA_REQUIRED_ROLES", "admin").replace(" ", "").split(","))
 
     def check(self, name, body):
         try:
@@ -148,13 +160,66 @@ class Smoke:
 
     # --- the checks, in the order they run -------------------------------------------------
 
-    def sign_in_as_the_given_admin(self):
-        answer = self.api.login(self.env["ADMIN_USERNAME"], self.env["ADMIN_PASSWORD"])
+    def code_for(self, username, secret):
+        """A code of `secret` for a step `username` has not spent (the step before or after
+        the current one is accepted too), waiting for the next step when none is left."""
+        while True:
+            now_step = int(time.time()) // 30
+            step = max(now_step - 1, self.spent_steps.get(username, -1) + 1)
+            if step <= now_step + 1:
+                self.spent_steps[username] = step
+                return pyotp.TOTP(secret).at(step * 30)
+            time.sleep(1)
+
+    def second_step(self, username, challenge, secret):
+        # Another client of the same user (the caller of this suite) may have spent a
+        # step this suite does not know of: the following steps, a few times at most.
+        for _ in range(3):
+            answer = self.api.call("POST", "/login/mfa", body={
+                "challenge": challenge, "code": self.code_for(username, secret)})
+            if answer.status != 401:
+                break
+        expect_status(answer, 200, f"POST /login/mfa of {username}")
+        return answer.json
+
+    def given_admin_session(self):
+        """The given admin's tokens, through the second step when it has TOTP on."""
+        username = self.env["ADMIN_USERNAME"]
+        answer = self.api.login(username, self.env["ADMIN_PASSWORD"])
         expect_status(answer, 200, "POST /login")
-        body = answer.json
+        if answer.json.get("mfa_required"):
+            expect(self.admin_totp_secret,
+                   "the given admin signs in with a second factor: set ADMIN_TOTP_SECRET")
+            return self.second_step(username, answer.json["challenge"], self.admin_totp_secret)
+        return answer.json
+
+    def enrol_the_given_admin(self, held):
+        """Turns TOTP on for a throwaway given admin, held to enrolment until then."""
+        token = held["access_token"]
+        expect_status(self.api.call("GET", "/users?limit=1", token), 403,
+                      "GET /users by an admin without its second factor")
+        started = self.api.call("POST", "/mfa/totp", token,
+                                {"password": self.env["ADMIN_PASSWORD"]})
+        expect_status(started, 200, "POST /mfa/totp of the given admin")
+        secret = started.json["secret"]
+        code = self.code_for(self.env["ADMIN_USERNAME"], secret)
+        confirmed = self.api.call("POST", "/mfa/totp/confirm", token, {"code": code})
+        expect_status(confirmed, 200, "POST /mfa/totp/confirm of the given admin")
+        self.admin_totp_secret = secret
+
+    def sign_in_as_the_given_admin(self):
+        body = self.given_admin_session()
+        if body.get("second_factor_enrolment_required"):
+            expect(self.env.get("ENROL_GIVEN_ADMIN") == "1",
+                   "the given admin must sign in with a second factor (MfaRequiredRoles) and "
+                   "has none: turn it on (the web page, or POST /mfa/totp) and set "
+                   "ADMIN_TOTP_SECRET, or set ENROL_GIVEN_ADMIN=1 for a throwaway admin")
+            self.enrol_the_given_admin(body)
+            body = self.given_admin_session()
         for field in ("access_token", "refresh_token", "expires_in"):
             expect(field in body, f"no {field} in {sorted(body)}")
         expect(body.get("token_type") == "Bearer", f"token_type {body.get('token_type')!r}")
+        expect(not body.get("second_factor_enrolment_required"), "the given admin is not held")
         self.admin_token = body["access_token"]
 
     def create_own_users(self):
@@ -190,6 +255,7 @@ class Smoke:
         audience = claims["aud"] if isinstance(claims["aud"], list) else [claims["aud"]]
         expect(self.audience in audience, f"aud {claims['aud']!r}, expected {self.audience!r}")
         expect(claims["exp"] > claims["iat"], "exp after iat")
+        expect(claims.get("amr") == ["pwd"], f"amr {claims.get('amr')!r} after a password alone")
         self.users["admin"]["session"] = session
         self.algorithm = jwt.get_unverified_header(session["access_token"]).get("alg")
 
@@ -375,6 +441,23 @@ class Smoke:
                 "challenge": first_step(), "recovery_code": recovery[0]})
             expect_status(answer, status, f"a recovery code, {attempt}")
 
+    def an_admin_without_totp_reaches_only_enrolment(self):
+        session = self.sign_in("admin")
+        token = session["access_token"]
+        held = session.get("second_factor_enrolment_required") is True
+        expect(held == self.admins_need_totp,
+               f"second_factor_enrolment_required {held}, MfaRequiredRoles "
+               f"{'includes' if self.admins_need_totp else 'excludes'} admin")
+        # Twice: the second answer comes from API Gateway's cache of the first.
+        for attempt in ("first", "cached"):
+            listed = self.api.call("GET", "/users?limit=1", token)
+            expect_status(listed, 403 if held else 200, f"GET /users ({attempt})")
+        if held:
+            started = self.api.call("POST", "/mfa/totp", token,
+                                    {"password": self.users["admin"]["password"]})
+            expect_status(started, 200, "POST /mfa/totp, which stays open to it")
+        expect_status(self.api.call("POST", "/logout", token), 204, "POST /logout")
+
     def password_change_holds_under_the_authorizer_cache(self):
         user = self.users["customer"]
         old_token = self.sign_in("customer")["access_token"]
@@ -424,12 +507,13 @@ class Smoke:
 
     def rotation_under_traffic_fails_no_request(self):
         before = {key["kid"] for key in self.api.call("GET", "/.well-known/jwks.json").json["keys"]}
-        user = self.users["admin"]
+        user = self.users["customer"]
         failures, calls = [], [0]
         stop = threading.Event()
+        first_token = self.sign_in("customer")["access_token"]
 
         def traffic():
-            token = self.admin_token
+            token = first_token
             while not stop.is_set():
                 for what in ("GET /users/{id}", "POST /login"):
                     calls[0] += 1
@@ -473,8 +557,10 @@ class Smoke:
     def remove_own_users(self):
         left = []
         # A fresh token: the first one may have expired during a long run (TokenTtlSeconds).
-        fresh = self.api.login(self.env["ADMIN_USERNAME"], self.env["ADMIN_PASSWORD"])
-        token = fresh.json["access_token"] if fresh.status == 200 else self.admin_token
+        try:
+            token = self.given_admin_session()["access_token"]
+        except Failed:
+            token = self.admin_token
         for user_id in self.created:
             answer = self.api.call("DELETE", f"/users/{user_id}", token)
             if answer.status not in (204, 404):
@@ -516,6 +602,9 @@ class Smoke:
                        self.logout_holds_under_the_authorizer_cache)
             self.check("password: a change ends earlier tokens at once, cached Allow or not",
                        self.password_change_holds_under_the_authorizer_cache)
+            self.check("second factor: an admin without TOTP reaches only enrolment and logout "
+                       "(or everything, where MfaRequiredRoles leaves admins out)",
+                       self.an_admin_without_totp_reaches_only_enrolment)
             self.check("second factor: pyotp's codes enrol and sign in; a recovery code works once",
                        self.totp_codes_of_an_independent_implementation_sign_in)
             if self.env.get("CORS_ORIGIN"):
