@@ -280,6 +280,12 @@ http users-reset-password.json UsersFunction "alice, dave's id" 204 "${as_alice[
 http users-delete.json UsersFunction "alice, dave's id" 204 "${as_alice[@]}" --id "$dave"
 http logout.json LoginFunction carol 204 "${as_carol[@]}"
 http logout-all.json LoginFunction carol 204 "${as_carol[@]}"
+# Admins must sign in with a second factor (the template's default): alice with her
+# password alone is held to enrolment, and starting one is open to her.
+http users-list.json UsersFunction "alice, password only" 403 "${as_alice[@]}" --password-only
+http mfa-totp-start.json LoginFunction "alice, password only" 200 "${as_alice[@]}" --password-only
+check mfa-totp-start.json LoginFunction "alice, password only" "an otpauth URI" \
+  "$(jq -r '.body | fromjson | if (.otpauth_uri // "" | startswith("otpauth://totp/")) then "an otpauth URI" else . end' <<<"$last_answer" 2>/dev/null || status_of "$last_answer")"
 http password-change.json LoginFunction alice 200 "${as_alice[@]}"
 http login-ok.json LoginFunction "- (after the change)" 401
 

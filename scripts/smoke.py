@@ -161,19 +161,21 @@ class Smoke:
     # --- the checks, in the order they run -------------------------------------------------
 
     def code_for(self, username, secret):
-        """A code of `secret` for a step `username` has not spent (the step before or after
-        the current one is accepted too), waiting for the next step when none is left."""
+        """A code of `secret` for a step `username` has not spent. The step after the
+        current one is accepted too, and is the one other clients of the same user are
+        least likely to have spent; when it is spent, the next step is waited for."""
         while True:
             now_step = int(time.time()) // 30
-            step = max(now_step - 1, self.spent_steps.get(username, -1) + 1)
+            step = max(now_step + 1, self.spent_steps.get(username, -1) + 1)
             if step <= now_step + 1:
                 self.spent_steps[username] = step
                 return pyotp.TOTP(secret).at(step * 30)
             time.sleep(1)
 
     def second_step(self, username, challenge, secret):
-        # Another client of the same user (the caller of this suite) may have spent a
-        # step this suite does not know of: the following steps, a few times at most.
+        # Another client of the same user (whoever runs this suite) may have spent a step
+        # this suite does not know of: then the next one, twice at most (wrong codes count
+        # towards the code's lockout).
         for _ in range(3):
             answer = self.api.call("POST", "/login/mfa", body={
                 "challenge": challenge, "code": self.code_for(username, secret)})

@@ -14,6 +14,11 @@ const state = {
   pageCursor: null, cursor: null, lastAccessToken: null,
   // The first step's challenge while the second step (a code) is asked for.
   challenge: null,
+  // The session's role must use a second factor and it signed in without one: it can
+  // only turn two-step sign-in on, or sign out.
+  held: false,
+  // The admin action waiting for its confirmation.
+  pending: null,
 };
 // Only the token of the session that ended (dead by then) is visible outside: the test
 // checks that the API refuses it.
@@ -85,6 +90,7 @@ function adopt(tokens) {
   state.accessToken = tokens.access_token;
   state.refreshToken = tokens.refresh_token;
   state.claims = claimsOf(tokens.access_token);
+  state.held = tokens.second_factor_enrolment_required === true;
   if (tokens.device_token) {
     localStorage.setItem("device:" + state.claims.username, tokens.device_token);
   }
@@ -99,6 +105,7 @@ function forgetEnrolment() {
 
 function signedOut(text, isError) {
   forgetEnrolment();
+  cancelPending();
   if (state.accessToken) state.lastAccessToken = state.accessToken;
   state.accessToken = null;
   state.refreshToken = null;
@@ -116,6 +123,15 @@ async function showSignedIn() {
   $("signed-in").hidden = false;
   $("who").textContent = state.claims.username;
   $("role").textContent = state.claims.role;
+  // Held to enrolment, everything but turning two-step sign-in on would answer 403.
+  $("held").hidden = !state.held;
+  $("full-access").hidden = state.held;
+  for (const element of document.querySelectorAll(".full-access-only")) {
+    element.hidden = state.held;
+  }
+  if (state.held) {
+    return say("Your role requires two-step sign-in: turn it on below.");
+  }
   await loadProfile();
   $("admin").hidden = state.claims.role !== "admin";
   if (state.claims.role === "admin") await loadUsers(null);
@@ -253,6 +269,99 @@ $("role-form").addEventListener("submit", async (event) => {
   if (answer.status !== 200) return say(detail(answer), true);
   say(answer.json.user.username + " now has the role " + answer.json.user.role + ".");
   $("role-name").value = "";
+  await loadUsers(state.pageCursor);
+});
+
+// --- The admin console: each action on the chosen user waits for a confirmation. ----------
+
+function chosenUser() {
+  const choice = $("role-user").selectedOptions[0];
+  return choice ? { id: choice.value, username: choice.textContent } : null;
+}
+
+function cancelPending() {
+  state.pending = null;
+  $("confirm").hidden = true;
+  $("confirm-text").textContent = "";
+}
+
+// Shows `question` with Confirm and Cancel; Confirm runs `action` (once).
+function askConfirmation(question, action) {
+  state.pending = action;
+  $("confirm-text").textContent = question;
+  $("confirm").hidden = false;
+  $("confirm-yes").focus();
+}
+
+$("confirm-yes").addEventListener("click", async () => {
+  const action = state.pending;
+  cancelPending();
+  if (action) await action();
+});
+
+$("confirm-no").addEventListener("click", () => {
+  cancelPending();
+  say("Nothing was changed.");
+});
+
+// One admin action on the chosen user: its request, what to say when it worked, and the
+// user list shown again (the API's error, e.g. 409 on oneself, is shown as it is).
+function adminAction(question, method, pathOf, body, expected, done) {
+  const user = chosenUser();
+  if (!user) return say("Choose a user first.", true);
+  askConfirmation(question(user.username), async () => {
+    const answer = await authed(method, pathOf(user.id), body);
+    if (answer.status !== expected) return say(detail(answer), true);
+    say(done(user.username));
+    await loadUsers(state.pageCursor);
+  });
+}
+
+const userPath = (id) => "/users/" + encodeURIComponent(id);
+
+$("disable-user").addEventListener("click", () => adminAction(
+  (name) => "Disable " + name + "? Their sessions end and they cannot sign in until enabled.",
+  "PATCH", userPath, { disabled: true }, 200, (name) => name + " is disabled."));
+
+$("enable-user").addEventListener("click", () => adminAction(
+  (name) => "Enable " + name + "?",
+  "PATCH", userPath, { disabled: false }, 200, (name) => name + " is enabled."));
+
+$("reset-mfa").addEventListener("click", () => adminAction(
+  (name) => "Reset " + name + "'s two-step sign-in? They sign in with the password alone " +
+    "until they turn it on again, and every session of theirs ends.",
+  "DELETE", (id) => userPath(id) + "/mfa", undefined, 204,
+  (name) => name + "'s two-step sign-in is reset; their sessions ended."));
+
+$("delete-user").addEventListener("click", () => adminAction(
+  (name) => "Delete " + name + "? This cannot be undone.",
+  "DELETE", userPath, undefined, 204, (name) => name + " is deleted."));
+
+$("reset-password-form").addEventListener("submit", (event) => {
+  event.preventDefault();
+  const newPassword = $("reset-password-value").value;
+  $("reset-password-value").value = "";
+  adminAction(
+    (name) => "Set a new password for " + name + "? Every session of theirs ends.",
+    "POST", (id) => userPath(id) + "/password", { new_password: newPassword }, 204,
+    (name) => name + "'s password is reset; their sessions ended.");
+});
+
+$("create-form").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const body = {
+    username: $("new-username").value.trim(),
+    role: $("new-role").value.trim(),
+    password: $("new-user-password").value,
+  };
+  const name = $("new-name").value.trim();
+  if (name) body.name = name;
+  $("new-user-password").value = "";
+  const answer = await authed("POST", "/users", body);
+  if (answer.status !== 201) return say(detail(answer), true);
+  $("new-username").value = "";
+  $("new-name").value = "";
+  say(answer.json.user.username + " is created (" + answer.json.user.role + ").");
   await loadUsers(state.pageCursor);
 });
 

@@ -353,7 +353,7 @@ fn bootstraps(
         .unwrap()
         .token;
     let mut users_list: Value = serde_json::from_str(&event_text("users-list.json")).unwrap();
-    jwt_auth_cli::commands::event::set_caller(&mut users_list, alice, 0, 3600).unwrap();
+    jwt_auth_cli::commands::event::set_caller(&mut users_list, alice, 0, 3600, true).unwrap();
     let status_200 = |answer: &Value| answer["statusCode"] == 200;
     let authorizer_event = json!({
         "type": "TOKEN",

@@ -77,14 +77,21 @@ async fn browser(driver: &Driver) -> Client {
 
 /// The API with CORS for `page_origin`, and the page served on `page_port`.
 async fn api_and_page(page_port: u16) -> (RunningApi, String) {
+    api_and_page_with(page_port, &[]).await
+}
+
+/// [`api_and_page`] with more template parameters.
+async fn api_and_page_with(page_port: u16, more: &[(&str, &str)]) -> (RunningApi, String) {
     let page_origin = format!("http://127.0.0.1:{page_port}");
+    let mut parameters = vec![
+        ("CorsAllowOrigin", page_origin.as_str()),
+        ("Roles", "admin,customer,support"),
+    ];
+    parameters.extend_from_slice(more);
     let api = start_with(
         StoreChoice::Memory,
         workspace_root().join("template.yaml"),
-        &[
-            ("CorsAllowOrigin", page_origin.as_str()),
-            ("Roles", "admin,customer,support"),
-        ],
+        &parameters,
     )
     .await;
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", page_port))
@@ -424,5 +431,192 @@ async fn a_user_turns_on_two_step_sign_in_and_signs_in_with_a_code_then_a_recove
         "signed in with a recovery code",
     )
     .await;
+    client.close().await.unwrap();
+}
+
+/// Chooses `username` in the admin console's user list.
+async fn choose_user(client: &Client, username: &str) {
+    client
+        .execute(
+            &format!(
+                r#"const users = document.getElementById('role-user');
+                   users.value = [...users.options].find(o => o.textContent === '{username}').value;"#
+            ),
+            vec![],
+        )
+        .await
+        .unwrap();
+}
+
+async fn wait_for_message(client: &Client, message: &str) {
+    wait_for(
+        client,
+        &format!("document.getElementById('message').textContent === {message:?}"),
+        message,
+    )
+    .await;
+}
+
+/// Where admins must use a second factor: a new admin is held to enrolment in the page
+/// (everything else hidden), turns TOTP on, signs in with a code, and then uses the admin
+/// console: create a user, disable (after a cancelled confirmation) and enable one, reset
+/// a password, reset a second factor (its own: the API's 409 shown), delete, each after
+/// its confirmation, each checked in the store.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_held_admin_enrols_then_runs_the_admin_console_in_chromium() {
+    use jwt_auth_core::crypto::totp::step_of;
+    let driver = chromedriver().await;
+    let (api, page) = api_and_page_with(free_port(), &[("MfaRequiredRoles", "admin")]).await;
+    api.create_user("root", Role::Admin).await;
+    let alice = api.create_user("alice", Role::Customer).await;
+    api.create_user("bob", Role::Customer).await;
+    let client = browser(&driver).await;
+    client.goto(&page).await.unwrap();
+
+    sign_in(&client, "root", PASSWORD).await;
+    wait_for(
+        &client,
+        "!document.getElementById('signed-in').hidden && !document.getElementById('held').hidden",
+        "held to enrolment",
+    )
+    .await;
+    assert_eq!(
+        client
+            .execute(
+                "return [document.getElementById('full-access').hidden, \
+                         document.getElementById('password-form').hidden, \
+                         document.getElementById('totp-start-form').hidden];",
+                vec![],
+            )
+            .await
+            .unwrap(),
+        serde_json::json!([true, true, false]),
+        "only turning two-step sign-in on is offered"
+    );
+    fill(&client, "totp-password", PASSWORD).await;
+    click(&client, "totp-start").await;
+    wait_for(
+        &client,
+        "!document.getElementById('totp-enrol').hidden",
+        "the enrolment",
+    )
+    .await;
+    let secret = integration_tests::totp_secret_of(&text(&client, "totp-secret").await);
+    fill(
+        &client,
+        "totp-code",
+        &secret.code_at(step_of(api.clock.now())),
+    )
+    .await;
+    click(&client, "totp-confirm").await;
+    wait_for(
+        &client,
+        "!document.getElementById('signed-out').hidden",
+        "signed out after turning it on",
+    )
+    .await;
+    sign_in(&client, "root", PASSWORD).await;
+    wait_for(
+        &client,
+        "!document.getElementById('mfa-form').hidden",
+        "the code step",
+    )
+    .await;
+    fill(
+        &client,
+        "mfa-code",
+        &secret.code_at(step_of(api.clock.now()) + 1),
+    )
+    .await;
+    click(&client, "mfa-submit").await;
+    wait_for(
+        &client,
+        "!document.getElementById('admin').hidden && document.getElementById('held').hidden \
+         && document.querySelectorAll('#users tr').length === 3",
+        "the admin console",
+    )
+    .await;
+
+    // Create a user; the same username again shows the API's refusal.
+    for attempt in ["first", "again"] {
+        fill(&client, "new-username", "carol").await;
+        fill(&client, "new-name", "Carol C").await;
+        fill(&client, "new-role", "support").await;
+        fill(&client, "new-user-password", "a-first-pass-phrase").await;
+        click(&client, "create-user").await;
+        if attempt == "first" {
+            wait_for_message(&client, "carol is created (support).").await;
+        } else {
+            wait_for(
+                &client,
+                "document.getElementById('message').className === 'error'",
+                "the duplicate refused",
+            )
+            .await;
+        }
+    }
+    assert_eq!(api.stored_user("carol").await.role.as_str(), "support");
+
+    // Disable: cancelled first (nothing changes), then confirmed.
+    choose_user(&client, "alice").await;
+    click(&client, "disable-user").await;
+    wait_for(
+        &client,
+        "!document.getElementById('confirm').hidden \
+         && document.getElementById('confirm-text').textContent.startsWith('Disable alice?')",
+        "the confirmation",
+    )
+    .await;
+    click(&client, "confirm-no").await;
+    wait_for_message(&client, "Nothing was changed.").await;
+    assert!(!api.stored_user("alice").await.disabled);
+    click(&client, "disable-user").await;
+    click(&client, "confirm-yes").await;
+    wait_for_message(&client, "alice is disabled.").await;
+    assert!(api.stored_user("alice").await.disabled);
+    assert_eq!(api.try_login("alice", PASSWORD).await.status, 401);
+    choose_user(&client, "alice").await;
+    click(&client, "enable-user").await;
+    click(&client, "confirm-yes").await;
+    wait_for_message(&client, "alice is enabled.").await;
+    assert!(!api.stored_user("alice").await.disabled);
+
+    // Reset alice's password.
+    choose_user(&client, "alice").await;
+    fill(&client, "reset-password-value", "a-reset-pass-phrase-9").await;
+    click(&client, "reset-password").await;
+    click(&client, "confirm-yes").await;
+    wait_for_message(&client, "alice's password is reset; their sessions ended.").await;
+    assert_eq!(
+        api.try_login("alice", "a-reset-pass-phrase-9")
+            .await
+            .status,
+        200
+    );
+
+    // Its own second factor: the API refuses (409) and the page says why.
+    choose_user(&client, "root").await;
+    click(&client, "reset-mfa").await;
+    click(&client, "confirm-yes").await;
+    wait_for(
+        &client,
+        "document.getElementById('message').className === 'error'",
+        "the refusal on itself",
+    )
+    .await;
+
+    // Delete bob.
+    choose_user(&client, "bob").await;
+    click(&client, "delete-user").await;
+    click(&client, "confirm-yes").await;
+    wait_for_message(&client, "bob is deleted.").await;
+    wait_for(
+        &client,
+        "![...document.querySelectorAll('#users tr')].some(r => r.dataset.username === 'bob')",
+        "bob gone from the list",
+    )
+    .await;
+    assert_eq!(api.try_login("bob", PASSWORD).await.status, 401);
+    assert!(!api.stored_user("alice").await.disabled, "{}", alice.id);
     client.close().await.unwrap();
 }

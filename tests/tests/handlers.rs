@@ -361,6 +361,23 @@ async fn password_change_event_answers_a_new_token_pair_and_retires_the_old_pass
 }
 
 #[tokio::test]
+async fn mfa_totp_start_event_answers_a_secret_and_its_otpauth_uri() {
+    let (app, alice) = app_with_alice().await;
+    let request = as_caller(http_event("mfa-totp-start.json"), &alice, None);
+    let response = login::handle(request, &app.login).await.unwrap();
+    assert_eq!(response.status(), 200);
+    let body = body_json(&response);
+    assert!(
+        body["otpauth_uri"]
+            .as_str()
+            .unwrap()
+            .starts_with("otpauth://totp/"),
+        "{body}"
+    );
+    assert!(body["qr_code_svg"].as_str().unwrap().contains("<svg"));
+}
+
+#[tokio::test]
 async fn users_write_events_are_forbidden_to_a_customer() {
     let (app, _) = app_with_alice().await;
     let carol = app

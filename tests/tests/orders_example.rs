@@ -287,11 +287,7 @@ async fn behind_the_jwt_authorizer_an_admin_without_its_second_factor_is_refused
         workspace_root().join("examples/orders/events/jwt-api-orders-of-another-customer.json"),
     )
     .unwrap();
-    for (amr, status) in [
-        (None, 403),
-        (Some("[pwd]"), 403),
-        (Some("[pwd otp]"), 200),
-    ] {
+    for (amr, status) in [(None, 403), (Some("[pwd]"), 403), (Some("[pwd otp]"), 200)] {
         let mut event: serde_json::Value = serde_json::from_str(&text).unwrap();
         let claims = &mut event["requestContext"]["authorizer"]["jwt"]["claims"];
         claims["role"] = json!("admin");

@@ -71,6 +71,10 @@ enum EventKind {
         /// Lifetime of the caller's token, in seconds.
         #[arg(long, default_value_t = 900)]
         ttl: u64,
+        /// The caller signed in with its password alone (`amr` `pwd`), as an admin without
+        /// its second factor is held to enrolment; by default it used both steps.
+        #[arg(long)]
+        password_only: bool,
     },
 }
 
@@ -102,6 +106,7 @@ pub fn run(args: EventArgs) -> Result<(), String> {
             id,
             body,
             ttl,
+            password_only,
         } => {
             let text = std::fs::read_to_string(&file)
                 .map_err(|err| format!("{}: {err}", file.display()))?;
@@ -109,7 +114,7 @@ pub fn run(args: EventArgs) -> Result<(), String> {
                 serde_json::from_str(&text).map_err(|err| format!("{}: {err}", file.display()))?;
             if let (Some(sub), Some(username), Some(role)) = (sub, username, role) {
                 let caller = caller(sub, username, &role)?;
-                set_caller(&mut event, &caller, ver, ttl)?;
+                set_caller(&mut event, &caller, ver, ttl, !password_only)?;
             }
             if let Some(id) = id {
                 set_path_id(&mut event, &id)?;
@@ -246,10 +251,20 @@ pub fn token_settings(ttl_secs: u64) -> TokenSettings {
 
 /// Puts `caller`'s context where API Gateway puts the authorizer's answer: its context
 /// fields and `principalId` (the event's other authorizer fields stay).
-pub fn set_caller(event: &mut Value, caller: &User, ver: u64, ttl: u64) -> Result<(), String> {
+pub fn set_caller(
+    event: &mut Value,
+    caller: &User,
+    ver: u64,
+    ttl: u64,
+    second_factor: bool,
+) -> Result<(), String> {
+    let session = Session {
+        second_factor,
+        ..Session::start(ver)
+    };
     let claims = Claims::new(
         caller,
-        &Session::start_with_second_factor(ver),
+        &session,
         &token_settings(ttl),
         jwt_auth_core::startup::clock::unix_now(),
         ttl,
@@ -317,13 +332,14 @@ mod tests {
     fn a_caller_replaces_the_whole_context_with_a_fresh_unexpired_one() {
         let mut event = committed("users-get.json");
         let before = event["requestContext"]["authorizer"].clone();
-        set_caller(&mut event, &carol(), 3, 900).unwrap();
+        set_caller(&mut event, &carol(), 3, 900, true).unwrap();
         let context = &event["requestContext"]["authorizer"];
         assert_eq!(context["principalId"], "0123456789abcdef0123456789abcdef");
         assert_eq!(context["sub"], "0123456789abcdef0123456789abcdef");
         assert_eq!(context["username"], "carol");
         assert_eq!(context["role"], "customer");
         assert_eq!(context["ver"], "3");
+        assert_eq!(context["amr"], "pwd otp");
         let exp: u64 = context["exp"].as_str().unwrap().parse().unwrap();
         let now = jwt_auth_core::startup::clock::unix_now();
         assert!(exp > now && exp <= now + 900, "exp a lifetime from now");
@@ -332,8 +348,9 @@ mod tests {
         // A context value API Gateway would not pass (a number) stays as the event had it.
         assert_eq!(context["integrationLatency"], before["integrationLatency"]);
         let mut again = committed("users-get.json");
-        set_caller(&mut again, &carol(), 3, 900).unwrap();
+        set_caller(&mut again, &carol(), 3, 900, false).unwrap();
         assert_ne!(again["requestContext"]["authorizer"]["jti"], context["jti"]);
+        assert_eq!(again["requestContext"]["authorizer"]["amr"], "pwd");
     }
 
     #[test]
@@ -359,7 +376,7 @@ mod tests {
     #[test]
     fn only_proxy_events_and_valid_callers_are_accepted() {
         let mut token_event = committed("authorizer-valid.json");
-        assert!(set_caller(&mut token_event, &carol(), 0, 900).is_err());
+        assert!(set_caller(&mut token_event, &carol(), 0, 900, true).is_err());
         assert!(caller("not-an-id".into(), "carol".into(), "customer").is_err());
         assert!(
             caller(

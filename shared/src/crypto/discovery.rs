@@ -86,7 +86,7 @@ pub fn provider_metadata(
         subject_types_supported: vec!["public"],
         id_token_signing_alg_values_supported: algs,
         claims_supported: vec![
-            "sub", "iss", "aud", "exp", "nbf", "iat", "jti", "role", "username",
+            "sub", "iss", "aud", "exp", "nbf", "iat", "jti", "role", "username", "amr",
         ],
     })
 }
