@@ -260,16 +260,19 @@ $("logout-all").addEventListener("click", () => signOut("/logout/all", "Signed o
 $("first-page").addEventListener("click", () => loadUsers(null));
 $("next-page").addEventListener("click", () => loadUsers(state.cursor));
 
-$("role-form").addEventListener("submit", async (event) => {
+$("role-form").addEventListener("submit", (event) => {
   event.preventDefault();
   const choice = $("role-user").selectedOptions[0];
   if (!choice) return;
   const role = $("role-name").value.trim();
-  const answer = await authed("PATCH", "/users/" + encodeURIComponent(choice.value), { role });
-  if (answer.status !== 200) return say(detail(answer), true);
-  say(answer.json.user.username + " now has the role " + answer.json.user.role + ".");
-  $("role-name").value = "";
-  await loadUsers(state.pageCursor);
+  askConfirmation("Give " + choice.textContent + " the role " + role + "? Their sessions end.",
+    async () => {
+      const answer = await authed("PATCH", "/users/" + encodeURIComponent(choice.value), { role });
+      if (answer.status !== 200) return say(detail(answer), true);
+      say(answer.json.user.username + " now has the role " + answer.json.user.role + ".");
+      $("role-name").value = "";
+      await loadUsers(state.pageCursor);
+    });
 });
 
 // --- The admin console: each action on the chosen user waits for a confirmation. ----------
@@ -347,7 +350,7 @@ $("reset-password-form").addEventListener("submit", (event) => {
     (name) => name + "'s password is reset; their sessions ended.");
 });
 
-$("create-form").addEventListener("submit", async (event) => {
+$("create-form").addEventListener("submit", (event) => {
   event.preventDefault();
   const body = {
     username: $("new-username").value.trim(),
@@ -357,12 +360,14 @@ $("create-form").addEventListener("submit", async (event) => {
   const name = $("new-name").value.trim();
   if (name) body.name = name;
   $("new-user-password").value = "";
-  const answer = await authed("POST", "/users", body);
-  if (answer.status !== 201) return say(detail(answer), true);
-  $("new-username").value = "";
-  $("new-name").value = "";
-  say(answer.json.user.username + " is created (" + answer.json.user.role + ").");
-  await loadUsers(state.pageCursor);
+  askConfirmation("Create " + body.username + " with the role " + body.role + "?", async () => {
+    const answer = await authed("POST", "/users", body);
+    if (answer.status !== 201) return say(detail(answer), true);
+    $("new-username").value = "";
+    $("new-name").value = "";
+    say(answer.json.user.username + " is created (" + answer.json.user.role + ").");
+    await loadUsers(state.pageCursor);
+  });
 });
 
 $("totp-start-form").addEventListener("submit", async (event) => {
@@ -406,7 +411,8 @@ $("totp-disable-form").addEventListener("submit", async (event) => {
   $("totp-off-password").value = "";
   $("totp-off-code").value = "";
   if (answer.status !== 204) return say(detail(answer), true);
-  say("Two-step sign-in is off.");
+  // Turning it off ended every session, this one too.
+  signedOut("Two-step sign-in is off. Every session was signed out: sign in again.");
 });
 
 $("password-form").addEventListener("submit", async (event) => {

@@ -229,12 +229,12 @@ impl LocalApi {
         let permissions = Permissions::load(
             Box::new(StaticDocuments::new(documents)),
             config.roles.clone(),
+            config.second_factor_rule.clone(),
             DEFAULT_REFRESH_SECS,
             options.clock.now(),
         )
         .await
-        .map_err(|err| LocalError::Keys(err.to_string()))?
-        .requiring_second_factor(config.second_factor_rule.clone());
+        .map_err(|err| LocalError::Keys(err.to_string()))?;
         let functions = Functions {
             permissions,
             others: other_functions,

@@ -470,6 +470,7 @@ fn registry_at_limit(
         .block_on(Permissions::load(
             Box::new(StaticDocuments::new(documents)),
             declared,
+            jwt_auth_core::access::second_factor::SecondFactorRule::none(),
             u64::MAX / 2,
             now,
         ))

@@ -115,6 +115,7 @@ impl TestApp {
             permissions: jwt_auth_core::access::registry::Permissions::every_api(
                 &jwt_auth_core::access::routes::THIS_API,
                 Default::default(),
+                SecondFactorRule::none(),
             ),
             issuer: TokenIssuer::new(keys, settings),
             store,

@@ -207,6 +207,7 @@ async fn an_admin_signs_in_sees_the_users_signs_out_and_is_refused_in_chromium()
     let chosen = chosen.as_str().unwrap().to_string();
     fill(&client, "role-name", "support").await;
     click(&client, "set-role").await;
+    click(&client, "confirm-yes").await;
     wait_for(
         &client,
         &format!(
@@ -238,6 +239,7 @@ async fn an_admin_signs_in_sees_the_users_signs_out_and_is_refused_in_chromium()
         .unwrap();
     fill(&client, "role-name", "auditor").await;
     click(&client, "set-role").await;
+    click(&client, "confirm-yes").await;
     wait_for(
         &client,
         "document.getElementById('message').className === 'error' \
@@ -544,6 +546,7 @@ async fn a_held_admin_enrols_then_runs_the_admin_console_in_chromium() {
         fill(&client, "new-role", "support").await;
         fill(&client, "new-user-password", "a-first-pass-phrase").await;
         click(&client, "create-user").await;
+        click(&client, "confirm-yes").await;
         if attempt == "first" {
             wait_for_message(&client, "carol is created (support).").await;
         } else {
@@ -588,9 +591,7 @@ async fn a_held_admin_enrols_then_runs_the_admin_console_in_chromium() {
     click(&client, "confirm-yes").await;
     wait_for_message(&client, "alice's password is reset; their sessions ended.").await;
     assert_eq!(
-        api.try_login("alice", "a-reset-pass-phrase-9")
-            .await
-            .status,
+        api.try_login("alice", "a-reset-pass-phrase-9").await.status,
         200
     );
 

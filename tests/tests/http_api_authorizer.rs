@@ -89,6 +89,7 @@ async fn app_with(documents: &[(&str, &str)]) -> (TestApp, User, User) {
                     .collect(),
             )),
             DeclaredRoles::parse_list("admin,customer,support").unwrap(),
+            jwt_auth_core::access::second_factor::SecondFactorRule::none(),
             60,
             app.clock.now(),
         )
@@ -315,4 +316,31 @@ async fn the_handler_tells_the_two_event_shapes_apart_and_answers_each_in_its_ow
     )
     .await;
     assert_eq!(refused.unwrap_err(), AuthorizerError::Unauthorized);
+}
+
+/// Where admins must use a second factor, an admin's token issued after its password alone
+/// gets, on an HTTP API too, a policy of the enrolment routes and logout only.
+#[tokio::test]
+async fn an_admin_without_its_second_factor_gets_only_enrolment_and_logout() {
+    let (mut app, alice, _) = app_with(&[]).await;
+    app.permissions = Permissions::every_api(
+        &jwt_auth_core::access::routes::THIS_API,
+        Default::default(),
+        jwt_auth_core::access::second_factor::SecondFactorRule::default(),
+    );
+    let answer = decide(&app, &with_token(&app.token_for(&alice))).await;
+    let statement = &answer["policyDocument"]["Statement"][0];
+    assert_eq!(statement["Effect"], "Allow");
+    let prefix = "arn:aws:execute-api:us-east-1:123456789012:abc123/$default";
+    let expected: Vec<String> = [
+        "POST/logout",
+        "POST/logout/all",
+        "POST/mfa/totp",
+        "POST/mfa/totp/confirm",
+    ]
+    .iter()
+    .map(|resource| format!("{prefix}/{resource}"))
+    .collect();
+    assert_eq!(statement["Resource"], json!(expected));
+    assert_eq!(answer["context"]["amr"], "pwd");
 }

@@ -299,3 +299,57 @@ async fn behind_the_jwt_authorizer_an_admin_without_its_second_factor_is_refused
         assert_eq!(response.status().as_u16(), status, "amr {amr:?}");
     }
 }
+
+/// Where admins must use a second factor, an admin signed in with its password alone gets
+/// nothing on another stack's API: the authorizer's policy there lists none of its
+/// routes (the gateway's own 403, not the function's), first call and cached alike,
+/// while a customer's token reaches what the orders document grants.
+#[tokio::test]
+async fn an_admin_without_its_second_factor_gets_no_route_of_another_api() {
+    let api = start_with_orders(
+        StoreChoice::Memory,
+        &[ROLES, ("MfaRequiredRoles", "admin")],
+        true,
+        Clock::system(),
+    )
+    .await;
+    api.create_user("root", Role::Admin).await;
+    let alice = api.create_user("alice", Role::Customer).await;
+    let held = api.login_session("root").await;
+    assert_eq!(held["second_factor_enrolment_required"], true);
+    let token = held["access_token"].as_str().unwrap();
+    for _ in 0..2 {
+        for (method, path) in [
+            ("GET", "/orders".to_string()),
+            ("GET", format!("/customers/{}/orders", alice.id)),
+            ("POST", "/orders".to_string()),
+        ] {
+            let answer = api
+                .call_other(
+                    0,
+                    method,
+                    &path,
+                    Some(token),
+                    Some(json!({"item": "tea", "quantity": 1})),
+                )
+                .await;
+            assert_eq!(answer.status, 403, "{method} {path}: {}", answer.body);
+            assert!(
+                answer.body.get("message").is_some() && answer.body.get("detail").is_none(),
+                "the gateway's refusal, not the function's: {}",
+                answer.body
+            );
+        }
+    }
+    let customer = api.login("alice").await;
+    let own = api
+        .call_other(
+            0,
+            "GET",
+            &format!("/customers/{}/orders", alice.id),
+            Some(&customer),
+            None,
+        )
+        .await;
+    assert_eq!(own.status, 200, "{}", own.body);
+}

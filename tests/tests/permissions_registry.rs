@@ -44,9 +44,15 @@ async fn every_api_under_the_path_is_read_by_its_id_and_nothing_else() {
     moto::put_parameter(&client, &format!("{path}/nested/evil"), ORDERS).await;
 
     let source = SsmDocuments::new(ssm_client(&moto::sdk_config()), &path);
-    let permissions = Permissions::load(Box::new(source), declared(), 60, 1_000)
-        .await
-        .expect("documents read");
+    let permissions = Permissions::load(
+        Box::new(source),
+        declared(),
+        jwt_auth_core::access::second_factor::SecondFactorRule::none(),
+        60,
+        1_000,
+    )
+    .await
+    .expect("documents read");
     for i in 0..13 {
         assert!(
             permissions
@@ -108,9 +114,15 @@ async fn an_unreachable_registry_stops_the_cold_start() {
     });
     let source = SsmDocuments::new(ssm_client(&unreachable), "/nowhere/permissions");
     assert!(
-        Permissions::load(Box::new(source), declared(), 60, 0)
-            .await
-            .is_err()
+        Permissions::load(
+            Box::new(source),
+            declared(),
+            jwt_auth_core::access::second_factor::SecondFactorRule::none(),
+            60,
+            0
+        )
+        .await
+        .is_err()
     );
 }
 
@@ -131,6 +143,7 @@ async fn the_authorizer_answers_each_api_from_its_own_document() {
     app.permissions = Permissions::load(
         Box::new(SsmDocuments::new(ssm_client(&moto::sdk_config()), &path)),
         declared(),
+        jwt_auth_core::access::second_factor::SecondFactorRule::none(),
         60,
         app.clock.now(),
     )

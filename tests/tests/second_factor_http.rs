@@ -336,6 +336,9 @@ async fn turning_totp_off_needs_the_password_and_a_code(store: StoreChoice) {
     let code = enrolled.secret.code_at(step_of(api.clock.now()));
     let (_, tokens) = second_step(&api, json!({"challenge": challenge, "code": code})).await;
     let token = text(&tokens, "access_token");
+    let own = format!("/users/{}", api.stored_user("fay").await.id);
+    // Allowed, and so cached by the gateway under this token.
+    assert_eq!(api.call("GET", &own, Some(&token), None).await.status, 200);
     api.clock.advance(STEP_SECS);
     let now = api.clock.now();
     let right = enrolled.secret.code_at(step_of(now));
@@ -361,6 +364,12 @@ async fn turning_totp_off_needs_the_password_and_a_code(store: StoreChoice) {
         )
         .await;
     assert_eq!(off.status, 204, "{}", off.body);
+    // Its tokens said `otp`: they end with the factor, though the gateway cached them.
+    assert_eq!(
+        api.call("GET", &own, Some(&token), None).await.status,
+        401,
+        "the session signed in with the factor, once it is off"
+    );
     let answer = api.try_login("fay", PASSWORD).await;
     assert!(answer.body.get("access_token").is_some(), "{}", answer.body);
 
@@ -489,11 +498,18 @@ async fn an_admin_without_totp_is_held_to_enrolment_until_it_signs_in_with_a_cod
         ("POST", "/password".to_string()),
         ("POST", "/mfa/totp/disable".to_string()),
     ];
-    // Twice each: the first call's answer is cached under the token for every route.
+    // Twice each: the first call's answer is cached under the token for every route. The
+    // gateway refuses (its `message`), from the authorizer's policy: the function's own
+    // refusal (a problem `detail`) is `handlers.rs`'s.
     for _ in 0..2 {
         for (method, path) in &admin_routes {
             let answer = api.call(method, path, Some(&token), Some(json!({}))).await;
             assert_eq!(answer.status, 403, "{method} {path}: {}", answer.body);
+            assert!(
+                answer.body.get("message").is_some() && answer.body.get("detail").is_none(),
+                "{method} {path}: the gateway's refusal: {}",
+                answer.body
+            );
         }
     }
     let created = api

@@ -65,20 +65,15 @@ struct Loaded {
 
 impl Permissions {
     /// `document` answers for every API (a local run of one API; not fail closed).
-    pub fn every_api(document: &PermissionsDocument, declared: DeclaredRoles) -> Self {
+    pub fn every_api(
+        document: &PermissionsDocument,
+        declared: DeclaredRoles,
+        second_factor: SecondFactorRule,
+    ) -> Self {
         Self {
             mode: Mode::EveryApi(Arc::new(CompiledPolicy::compile(document, &declared))),
             declared,
-            second_factor: SecondFactorRule::none(),
-        }
-    }
-
-    /// These permissions with the roles that must sign in with a second factor (none
-    /// until set: the functions set `MFA_REQUIRED_ROLES`'s).
-    pub fn requiring_second_factor(self, rule: SecondFactorRule) -> Self {
-        Self {
-            second_factor: rule,
-            ..self
+            second_factor,
         }
     }
 
@@ -92,6 +87,7 @@ impl Permissions {
     pub async fn load(
         source: Box<dyn DocumentSource>,
         declared: DeclaredRoles,
+        second_factor: SecondFactorRule,
         refresh_secs: u64,
         now: u64,
     ) -> Result<Self, SourceError> {
@@ -107,7 +103,7 @@ impl Permissions {
                 }),
             },
             declared,
-            second_factor: SecondFactorRule::none(),
+            second_factor,
         })
     }
 
@@ -241,10 +237,15 @@ mod tests {
     #[tokio::test]
     async fn each_role_gets_its_routes_and_the_self_rule_names_the_caller() {
         let source = StaticDocuments::new(vec![("orders1".into(), ORDERS.into())]);
-        let permissions =
-            Permissions::load(Box::new(source), roles("admin,customer,support"), 60, 0)
-                .await
-                .unwrap();
+        let permissions = Permissions::load(
+            Box::new(source),
+            roles("admin,customer,support"),
+            SecondFactorRule::none(),
+            60,
+            0,
+        )
+        .await
+        .unwrap();
         assert_eq!(
             resources(&permissions, "orders1", "support", 1).await,
             ["GET/orders", "POST/orders", "GET/customers/*/orders"]
@@ -275,10 +276,15 @@ mod tests {
                 r#"{"version": 1, "routes": [{"route": "GET /*", "roles": "*"}]}"#.into(),
             ),
         ]);
-        let permissions =
-            Permissions::load(Box::new(source), roles("admin,customer,support"), 60, 0)
-                .await
-                .unwrap();
+        let permissions = Permissions::load(
+            Box::new(source),
+            roles("admin,customer,support"),
+            SecondFactorRule::none(),
+            60,
+            0,
+        )
+        .await
+        .unwrap();
         assert!(permissions.for_api("other1", 1).await.is_none());
         assert!(permissions.for_api("broken1", 1).await.is_none());
         assert!(permissions.for_api("orders1", 1).await.is_some());
@@ -288,9 +294,15 @@ mod tests {
     async fn a_role_not_declared_gets_no_route_even_where_a_document_names_it() {
         let source = StaticDocuments::new(vec![("orders1".into(), ORDERS.into())]);
         // "support" is in the document but not declared by this deployment.
-        let permissions = Permissions::load(Box::new(source), roles("admin,customer"), 60, 0)
-            .await
-            .unwrap();
+        let permissions = Permissions::load(
+            Box::new(source),
+            roles("admin,customer"),
+            SecondFactorRule::none(),
+            60,
+            0,
+        )
+        .await
+        .unwrap();
         assert_eq!(
             resources(&permissions, "orders1", "support", 1).await,
             Vec::<String>::new()
@@ -307,6 +319,7 @@ mod tests {
         let permissions = Permissions::load(
             Box::new(source.clone()),
             roles("admin,customer,support"),
+            SecondFactorRule::none(),
             60,
             1000,
         )
@@ -355,6 +368,7 @@ mod tests {
         let permissions = Permissions::load(
             Box::new(Counting(source.clone())),
             roles("admin,customer"),
+            SecondFactorRule::none(),
             3600,
             0,
         )
@@ -398,6 +412,7 @@ mod tests {
         let permissions = Permissions::load(
             Box::new(Shared(source.clone())),
             roles("admin,customer,support"),
+            SecondFactorRule::none(),
             60,
             0,
         )
@@ -415,9 +430,15 @@ mod tests {
     async fn a_source_down_at_cold_start_stops_the_start() {
         let source = Failing(std::sync::atomic::AtomicU32::new(1));
         assert!(
-            Permissions::load(Box::new(source), roles("admin"), 60, 0)
-                .await
-                .is_err()
+            Permissions::load(
+                Box::new(source),
+                roles("admin"),
+                SecondFactorRule::none(),
+                60,
+                0
+            )
+            .await
+            .is_err()
         );
     }
 }

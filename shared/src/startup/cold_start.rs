@@ -116,7 +116,7 @@ impl ColdStart {
         use crate::access::registry::Permissions;
         let roles = self.config.roles.clone();
         let rule = self.config.second_factor_rule.clone();
-        let permissions = match &self.config.permissions_path {
+        match &self.config.permissions_path {
             Some(path) => {
                 Permissions::load(
                     Box::new(crate::startup::permissions::SsmDocuments::new(
@@ -124,6 +124,7 @@ impl ColdStart {
                         path,
                     )),
                     roles,
+                    rule,
                     self.config.permissions_refresh_secs,
                     Clock::system().now(),
                 )
@@ -136,10 +137,10 @@ impl ColdStart {
                 Ok(Permissions::every_api(
                     &crate::access::routes::THIS_API,
                     roles,
+                    rule,
                 ))
             }
-        };
-        permissions.map(|permissions| permissions.requiring_second_factor(rule))
+        }
     }
 
     /// The token keys, read now and kept current ([`crate::crypto::keys::live`]): the key set in

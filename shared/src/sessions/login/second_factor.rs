@@ -282,7 +282,7 @@ impl LoginService {
             .await?;
         if !started {
             return Err(ApiError::Conflict(
-                "a second factor is already on; turn it off first".into(),
+                "a second factor is already on; to enrol again turn it off first (sign in with a code to do so)".into(),
             ));
         }
         tracing::info!(sub = %caller.sub, "second-factor enrolment started");
@@ -398,11 +398,18 @@ impl LoginService {
         if !accepted {
             return Err(self.refuse_code(&caller.sub, &counter, now).await);
         }
+        // Every session ends, this one too: tokens that say `otp` must not outlive the
+        // factor (a role that requires one would otherwise keep its full reach without
+        // it). The write lands only while the caller stands; the removal after it is then
+        // the operator's, and should it fail the factor stays on, the user signed out.
         self.store
-            .remove_factor(&caller.sub, caller.actor())
+            .revoke_all_tokens(&caller.sub, caller.actor())
+            .await?;
+        self.store
+            .remove_factor(&caller.sub, crate::store::Actor::Operator)
             .await?;
         self.store.clear_login_failures(&counter).await?;
-        tracing::info!(sub = %caller.sub, "second factor turned off");
+        tracing::info!(sub = %caller.sub, "second factor turned off; every session ended");
         crate::audit::record(
             crate::audit::SecurityEvent::SecondFactorDisabled,
             Some(&caller.sub),
