@@ -447,8 +447,21 @@ async fn an_admin_reset_removes_the_factor_and_ends_every_session(store: StoreCh
         )
         .await;
     assert_eq!(own_reset.status, 409, "{}", own_reset.body);
+    // Someone with gina's password had spent her counter's codes: the reset starts it afresh.
+    let counter = jwt_auth_core::sessions::challenge::code_counter(&gina.id);
+    for _ in 0..=jwt_auth_core::sessions::login::CODE_GUESS_CAP {
+        api.store
+            .count_login_attempt(
+                &counter,
+                api.clock.now(),
+                jwt_auth_core::sessions::login::CODE_FAILURE_WINDOW_SECS,
+            )
+            .await
+            .unwrap();
+    }
     let answer = api.call("DELETE", &reset, Some(&root), None).await;
     assert_eq!(answer.status, 204, "{}", answer.body);
+    assert_eq!(api.store.login_failures(&counter).await.unwrap().count, 0);
     assert_eq!(
         api.call("GET", &own, Some(&gina_token), None).await.status,
         401,
@@ -607,6 +620,96 @@ async fn an_admin_without_totp_is_held_to_enrolment_until_it_signs_in_with_a_cod
     );
 }
 
+/// Past the cap of checked codes on the user's counter (someone with the password guessing
+/// one code per lock period), no code is checked there any more, a right one included,
+/// however long the guesser waits between tries: a recovery code signs in and starts the
+/// counter afresh, and the user's known device, on its own counter, is not held.
+async fn past_the_cap_of_wrong_codes_only_a_recovery_code_signs_in(store: StoreChoice) {
+    use jwt_auth_core::sessions::login::{CODE_FAILURE_WINDOW_SECS, CODE_GUESS_CAP};
+    let api = api_on(store).await;
+    let dora = api.create_user("dora", Role::Customer).await;
+    let enrolled = enrol(&api, "dora").await;
+    api.clock.advance(STEP_SECS);
+    // A device dora signed in from before: its device token.
+    let challenge = first_step(&api, "dora").await;
+    let code = enrolled.secret.code_at(step_of(api.clock.now()));
+    let (status, tokens) = second_step(&api, json!({"challenge": challenge, "code": code})).await;
+    assert_eq!(status, 200, "{tokens}");
+    let device_token = text(&tokens, "device_token");
+    // The guesser's codes so far, counted as a code step counts them (here at once, rather
+    // than one per 15-minute lock over a day).
+    let counter = jwt_auth_core::sessions::challenge::code_counter(&dora.id);
+    for _ in 0..CODE_GUESS_CAP {
+        api.store
+            .count_login_attempt(&counter, api.clock.now(), CODE_FAILURE_WINDOW_SECS)
+            .await
+            .unwrap();
+    }
+    // A day later (any lock long over), even the right code is not checked.
+    api.clock.advance(86_400);
+    let challenge = first_step(&api, "dora").await;
+    let right = enrolled.secret.code_at(step_of(api.clock.now()));
+    let capped = api
+        .call(
+            "POST",
+            "/login/mfa",
+            None,
+            Some(json!({"challenge": challenge, "code": right})),
+        )
+        .await;
+    assert_eq!(capped.status, 429, "{}", capped.body);
+    assert!(
+        capped.body["detail"]
+            .as_str()
+            .unwrap()
+            .contains("recovery code"),
+        "{}",
+        capped.body
+    );
+    // The known device's own counter is not capped.
+    let from_device = api
+        .call(
+            "POST",
+            "/login",
+            None,
+            Some(json!({"username": "dora", "password": PASSWORD, "device_token": device_token})),
+        )
+        .await;
+    let device_challenge = text(&from_device.body, "challenge");
+    let (status, body) =
+        second_step(&api, json!({"challenge": device_challenge, "code": right})).await;
+    assert_eq!(status, 200, "from the known device: {body}");
+    // A recovery code signs in where codes no longer do (once the lock's back-off, which
+    // holds for every attempt, lets it be checked), and starts the counter afresh.
+    let recovery = json!({"challenge": challenge, "recovery_code": enrolled.recovery_codes[0]});
+    let locked = api
+        .call("POST", "/login/mfa", None, Some(recovery.clone()))
+        .await;
+    assert_eq!(locked.status, 429, "{}", locked.body);
+    assert!(
+        !locked.body["detail"]
+            .as_str()
+            .unwrap()
+            .contains("recovery code"),
+        "the back-off, not the cap: {}",
+        locked.body
+    );
+    let wait: u64 = locked.headers["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(wait <= 30, "the first lock: {wait}");
+    api.clock.advance(wait);
+    let (status, body) = second_step(&api, recovery).await;
+    assert_eq!(status, 200, "a recovery code past the cap: {body}");
+    api.clock.advance(STEP_SECS);
+    let challenge = first_step(&api, "dora").await;
+    let next = enrolled.secret.code_at(step_of(api.clock.now()));
+    let (status, body) = second_step(&api, json!({"challenge": challenge, "code": next})).await;
+    assert_eq!(status, 200, "codes again, after the recovery code: {body}");
+}
+
 integration_tests::on_both_local_apis!(
     a_user_with_totp_signs_in_in_two_steps_and_nothing_is_accepted_twice,
     clock_skew_of_one_step_is_accepted_and_two_are_not,
@@ -615,4 +718,5 @@ integration_tests::on_both_local_apis!(
     turning_totp_off_needs_the_password_and_a_code,
     an_admin_reset_removes_the_factor_and_ends_every_session,
     an_admin_without_totp_is_held_to_enrolment_until_it_signs_in_with_a_code,
+    past_the_cap_of_wrong_codes_only_a_recovery_code_signs_in,
 );

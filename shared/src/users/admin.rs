@@ -309,6 +309,11 @@ pub async fn reset_second_factor(
     // ones a reset was meant to end.
     store.revoke_all_tokens(id, caller.actor()).await?;
     store.remove_factor(id, caller.actor()).await?;
+    // A counter that spent its codes (someone guessing with the password) starts afresh
+    // with the new factor.
+    store
+        .clear_login_failures(&crate::sessions::challenge::code_counter(id))
+        .await?;
     tracing::info!(admin = %caller.sub, user = %id, "second factor reset; the user's tokens revoked");
     crate::audit::record(
         crate::audit::SecurityEvent::SecondFactorReset,

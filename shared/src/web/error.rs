@@ -65,6 +65,10 @@ pub enum ApiError {
     /// every username, known or not.
     #[error("too many failed logins")]
     TooManyAttempts { retry_after_secs: u64 },
+    /// This counter has spent the checked codes it may without a success: only a recovery
+    /// code (or an admin's reset of the second factor) goes on.
+    #[error("too many wrong codes")]
+    CodesExhausted { retry_after_secs: u64 },
     /// The refresh token is unknown, expired, already used or revoked: log in again.
     #[error("invalid refresh token")]
     InvalidRefreshToken,
@@ -103,7 +107,9 @@ impl ApiError {
             ApiError::NotFound | ApiError::NotOffered(_) => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
-            ApiError::TooManyAttempts { .. } => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::TooManyAttempts { .. } | ApiError::CodesExhausted { .. } => {
+                StatusCode::TOO_MANY_REQUESTS
+            }
             ApiError::InvalidRefreshToken => StatusCode::UNAUTHORIZED,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -156,6 +162,10 @@ impl ApiError {
                 "Too Many Requests",
                 "too many failed logins; try again after Retry-After seconds".into(),
             ),
+            ApiError::CodesExhausted { .. } => (
+                "Too Many Requests",
+                "too many wrong codes: sign in with a recovery code, from a device you signed in from before, or ask an admin to reset your second factor".into(),
+            ),
             ApiError::InvalidRefreshToken => (
                 "Unauthorized",
                 "the refresh token is invalid or expired; log in again".into(),
@@ -196,7 +206,8 @@ impl ApiError {
             HeaderValue::from_static("application/problem+json"),
         );
         let retry_after = match self {
-            ApiError::TooManyAttempts { retry_after_secs } => Some(retry_after_secs.max(1)),
+            ApiError::TooManyAttempts { retry_after_secs }
+            | ApiError::CodesExhausted { retry_after_secs } => Some(retry_after_secs.max(1)),
             ApiError::Unavailable(_) => Some(UNAVAILABLE_RETRY_AFTER_SECS),
             _ => None,
         };
@@ -266,6 +277,12 @@ mod tests {
             (ApiError::Unauthorized, 401),
             (ApiError::Forbidden, 403),
             (ApiError::SecondFactorRequired, 403),
+            (
+                ApiError::CodesExhausted {
+                    retry_after_secs: 60,
+                },
+                429,
+            ),
             (ApiError::NotFound, 404),
             (ApiError::MethodNotAllowed, 405),
             (ApiError::Conflict("username taken".into()), 409),

@@ -60,10 +60,10 @@ mod second_factor;
 mod sign_in;
 
 pub use second_factor::{
-    CONFIRM_TOTP_BODY_SHAPE, ConfirmTotpRequest, DISABLE_TOTP_BODY_SHAPE, DisableTotpRequest,
-    ENROLMENT_TTL_SECS, LoginAnswer, RecoveryCodesAnswer, SECOND_STEP_BODY_SHAPE,
-    START_TOTP_BODY_SHAPE, SecondFactorKeys, SecondFactorRequired, SecondStepRequest,
-    StartTotpRequest, TotpEnrolment,
+    CODE_FAILURE_WINDOW_SECS, CODE_GUESS_CAP, CONFIRM_TOTP_BODY_SHAPE, ConfirmTotpRequest,
+    DISABLE_TOTP_BODY_SHAPE, DisableTotpRequest, ENROLMENT_TTL_SECS, LoginAnswer,
+    RecoveryCodesAnswer, SECOND_STEP_BODY_SHAPE, START_TOTP_BODY_SHAPE, SecondFactorKeys,
+    SecondFactorRequired, SecondStepRequest, StartTotpRequest, TotpEnrolment,
 };
 
 /// Refresh-token lifetime: 14 days from its issue; each rotation starts a new one.

@@ -23,6 +23,25 @@ pub const ENROLMENT_TTL_SECS: u64 = 900;
 /// Longest code or recovery code read (a recovery code with separators is 19).
 const MAX_CODE_CHARS: usize = 64;
 
+/// Wrong codes are remembered this long after the last one (the password's counts, an
+/// hour): a guesser slowed to one code per lock period cannot wait for its count to be
+/// forgotten.
+pub const CODE_FAILURE_WINDOW_SECS: u64 = 30 * 86_400;
+/// Checked codes a counter may spend without a success (NIST SP 800-63B §5.2.2: at most
+/// 100 consecutive failed attempts): past it, only a recovery code signs in on that
+/// counter (and clears it), until then or an admin's reset. The lock's back-off alone
+/// would still let about 96 codes a day through, for as long as the password is known.
+pub const CODE_GUESS_CAP: u64 = 100;
+
+/// What an attempt on a code counter offers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Guess {
+    /// A six-digit code: capped by [`CODE_GUESS_CAP`].
+    Code,
+    /// A recovery code (80 bits: not guessable), still accepted past the cap.
+    RecoveryCode,
+}
+
 /// The keys of the second factor, derived from the HMAC secret under their own labels:
 /// the challenges' MAC key and the key that seals TOTP secrets at rest. Deriving keeps
 /// one secret to hold and rotate in Secrets Manager; the labels keep each key to its purpose.
@@ -189,14 +208,47 @@ impl LoginService {
             })
     }
 
-    /// Counts an attempt on `counter`, refused (429) while it is locked.
-    async fn count_code_attempt(&self, counter: &str, now: u64) -> Result<(), ApiError> {
+    /// Counts an attempt of the password on `counter`, refused (429) while it is locked.
+    async fn count_password_attempt(&self, counter: &str, now: u64) -> Result<(), ApiError> {
         let attempt = self
             .store
             .count_login_attempt(counter, now, FAILURE_WINDOW_SECS)
             .await?;
-        if let Some(retry_after_secs) =
-            throttle(self.store.as_ref(), counter, &attempt, now).await?
+        self.refuse_while_locked(counter, &attempt, now).await
+    }
+
+    /// Counts a code attempt on `counter`: refused (429) while it is locked, and, for a
+    /// code, once the counter has spent [`CODE_GUESS_CAP`] checked codes.
+    async fn count_code_attempt(
+        &self,
+        counter: &str,
+        guess: Guess,
+        now: u64,
+    ) -> Result<(), ApiError> {
+        let attempt = self
+            .store
+            .count_login_attempt(counter, now, CODE_FAILURE_WINDOW_SECS)
+            .await?;
+        if guess == Guess::Code && attempt.count > CODE_GUESS_CAP {
+            tracing::warn!(
+                outcome = "capped",
+                "second-factor code refused: too many wrong codes"
+            );
+            crate::audit::record(crate::audit::SecurityEvent::SecondFactorLocked, None, None);
+            return Err(ApiError::CodesExhausted {
+                retry_after_secs: CODE_FAILURE_WINDOW_SECS,
+            });
+        }
+        self.refuse_while_locked(counter, &attempt, now).await
+    }
+
+    async fn refuse_while_locked(
+        &self,
+        counter: &str,
+        attempt: &crate::store::LoginFailures,
+        now: u64,
+    ) -> Result<(), ApiError> {
+        if let Some(retry_after_secs) = throttle(self.store.as_ref(), counter, attempt, now).await?
         {
             tracing::info!(outcome = "locked", "second-factor code refused");
             crate::audit::record(crate::audit::SecurityEvent::SecondFactorLocked, None, None);
@@ -256,7 +308,7 @@ impl LoginService {
             )));
         }
         let counter = password_change_counter(&caller.sub);
-        self.count_code_attempt(&counter, now).await?;
+        self.count_password_attempt(&counter, now).await?;
         if !self
             .caller_password_matches(caller, request.password)
             .await?
@@ -315,7 +367,7 @@ impl LoginService {
             })?;
         // Counted only once there is something to guess.
         let counter = code_counter(&caller.sub);
-        self.count_code_attempt(&counter, now).await?;
+        self.count_code_attempt(&counter, Guess::Code, now).await?;
         let secret = self.open_secret(&caller.sub, &factor)?;
         let Some(step) = secret.verify(request.code.trim(), now, None) else {
             return Err(self.refuse_code(&caller.sub, &counter, now).await);
@@ -378,7 +430,7 @@ impl LoginService {
             .ok_or_else(|| ApiError::Conflict("no second factor is on".into()))?;
         // Counted only once there is something to guess.
         let counter = code_counter(&caller.sub);
-        self.count_code_attempt(&counter, now).await?;
+        self.count_code_attempt(&counter, Guess::Code, now).await?;
         let password_ok = self
             .caller_password_matches(caller, request.password)
             .await?;
@@ -452,7 +504,11 @@ impl LoginService {
             Some(device) => format!("mfa#{}", device_counter(device)),
             None => code_counter(&challenge.user_id),
         };
-        self.count_code_attempt(&counter, now).await?;
+        let guess = match proof {
+            Proof::Code(_) => Guess::Code,
+            Proof::RecoveryCode(_) => Guess::RecoveryCode,
+        };
+        self.count_code_attempt(&counter, guess, now).await?;
         let (record, factor) = tokio::join!(
             self.store.find_login(&challenge.username),
             self.store.second_factor(&challenge.user_id, now),
