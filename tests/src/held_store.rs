@@ -276,18 +276,19 @@ impl SecondFactorStore for HeldStore {
     ) -> Result<bool, StoreError> {
         self.inner.spend_step(user_id, sealed_secret, step).await
     }
-    async fn spend_recovery_code(
-        &self,
-        user_id: &str,
-        code: &RecoveryCodeHash,
-    ) -> Result<bool, StoreError> {
-        self.inner.spend_recovery_code(user_id, code).await
-    }
     async fn remove_factor(&self, user_id: &str, actor: Actor<'_>) -> Result<(), StoreError> {
         self.door().await;
         self.inner.remove_factor(user_id, actor).await
     }
-    async fn spend_challenge(&self, id: &str, expires_at: u64) -> Result<bool, StoreError> {
-        self.inner.spend_challenge(id, expires_at).await
+    async fn spend_sign_in(
+        &self,
+        user_id: &str,
+        proof: jwt_auth_core::store::second_factor::SignInProof<'_>,
+        challenge_id: &str,
+        challenge_expires_at: u64,
+    ) -> Result<jwt_auth_core::store::second_factor::SignInSpend, StoreError> {
+        self.inner
+            .spend_sign_in(user_id, proof, challenge_id, challenge_expires_at)
+            .await
     }
 }

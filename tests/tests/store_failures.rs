@@ -239,17 +239,16 @@ impl jwt_auth_core::store::SecondFactorStore for UnreachableStore {
     async fn spend_step(&self, _: &str, _: &str, _: u64) -> Result<bool, StoreError> {
         down()
     }
-    async fn spend_recovery_code(
-        &self,
-        _: &str,
-        _: &jwt_auth_core::crypto::recovery_codes::RecoveryCodeHash,
-    ) -> Result<bool, StoreError> {
-        down()
-    }
     async fn remove_factor(&self, _: &str, _: Actor<'_>) -> Result<(), StoreError> {
         down()
     }
-    async fn spend_challenge(&self, _: &str, _: u64) -> Result<bool, StoreError> {
+    async fn spend_sign_in(
+        &self,
+        _: &str,
+        _: jwt_auth_core::store::second_factor::SignInProof<'_>,
+        _: &str,
+        _: u64,
+    ) -> Result<jwt_auth_core::store::second_factor::SignInSpend, StoreError> {
         down()
     }
 }

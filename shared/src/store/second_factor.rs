@@ -44,6 +44,27 @@ impl std::fmt::Debug for SecondFactor {
     }
 }
 
+/// What a second step spends, beside its challenge.
+#[derive(Debug, Clone, Copy)]
+pub enum SignInProof<'a> {
+    /// A TOTP step of the active factor holding `sealed_secret`.
+    Step { sealed_secret: &'a str, step: u64 },
+    /// One of the recovery codes left.
+    RecoveryCode(&'a RecoveryCodeHash),
+}
+
+/// How [`SecondFactorStore::spend_sign_in`] ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SignInSpend {
+    /// The proof and the challenge are spent.
+    Spent,
+    /// The step was not later than the last one, or the code not left (or no active
+    /// factor): nothing was written.
+    ProofRefused,
+    /// The challenge was used before: nothing was written.
+    ChallengeUsed,
+}
+
 /// The store of second factors. Every write that spends something (a step, a recovery code,
 /// a challenge) is one conditional write: of parallel requests spending the same thing,
 /// exactly one gets `true`.
@@ -91,17 +112,20 @@ pub trait SecondFactorStore: Send + Sync {
         step: u64,
     ) -> Result<bool, StoreError>;
 
-    /// Spends one recovery code of the active factor: `true` only if it was left.
-    async fn spend_recovery_code(
-        &self,
-        user_id: &str,
-        code: &RecoveryCodeHash,
-    ) -> Result<bool, StoreError>;
-
     /// Removes the user's factor, pending or active (turned off, or reset by an admin).
     /// Removing none is not an error.
     async fn remove_factor(&self, user_id: &str, actor: Actor<'_>) -> Result<(), StoreError>;
 
-    /// Uses the sign-in challenge `id` (kept until `expires_at`): `true` the first time.
-    async fn spend_challenge(&self, id: &str, expires_at: u64) -> Result<bool, StoreError>;
+    /// A sign-in's second step, spent whole or not at all: `proof` (a step later than the
+    /// last one spent, or a recovery code left) and the challenge `challenge_id` (kept
+    /// until `challenge_expires_at`), in one conditional write. A challenge already used
+    /// is [`SignInSpend::ChallengeUsed`] whatever the proof, and spends nothing: a double
+    /// submit wastes no code.
+    async fn spend_sign_in(
+        &self,
+        user_id: &str,
+        proof: SignInProof<'_>,
+        challenge_id: &str,
+        challenge_expires_at: u64,
+    ) -> Result<SignInSpend, StoreError>;
 }

@@ -4,7 +4,30 @@
 
 use super::*;
 use jwt_auth_core::crypto::recovery_codes::RecoveryCodeHash;
-use jwt_auth_core::store::second_factor::FactorState;
+use jwt_auth_core::store::second_factor::{FactorState, SignInProof, SignInSpend};
+
+/// A sign-in challenge id of its own.
+fn challenge() -> String {
+    jwt_auth_core::users::user::new_user_id()
+}
+
+/// Spends recovery code `code` of `user_id` with a challenge of its own: whether it was left.
+async fn spend_code(store: &Arc<dyn Store>, user_id: &str, code: &RecoveryCodeHash) -> bool {
+    match store
+        .spend_sign_in(
+            user_id,
+            SignInProof::RecoveryCode(code),
+            &challenge(),
+            NOW + 300,
+        )
+        .await
+        .unwrap()
+    {
+        SignInSpend::Spent => true,
+        SignInSpend::ProofRefused => false,
+        SignInSpend::ChallengeUsed => panic!("a fresh challenge was taken for used"),
+    }
+}
 
 fn codes() -> Vec<RecoveryCodeHash> {
     (1..=3u8).map(|i| RecoveryCodeHash([i; 32])).collect()
@@ -215,12 +238,7 @@ pub(super) async fn parallel_spends_of_one_step_or_one_code_have_exactly_one_win
         .map(|_| {
             let store = Arc::clone(&subject.store);
             let id = user.id.clone();
-            tokio::spawn(async move {
-                store
-                    .spend_recovery_code(&id, &RecoveryCodeHash([2; 32]))
-                    .await
-                    .unwrap()
-            })
+            tokio::spawn(async move { spend_code(&store, &id, &RecoveryCodeHash([2; 32])).await })
         })
         .collect();
     let mut step_wins = 0;
@@ -246,15 +264,10 @@ pub(super) async fn parallel_spends_of_one_step_or_one_code_have_exactly_one_win
 pub(super) async fn recovery_codes_are_spent_one_by_one_until_none_is_left(subject: Subject) {
     let store = &subject.store;
     let user = enrolled(&subject, "xena").await;
-    assert!(
-        !store
-            .spend_recovery_code(&user.id, &RecoveryCodeHash([9; 32]))
-            .await
-            .unwrap()
-    );
+    assert!(!spend_code(store, &user.id, &RecoveryCodeHash([9; 32])).await);
     for code in codes() {
-        assert!(store.spend_recovery_code(&user.id, &code).await.unwrap());
-        assert!(!store.spend_recovery_code(&user.id, &code).await.unwrap());
+        assert!(spend_code(store, &user.id, &code).await);
+        assert!(!spend_code(store, &user.id, &code).await);
     }
     let factor = store.second_factor(&user.id, NOW).await.unwrap().unwrap();
     assert!(factor.recovery_codes.is_empty());
@@ -270,12 +283,7 @@ pub(super) async fn a_removed_factor_is_gone_and_enrolment_starts_afresh(subject
         .unwrap();
     assert!(store.second_factor(&user.id, NOW).await.unwrap().is_none());
     assert!(!store.spend_step(&user.id, "sealed-1", 900).await.unwrap());
-    assert!(
-        !store
-            .spend_recovery_code(&user.id, &codes()[0])
-            .await
-            .unwrap()
-    );
+    assert!(!spend_code(store, &user.id, &codes()[0]).await);
     store
         .remove_factor(&user.id, Actor::Operator)
         .await
@@ -296,29 +304,89 @@ pub(super) async fn a_removed_factor_is_gone_and_enrolment_starts_afresh(subject
     }
 }
 
-pub(super) async fn a_challenge_is_spent_once(subject: Subject) {
+/// A challenge is spent once, with its proof, in one write: of parallel second steps with
+/// one challenge exactly one lands; a used challenge spends nothing, not even a right proof
+/// (a double submit wastes no code); a refused proof leaves its challenge unused.
+pub(super) async fn a_challenge_is_spent_once_with_its_proof(subject: Subject) {
     let store = &subject.store;
-    let spends: Vec<_> = (0..RACERS)
-        .map(|_| {
+    let user = enrolled(&subject, "zelda").await;
+    let spends: Vec<_> = (0..RACERS as u64)
+        .map(|racer| {
             let store = Arc::clone(store);
+            let id = user.id.clone();
             tokio::spawn(async move {
+                let proof = SignInProof::Step {
+                    sealed_secret: "sealed-1",
+                    step: 300 + racer,
+                };
                 store
-                    .spend_challenge("challenge-1", NOW + 300)
+                    .spend_sign_in(&id, proof, "challenge-1", NOW + 300)
                     .await
                     .unwrap()
             })
         })
         .collect();
-    let mut wins = 0;
+    let mut outcomes = Vec::new();
     for task in spends {
-        wins += usize::from(task.await.unwrap());
+        outcomes.push(task.await.unwrap());
     }
-    assert_eq!(wins, 1);
+    assert_eq!(
+        outcomes
+            .iter()
+            .filter(|o| **o == SignInSpend::Spent)
+            .count(),
+        1,
+        "{outcomes:?}"
+    );
     assert!(
+        outcomes
+            .iter()
+            .all(|o| matches!(o, SignInSpend::Spent | SignInSpend::ChallengeUsed)),
+        "{outcomes:?}"
+    );
+    let after_race = store.second_factor(&user.id, NOW).await.unwrap().unwrap();
+    // The used challenge with a recovery code that is left: nothing spent.
+    assert_eq!(
         store
-            .spend_challenge("challenge-2", NOW + 300)
+            .spend_sign_in(
+                &user.id,
+                SignInProof::RecoveryCode(&codes()[0]),
+                "challenge-1",
+                NOW + 300
+            )
             .await
-            .unwrap()
+            .unwrap(),
+        SignInSpend::ChallengeUsed
+    );
+    let factor = store.second_factor(&user.id, NOW).await.unwrap().unwrap();
+    assert_eq!(
+        factor.recovery_codes, after_race.recovery_codes,
+        "no code wasted"
+    );
+    assert_eq!(factor.last_step, after_race.last_step);
+    // A refused proof leaves its challenge for a right one.
+    let stale = SignInProof::Step {
+        sealed_secret: "sealed-1",
+        step: 1,
+    };
+    assert_eq!(
+        store
+            .spend_sign_in(&user.id, stale, "challenge-2", NOW + 300)
+            .await
+            .unwrap(),
+        SignInSpend::ProofRefused
+    );
+    assert_eq!(
+        store
+            .spend_sign_in(
+                &user.id,
+                SignInProof::RecoveryCode(&codes()[0]),
+                "challenge-2",
+                NOW + 300
+            )
+            .await
+            .unwrap(),
+        SignInSpend::Spent
     );
     if let Some(raw) = &subject.raw {
         let item = raw.item("CHALLENGE#challenge-1").await.unwrap();

@@ -317,6 +317,6 @@ store_contract! {
     #[tokio::test] recovery_codes_are_spent_one_by_one_until_none_is_left,
     #[tokio::test] a_removed_factor_is_gone_and_enrolment_starts_afresh,
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    a_challenge_is_spent_once,
+    a_challenge_is_spent_once_with_its_proof,
     #[tokio::test] factor_writes_land_only_while_their_caller_stands,
 }

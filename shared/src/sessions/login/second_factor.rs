@@ -16,7 +16,7 @@ use crate::crypto::secret::SigningSecret;
 use crate::crypto::totp::{self, TotpSecret};
 use crate::sessions::challenge::{ChallengeTokens, code_counter};
 use crate::sessions::device::device_counter;
-use crate::store::second_factor::{FactorState, SecondFactor};
+use crate::store::second_factor::{FactorState, SecondFactor, SignInProof, SignInSpend};
 
 /// How long a started enrolment waits for its first code.
 pub const ENROLMENT_TTL_SECS: u64 = 900;
@@ -525,55 +525,49 @@ impl LoginService {
         let factor = factor?
             .filter(|factor| factor.state == FactorState::Active)
             .ok_or(ApiError::InvalidChallenge)?;
-        let accepted = match proof {
-            Proof::Code(code) => {
-                match self.open_secret(&challenge.user_id, &factor)?.verify(
-                    code.trim(),
-                    now,
-                    factor.last_step,
-                ) {
-                    Some(step) => {
-                        self.store
-                            .spend_step(&challenge.user_id, &factor.sealed_secret, step)
-                            .await?
-                    }
-                    None => false,
-                }
-            }
+        // The proof as the store spends it, with the challenge, in one write; `None` for a
+        // code or recovery code that is simply wrong.
+        let recovery_index;
+        let spend = match &proof {
+            Proof::Code(code) => self
+                .open_secret(&challenge.user_id, &factor)?
+                .verify(code.trim(), now, factor.last_step)
+                .map(|step| SignInProof::Step {
+                    sealed_secret: &factor.sealed_secret,
+                    step,
+                }),
             Proof::RecoveryCode(typed) => {
-                match recovery_codes::matching(typed.expose_secret(), &factor.recovery_codes) {
-                    Some(index) => {
-                        let spent = self
-                            .store
-                            .spend_recovery_code(&challenge.user_id, &factor.recovery_codes[index])
-                            .await?;
-                        if spent {
-                            tracing::warn!(
-                                sub = %challenge.user_id,
-                                left = factor.recovery_codes.len() - 1,
-                                "recovery code used"
-                            );
-                            crate::audit::record(
-                                crate::audit::SecurityEvent::RecoveryCodeUsed,
-                                Some(&challenge.user_id),
-                                None,
-                            );
-                        }
-                        spent
-                    }
-                    None => false,
-                }
+                recovery_index =
+                    recovery_codes::matching(typed.expose_secret(), &factor.recovery_codes);
+                recovery_index.map(|index| SignInProof::RecoveryCode(&factor.recovery_codes[index]))
             }
         };
-        if !accepted {
-            return Err(self.refuse_code(&challenge.user_id, &counter, now).await);
+        let outcome = match spend {
+            Some(spend) => {
+                self.store
+                    .spend_sign_in(&challenge.user_id, spend, &challenge.id, challenge.exp)
+                    .await?
+            }
+            None => SignInSpend::ProofRefused,
+        };
+        match outcome {
+            SignInSpend::Spent => {}
+            SignInSpend::ChallengeUsed => return Err(ApiError::InvalidChallenge),
+            SignInSpend::ProofRefused => {
+                return Err(self.refuse_code(&challenge.user_id, &counter, now).await);
+            }
         }
-        if !self
-            .store
-            .spend_challenge(&challenge.id, challenge.exp)
-            .await?
-        {
-            return Err(ApiError::InvalidChallenge);
+        if matches!(proof, Proof::RecoveryCode(_)) {
+            tracing::warn!(
+                sub = %challenge.user_id,
+                left = factor.recovery_codes.len() - 1,
+                "recovery code used"
+            );
+            crate::audit::record(
+                crate::audit::SecurityEvent::RecoveryCodeUsed,
+                Some(&challenge.user_id),
+                None,
+            );
         }
         self.store.clear_login_failures(&counter).await?;
         let device_token =

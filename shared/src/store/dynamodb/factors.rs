@@ -2,13 +2,16 @@
 //!
 //! A factor item holds `state` (`pending` or `active`), `sealed_secret`, `last_step` (the
 //! last time step spent), `recovery` (a binary set of the recovery-code hashes left; gone
-//! when none is) and, while pending, the TTL attribute. Each spend is one UpdateItem whose
-//! condition is the spend's rule, so parallel spends of one step or one code let exactly
-//! one through. A challenge item only exists, until the TTL removes it.
+//! when none is) and, while pending, the TTL attribute. Each spend is one conditional
+//! write whose condition is the spend's rule, so parallel spends of one step or one code
+//! let exactly one through; a sign-in's step or recovery code is spent in one transaction
+//! with its challenge (an item that only exists, until the TTL removes it).
 
 use super::*;
 use crate::crypto::recovery_codes::RecoveryCodeHash;
-use crate::store::second_factor::{FactorState, SecondFactor, SecondFactorStore};
+use crate::store::second_factor::{
+    FactorState, SecondFactor, SecondFactorStore, SignInProof, SignInSpend,
+};
 use aws_sdk_dynamodb::primitives::Blob;
 
 const PENDING: &str = "pending";
@@ -238,27 +241,6 @@ impl SecondFactorStore for DynamoUserStore {
         self.conditional_update(update).await
     }
 
-    async fn spend_recovery_code(
-        &self,
-        user_id: &str,
-        code: &RecoveryCodeHash,
-    ) -> Result<bool, StoreError> {
-        let blob = Blob::new(code.0.to_vec());
-        let update = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .set_key(Some(key(factor_pk(user_id))))
-            .update_expression("DELETE #recovery :spent")
-            .condition_expression("#state = :active AND contains(#recovery, :code)")
-            .expression_attribute_names("#state", "state")
-            .expression_attribute_names("#recovery", "recovery")
-            .expression_attribute_values(":active", state_value(FactorState::Active))
-            .expression_attribute_values(":code", AttributeValue::B(blob.clone()))
-            .expression_attribute_values(":spent", AttributeValue::Bs(vec![blob]));
-        self.conditional_update(update).await
-    }
-
     async fn remove_factor(&self, user_id: &str, actor: Actor<'_>) -> Result<(), StoreError> {
         let delete = Delete::builder()
             .table_name(&self.table)
@@ -270,21 +252,62 @@ impl SecondFactorStore for DynamoUserStore {
             .map(|_| ())
     }
 
-    async fn spend_challenge(&self, id: &str, expires_at: u64) -> Result<bool, StoreError> {
-        let result = self
-            .client
-            .put_item()
+    async fn spend_sign_in(
+        &self,
+        user_id: &str,
+        proof: SignInProof<'_>,
+        challenge_id: &str,
+        challenge_expires_at: u64,
+    ) -> Result<SignInSpend, StoreError> {
+        let update = Update::builder()
             .table_name(&self.table)
-            .item("pk", AttributeValue::S(challenge_pk(id)))
-            .item(TTL_ATTRIBUTE, number(expires_at))
+            .set_key(Some(key(factor_pk(user_id))))
+            .expression_attribute_names("#state", "state")
+            .expression_attribute_values(":active", state_value(FactorState::Active));
+        let update = match proof {
+            SignInProof::Step {
+                sealed_secret,
+                step,
+            } => update
+                .update_expression("SET #last_step = :step")
+                .condition_expression(
+                    "#state = :active AND #sealed = :sealed \
+                     AND (attribute_not_exists(#last_step) OR #last_step < :step)",
+                )
+                .expression_attribute_names("#sealed", "sealed_secret")
+                .expression_attribute_names("#last_step", "last_step")
+                .expression_attribute_values(":sealed", AttributeValue::S(sealed_secret.into()))
+                .expression_attribute_values(":step", number(step)),
+            SignInProof::RecoveryCode(code) => {
+                let blob = Blob::new(code.0.to_vec());
+                update
+                    .update_expression("DELETE #recovery :spent")
+                    .condition_expression("#state = :active AND contains(#recovery, :code)")
+                    .expression_attribute_names("#recovery", "recovery")
+                    .expression_attribute_values(":code", AttributeValue::B(blob.clone()))
+                    .expression_attribute_values(":spent", AttributeValue::Bs(vec![blob]))
+            }
+        }
+        .build()
+        .map_err(StoreError::backend)?;
+        let challenge = Put::builder()
+            .table_name(&self.table)
+            .item("pk", AttributeValue::S(challenge_pk(challenge_id)))
+            .item(TTL_ATTRIBUTE, number(challenge_expires_at))
             .condition_expression("attribute_not_exists(#pk)")
             .expression_attribute_names("#pk", "pk")
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(err) if put_condition_failed(&err) => Ok(false),
-            Err(err) => Err(sdk_error(err)),
-        }
+            .build()
+            .map_err(StoreError::backend)?;
+        let items = vec![
+            TransactWriteItem::builder().update(update).build(),
+            TransactWriteItem::builder().put(challenge).build(),
+        ];
+        // A used challenge decides, whatever the proof: `last` is the challenge's when its
+        // condition failed.
+        Ok(match self.transact(items).await? {
+            None => SignInSpend::Spent,
+            Some(failed) if failed.last == 1 => SignInSpend::ChallengeUsed,
+            Some(_) => SignInSpend::ProofRefused,
+        })
     }
 }

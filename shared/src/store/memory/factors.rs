@@ -2,7 +2,9 @@
 
 use super::*;
 use crate::crypto::recovery_codes::RecoveryCodeHash;
-use crate::store::second_factor::{FactorState, SecondFactor, SecondFactorStore};
+use crate::store::second_factor::{
+    FactorState, SecondFactor, SecondFactorStore, SignInProof, SignInSpend,
+};
 
 #[async_trait::async_trait]
 impl SecondFactorStore for MemoryUserStore {
@@ -96,26 +98,6 @@ impl SecondFactorStore for MemoryUserStore {
         Ok(spendable)
     }
 
-    async fn spend_recovery_code(
-        &self,
-        user_id: &str,
-        code: &RecoveryCodeHash,
-    ) -> Result<bool, StoreError> {
-        let mut state = self.write();
-        let Some(factor) = state
-            .second_factors
-            .get_mut(user_id)
-            .filter(|factor| factor.state == FactorState::Active)
-        else {
-            return Ok(false);
-        };
-        let Some(index) = factor.recovery_codes.iter().position(|left| left == code) else {
-            return Ok(false);
-        };
-        factor.recovery_codes.remove(index);
-        Ok(true)
-    }
-
     async fn remove_factor(&self, user_id: &str, actor: Actor<'_>) -> Result<(), StoreError> {
         let mut state = self.write();
         state.check(actor)?;
@@ -123,16 +105,53 @@ impl SecondFactorStore for MemoryUserStore {
         Ok(())
     }
 
-    async fn spend_challenge(&self, id: &str, expires_at: u64) -> Result<bool, StoreError> {
+    async fn spend_sign_in(
+        &self,
+        user_id: &str,
+        proof: SignInProof<'_>,
+        challenge_id: &str,
+        challenge_expires_at: u64,
+    ) -> Result<SignInSpend, StoreError> {
+        // Under one lock, as DynamoDB's transaction: the challenge first (a used one spends
+        // nothing, whatever the proof), then the proof, then both written.
         let mut state = self.write();
-        if state.challenges.contains_key(id) {
-            return Ok(false);
+        if state.challenges.contains_key(challenge_id) {
+            return Ok(SignInSpend::ChallengeUsed);
+        }
+        let Some(factor) = state
+            .second_factors
+            .get_mut(user_id)
+            .filter(|factor| factor.state == FactorState::Active)
+        else {
+            return Ok(SignInSpend::ProofRefused);
+        };
+        match proof {
+            SignInProof::Step {
+                sealed_secret,
+                step,
+            } => {
+                let spendable = factor.sealed_secret == sealed_secret
+                    && factor.last_step.is_none_or(|last| step > last);
+                if !spendable {
+                    return Ok(SignInSpend::ProofRefused);
+                }
+                factor.last_step = Some(step);
+            }
+            SignInProof::RecoveryCode(code) => {
+                let Some(index) = factor.recovery_codes.iter().position(|left| left == code) else {
+                    return Ok(SignInSpend::ProofRefused);
+                };
+                factor.recovery_codes.remove(index);
+            }
         }
         // What DynamoDB's TTL does: challenges past their expiry go (the map stays bounded
         // by the challenges of the last few minutes).
-        let now = expires_at.saturating_sub(crate::sessions::challenge::CHALLENGE_TTL_SECS);
+        let now =
+            challenge_expires_at.saturating_sub(crate::sessions::challenge::CHALLENGE_TTL_SECS);
         state.challenges.retain(|_, kept_until| *kept_until > now);
-        state.challenges.insert(id.to_string(), expires_at);
-        Ok(true)
+        state
+            .challenges
+            .insert(challenge_id.to_string(), challenge_expires_at);
+        Ok(SignInSpend::Spent)
     }
 }
