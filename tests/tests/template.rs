@@ -517,6 +517,10 @@ fn no_key_or_secret_value_appears_in_the_template() {
     }
     let hmac = resource(&template, "HmacSecret");
     assert_eq!(hmac["Type"], "AWS::SecretsManager::Secret");
+    // The TOTP secrets in the retained table are sealed under a key derived from it.
+    assert_eq!(hmac["DeletionPolicy"], "Retain");
+    assert_eq!(hmac["UpdateReplacePolicy"], "Retain");
+    assert_eq!(resource(&template, "UsersTable")["DeletionPolicy"], "Retain");
     assert!(
         hmac["Properties"]["GenerateSecretString"]["PasswordLength"]
             .as_u64()
