@@ -113,7 +113,7 @@ impl DynamoUserStore {
     }
 }
 
-fn factor_pk(user_id: &str) -> String {
+pub(super) fn factor_pk(user_id: &str) -> String {
     format!("{FACTOR_PREFIX}{user_id}")
 }
 

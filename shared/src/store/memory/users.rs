@@ -105,6 +105,7 @@ impl UserStore for MemoryUserStore {
         state.check(actor)?;
         let record = state.by_id.remove(id).ok_or(StoreError::NotFound)?;
         state.by_username.remove(&record.user.username);
+        state.second_factors.remove(id);
         Ok(())
     }
 

@@ -153,6 +153,19 @@ impl UserStore for DynamoUserStore {
             if let Some(credential) = credential {
                 items.push(self.delete_existing(credential.pk, Some(&profile.id))?);
             }
+            // Its second factor, if any, goes with it (ids are never reused, so it would
+            // otherwise stay for ever).
+            items.push(
+                TransactWriteItem::builder()
+                    .delete(
+                        Delete::builder()
+                            .table_name(&self.table)
+                            .set_key(Some(key(super::factors::factor_pk(id))))
+                            .build()
+                            .map_err(StoreError::backend)?,
+                    )
+                    .build(),
+            );
             let first_check = items.len();
             items.extend(self.caller_checks(actor, false)?);
             let result = self
