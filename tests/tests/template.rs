@@ -435,12 +435,16 @@ fn every_function_reaches_only_the_item_kinds_it_uses() {
         allowed_leading_keys(&template, "LoginFunction"),
         with_keys(kinds(&ITEM_KEY_PREFIXES))
     );
-    // Users: users and credentials, what the re-check reads, and second factors (an
-    // admin's reset removes one); no refresh token, no counter, no lease, no keys.
-    assert_eq!(
-        allowed_leading_keys(&template, "UsersFunction"),
-        kinds(&["USER#", "USERNAME#", "REVOKED#", "FAMILY#", "FACTOR#"])
+    // Users: users and credentials, what the re-check reads, and second factors and
+    // their code counters (an admin's reset removes one and starts its counter afresh);
+    // no refresh token, no login counter, no lease, no keys.
+    let code_counters = format!(
+        "FAILURES#{}*",
+        jwt_auth_core::sessions::challenge::code_counter("")
     );
+    let mut users = kinds(&["USER#", "USERNAME#", "REVOKED#", "FAMILY#", "FACTOR#"]);
+    users.insert(code_counters);
+    assert_eq!(allowed_leading_keys(&template, "UsersFunction"), users);
     // Its one other table statement: Query on the by-kind index, nothing else.
     let users = resource(&template, "UsersFunction")["Properties"]["Policies"][0]["Statement"]
         .as_sequence()
