@@ -280,6 +280,14 @@ async fn guessing_codes_is_locked_on_its_own_counter(store: StoreChoice) {
         .await;
     assert_eq!(locked.status, 429, "{}", locked.body);
     assert!(locked.headers.contains_key("retry-after"));
+    // Every attempt is counted; only the checked ones count towards the cap on codes.
+    let counter =
+        jwt_auth_core::sessions::challenge::code_counter(&api.stored_user("carol").await.id);
+    let so_far = api.store.login_failures(&counter).await.unwrap();
+    assert_eq!(
+        (so_far.count, so_far.refused),
+        (LOCK_THRESHOLD + 1, LOCK_THRESHOLD)
+    );
     // The password's own lockout is untouched.
     let _ = first_step(&api, "carol").await;
     let wait: u64 = locked.headers["retry-after"]
@@ -340,19 +348,35 @@ async fn turning_totp_off_needs_the_password_and_a_code(store: StoreChoice) {
     api.clock.advance(STEP_SECS);
     let now = api.clock.now();
     let right = enrolled.secret.code_at(step_of(now));
-    for body in [
-        json!({"password": "not-the-password", "code": right}),
-        json!({"password": PASSWORD, "code": wrong_code(&enrolled.secret, now)}),
-    ] {
-        let answer = api
-            .call("POST", "/mfa/totp/disable", Some(&token), Some(body))
-            .await;
-        assert_eq!(answer.status, 401, "{}", answer.body);
-        assert_eq!(
-            answer.body["detail"],
-            "the code is wrong or was already used"
-        );
-    }
+    // A wrong password is the password's refusal (403, as when enrolling), counted on the
+    // password's counter: an access token alone never reaches the code counter.
+    let counter =
+        jwt_auth_core::sessions::challenge::code_counter(&api.stored_user("fay").await.id);
+    let answer = api
+        .call(
+            "POST",
+            "/mfa/totp/disable",
+            Some(&token),
+            Some(json!({"password": "not-the-password", "code": right})),
+        )
+        .await;
+    assert_eq!(answer.status, 403, "{}", answer.body);
+    assert_eq!(answer.body["detail"], "the current password is wrong");
+    assert_eq!(api.store.login_failures(&counter).await.unwrap().count, 0);
+    let answer = api
+        .call(
+            "POST",
+            "/mfa/totp/disable",
+            Some(&token),
+            Some(json!({"password": PASSWORD, "code": wrong_code(&enrolled.secret, now)})),
+        )
+        .await;
+    assert_eq!(answer.status, 401, "{}", answer.body);
+    assert_eq!(
+        answer.body["detail"],
+        "the code is wrong or was already used"
+    );
+    assert_eq!(api.store.login_failures(&counter).await.unwrap().refused, 1);
     let off = api
         .call(
             "POST",
@@ -618,10 +642,11 @@ async fn an_admin_without_totp_is_held_to_enrolment_until_it_signs_in_with_a_cod
     );
 }
 
-/// Past the cap of checked codes on the user's counter (someone with the password guessing
-/// one code per lock period), no code is checked there any more, a right one included,
-/// however long the guesser waits between tries: a recovery code signs in and starts the
-/// counter afresh, and the user's known device, on its own counter, is not held.
+/// Past the cap of wrong codes checked on the user's counter (someone with the password
+/// guessing one code per lock period, a day of it), no code is checked there any more, a
+/// right one included, and a refused attempt moves nothing: a recovery code (not counted
+/// there) signs in and starts the counter afresh, the user's known device is not held (a
+/// counter of its own), and so does a password change.
 async fn past_the_cap_of_wrong_codes_only_a_recovery_code_signs_in(store: StoreChoice) {
     use jwt_auth_core::sessions::login::{CODE_FAILURE_WINDOW_SECS, CODE_GUESS_CAP};
     let api = api_on(store).await;
@@ -634,17 +659,26 @@ async fn past_the_cap_of_wrong_codes_only_a_recovery_code_signs_in(store: StoreC
     let (status, tokens) = second_step(&api, json!({"challenge": challenge, "code": code})).await;
     assert_eq!(status, 200, "{tokens}");
     let device_token = text(&tokens, "device_token");
-    // The guesser's codes so far, counted as a code step counts them (here at once, rather
-    // than one per 15-minute lock over a day).
     let counter = jwt_auth_core::sessions::challenge::code_counter(&dora.id);
-    for _ in 0..CODE_GUESS_CAP {
-        api.store
-            .count_login_attempt(&counter, api.clock.now(), CODE_FAILURE_WINDOW_SECS)
-            .await
-            .unwrap();
-    }
-    // A day later (any lock long over), even the right code is not checked.
+    // The guesser's checked codes so far, written down as a code step writes them (here
+    // at once, rather than one per lock over a day).
+    let cap_it = || async {
+        for _ in 0..CODE_GUESS_CAP {
+            api.store
+                .count_login_attempt(&counter, api.clock.now(), CODE_FAILURE_WINDOW_SECS)
+                .await
+                .unwrap();
+            api.store
+                .record_refused_login(&counter, api.clock.now())
+                .await
+                .unwrap();
+        }
+    };
+    cap_it().await;
+    // A day later (any lock long over), even the right code is not checked, and the
+    // refusal counts nothing.
     api.clock.advance(86_400);
+    let before = api.store.login_failures(&counter).await.unwrap();
     let challenge = first_step(&api, "dora").await;
     let right = enrolled.secret.code_at(step_of(api.clock.now()));
     let capped = api
@@ -664,6 +698,13 @@ async fn past_the_cap_of_wrong_codes_only_a_recovery_code_signs_in(store: StoreC
         "{}",
         capped.body
     );
+    let wait: u64 = capped.headers["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(wait > 86_400 && wait <= CODE_FAILURE_WINDOW_SECS, "{wait}");
+    assert_eq!(api.store.login_failures(&counter).await.unwrap(), before);
     // The known device's own counter is not capped.
     let from_device = api
         .call(
@@ -677,35 +718,32 @@ async fn past_the_cap_of_wrong_codes_only_a_recovery_code_signs_in(store: StoreC
     let (status, body) =
         second_step(&api, json!({"challenge": device_challenge, "code": right})).await;
     assert_eq!(status, 200, "from the known device: {body}");
-    // A recovery code signs in where codes no longer do (once the lock's back-off, which
-    // holds for every attempt, lets it be checked), and starts the counter afresh.
-    let recovery = json!({"challenge": challenge, "recovery_code": enrolled.recovery_codes[0]});
-    let locked = api
-        .call("POST", "/login/mfa", None, Some(recovery.clone()))
-        .await;
-    assert_eq!(locked.status, 429, "{}", locked.body);
-    assert!(
-        !locked.body["detail"]
-            .as_str()
-            .unwrap()
-            .contains("recovery code"),
-        "the back-off, not the cap: {}",
-        locked.body
-    );
-    let wait: u64 = locked.headers["retry-after"]
-        .to_str()
-        .unwrap()
-        .parse()
-        .unwrap();
-    assert!(wait <= 30, "the first lock: {wait}");
-    api.clock.advance(wait);
-    let (status, body) = second_step(&api, recovery).await;
+    let device_session = text(&body, "access_token");
+    // A recovery code signs in where codes no longer do, at once, and starts the counter
+    // afresh.
+    let (status, body) = second_step(
+        &api,
+        json!({"challenge": challenge, "recovery_code": enrolled.recovery_codes[0]}),
+    )
+    .await;
     assert_eq!(status, 200, "a recovery code past the cap: {body}");
     api.clock.advance(STEP_SECS);
     let challenge = first_step(&api, "dora").await;
     let next = enrolled.secret.code_at(step_of(api.clock.now()));
     let (status, body) = second_step(&api, json!({"challenge": challenge, "code": next})).await;
     assert_eq!(status, 200, "codes again, after the recovery code: {body}");
+    // Capped again: changing the password (the guesser's) starts the counter afresh too.
+    cap_it().await;
+    let changed = api
+        .call(
+            "POST",
+            "/password",
+            Some(&device_session),
+            Some(json!({"current_password": PASSWORD, "new_password": "a-new-pass-phrase-7"})),
+        )
+        .await;
+    assert_eq!(changed.status, 200, "{}", changed.body);
+    assert_eq!(api.store.login_failures(&counter).await.unwrap().count, 0);
 }
 
 integration_tests::on_both_local_apis!(

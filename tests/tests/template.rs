@@ -524,7 +524,10 @@ fn no_key_or_secret_value_appears_in_the_template() {
     // The TOTP secrets in the retained table are sealed under a key derived from it.
     assert_eq!(hmac["DeletionPolicy"], "Retain");
     assert_eq!(hmac["UpdateReplacePolicy"], "Retain");
-    assert_eq!(resource(&template, "UsersTable")["DeletionPolicy"], "Retain");
+    assert_eq!(
+        resource(&template, "UsersTable")["DeletionPolicy"],
+        "Retain"
+    );
     assert!(
         hmac["Properties"]["GenerateSecretString"]["PasswordLength"]
             .as_u64()

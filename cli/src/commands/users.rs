@@ -251,17 +251,15 @@ pub async fn run(args: UsersArgs, input: &mut dyn BufRead) -> Result<String, Str
             );
         }
         UsersAction::ResetSecondFactor { username } => {
-            use jwt_auth_core::store::SecondFactorStore;
             let record = find(&store, &username).await?;
-            // Sessions first, as the admin route does.
-            store
-                .revoke_all_tokens(&record.user.id, Actor::Operator)
-                .await
-                .map_err(describe)?;
-            store
-                .remove_factor(&record.user.id, Actor::Operator)
-                .await
-                .map_err(describe)?;
+            // As the admin route does it: sessions, the factor, its code counter.
+            jwt_auth_core::users::admin::remove_second_factor(
+                &store,
+                &record.user.id,
+                Actor::Operator,
+            )
+            .await
+            .map_err(describe)?;
             report = format!(
                 "second factor removed for {} (every earlier session of it ended; it signs in with the password until it enrols again)\n",
                 record.user.username

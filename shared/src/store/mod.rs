@@ -220,6 +220,9 @@ pub struct LoginFailures {
     pub locks: u64,
     /// When an attempt counted here was last refused for its credentials (0: never).
     pub last_refused_at: u64,
+    /// Attempts refused for their credentials (checked, and wrong) since the count
+    /// started: unlike `count`, never an attempt the lock turned away unchecked.
+    pub refused: u64,
 }
 
 /// One page of users, and where the next one starts (`None` on the last page).
@@ -488,7 +491,7 @@ pub trait LoginFailureStore: Send + Sync {
     async fn uncount_login_attempt(&self, counter: &str) -> Result<(), StoreError>;
 
     /// Writes down that an attempt counted on `counter` was refused for its credentials
-    /// (`last_refused_at`). A login's verdict is always a write, refused or not: a
+    /// (`last_refused_at`, and one more `refused`). A login's verdict is always a write, refused or not: a
     /// successful one stores its session, so a refused one writes this, and while the
     /// store fails both answer `503`: the answer never tells a right password from a
     /// wrong one. A counter that is gone (cleared, expired) stays gone.

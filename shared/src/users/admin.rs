@@ -251,7 +251,7 @@ pub const RESET_PASSWORD_BODY_SHAPE: &str = r#"a JSON object {"new_password": st
 /// included) ends. An admin changes its own password with `POST /password`, which asks for
 /// the current one: a stolen admin token alone cannot take over the admin's account.
 pub async fn reset_password(
-    store: &dyn UserStore,
+    store: &dyn crate::store::Store,
     hasher: &Arc<PasswordHasher>,
     caller: &Caller,
     id: &str,
@@ -277,6 +277,11 @@ pub async fn reset_password(
         .map_err(ApiError::internal)?;
     store
         .set_password_hash(id, password_hash, PasswordWrite::Reset, caller.actor())
+        .await?;
+    // Whoever was guessing codes with the old password has it no more: the user's code
+    // counter starts afresh.
+    store
+        .clear_login_failures(&crate::sessions::challenge::code_counter(id))
         .await?;
     tracing::info!(admin = %caller.sub, user = %id, "password reset; the user's tokens revoked");
     crate::audit::record(
@@ -305,15 +310,7 @@ pub async fn reset_second_factor(
             "turn your own second factor off with POST /mfa/totp/disable".into(),
         ));
     }
-    // Sessions first: should the removal then fail, the user has lost sessions, not kept
-    // ones a reset was meant to end.
-    store.revoke_all_tokens(id, caller.actor()).await?;
-    store.remove_factor(id, caller.actor()).await?;
-    // A counter that spent its codes (someone guessing with the password) starts afresh
-    // with the new factor.
-    store
-        .clear_login_failures(&crate::sessions::challenge::code_counter(id))
-        .await?;
+    remove_second_factor(store, id, caller.actor()).await?;
     tracing::info!(admin = %caller.sub, user = %id, "second factor reset; the user's tokens revoked");
     crate::audit::record(
         crate::audit::SecurityEvent::SecondFactorReset,
@@ -321,6 +318,22 @@ pub async fn reset_second_factor(
         Some(id),
     );
     Ok(())
+}
+
+/// Removes user `id`'s second factor for `actor` (an admin's reset, the CLI's): its
+/// sessions first (should the removal then fail, the user has lost sessions, not kept ones
+/// a reset was meant to end), then the factor, then its code counter (someone guessing
+/// with the password may have spent it: the next enrolment starts afresh).
+pub async fn remove_second_factor(
+    store: &dyn crate::store::Store,
+    id: &str,
+    actor: crate::store::Actor<'_>,
+) -> Result<(), StoreError> {
+    store.revoke_all_tokens(id, actor).await?;
+    store.remove_factor(id, actor).await?;
+    store
+        .clear_login_failures(&crate::sessions::challenge::code_counter(id))
+        .await
 }
 
 /// `DELETE /users/{id}` (admins). An admin cannot delete itself.

@@ -301,7 +301,7 @@ pub(super) async fn a_removed_factor_is_gone_and_enrolment_starts_afresh(subject
             NOW + 900,
             "a pending factor expires by TTL"
         );
-    }    // A deleted user's factor goes with it.
+    } // A deleted user's factor goes with it.
     let gone = enrolled(&subject, "yves").await;
     store.delete_user(&gone.id, Actor::Operator).await.unwrap();
     assert!(store.second_factor(&gone.id, NOW).await.unwrap().is_none());

@@ -284,6 +284,7 @@ pub(super) async fn a_stale_count_restarts_unlocked_and_clearing_removes_the_loc
             locked_until: 0,
             locks: 0,
             last_refused_at: 0,
+            refused: 0,
         }
     );
     store
@@ -314,10 +315,28 @@ pub(super) async fn a_refusal_is_written_on_its_counter_and_brings_back_no_clear
             count: 1,
             last_failure_at: NOW,
             last_refused_at: NOW + 1,
+            refused: 1,
             ..LoginFailures::default()
         },
         "the count is not changed: it was taken when the attempt began"
     );
+    // Refusals add up; a count started afresh (stale) starts them afresh too.
+    store
+        .count_login_attempt("ruth", NOW + 2, WINDOW)
+        .await
+        .unwrap();
+    store.record_refused_login("ruth", NOW + 3).await.unwrap();
+    assert_eq!(store.login_failures("ruth").await.unwrap().refused, 2);
+    let fresh = store
+        .count_login_attempt("ruth", NOW + 3 + WINDOW + 1, WINDOW)
+        .await
+        .unwrap();
+    assert_eq!((fresh.count, fresh.refused), (1, 0), "{fresh:?}");
+    store
+        .record_refused_login("ruth", NOW + 3 + WINDOW + 1)
+        .await
+        .unwrap();
+    assert_eq!(store.login_failures("ruth").await.unwrap().refused, 1);
     assert_eq!(
         store.login_failures("sam").await.unwrap().last_refused_at,
         0,
@@ -337,7 +356,7 @@ pub(super) async fn a_refusal_is_written_on_its_counter_and_brings_back_no_clear
     if let Some(raw) = &subject.raw {
         assert_eq!(
             number(&raw.item("FAILURES#ruth").await.unwrap(), "last_refused_at"),
-            NOW + 1
+            NOW + 3 + WINDOW + 1
         );
         assert!(raw.item("FAILURES#sam").await.is_none());
         assert!(raw.item("FAILURES#nobody").await.is_none());

@@ -129,6 +129,10 @@ impl LoginService {
         if user.disabled {
             return Err(ApiError::Unauthorized);
         }
+        // Whoever was guessing codes with the old password has it no more.
+        self.store
+            .clear_login_failures(&crate::sessions::challenge::code_counter(&caller.sub))
+            .await?;
         // The new session was signed in to as the caller's was: with its second factor
         // or without.
         let session = Session {

@@ -27,19 +27,22 @@ const MAX_CODE_CHARS: usize = 64;
 /// hour): a guesser slowed to one code per lock period cannot wait for its count to be
 /// forgotten.
 pub const CODE_FAILURE_WINDOW_SECS: u64 = 30 * 86_400;
-/// Checked codes a counter may spend without a success (NIST SP 800-63B §5.2.2: at most
-/// 100 consecutive failed attempts): past it, only a recovery code signs in on that
-/// counter (and clears it), until then or an admin's reset. The lock's back-off alone
-/// would still let about 96 codes a day through, for as long as the password is known.
+/// Wrong codes a counter may have checked without a success (NIST SP 800-63B §5.2.2: at
+/// most 100 consecutive failed attempts): past it no code of an active factor is checked
+/// on that counter, until a success elsewhere clears it (a recovery code, which is not
+/// counted there), an admin's reset, a password change or reset, or 30 days without a
+/// checked code. Attempts the lock turned away are not checked and do not count towards
+/// it: reaching it takes a day of guessing at the lock's pace, as it was meant to bound.
 pub const CODE_GUESS_CAP: u64 = 100;
 
-/// What an attempt on a code counter offers.
+/// How a code attempt is counted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Guess {
-    /// A six-digit code: capped by [`CODE_GUESS_CAP`].
-    Code,
-    /// A recovery code (80 bits: not guessable), still accepted past the cap.
-    RecoveryCode,
+enum CodeCheck {
+    /// A code of an active factor (a sign-in's second step, turning it off): capped by
+    /// [`CODE_GUESS_CAP`].
+    Capped,
+    /// An enrolment's first code: there are no recovery codes yet to go past a cap with.
+    Uncapped,
 }
 
 /// The keys of the second factor, derived from the HMAC secret under their own labels:
@@ -217,28 +220,35 @@ impl LoginService {
         self.refuse_while_locked(counter, &attempt, now).await
     }
 
-    /// Counts a code attempt on `counter`: refused (429) while it is locked, and, for a
-    /// code, once the counter has spent [`CODE_GUESS_CAP`] checked codes.
+    /// Counts a code attempt on `counter`: refused (429) while it is locked, and, when
+    /// `Capped`, once [`CODE_GUESS_CAP`] wrong codes were checked on it. A capped attempt
+    /// is refused before it is counted: it moves neither the count nor its window.
     async fn count_code_attempt(
         &self,
         counter: &str,
-        guess: Guess,
+        check: CodeCheck,
         now: u64,
     ) -> Result<(), ApiError> {
+        if check == CodeCheck::Capped {
+            let so_far = self.store.login_failures(counter).await?;
+            let forgotten_at = so_far
+                .last_failure_at
+                .saturating_add(CODE_FAILURE_WINDOW_SECS);
+            if so_far.refused >= CODE_GUESS_CAP && now <= forgotten_at {
+                tracing::warn!(
+                    outcome = "capped",
+                    "second-factor code refused: too many wrong codes"
+                );
+                crate::audit::record(crate::audit::SecurityEvent::SecondFactorLocked, None, None);
+                return Err(ApiError::CodesExhausted {
+                    retry_after_secs: forgotten_at - now + 1,
+                });
+            }
+        }
         let attempt = self
             .store
             .count_login_attempt(counter, now, CODE_FAILURE_WINDOW_SECS)
             .await?;
-        if guess == Guess::Code && attempt.count > CODE_GUESS_CAP {
-            tracing::warn!(
-                outcome = "capped",
-                "second-factor code refused: too many wrong codes"
-            );
-            crate::audit::record(crate::audit::SecurityEvent::SecondFactorLocked, None, None);
-            return Err(ApiError::CodesExhausted {
-                retry_after_secs: CODE_FAILURE_WINDOW_SECS,
-            });
-        }
         self.refuse_while_locked(counter, &attempt, now).await
     }
 
@@ -367,7 +377,8 @@ impl LoginService {
             })?;
         // Counted only once there is something to guess.
         let counter = code_counter(&caller.sub);
-        self.count_code_attempt(&counter, Guess::Code, now).await?;
+        self.count_code_attempt(&counter, CodeCheck::Uncapped, now)
+            .await?;
         let secret = self.open_secret(&caller.sub, &factor)?;
         let Some(step) = secret.verify(request.code.trim(), now, None) else {
             return Err(self.refuse_code(&caller.sub, &counter, now).await);
@@ -408,8 +419,10 @@ impl LoginService {
         })
     }
 
-    /// `POST /mfa/totp/disable`: the password and a current code turn the factor off. Either
-    /// wrong is one answer, counted on the code counter.
+    /// `POST /mfa/totp/disable`: the password and a current code turn the factor off. The
+    /// password is checked first, on the counter of `POST /password` (a wrong one is 403,
+    /// as when enrolling), so an access token alone never reaches the code counter; then
+    /// the code, on the code counter.
     pub async fn disable_totp(
         &self,
         caller: &Caller,
@@ -428,37 +441,50 @@ impl LoginService {
             .await?
             .filter(|factor| factor.state == FactorState::Active)
             .ok_or_else(|| ApiError::Conflict("no second factor is on".into()))?;
-        // Counted only once there is something to guess.
-        let counter = code_counter(&caller.sub);
-        self.count_code_attempt(&counter, Guess::Code, now).await?;
-        let password_ok = self
+        let password_counter = password_change_counter(&caller.sub);
+        self.count_password_attempt(&password_counter, now).await?;
+        if !self
             .caller_password_matches(caller, request.password)
+            .await?
+        {
+            self.store
+                .record_refused_login(&password_counter, now)
+                .await?;
+            return Err(ApiError::WrongPassword);
+        }
+        self.store.clear_login_failures(&password_counter).await?;
+        let counter = code_counter(&caller.sub);
+        self.count_code_attempt(&counter, CodeCheck::Capped, now)
             .await?;
-        let step = self.open_secret(&caller.sub, &factor)?.verify(
+        let accepted = match self.open_secret(&caller.sub, &factor)?.verify(
             request.code.trim(),
             now,
             factor.last_step,
-        );
-        let accepted = match (password_ok, step) {
-            (true, Some(step)) => {
+        ) {
+            Some(step) => {
                 self.store
                     .spend_step(&caller.sub, &factor.sealed_secret, step)
                     .await?
             }
-            _ => false,
+            None => false,
         };
         if !accepted {
             return Err(self.refuse_code(&caller.sub, &counter, now).await);
         }
         // Every session ends, this one too: tokens that say `otp` must not outlive the
         // factor (a role that requires one would otherwise keep its full reach without
-        // it). The write lands only while the caller stands; the removal after it is then
-        // the operator's, and should it fail the factor stays on, the user signed out.
+        // it). The first write lands only while the caller stands; the removal after it is
+        // then the operator's (should it fail, the factor stays on, the user signed out),
+        // and the sessions are ended once more after it: a second step that landed in
+        // between began a session that says `otp`.
         self.store
             .revoke_all_tokens(&caller.sub, caller.actor())
             .await?;
         self.store
             .remove_factor(&caller.sub, crate::store::Actor::Operator)
+            .await?;
+        self.store
+            .revoke_all_tokens(&caller.sub, crate::store::Actor::Operator)
             .await?;
         self.store.clear_login_failures(&counter).await?;
         tracing::info!(sub = %caller.sub, "second factor turned off; every session ended");
@@ -504,11 +530,13 @@ impl LoginService {
             Some(device) => format!("mfa#{}", device_counter(device)),
             None => code_counter(&challenge.user_id),
         };
-        let guess = match proof {
-            Proof::Code(_) => Guess::Code,
-            Proof::RecoveryCode(_) => Guess::RecoveryCode,
-        };
-        self.count_code_attempt(&counter, guess, now).await?;
+        // Codes are counted (and capped); recovery codes, 80 random bits each, are not: a
+        // guesser holding the code counter's lock (or past its cap) cannot keep the user
+        // from the way out they are for.
+        if matches!(proof, Proof::Code(_)) {
+            self.count_code_attempt(&counter, CodeCheck::Capped, now)
+                .await?;
+        }
         let (record, factor) = tokio::join!(
             self.store.find_login(&challenge.username),
             self.store.second_factor(&challenge.user_id, now),
@@ -553,8 +581,20 @@ impl LoginService {
         match outcome {
             SignInSpend::Spent => {}
             SignInSpend::ChallengeUsed => return Err(ApiError::InvalidChallenge),
-            SignInSpend::ProofRefused => {
+            SignInSpend::ProofRefused if matches!(proof, Proof::Code(_)) => {
                 return Err(self.refuse_code(&challenge.user_id, &counter, now).await);
+            }
+            SignInSpend::ProofRefused => {
+                tracing::info!(
+                    outcome = "invalid_recovery_code",
+                    "second-factor recovery code refused"
+                );
+                crate::audit::record(
+                    crate::audit::SecurityEvent::SecondFactorFailed,
+                    Some(&challenge.user_id),
+                    None,
+                );
+                return Err(ApiError::InvalidCode);
             }
         }
         if matches!(proof, Proof::RecoveryCode(_)) {

@@ -15,6 +15,8 @@ struct FailuresItem {
     locks: u64,
     #[serde(default)]
     last_refused_at: u64,
+    #[serde(default)]
+    refused: u64,
 }
 
 impl From<FailuresItem> for LoginFailures {
@@ -25,6 +27,7 @@ impl From<FailuresItem> for LoginFailures {
             locked_until: item.locked_until,
             locks: item.locks,
             last_refused_at: item.last_refused_at,
+            refused: item.refused,
         }
     }
 }
@@ -199,11 +202,13 @@ impl LoginFailureStore for DynamoUserStore {
             .update_item()
             .table_name(&self.table)
             .set_key(Some(key(failures_pk(counter))))
-            .update_expression("SET #last_refused_at = :now")
+            .update_expression("SET #last_refused_at = :now ADD #refused :one")
             .condition_expression("attribute_exists(#pk)")
             .expression_attribute_names("#pk", "pk")
             .expression_attribute_names("#last_refused_at", "last_refused_at")
+            .expression_attribute_names("#refused", "refused")
             .expression_attribute_values(":now", number(now))
+            .expression_attribute_values(":one", number(1))
             .send()
             .await;
         match result {

@@ -65,6 +65,7 @@ impl LoginFailureStore for MemoryUserStore {
     async fn record_refused_login(&self, counter: &str, now: u64) -> Result<(), StoreError> {
         if let Some(entry) = self.write().login_failures.get_mut(counter) {
             entry.last_refused_at = now;
+            entry.refused += 1;
         }
         Ok(())
     }
