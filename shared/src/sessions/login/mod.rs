@@ -53,17 +53,21 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 
+mod enrolment;
 mod logout;
 mod password;
 mod refresh;
 mod second_factor;
 mod sign_in;
 
+pub use enrolment::{
+    CONFIRM_TOTP_BODY_SHAPE, ConfirmTotpRequest, DISABLE_TOTP_BODY_SHAPE, DisableTotpRequest,
+    ENROLMENT_TTL_SECS, RecoveryCodesAnswer, START_TOTP_BODY_SHAPE, StartTotpRequest,
+    TotpEnrolment,
+};
 pub use second_factor::{
-    CODE_FAILURE_WINDOW_SECS, CODE_GUESS_CAP, CONFIRM_TOTP_BODY_SHAPE, ConfirmTotpRequest,
-    DISABLE_TOTP_BODY_SHAPE, DisableTotpRequest, ENROLMENT_TTL_SECS, LoginAnswer,
-    RecoveryCodesAnswer, SECOND_STEP_BODY_SHAPE, START_TOTP_BODY_SHAPE, SecondFactorKeys,
-    SecondFactorRequired, SecondStepRequest, StartTotpRequest, TotpEnrolment,
+    CODE_FAILURE_WINDOW_SECS, CODE_GUESS_CAP, LoginAnswer, SECOND_STEP_BODY_SHAPE,
+    SecondFactorKeys, SecondFactorRequired, SecondStepRequest,
 };
 
 /// Refresh-token lifetime: 14 days from its issue; each rotation starts a new one.
